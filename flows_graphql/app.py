@@ -1,0 +1,119 @@
+"""The Starlette application: GraphQL, health and readiness, request ids and JSON logs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import logs
+from .config import Settings
+from .db.engine import create_engine
+from .db.migrate import head_revision
+from .graphql_view import FlowsGraphQL
+from .schema import schema
+
+log = logging.getLogger("flows_graphql.http")
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id (or keeps the caller's X-Request-ID), puts it in
+    every log line of the request and in the response, and logs one access line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            logs.request_id.reset(token)
+
+
+def create_app(settings: Settings, database_url: str) -> Starlette:
+    engine = create_engine(settings, database_url)
+    expected_revision = head_revision()
+    graphql = FlowsGraphQL(schema, settings=settings, engine=engine)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            async with engine.connect() as conn:
+                current = (
+                    await conn.execute(text("SELECT version_num FROM alembic_version"))
+                ).scalar()
+        except Exception as exc:  # any failure to answer means not ready
+            log.warning("readiness check failed", extra={"error": type(exc).__name__})
+            return JSONResponse({"status": "unavailable", "reason": "database"}, 503)
+        if current != expected_revision:
+            return JSONResponse(
+                {"status": "unavailable", "reason": "migrations", "revision": current}, 503
+            )
+        return JSONResponse({"status": "ready", "revision": current})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("started", extra={"env": settings.env})
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            log.info("stopped")
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.state.engine = engine
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` (serve --workers N): DATABASE_URL is set by the CLI."""
+    settings = Settings.from_env()
+    logs.configure()
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set; start the server with `flows-graphql serve`")
+    return create_app(settings, settings.database_url)

@@ -1,0 +1,257 @@
+"""`flows-graphql`: serve, migrate, seed, export the schema, issue tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import logs
+from .config import Settings
+
+
+def _engine(settings: Settings, url: str) -> AsyncEngine:
+    from .db.engine import create_engine
+
+    return create_engine(settings, url)
+
+
+async def _migrate(settings: Settings, url: str) -> None:
+    from .db.migrate import upgrade
+
+    engine = _engine(settings, url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _seed_demo(settings: Settings, url: str, *, only_if_empty: bool) -> bool:
+    """Seed the demo data; returns False when data was already there."""
+    from .db.engine import create_sessionmaker
+    from .db.models import Esco
+    from .demo import seed_demo
+
+    engine = _engine(settings, url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            if only_if_empty and await session.scalar(select(func.count()).select_from(Esco)):
+                return False
+            await seed_demo(session, today=date.today())
+        return True
+    finally:
+        await engine.dispose()
+
+
+async def _demo_tokens(settings: Settings, url: str) -> dict[str, str]:
+    from .auth.tokens import issue_token, jwt_secret
+    from .db.models import Account, Customer, CustomerAccount, Esco
+
+    engine = _engine(settings, url)
+    try:
+        async with engine.connect() as conn:
+            esco = (await conn.execute(select(Esco.id, Esco.code).order_by(Esco.code))).first()
+            customer = (
+                await conn.execute(
+                    select(Customer.id, Customer.email)
+                    .join(CustomerAccount, CustomerAccount.customer_id == Customer.id)
+                    .join(Account, Account.id == CustomerAccount.account_id)
+                    .where(
+                        CustomerAccount.role == "occupier",
+                        CustomerAccount.end_date.is_(None),
+                        Customer.status == "active",
+                        Account.esco_id == (esco.id if esco else None),
+                    )
+                    .order_by(Customer.email)
+                    .limit(1)
+                )
+            ).first()
+    finally:
+        await engine.dispose()
+    secret = jwt_secret(settings)
+    tokens = {"admin": issue_token(secret, sub="demo-admin", role="admin")}
+    if esco is not None:
+        tokens[f"operator ({esco.code})"] = issue_token(
+            secret, sub=f"demo-operator-{esco.code}", role="operator", escos=[str(esco.id)]
+        )
+    if customer is not None:
+        tokens[f"customer ({customer.email})"] = issue_token(
+            secret, sub=customer.email, role="customer", customer_id=str(customer.id)
+        )
+    return tokens
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from .db.embedded import database_url
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    url = database_url(settings)
+    asyncio.run(_migrate(settings, url))
+    if args.demo and asyncio.run(_seed_demo(settings, url, only_if_empty=True)):
+        print("Seeded the demo data.", flush=True)
+    print(f"\nflows-graphql: GraphQL at http://{host}:{port}/graphql", flush=True)
+    if args.demo:
+        print("\nDemo tokens (header `Authorization: Bearer <token>`):", flush=True)
+        for who, token in asyncio.run(_demo_tokens(settings, url)).items():
+            print(f"  {who}:\n    {token}", flush=True)
+    print(flush=True)
+    # Workers (and the single-process server) build the app from the environment.
+    os.environ["DATABASE_URL"] = url
+    uvicorn.run(
+        "flows_graphql.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from .db.embedded import database_url
+
+    asyncio.run(_migrate(settings, database_url(settings)))
+    print("database is at the latest migration")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from .db.embedded import database_url
+
+    if not args.demo:
+        print("nothing to seed: pass --demo", file=sys.stderr)
+        return 2
+    url = database_url(settings)
+    asyncio.run(_migrate(settings, url))
+    if asyncio.run(_seed_demo(settings, url, only_if_empty=True)):
+        print("seeded the demo data")
+    else:
+        print("the database already holds ESCOs; demo data not seeded")
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from .schema import schema
+
+    text = schema.as_str() + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from .auth.tokens import issue_token, jwt_secret
+    from .db.embedded import database_url
+    from .db.models import Customer, Esco
+
+    async def lookup() -> tuple[list[str] | None, str | None, str]:
+        engine = _engine(settings, database_url(settings))
+        try:
+            async with engine.connect() as conn:
+                escos: list[str] | None = None
+                customer_id: str | None = None
+                sub = args.sub or f"cli-{args.role}"
+                if args.esco:
+                    esco_id = (
+                        await conn.execute(select(Esco.id).where(Esco.code == args.esco))
+                    ).scalar()
+                    if esco_id is None:
+                        raise SystemExit(f"no ESCO with code {args.esco!r}")
+                    escos = [str(esco_id)]
+                if args.customer:
+                    stmt = select(Customer.id).where(
+                        func.lower(Customer.email) == args.customer.lower()
+                    )
+                    if escos:
+                        stmt = stmt.where(Customer.esco_id == escos[0])
+                    found = (await conn.execute(stmt)).scalars().all()
+                    if len(found) != 1:
+                        raise SystemExit(
+                            f"{len(found)} customers with email {args.customer!r}; "
+                            "name the ESCO with --esco"
+                        )
+                    customer_id = str(found[0])
+                    sub = args.sub or args.customer.lower()
+                return escos, customer_id, sub
+        finally:
+            await engine.dispose()
+
+    if args.role == "operator" and not args.esco:
+        print("an operator token needs --esco CODE", file=sys.stderr)
+        return 2
+    if args.role == "customer" and not args.customer:
+        print("a customer token needs --customer EMAIL", file=sys.stderr)
+        return 2
+    escos, customer_id, sub = asyncio.run(lookup())
+    token = issue_token(
+        jwt_secret(settings),
+        sub=sub,
+        role=args.role,
+        escos=escos if args.role == "operator" else None,
+        customer_id=customer_id if args.role == "customer" else None,
+        ttl=timedelta(hours=args.hours),
+    )
+    print(token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flows-graphql", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then run the HTTP server")
+    serve.add_argument("--demo", action="store_true", help="seed demo data when empty")
+    serve.add_argument("--host", help="bind address (FLOWS_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (FLOWS_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="bring the schema to the latest migration")
+    migrate.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="load data")
+    seed.add_argument("--demo", action="store_true", help="the demo data set")
+    seed.set_defaults(func=cmd_seed)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.set_defaults(func=cmd_export_schema)
+
+    token = sub.add_parser("token", help="issue a JWT for a role")
+    token.add_argument("--role", required=True, choices=["admin", "operator", "customer"])
+    token.add_argument("--esco", help="ESCO code (operators; narrows --customer)")
+    token.add_argument("--customer", help="customer email (customers)")
+    token.add_argument("--sub", help="subject claim (default: derived)")
+    token.add_argument("--hours", type=float, default=24 * 7, help="lifetime (default 168)")
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(args, settings)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Settings, read once from the environment (see README "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".flows")
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    debug_sql: bool = False
+    jwt_secret: str | None = None
+    graphiql: bool = True
+    default_page_size: int = 20
+    max_page_size: int = 100
+    statement_timeout_ms: int = 5000
+    db_pool_size: int = 10
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get("FLOWS_ENV", "development")
+        if env not in {"development", "production"}:
+            raise ValueError(f"FLOWS_ENV must be development or production, not {env!r}")
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            data_dir=Path(os.environ.get("FLOWS_DATA_DIR") or ".flows"),
+            env=env,
+            host=os.environ.get("FLOWS_HOST") or "127.0.0.1",
+            port=_int("FLOWS_PORT", 8000),
+            debug_sql=_flag("FLOWS_DEBUG_SQL"),
+            jwt_secret=os.environ.get("FLOWS_JWT_SECRET") or None,
+            graphiql=_flag("FLOWS_GRAPHIQL", default=env != "production"),
+            default_page_size=_int("FLOWS_DEFAULT_PAGE_SIZE", 20),
+            max_page_size=_int("FLOWS_MAX_PAGE_SIZE", 100),
+            statement_timeout_ms=_int("FLOWS_STATEMENT_TIMEOUT_MS", 5000),
+            db_pool_size=_int("FLOWS_DB_POOL_SIZE", 10),
+        )

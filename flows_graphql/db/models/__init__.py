@@ -1,0 +1,65 @@
+"""SQLAlchemy models of every table in shared/domain.md."""
+
+from .audit import AccountAuditLog, AccountEvent, AuditLog
+from .base import Base, metadata
+from .billing import BillingRun, MonthlyCosts, MonthlySolarCredit, MonthlyUsage, Payment
+from .community import ContractTerms, ContractTermsEsco, Esco, Region, Site
+from .customers import Account, Customer, CustomerAccount, CustomerEvent, CustomerInvite
+from .enums import (
+    AccountEventType,
+    AccountStatus,
+    BillingRunStatus,
+    CircuitType,
+    ContractTermsType,
+    CustomerAccountRole,
+    CustomerStatus,
+    MeterMode,
+    PaymentStatus,
+    TariffGeneration,
+    UsageSource,
+)
+from .metering import Circuit, CircuitMeter, Meter, Property, SolarInstallation
+from .tariffs import BenchmarkTariff, CustomerTariff, MicrogridTariff, SolarCreditTariff
+
+__all__ = [
+    "Account",
+    "AccountAuditLog",
+    "AccountEvent",
+    "AccountEventType",
+    "AccountStatus",
+    "AuditLog",
+    "Base",
+    "BenchmarkTariff",
+    "BillingRun",
+    "BillingRunStatus",
+    "Circuit",
+    "CircuitMeter",
+    "CircuitType",
+    "ContractTerms",
+    "ContractTermsEsco",
+    "ContractTermsType",
+    "Customer",
+    "CustomerAccount",
+    "CustomerAccountRole",
+    "CustomerEvent",
+    "CustomerInvite",
+    "CustomerStatus",
+    "CustomerTariff",
+    "Esco",
+    "Meter",
+    "MeterMode",
+    "MicrogridTariff",
+    "MonthlyCosts",
+    "MonthlySolarCredit",
+    "MonthlyUsage",
+    "Payment",
+    "PaymentStatus",
+    "Property",
+    "Region",
+    "Site",
+    "SolarCreditTariff",
+    "SolarInstallation",
+    "TariffGeneration",
+    "UsageSource",
+    "metadata",
+]

@@ -1,0 +1,63 @@
+"""The database access of one GraphQL request.
+
+Decision (see docs/decisions.md): a request reads through ONE connection, taken from
+the pool on first use and held until the response is built, inside one
+REPEATABLE READ READ ONLY transaction. Sibling fields resolve concurrently, so their
+loaders take turns on that connection behind a lock instead of each borrowing a
+connection of their own. Why:
+- every figure on a dashboard comes from the same snapshot (a bill total never
+  disagrees with its lines because a billing run committed half-way through a query);
+- a request never holds more than one pooled connection, so a burst of requests can
+  not deadlock the pool waiting for their own second connection;
+- the per-transaction tenant setting (row-level security) is set once per request.
+Dataloaders already batch each relation into one statement per nesting level, so
+running those few statements one after another costs little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Executable, Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class RequestDb:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self._engine.connect()
+            try:
+                conn = await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row[Any]]:
+        async with self._lock:
+            conn = await self._connection()
+            result = await conn.execute(statement, params or {})
+            return result.all()
+
+    async def scalar(self, statement: Executable, params: dict[str, Any] | None = None) -> Any:
+        async with self._lock:
+            conn = await self._connection()
+            return (await conn.execute(statement, params or {})).scalar()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            # Read-only work: ending the transaction is all that is needed.
+            await conn.rollback()
+            await conn.close()

@@ -1,0 +1,128 @@
+"""Test fixtures: a real PostgreSQL for every test.
+
+With DATABASE_URL the suite runs on that server; without it, on an embedded
+PostgreSQL (pgserver) in ./.flows-test. Either way it creates a scratch database of
+its own, brings it to the latest migration, and drops it at the end, so the server's
+own databases are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from flows_graphql.app import create_app
+from flows_graphql.config import Settings
+from flows_graphql.db import embedded
+from flows_graphql.db.engine import create_engine, create_sessionmaker
+from flows_graphql.db.migrate import upgrade
+from flows_graphql.db.models import metadata
+from flows_graphql.db.urls import asyncpg_dsn
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tables whose rows the migrations seed; every other table starts each test empty.
+SEEDED_TABLES = {"regions"}
+
+
+def _server_url() -> str:
+    return os.environ.get("DATABASE_URL") or embedded.start(ROOT / ".flows-test")
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    server = _server_url()
+    name = f"flows_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(asyncpg_dsn(server))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server, name)
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(asyncpg_dsn(server))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("flows-data"),
+        debug_sql=True,
+        jwt_secret="test-secret-" + "x" * 32,
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings, database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings, database_url)
+    await upgrade(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(request: pytest.FixtureRequest) -> None:
+    """Empty every table before a test that touches the database."""
+    if "engine" not in request.fixturenames:
+        return
+    engine: AsyncEngine = request.getfixturevalue("engine")
+    names = ", ".join(t.name for t in metadata.sorted_tables if t.name not in SEEDED_TABLES)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection, for asserting what the database itself enforces."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, database_url)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+    await app.state.engine.dispose()
+
+
+async def gql(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
+    """POST a GraphQL operation; returns the whole JSON body."""
+    response = await client.post("/graphql", json={"query": query, "variables": variables}, **kw)
+    body: dict[str, Any] = response.json()
+    body["_status"] = response.status_code
+    return body
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -107,6 +108,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(flush=True)
     # Workers (and the single-process server) build the app from the environment.
     os.environ["DATABASE_URL"] = url
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with
+    # this handler that ends in a normal exit, so the embedded PostgreSQL is stopped
+    # by its exit hook instead of being left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "flows_graphql.app:create_app_from_env",
         factory=True,

@@ -38,9 +38,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             db=RequestDb(self.engine),
         )
 
-    async def execute_operation(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> Any:
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         context: Context = kwargs["context"]
         counter = StatementCounter() if self.settings.debug_sql else None
         token = current_counter.set(counter)

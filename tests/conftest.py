@@ -125,4 +125,3 @@ async def gql(
     body: dict[str, Any] = response.json()
     body["_status"] = response.status_code
     return body
-

@@ -6,9 +6,12 @@ stopped when the last process using it exits.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
+
+import psutil
 
 from ..config import Settings
 
@@ -26,11 +29,28 @@ def start(data_dir: Path) -> str:
 
         pgdata = (data_dir / "pgdata").resolve()
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(pgdata)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
     _ensure_database(server, DATABASE)
     url: str = server.get_uri(DATABASE)
     log.info("embedded postgresql ready", extra={"pgdata": str(pgdata)})
     return url
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that died without their exit hook from pgserver's handle list.
+
+    pgserver stops the server when the last process in that list exits; a process
+    killed by a signal never leaves it, and the server would then never be stopped.
+    """
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def _ensure_database(server: object, name: str) -> None:

@@ -44,7 +44,9 @@ class RequestDb:
             self._conn = conn
         return self._conn
 
-    async def rows(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row[Any]]:
+    async def rows(
+        self, statement: Executable, params: dict[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
         async with self._lock:
             conn = await self._connection()
             result = await conn.execute(statement, params or {})

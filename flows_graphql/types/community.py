@@ -6,13 +6,9 @@ from typing import Any
 
 import strawberry
 
-from ..db.models import TariffGeneration as TariffGenerationModel
+from ..db.models.enums import TariffGeneration
+from . import enums as _registered  # noqa: F401  (registers the GraphQL enums)
 from .node import Node, to_global_id
-
-TariffGeneration = strawberry.enum(
-    TariffGenerationModel,
-    description="Whether a new quarter's benchmark generates an ESCO's tariffs.",
-)
 
 
 @strawberry.type(description="A GB price-cap region that benchmark tariffs are published for.")
@@ -48,4 +44,3 @@ class Esco(Node):
             app_url=row.app_url,
             tariff_generation=row.tariff_generation,
         )
-

@@ -64,7 +64,7 @@ Row = dict[str, Any]
 # demo objects across reseeds.
 _NAMESPACE = uuid.UUID("6f0b7a52-3c1e-4d8a-9b57-2f4e1c9d0a63")
 
-# Parents before children: the tenant foreign keys are checked row by row.
+# Parents before children: foreign keys are checked at the end of every statement.
 _INSERT_ORDER: tuple[type[Base], ...] = (
     Esco,
     Site,
@@ -375,7 +375,7 @@ class _Demo:
 
 
 def _build(today: date) -> _Demo:
-    # The decimal context is per task; pin it so a caller's context cannot change results.
+    # Decimal arithmetic follows the current context: pin it so a caller's cannot change results.
     with localcontext(Context(prec=28)):
         demo = _Demo(today=today)
         _community(demo)

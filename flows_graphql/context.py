@@ -9,6 +9,7 @@ from starlette.requests import Request
 from .auth.viewer import Viewer
 from .config import Settings
 from .db.request import RequestDb
+from .loaders import Loaders
 
 
 @dataclass
@@ -17,7 +18,11 @@ class Context:
     settings: Settings
     viewer: Viewer
     db: RequestDb
-    extensions: dict[str, object] = field(default_factory=dict)
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Every loader filters by the viewer's ESCO scope.
+        self.loaders = Loaders(self.db, self.viewer.esco_scope)
 
     async def close(self) -> None:
         await self.db.close()

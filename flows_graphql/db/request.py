@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Row
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
@@ -46,7 +46,9 @@ class RequestDb:
 
     async def rows(
         self, statement: Executable, params: dict[str, Any] | None = None
-    ) -> Sequence[Row[Any]]:
+    ) -> Sequence[Any]:
+        """The statement's rows (SQLAlchemy Rows; typed Any because the GraphQL types
+        read their fields straight off them)."""
         async with self._lock:
             conn = await self._connection()
             result = await conn.execute(statement, params or {})

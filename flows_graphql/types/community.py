@@ -1,46 +1,148 @@
-"""Regions and ESCOs."""
+"""Regions, ESCOs (the tenants), sites and contract terms."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
 
 import strawberry
 
-from ..db.models.enums import TariffGeneration
+from ..context import Context
+from ..db.models.enums import ContractTermsType, TariffGeneration
+from ..loaders import billing as billing_loaders
+from ..loaders import community as loaders
+from ..loaders import customers as customer_loaders
+from ..loaders import metering as metering_loaders
+from ..loaders import tariffs as tariff_loaders
 from . import enums as _registered  # noqa: F401  (registers the GraphQL enums)
-from .node import Node, to_global_id
+from .connection import FromDay, ToDay, connection_field
+from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
+
+if TYPE_CHECKING:
+    from .billing import BillingRun
+    from .customers import Customer
+    from .metering import Meter, Property
+    from .tariffs import MicrogridTariff, SolarCreditTariff
+
+Info = strawberry.Info[Context, None]
+Lazy = strawberry.lazy
+LazyProperty = Annotated["Property", Lazy("flows_graphql.types.metering")]
+LazyMeter = Annotated["Meter", Lazy("flows_graphql.types.metering")]
+LazyCustomer = Annotated["Customer", Lazy("flows_graphql.types.customers")]
+LazyBillingRun = Annotated["BillingRun", Lazy("flows_graphql.types.billing")]
 
 
 @strawberry.type(description="A GB price-cap region that benchmark tariffs are published for.")
-class Region:
+class Region(RowType, Node):
+    id: strawberry.ID = global_id("Region", "code")
     code: str = strawberry.field(description="Snake-case region code, e.g. `south_west`.")
     name: str = strawberry.field(description="Display name.")
 
-    @classmethod
-    def from_row(cls, row: Any) -> Region:
-        return cls(code=row.code, name=row.name)
-
 
 @strawberry.type(description="An Energy Service Company: the tenant that runs a microgrid.")
-class Esco(Node):
+class Esco(RowType, Node):
+    id: strawberry.ID = global_id("Esco")
+    uuid: UUID = uuid_field()
     code: str = strawberry.field(description="Lower-case slug, unique.")
     name: str = strawberry.field(description="Display name.")
-    region_code: strawberry.Private[str]
     app_url: str | None = strawberry.field(
         description="URL of the ESCO's customer app, used in invite links."
     )
     tariff_generation: TariffGeneration = strawberry.field(
-        description="`AUTO`: new quarters generate tariffs; `FROZEN`: current tariffs are kept."
+        description="Whether a new quarter's benchmark generates this ESCO's tariffs."
+    )
+    region_code: strawberry.Private[str]
+
+    @strawberry.field(description="The price-cap region whose benchmark applies.")
+    async def region(self, info: Info) -> Region:
+        return await info.context.loaders.get(loaders.RegionByCode).load(self.region_code)
+
+    @strawberry.field(description="The sites grouping this ESCO's properties.")
+    async def sites(self, info: Info) -> list[Site]:
+        return await info.context.loaders.get(loaders.SitesByEscoId).load(self.id)
+
+    @strawberry.field(description="The contract terms this ESCO may use on accounts.")
+    async def contract_terms(self, info: Info) -> list[ContractTerms]:
+        return await info.context.loaders.get(loaders.ContractTermsByEscoId).load(self.id)
+
+    properties = connection_field(
+        LazyProperty,
+        metering_loaders.PropertiesByEscoId,
+        metering_loaders.PropertyCountByEscoId,
+        "This ESCO's properties, by plot.",
+    )
+    customers = connection_field(
+        LazyCustomer,
+        customer_loaders.CustomersByEscoId,
+        customer_loaders.CustomerCountByEscoId,
+        "This ESCO's customers, by email.",
+    )
+    meters = connection_field(
+        LazyMeter,
+        metering_loaders.MetersByEscoId,
+        metering_loaders.MeterCountByEscoId,
+        "This ESCO's meters, by serial.",
+    )
+    billing_runs = connection_field(
+        LazyBillingRun,
+        billing_loaders.BillingRunsByEscoId,
+        billing_loaders.BillingRunCountByEscoId,
+        "This ESCO's billing runs, newest month first.",
     )
 
-    @classmethod
-    def from_row(cls, row: Any) -> Esco:
-        return cls(
-            id=strawberry.ID(to_global_id("Esco", row.id)),
-            uuid=row.id,
-            code=row.code,
-            name=row.name,
-            region_code=row.region_code,
-            app_url=row.app_url,
-            tariff_generation=row.tariff_generation,
-        )
+    @strawberry.field(
+        description="Microgrid tariffs in force on some day of [from, to] (open ends unbounded)."
+    )
+    async def microgrid_tariffs(
+        self, info: Info, from_: FromDay = None, to: ToDay = None
+    ) -> list[Annotated[MicrogridTariff, Lazy("flows_graphql.types.tariffs")]]:
+        loader = info.context.loaders.get(tariff_loaders.MicrogridTariffsByEscoId, from_, to)
+        return await loader.load(self.id)
+
+    @strawberry.field(description="Solar credit tariffs, oldest first.")
+    async def solar_credit_tariffs(
+        self, info: Info
+    ) -> list[Annotated[SolarCreditTariff, Lazy("flows_graphql.types.tariffs")]]:
+        loader = info.context.loaders.get(tariff_loaders.SolarCreditTariffsByEscoId)
+        return await loader.load(self.id)
+
+
+@strawberry.type(description="A group of properties behind one boundary (settlement) meter.")
+class Site(RowType, Node):
+    id: strawberry.ID = global_id("Site")
+    uuid: UUID = uuid_field()
+    code: str | None = strawberry.field(description="Code, unique within the ESCO.")
+    name: str = strawberry.field(description="Display name.")
+    esco_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The ESCO this site belongs to.")
+    async def esco(self, info: Info) -> Esco:
+        return await info.context.loaders.get(loaders.EscoById).load(self.esco_id)
+
+    properties = connection_field(
+        LazyProperty,
+        metering_loaders.PropertiesBySiteId,
+        metering_loaders.PropertyCountBySiteId,
+        "The properties of this site, by plot.",
+    )
+
+
+@strawberry.type(description="A version of the contract terms accounts are opened under.")
+class ContractTerms(RowType, Node):
+    id: strawberry.ID = global_id("ContractTerms")
+    uuid: UUID = uuid_field()
+    type: ContractTermsType = strawberry.field(description="What the terms cover.")
+    version: int = strawberry.field(description="Version, from 1.")
+    title: str = strawberry.field(description="Title.")
+    summary: str | None = strawberry.field(description="Plain-language summary.")
+    document_url: str | None = strawberry.field(description="The full document.")
+
+
+async def _region(loaders_: Any, key: str) -> Any:
+    return await loaders_.get(loaders.RegionByCode).load(key)
+
+
+register_node("Region", NodeSource(_region))
+register_node("Esco", by_uuid(loaders.EscoById))
+register_node("Site", by_uuid(loaders.SiteById))
+register_node("ContractTerms", by_uuid(loaders.ContractTermsById))

@@ -1,0 +1,270 @@
+"""Dataloader machinery: one batched `= ANY($1)` statement per relation and request.
+
+Each loader class is named after the SQL path it batches (`MeterById`,
+`AccountsByCustomerId`) and declares its table, key column and order; the base class
+builds the statement once, adds the viewer's ESCO scope, and hands results back in
+key order. Loaders return rows (SQLAlchemy `Row`s); the Strawberry types read their
+fields straight off them, so nothing is copied into intermediate objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from datetime import date
+from typing import Any, ClassVar, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    FromClause,
+    Select,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+from ..db.request import RequestDb
+from ..pagination import Page, PageArgs, SortKey, apply_window, make_page, window
+
+L = TypeVar("L", bound="BaseLoader")
+
+UUID_ARRAY = ARRAY(UUID(as_uuid=True))
+TEXT_ARRAY = ARRAY(Text())
+
+
+def any_key(column: ColumnElement[Any], name: str = "keys", type_: Any = UUID_ARRAY) -> Any:
+    """`column = ANY(:name)`: one statement text whatever the number of keys, so
+    PostgreSQL's prepared statement is reused."""
+    return column == any_(bindparam(name, type_=type_))
+
+
+def in_scope(table: FromClause, column: str = "esco_id") -> Any:
+    """Only the viewer's ESCOs: the one filter that keeps tenants apart."""
+    return any_key(table.c[column], "scope")
+
+
+class Loaders:
+    """The loaders of one request, made on first use."""
+
+    def __init__(self, db: RequestDb, scope: frozenset[uuid.UUID] | None) -> None:
+        self.db = db
+        self.scope = scope
+        self._made: dict[Hashable, BaseLoader] = {}
+
+    def get(self, cls: type[L], *params: Hashable) -> L:
+        """The request's loader of `cls` (with `params`, e.g. a month range)."""
+        key = (cls, params)
+        loader = self._made.get(key)
+        if loader is None:
+            loader = self._made[key] = cls(self, *params)
+        return loader  # type: ignore[return-value]  # made as cls above
+
+    def bind(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.scope is not None:
+            params["scope"] = list(self.scope)
+        return params
+
+
+class BaseLoader(DataLoader):
+    """A loader of one request, made by `Loaders.get` with optional parameters."""
+
+    def __init__(self, loaders: Loaders, *params: Any) -> None:
+        super().__init__()
+        self.loaders = loaders
+        self.params = params
+
+
+class RowLoader(BaseLoader):
+    """Rows of `table` whose `key` column equals each key: one row (or None) per key,
+    or with `many`, the list of rows per key in `order_by` order."""
+
+    table: ClassVar[FromClause]
+    key: ClassVar[str]
+    many: ClassVar[bool] = False
+    order_by: ClassVar[Sequence[str]] = ()
+    key_type: ClassVar[Any] = UUID_ARRAY
+    # The column naming the row's ESCO; None for global reference data (regions,
+    # benchmark tariffs, contract terms).
+    scope_column: ClassVar[str | None] = "esco_id"
+    _statements: ClassVar[dict[tuple[type, bool], Select[Any]]]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls._statements = {}
+
+    @classmethod
+    def base_statement(cls) -> Select[Any]:
+        table = cls.table
+        stmt = select(table).where(any_key(table.c[cls.key], type_=cls.key_type))
+        if cls.order_by:
+            stmt = stmt.order_by(*(cls._order(o) for o in cls.order_by))
+        return stmt
+
+    @classmethod
+    def _order(cls, spec: str) -> Any:
+        name, _, direction = spec.partition(" ")
+        column = cls.table.c[name]
+        return column.desc() if direction.lower() == "desc" else column.asc()
+
+    def statement(self) -> Select[Any]:
+        scoped = self.scope_column is not None and self.loaders.scope is not None
+        cache_key = (type(self), scoped)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            stmt = self.base_statement()
+            if self.scope_column is not None and scoped:
+                stmt = stmt.where(in_scope(self.table, self.scope_column))
+            self._statements[cache_key] = stmt
+        return stmt
+
+    def bind(self, keys: list[Any]) -> dict[str, Any]:
+        return self.loaders.bind({"keys": keys})
+
+    def key_of(self, row: Any) -> Any:
+        return getattr(row, self.key)
+
+    async def batch_load_fn(self, keys: list[Any]) -> list[Any]:
+        rows = await self.loaders.db.rows(self.statement(), self.bind(list(keys)))
+        return self.arrange(keys, rows)
+
+    def arrange(self, keys: Iterable[Any], rows: Iterable[Any]) -> list[Any]:
+        if self.many:
+            grouped: dict[Any, list[Any]] = defaultdict(list)
+            for row in rows:
+                grouped[self.key_of(row)].append(row)
+            return [grouped.get(k, []) for k in keys]
+        by_key = {self.key_of(row): row for row in rows}
+        return [by_key.get(k) for k in keys]
+
+
+EARLIEST = date(1, 1, 1)
+LATEST = date(9999, 12, 31)
+
+
+class RangeLoader(RowLoader):
+    """A RowLoader made with a (from, to) date range over `range_column`, inclusive;
+    an open end is unbounded."""
+
+    many = True
+    range_column: ClassVar[str]
+
+    @classmethod
+    def base_statement(cls) -> Select[Any]:
+        column = cls.table.c[cls.range_column]
+        return (
+            super()
+            .base_statement()
+            .where(column >= bindparam("range_from", type_=Date()))
+            .where(column <= bindparam("range_to", type_=Date()))
+        )
+
+    def bind(self, keys: list[Any]) -> dict[str, Any]:
+        start, end = self.params
+        return self.loaders.bind(
+            {"keys": keys, "range_from": start or EARLIEST, "range_to": end or LATEST}
+        )
+
+
+class ConnectionSpec:
+    """What a connection pages over: its table, base filters, sort keys."""
+
+    def __init__(
+        self,
+        table: FromClause,
+        sorts: dict[str, SortKey],
+        default: str,
+        scope_column: str = "esco_id",
+    ) -> None:
+        self.table = table
+        self.sorts = sorts
+        self.default = default
+        self.scope_column = scope_column
+
+    def sort(self, name: str | None) -> SortKey:
+        return self.sorts[name or self.default]
+
+
+class PageLoader(BaseLoader):
+    """One page of a connection for each parent id, all parents in one statement
+    (a window function numbers each parent's rows).
+
+    Made per request with the page arguments and filter values (hashable), so every
+    parent asking for the same page shares one loader and one statement.
+    """
+
+    spec: ClassVar[ConnectionSpec]
+    parent: ClassVar[str]
+
+    def __init__(
+        self, loaders: Loaders, sort: str | None, args: PageArgs, filters: Hashable = None
+    ) -> None:
+        super().__init__(loaders, sort, args, filters)
+        self.sort = self.spec.sort(sort)
+        self.args = args
+        self.filters = filters
+
+    def conditions(self) -> list[Any]:
+        """Filters of this connection, from `self.filters`."""
+        return []
+
+    async def batch_load_fn(self, keys: list[Any]) -> list[Page]:
+        table = self.spec.table
+        parent_col = table.c[self.parent]
+        key = self.sort.expression()
+        conditions, order = window(self.sort, table.c.id, self.args)
+        rank = func.row_number().over(partition_by=parent_col, order_by=order)
+        inner = select(table, key.label("sort_value"), rank.label("rn")).where(
+            any_key(parent_col), *conditions, *self.conditions()
+        )
+        if self.loaders.scope is not None:
+            inner = inner.where(in_scope(table, self.spec.scope_column))
+        sub = inner.subquery()
+        stmt = select(sub).where(sub.c.rn <= self.args.limit + 1).order_by(sub.c.rn)
+        rows = await self.loaders.db.rows(stmt, self.loaders.bind({"keys": list(keys)}))
+        grouped: dict[Any, list[Any]] = defaultdict(list)
+        for row in rows:
+            grouped[getattr(row, self.parent)].append(row)
+        return [make_page(grouped.get(k, []), self.args) for k in keys]
+
+
+class CountLoader(BaseLoader):
+    """The total count of a connection for each parent id, in one GROUP BY."""
+
+    spec: ClassVar[ConnectionSpec]
+    parent: ClassVar[str]
+
+    async def batch_load_fn(self, keys: list[Any]) -> list[int]:
+        table = self.spec.table
+        parent_col = table.c[self.parent]
+        stmt = select(parent_col, func.count()).where(any_key(parent_col)).group_by(parent_col)
+        if self.loaders.scope is not None:
+            stmt = stmt.where(in_scope(table, self.spec.scope_column))
+        rows = await self.loaders.db.rows(stmt, self.loaders.bind({"keys": list(keys)}))
+        counts = {row[0]: row[1] for row in rows}
+        return [counts.get(k, 0) for k in keys]
+
+
+async def root_page(
+    loaders: Loaders, spec: ConnectionSpec, sort: SortKey, args: PageArgs, conditions: list[Any]
+) -> tuple[Page, Callable[[], Awaitable[int]]]:
+    """A root connection's page, and a function counting all its rows (run only when
+    the client asks for totalCount)."""
+    table = spec.table
+    base = select(table, sort.expression().label("sort_value")).where(*conditions)
+    count = select(func.count()).select_from(table).where(*conditions)
+    if loaders.scope is not None:
+        base = base.where(in_scope(table, spec.scope_column))
+        count = count.where(in_scope(table, spec.scope_column))
+    params = loaders.bind({})
+    rows = await loaders.db.rows(apply_window(base, sort, table.c.id, args), params)
+
+    async def total() -> int:
+        return int(await loaders.db.scalar(count, params))
+
+    return make_page(list(rows), args), total

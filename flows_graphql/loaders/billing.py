@@ -1,0 +1,125 @@
+"""Loaders over monthly usage, costs, billing runs and payments."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..db.models import BillingRun, MonthlyCosts, MonthlySolarCredit, MonthlyUsage, Payment
+from ..pagination import SortKey, parse_date, parse_datetime
+from .base import ConnectionSpec, CountLoader, PageLoader, RangeLoader, RowLoader
+
+USAGE = MonthlyUsage.__table__
+COSTS = MonthlyCosts.__table__
+RUNS = BillingRun.__table__
+CREDITS = MonthlySolarCredit.__table__
+PAYMENTS = Payment.__table__
+
+
+class UsageById(RowLoader):
+    table = USAGE
+    key = "id"
+
+
+class UsageByMeterId(RangeLoader):
+    """Each meter's usage rows for the months of [from, to] (made with the range)."""
+
+    table = USAGE
+    key = "meter_id"
+    range_column = "month"
+    order_by = ("month",)
+
+
+class CostsById(RowLoader):
+    table = COSTS
+    key = "id"
+
+
+class CostsByUsageId(RowLoader):
+    table = COSTS
+    key = "monthly_usage_id"
+
+
+class CostsByCustomerId(RangeLoader):
+    table = COSTS
+    key = "customer_id"
+    range_column = "month"
+    order_by = ("month", "id")
+
+
+class BillingRunById(RowLoader):
+    table = RUNS
+    key = "id"
+
+
+class PaymentById(RowLoader):
+    table = PAYMENTS
+    key = "id"
+
+
+def _parse_uuid(value: str) -> uuid.UUID:
+    return uuid.UUID(value)
+
+
+RUN_SORTS = {
+    "NEWEST_MONTH": SortKey("NEWEST_MONTH", lambda: RUNS.c.month, parse_date, descending=True),
+}
+RUN_SPEC = ConnectionSpec(RUNS, RUN_SORTS, "NEWEST_MONTH")
+COSTS_SPEC = ConnectionSpec(COSTS, {"ID": SortKey("ID", lambda: COSTS.c.id, _parse_uuid)}, "ID")
+CREDITS_SPEC = ConnectionSpec(
+    CREDITS, {"ID": SortKey("ID", lambda: CREDITS.c.id, _parse_uuid)}, "ID"
+)
+PAYMENT_SPEC = ConnectionSpec(
+    PAYMENTS,
+    {"NEWEST": SortKey("NEWEST", lambda: PAYMENTS.c.created_at, parse_datetime, descending=True)},
+    "NEWEST",
+)
+
+
+class BillingRunsByEscoId(PageLoader):
+    spec = RUN_SPEC
+    parent = "esco_id"
+
+
+class BillingRunCountByEscoId(CountLoader):
+    spec = RUN_SPEC
+    parent = "esco_id"
+
+
+class CostsByBillingRunId(PageLoader):
+    spec = COSTS_SPEC
+    parent = "billing_run_id"
+
+
+class CostCountByBillingRunId(CountLoader):
+    spec = COSTS_SPEC
+    parent = "billing_run_id"
+
+
+class SolarCreditsByBillingRunId(PageLoader):
+    spec = CREDITS_SPEC
+    parent = "billing_run_id"
+
+
+class SolarCreditCountByBillingRunId(CountLoader):
+    spec = CREDITS_SPEC
+    parent = "billing_run_id"
+
+
+class PaymentsByCustomerId(PageLoader):
+    spec = PAYMENT_SPEC
+    parent = "customer_id"
+
+
+class PaymentCountByCustomerId(CountLoader):
+    spec = PAYMENT_SPEC
+    parent = "customer_id"
+
+
+class PaymentsByAccountId(PageLoader):
+    spec = PAYMENT_SPEC
+    parent = "account_id"
+
+
+class PaymentCountByAccountId(CountLoader):
+    spec = PAYMENT_SPEC
+    parent = "account_id"

@@ -1,0 +1,69 @@
+"""Root queries: `viewer`, `node(id:)` and `nodes(ids:)`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+import strawberry
+from sqlalchemy import select
+
+from ..context import Context
+from ..loaders.community import ESCOS
+from ..loaders.customers import CustomerById
+from ..types.community import Esco
+from ..types.customers import Customer
+from ..types.node import Node, resolve_node
+from ..types.viewer import Role
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type(description="The principal the request runs as.")
+class Viewer:
+    role: Role = strawberry.field(description="The principal's role.")
+    subject: str = strawberry.field(description="The token's subject (or API key id).")
+    customer_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(description="The ESCOs in the viewer's scope, by code.")
+    async def escos(self, info: Info) -> list[Esco]:
+        stmt = select(ESCOS).order_by(ESCOS.c.code)
+        scope = info.context.viewer.esco_scope
+        if scope is not None:
+            stmt = stmt.where(ESCOS.c.id.in_(scope))
+        return list(await info.context.db.rows(stmt))
+
+    @strawberry.field(description="The viewer's own customer record (customers only).")
+    async def customer(self, info: Info) -> Customer | None:
+        if self.customer_id is None:
+            return None
+        return await info.context.loaders.get(CustomerById).load(self.customer_id)
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(description="Who the request runs as.")
+    def viewer(self, info: Info) -> Viewer:
+        viewer = info.context.viewer
+        return Viewer(role=Role(viewer.role), subject=viewer.sub, customer_id=viewer.customer_id)
+
+    @strawberry.field(description="Any object by its global id; null when missing or out of scope.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")],
+    ) -> Node | None:
+        return await resolve_node(info.context.loaders, id)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="Objects by global id, in the order asked; null for each missing one."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description="Global ids.")],
+    ) -> list[Node | None]:
+        # gather: loads of the same type batch into one statement.
+        found = await asyncio.gather(*(resolve_node(info.context.loaders, i) for i in ids))
+        return list(found)  # type: ignore[arg-type]

@@ -1,0 +1,219 @@
+"""Monthly usage, the costs billing computes from it, billing runs, solar credits and
+payments."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+import strawberry
+
+from ..context import Context
+from ..db.models.enums import BillingRunStatus, PaymentStatus, UsageSource
+from ..loaders import billing as loaders
+from ..loaders import community as community_loaders
+from ..loaders import customers as customer_loaders
+from ..loaders import metering as metering_loaders
+from .connection import connection_field
+from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
+
+if TYPE_CHECKING:
+    from .community import Esco
+    from .customers import Account, Customer
+    from .metering import Meter, Property
+
+Info = strawberry.Info[Context, None]
+Lazy = strawberry.lazy
+
+
+@strawberry.type(description="One month of a meter's readings.")
+class MonthlyUsage(RowType, Node):
+    id: strawberry.ID = global_id("MonthlyUsage")
+    uuid: UUID = uuid_field()
+    month: date = strawberry.field(description="The month (its 1st).")
+    power_kwh: Decimal = strawberry.field(description="Power used, kWh.")
+    heat_kwh: Decimal = strawberry.field(description="Heat used, kWh.")
+    solar_kwh: Decimal = strawberry.field(
+        description="Solar generated, kWh (recorded, not billed)."
+    )
+    source: UsageSource = strawberry.field(description="Meter reading, estimate or manual entry.")
+    meter_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The meter.")
+    async def meter(self, info: Info) -> Annotated[Meter, Lazy("flows_graphql.types.metering")]:
+        return await info.context.loaders.get(metering_loaders.MeterById).load(self.meter_id)
+
+    @strawberry.field(description="What this month cost, once billed.")
+    async def costs(self, info: Info) -> MonthlyCosts | None:
+        return await info.context.loaders.get(loaders.CostsByUsageId).load(self.id)
+
+
+@strawberry.type(
+    description="Power, heat and standing charge at one tariff, and their total (GBP)."
+)
+class CostBreakdown:
+    power: Decimal = strawberry.field(description="Unit rate x power kWh.")
+    heat: Decimal = strawberry.field(description="Unit rate x heat kWh.")
+    standing_charge: Decimal = strawberry.field(description="Standing charge x days.")
+    total: Decimal = strawberry.field(description="Power + heat + standing charge.")
+
+
+@strawberry.type(
+    description="What a month of usage cost its occupier, beside what the microgrid tariff "
+    "and the benchmark would have charged. Full precision: round only to present."
+)
+class MonthlyCosts(RowType, Node):
+    id: strawberry.ID = global_id("MonthlyCosts")
+    uuid: UUID = uuid_field()
+    month: date = strawberry.field(description="The month (its 1st).")
+    power: Decimal = strawberry.field(description="Unit rate x power kWh, GBP.")
+    heat: Decimal = strawberry.field(description="Unit rate x heat kWh, GBP.")
+    standing_charge: Decimal = strawberry.field(description="Standing charge x days, GBP.")
+    total: Decimal = strawberry.field(description="Power + heat + standing charge, GBP.")
+    customer_id: strawberry.Private[UUID]
+    monthly_usage_id: strawberry.Private[UUID]
+    billing_run_id: strawberry.Private[UUID]
+    microgrid_power: strawberry.Private[Decimal]
+    microgrid_heat: strawberry.Private[Decimal]
+    microgrid_standing_charge: strawberry.Private[Decimal]
+    microgrid_total: strawberry.Private[Decimal]
+    benchmark_power: strawberry.Private[Decimal]
+    benchmark_heat: strawberry.Private[Decimal]
+    benchmark_standing_charge: strawberry.Private[Decimal]
+    benchmark_total: strawberry.Private[Decimal]
+
+    @strawberry.field(description="The same usage at the ESCO's microgrid tariff.")
+    def microgrid(self) -> CostBreakdown:
+        return CostBreakdown(
+            power=self.microgrid_power,
+            heat=self.microgrid_heat,
+            standing_charge=self.microgrid_standing_charge,
+            total=self.microgrid_total,
+        )
+
+    @strawberry.field(description="The same usage at the region's benchmark.")
+    def benchmark(self) -> CostBreakdown:
+        return CostBreakdown(
+            power=self.benchmark_power,
+            heat=self.benchmark_heat,
+            standing_charge=self.benchmark_standing_charge,
+            total=self.benchmark_total,
+        )
+
+    @strawberry.field(description="Benchmark total minus total: what the community saved.")
+    def savings(self) -> Decimal:
+        return self.benchmark_total - self.total
+
+    @strawberry.field(description="The billed customer (the occupier on the 1st).")
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, Lazy("flows_graphql.types.customers")]:
+        return await info.context.loaders.get(customer_loaders.CustomerById).load(self.customer_id)
+
+    @strawberry.field(description="The usage billed.")
+    async def usage(self, info: Info) -> MonthlyUsage:
+        return await info.context.loaders.get(loaders.UsageById).load(self.monthly_usage_id)
+
+    @strawberry.field(description="The run that computed these costs.")
+    async def billing_run(self, info: Info) -> BillingRun:
+        return await info.context.loaders.get(loaders.BillingRunById).load(self.billing_run_id)
+
+
+@strawberry.type(description="A supply meter a billing run could not bill, and why.")
+class SkippedMeter:
+    reason: str = strawberry.field(description="`NO_OCCUPIER` or `NO_TARIFF`.")
+    meter_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The meter.")
+    async def meter(
+        self, info: Info
+    ) -> Annotated[Meter, Lazy("flows_graphql.types.metering")] | None:
+        return await info.context.loaders.get(metering_loaders.MeterById).load(self.meter_id)
+
+
+@strawberry.type(description="The credit a property's solar installation earned in a month.")
+class MonthlySolarCredit(RowType, Node):
+    id: strawberry.ID = global_id("MonthlySolarCredit")
+    uuid: UUID = uuid_field()
+    month: date = strawberry.field(description="The month (its 1st).")
+    credit_pence: int = strawberry.field(description="Whole pence.")
+    property_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The property credited.")
+    async def property(
+        self, info: Info
+    ) -> Annotated[Property, Lazy("flows_graphql.types.metering")]:
+        return await info.context.loaders.get(metering_loaders.PropertyById).load(self.property_id)
+
+
+@strawberry.type(description="One billing of one ESCO for one month.")
+class BillingRun(RowType, Node):
+    id: strawberry.ID = global_id("BillingRun")
+    uuid: UUID = uuid_field()
+    month: date = strawberry.field(description="The month billed (its 1st).")
+    status: BillingRunStatus = strawberry.field(description="Finalized runs freeze their month.")
+    started_at: datetime = strawberry.field(description="When the run started.")
+    finished_at: datetime | None = strawberry.field(description="When it finished.")
+    customers_billed: int = strawberry.field(description="Customers with costs this month.")
+    total: Decimal = strawberry.field(description="Sum of the month's customer totals, GBP.")
+    esco_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The ESCO billed.")
+    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
+        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+
+    @strawberry.field(description="Supply meters the run could not bill, with the reason.")
+    def skipped(self) -> list[SkippedMeter]:
+        entries: list[dict[str, Any]] = getattr(self, "skipped_meters", None) or []
+        return [SkippedMeter(reason=e["reason"], meter_id=UUID(e["meter_id"])) for e in entries]
+
+    costs = connection_field(
+        MonthlyCosts,
+        loaders.CostsByBillingRunId,
+        loaders.CostCountByBillingRunId,
+        "The costs this run wrote.",
+    )
+    solar_credits = connection_field(
+        MonthlySolarCredit,
+        loaders.SolarCreditsByBillingRunId,
+        loaders.SolarCreditCountByBillingRunId,
+        "The solar credits this run wrote.",
+    )
+
+
+@strawberry.type(description="A customer's payment towards an account, in pence.")
+class Payment(RowType, Node):
+    id: strawberry.ID = global_id("Payment")
+    uuid: UUID = uuid_field()
+    amount_pence: int = strawberry.field(description="Whole pence, 1..50000.")
+    currency: str = strawberry.field(description="ISO 4217 code (GBP).")
+    status: PaymentStatus = strawberry.field(description="Moves only forward.")
+    description: str | None = strawberry.field(description="What it is for.")
+    provider_reference: str | None = strawberry.field(
+        description="The card processor's payment id, once known."
+    )
+    scheduled_at: datetime | None = strawberry.field(description="When it is due to be taken.")
+    created_at: datetime = strawberry.field(description="When it was created.")
+    customer_id: strawberry.Private[UUID]
+    account_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The paying customer.")
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, Lazy("flows_graphql.types.customers")]:
+        return await info.context.loaders.get(customer_loaders.CustomerById).load(self.customer_id)
+
+    @strawberry.field(description="The account paid towards.")
+    async def account(
+        self, info: Info
+    ) -> Annotated[Account, Lazy("flows_graphql.types.customers")]:
+        return await info.context.loaders.get(customer_loaders.AccountById).load(self.account_id)
+
+
+register_node("MonthlyUsage", by_uuid(loaders.UsageById))
+register_node("MonthlyCosts", by_uuid(loaders.CostsById))
+register_node("MonthlySolarCredit", by_uuid(metering_loaders.SolarCreditById))
+register_node("BillingRun", by_uuid(loaders.BillingRunById))
+register_node("Payment", by_uuid(loaders.PaymentById))

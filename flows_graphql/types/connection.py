@@ -1,0 +1,150 @@
+"""Relay connections: edges with keyset cursors, nodes, pageInfo, totalCount.
+
+No `from __future__ import annotations` here: `connection_field` builds resolvers
+whose annotations Strawberry must read as real objects.
+"""
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Any, Generic, TypeVar
+
+import strawberry
+
+from ..context import Context
+from ..loaders.base import CountLoader, PageLoader, root_page
+from ..pagination import Page, SortKey, encode_cursor, page_args
+
+T = TypeVar("T")
+
+First = Annotated[
+    int | None, strawberry.argument(description="Page forwards: at most this many rows.")
+]
+After = Annotated[
+    str | None, strawberry.argument(description="Page forwards from after this cursor.")
+]
+Last = Annotated[
+    int | None, strawberry.argument(description="Page backwards: at most this many rows.")
+]
+Before = Annotated[
+    str | None, strawberry.argument(description="Page backwards from before this cursor.")
+]
+FromDay = Annotated[
+    date | None, strawberry.argument(name="from", description="First day (or month) included.")
+]
+ToDay = Annotated[date | None, strawberry.argument(description="Last day (or month) included.")]
+
+
+@strawberry.type(description="Where a page sits in its list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More rows follow this page.")
+    has_previous_page: bool = strawberry.field(description="Rows precede this page.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge.")
+
+
+@strawberry.type(description="A row of a page, with the cursor to page from it.")
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="Opaque keyset cursor of this row.")
+    node: T = strawberry.field(description="The row.")
+
+
+@strawberry.type(description="A page of a list, Relay style.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]] = strawberry.field(description="The rows with their cursors.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The rows of this page.")
+    def nodes(self) -> list[T]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many rows the whole list holds (all pages).")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def connection(page: Page, sort: SortKey, count: Callable[[], Awaitable[int]]) -> Any:
+    """A Connection of the page's rows (the rows are the nodes: types read them)."""
+    edges = [
+        Edge(cursor=encode_cursor(sort, row.sort_value, row.id), node=row) for row in page.rows
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count=count,
+    )
+
+
+def connection_field(
+    node: Any,
+    pages: type[PageLoader],
+    counts: type[CountLoader],
+    description: str,
+    parent_key: str = "id",
+) -> Any:
+    """A field paging over the children of the row it sits on (`parent_key` of the
+    row = `pages.parent` of the children), batched across sibling rows."""
+
+    async def resolve(
+        root: Any,
+        info: strawberry.Info[Context, None],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Any:
+        settings = info.context.settings
+        sort = pages.spec.sort(None)
+        args = page_args(
+            sort,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            default_size=settings.default_page_size,
+            max_size=settings.max_page_size,
+        )
+        parent = getattr(root, parent_key)
+        loaders = info.context.loaders
+        page = await loaders.get(pages, None, args).load(parent)
+
+        async def count() -> int:
+            return await loaders.get(counts).load(parent)
+
+        return connection(page, sort, count)
+
+    resolve.__annotations__["return"] = Connection[node]
+    return strawberry.field(resolver=resolve, description=description)
+
+
+async def root_connection(
+    info: strawberry.Info[Context, None],
+    spec: Any,
+    order: str | None,
+    conditions: list[Any],
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Any:
+    """A root list's page: the viewer's scope, the filters, the window, one statement
+    (plus one COUNT when totalCount is asked for)."""
+    settings = info.context.settings
+    sort = spec.sort(order)
+    args = page_args(
+        sort,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        default_size=settings.default_page_size,
+        max_size=settings.max_page_size,
+    )
+    page, count = await root_page(info.context.loaders, spec, sort, args, conditions)
+    return connection(page, sort, count)

@@ -1,0 +1,267 @@
+"""Customers, accounts, occupancies, invites and their event trails."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, cast
+from uuid import UUID
+
+import strawberry
+from strawberry.scalars import JSON
+
+from ..context import Context
+from ..db.models.enums import AccountEventType, AccountStatus, CustomerAccountRole, CustomerStatus
+from ..loaders import billing as billing_loaders
+from ..loaders import community as community_loaders
+from ..loaders import customers as loaders
+from ..loaders import metering as metering_loaders
+from ..loaders import tariffs as tariff_loaders
+from .connection import FromDay, ToDay, connection_field
+from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
+
+if TYPE_CHECKING:
+    from .billing import MonthlyCosts, Payment
+    from .community import ContractTerms, Esco
+    from .metering import Property
+    from .tariffs import CustomerTariff
+
+Info = strawberry.Info[Context, None]
+Lazy = strawberry.lazy
+LazyPayment = Annotated["Payment", Lazy("flows_graphql.types.billing")]
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+@strawberry.type(description="A person billed for, or owning, a property of an ESCO.")
+class Customer(RowType, Node):
+    id: strawberry.ID = global_id("Customer")
+    uuid: UUID = uuid_field()
+    email: str = strawberry.field(description="Email, unique within the ESCO (any case).")
+    full_name: str | None = strawberry.field(description="Full name.")
+    status: CustomerStatus = strawberry.field(description="Active, inactive or suspended.")
+    esco_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The ESCO this customer belongs to.")
+    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
+        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+
+    @strawberry.field(description="This customer's links to accounts, newest first.")
+    async def accounts(self, info: Info) -> list[CustomerAccount]:
+        return await info.context.loaders.get(loaders.AccountsByCustomerId).load(self.id)
+
+    @strawberry.field(
+        description="Tariffs in force on some day of [from, to] (open ends unbounded)."
+    )
+    async def tariffs(
+        self, info: Info, from_: FromDay = None, to: ToDay = None
+    ) -> list[Annotated[CustomerTariff, Lazy("flows_graphql.types.tariffs")]]:
+        loader = info.context.loaders.get(tariff_loaders.TariffsByCustomerId, from_, to)
+        return await loader.load(self.id)
+
+    @strawberry.field(description="The tariff in force on a day (default: today, UTC).")
+    async def current_tariff(
+        self,
+        info: Info,
+        on: Annotated[date | None, strawberry.argument(description="The day.")] = None,
+    ) -> Annotated[CustomerTariff, Lazy("flows_graphql.types.tariffs")] | None:
+        loader = info.context.loaders.get(tariff_loaders.TariffInForceByCustomerId, on or today())
+        return await loader.load(self.id)
+
+    @strawberry.field(description="Billed costs for the months of [from, to], oldest first.")
+    async def monthly_costs(
+        self, info: Info, from_: FromDay = None, to: ToDay = None
+    ) -> list[Annotated[MonthlyCosts, Lazy("flows_graphql.types.billing")]]:
+        loader = info.context.loaders.get(billing_loaders.CostsByCustomerId, from_, to)
+        return await loader.load(self.id)
+
+    payments = connection_field(
+        LazyPayment,
+        billing_loaders.PaymentsByCustomerId,
+        billing_loaders.PaymentCountByCustomerId,
+        "This customer's payments, newest first.",
+    )
+
+    @strawberry.field(description="Invitations to the ESCO's customer app, newest first.")
+    async def invites(self, info: Info) -> list[CustomerInvite]:
+        return await info.context.loaders.get(loaders.InvitesByCustomerId).load(self.id)
+
+
+@strawberry.type(description="A customer's link to an account, as owner or occupier.")
+class CustomerAccount(RowType, Node):
+    id: strawberry.ID = global_id(
+        "CustomerAccount", "customer_id", "account_id", "role", "start_date"
+    )
+    role: CustomerAccountRole = strawberry.field(description="Occupiers are billed.")
+    start_date: date = strawberry.field(description="First day of the link.")
+    end_date: date | None = strawberry.field(
+        description="Last day of the link (inclusive); null while current."
+    )
+    customer_id: strawberry.Private[UUID]
+    account_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The customer.")
+    async def customer(self, info: Info) -> Customer:
+        return await info.context.loaders.get(loaders.CustomerById).load(self.customer_id)
+
+    @strawberry.field(description="The account.")
+    async def account(self, info: Info) -> Account:
+        return await info.context.loaders.get(loaders.AccountById).load(self.account_id)
+
+
+@strawberry.type(description="A supply account of a property; closed accounts stay as history.")
+class Account(RowType, Node):
+    id: strawberry.ID = global_id("Account")
+    uuid: UUID = uuid_field()
+    account_number: strawberry.ID = strawberry.field(
+        description="The number shown to customers (a string: it exceeds 32-bit integers)."
+    )
+    status: AccountStatus = strawberry.field(description="Active or closed.")
+    opened_on: date = strawberry.field(description="Day the account opened.")
+    closed_on: date | None = strawberry.field(description="Day the account closed, if closed.")
+    property_id: strawberry.Private[UUID]
+    contract_terms_id: strawberry.Private[UUID | None]
+
+    @strawberry.field(description="The property this account supplies.")
+    async def property(
+        self, info: Info
+    ) -> Annotated[Property, Lazy("flows_graphql.types.metering")]:
+        return await info.context.loaders.get(metering_loaders.PropertyById).load(self.property_id)
+
+    @strawberry.field(description="Customers linked to this account, newest link first.")
+    async def customers(self, info: Info) -> list[CustomerAccount]:
+        return await info.context.loaders.get(loaders.CustomersByAccountId).load(self.id)
+
+    @strawberry.field(description="The occupier (the billed customer) on a day (default today).")
+    async def occupier(
+        self,
+        info: Info,
+        on: Annotated[date | None, strawberry.argument(description="The day.")] = None,
+    ) -> Customer | None:
+        loader = info.context.loaders.get(loaders.OccupierByAccountId, on or today())
+        return await loader.load(self.id)
+
+    @strawberry.field(description="The contract terms the account is under, if any.")
+    async def contract_terms(
+        self, info: Info
+    ) -> Annotated[ContractTerms, Lazy("flows_graphql.types.community")] | None:
+        if self.contract_terms_id is None:
+            return None
+        loader = info.context.loaders.get(community_loaders.ContractTermsById)
+        return await loader.load(self.contract_terms_id)
+
+    events = connection_field(
+        Annotated["AccountEvent", Lazy("flows_graphql.types.customers")],
+        loaders.EventsByAccountId,
+        loaders.EventCountByAccountId,
+        "What happened to this account, newest first.",
+    )
+    audit_logs = connection_field(
+        Annotated["AuditLogEntry", Lazy("flows_graphql.types.customers")],
+        loaders.AuditLogsByAccountId,
+        loaders.AuditLogCountByAccountId,
+        "Field-level changes to this account and its links, newest first.",
+    )
+    payments = connection_field(
+        LazyPayment,
+        billing_loaders.PaymentsByAccountId,
+        billing_loaders.PaymentCountByAccountId,
+        "Payments towards this account, newest first.",
+    )
+
+
+@strawberry.enum(description="Derived when read: accepted, expired or still pending.")
+class InviteStatus(Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+
+
+@strawberry.type(description="An invitation to the ESCO's customer app.")
+class CustomerInvite(RowType, Node):
+    id: strawberry.ID = global_id("CustomerInvite", "token")
+    token: UUID = strawberry.field(description="The secret in the invite link.")
+    invite_url: str = strawberry.field(description="`<ESCO app URL>/invite/<token>`.")
+    expires_at: datetime = strawberry.field(description="When the invite stops working.")
+    accepted_at: datetime | None = strawberry.field(description="When it was accepted.")
+
+    @strawberry.field(description="Derived from acceptedAt and expiresAt at read time.")
+    def status(self) -> InviteStatus:
+        if self.accepted_at is not None:
+            return InviteStatus.ACCEPTED
+        if self.expires_at <= datetime.now(UTC):
+            return InviteStatus.EXPIRED
+        return InviteStatus.PENDING
+
+
+@strawberry.type(description="An entry of a customer's history (status changes, updates).")
+class CustomerEvent(RowType, Node):
+    id: strawberry.ID = global_id("CustomerEvent")
+    event_type: str = strawberry.field(description="What happened.")
+    actor: str = strawberry.field(
+        description="Who did it: `user:…`, `customer:…`, `partner:…`, `system`."
+    )
+    data: JSON = strawberry.field(
+        description='Details; updates carry `{"changed": {field: {old, new}}}`.'
+    )
+    created_at: datetime = strawberry.field(description="When.")
+
+
+@strawberry.type(description="An entry of an account's history.")
+class AccountEvent(RowType, Node):
+    id: strawberry.ID = global_id("AccountEvent")
+    event_type: AccountEventType = strawberry.field(description="What happened.")
+    notes: str | None = strawberry.field(description="Free-text notes.")
+    actor: str = strawberry.field(description="Who did it.")
+    created_at: datetime = strawberry.field(description="When.")
+
+    @strawberry.field(description='Details (`{"notes": …}`).')
+    def data(self) -> JSON:
+        return cast(JSON, {"notes": self.notes} if self.notes else {})
+
+
+@strawberry.type(description="A field-level change to an account or its links.")
+class AuditLogEntry(RowType, Node):
+    id: strawberry.ID = global_id("AuditLogEntry")
+    action: str = strawberry.field(description="The change (usually the mutation).")
+    actor: str = strawberry.field(description="Who did it.")
+    changes: JSON = strawberry.field(description="`{field: {old, new}}`.")
+    created_at: datetime = strawberry.field(description="When.")
+
+    @strawberry.field(description="Same as `action`.")
+    def event_type(self) -> str:
+        return self.action
+
+    @strawberry.field(description="Same as `changes`.")
+    def data(self) -> JSON:
+        return self.changes
+
+
+async def _customer_account(loaders_: Any, key: str) -> Any:
+    try:
+        customer_id, account_id, role, start = key.split("|")
+        wanted = (UUID(customer_id), CustomerAccountRole(role), date.fromisoformat(start))
+        links = await loaders_.get(loaders.CustomersByAccountId).load(UUID(account_id))
+    except ValueError:
+        return None
+    return next(
+        (link for link in links if (link.customer_id, link.role, link.start_date) == wanted), None
+    )
+
+
+async def _invite(loaders_: Any, key: str) -> Any:
+    try:
+        return await loaders_.get(loaders.InviteByToken).load(UUID(key))
+    except ValueError:
+        return None
+
+
+register_node("Customer", by_uuid(loaders.CustomerById))
+register_node("Account", by_uuid(loaders.AccountById))
+register_node("CustomerAccount", NodeSource(_customer_account))
+register_node("CustomerInvite", NodeSource(_invite))
+register_node("CustomerEvent", by_uuid(loaders.CustomerEventById))
+register_node("AccountEvent", by_uuid(loaders.AccountEventById))
+register_node("AuditLogEntry", by_uuid(loaders.AccountAuditLogById))

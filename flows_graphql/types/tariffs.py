@@ -1,0 +1,128 @@
+"""Benchmark, microgrid, customer and solar-credit tariffs."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+import strawberry
+
+from ..context import Context
+from ..db.models import BenchmarkTariff as BenchmarkTariffModel
+from ..db.models import CustomerTariff as CustomerTariffModel
+from ..db.models import MicrogridTariff as MicrogridTariffModel
+from ..db.models import SolarCreditTariff as SolarCreditTariffModel
+from ..loaders import community as community_loaders
+from ..loaders import customers as customer_loaders
+from .node import Node, NodeSource, RowType, global_id, register_node
+
+if TYPE_CHECKING:
+    from .community import Esco, Region
+    from .customers import Customer
+
+Info = strawberry.Info[Context, None]
+Lazy = strawberry.lazy
+
+
+@strawberry.type(description="The regulator-published price of a region from a date.")
+class BenchmarkTariff(RowType, Node):
+    id: strawberry.ID = global_id("BenchmarkTariff", "region_code", "period_start")
+    period_start: date = strawberry.field(description="First day it applies.")
+    unit_rate: Decimal = strawberry.field(description="GBP per kWh.")
+    standing_charge: Decimal = strawberry.field(description="GBP per day.")
+    region_code: strawberry.Private[str]
+
+    @strawberry.field(description="The region it is published for.")
+    async def region(self, info: Info) -> Annotated[Region, Lazy("flows_graphql.types.community")]:
+        return await info.context.loaders.get(community_loaders.RegionByCode).load(self.region_code)
+
+
+@strawberry.type(
+    description="An ESCO's community price from a date: the benchmark less its discount "
+    "(exact, not truncated), plus its prepayment settings."
+)
+class MicrogridTariff(RowType, Node):
+    id: strawberry.ID = global_id("MicrogridTariff", "esco_id", "period_start")
+    period_start: date = strawberry.field(description="First day it applies.")
+    discount_percent: int = strawberry.field(description="Discount on the benchmark, 0..100.")
+    unit_rate: Decimal = strawberry.field(description="GBP per kWh.")
+    standing_charge: Decimal = strawberry.field(description="GBP per day.")
+    emergency_credit: Decimal = strawberry.field(description="Prepayment emergency credit, GBP.")
+    ecredit_button_threshold: Decimal = strawberry.field(
+        description="Balance under which the e-credit button shows, GBP."
+    )
+    debt_recovery_rate: Decimal = strawberry.field(description="Debt recovered per day, GBP.")
+    esco_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The ESCO.")
+    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
+        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+
+
+@strawberry.type(
+    description="A customer's price from a date: the benchmark less the customer's "
+    "discount, truncated to 5 decimal places."
+)
+class CustomerTariff(RowType, Node):
+    id: strawberry.ID = global_id("CustomerTariff", "customer_id", "period_start")
+    period_start: date = strawberry.field(description="First day it applies.")
+    discount_percent: int = strawberry.field(description="Discount on the benchmark, 0..100.")
+    unit_rate: Decimal = strawberry.field(description="GBP per kWh.")
+    standing_charge: Decimal = strawberry.field(description="GBP per day.")
+    customer_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The customer.")
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, Lazy("flows_graphql.types.customers")]:
+        return await info.context.loaders.get(customer_loaders.CustomerById).load(self.customer_id)
+
+
+@strawberry.type(description="What an ESCO credits per kW of solar capacity, from a date.")
+class SolarCreditTariff(RowType, Node):
+    id: strawberry.ID = global_id("SolarCreditTariff", "esco_id", "period_start")
+    period_start: date = strawberry.field(description="First day it applies.")
+    credit_pence_per_year: Decimal = strawberry.field(description="Pence per kW per year.")
+    credit_pence_per_day: Decimal = strawberry.field(
+        description="Pence per kW per day: the yearly figure / 365 (366 in a leap year)."
+    )
+    esco_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The ESCO.")
+    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
+        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+
+
+def _by_owner_and_start(model: Any, owner: str, tenant: bool, parse_owner: Any) -> NodeSource:
+    """node(id:) for a tariff keyed by (owner, period_start): one small query."""
+    from sqlalchemy import select
+
+    from ..loaders.base import in_scope
+
+    table = model.__table__
+
+    async def fetch(loaders_: Any, key: str) -> Any:
+        try:
+            owner_key, start = key.split("|")
+            values = (parse_owner(owner_key), date.fromisoformat(start))
+        except ValueError:
+            return None
+        stmt = select(table).where(table.c[owner] == values[0], table.c.period_start == values[1])
+        if tenant and loaders_.scope is not None:
+            stmt = stmt.where(in_scope(table))
+        rows = await loaders_.db.rows(stmt, loaders_.bind({}))
+        return rows[0] if rows else None
+
+    return NodeSource(fetch)
+
+
+register_node(
+    "BenchmarkTariff", _by_owner_and_start(BenchmarkTariffModel, "region_code", False, str)
+)
+register_node("MicrogridTariff", _by_owner_and_start(MicrogridTariffModel, "esco_id", True, UUID))
+register_node("CustomerTariff", _by_owner_and_start(CustomerTariffModel, "customer_id", True, UUID))
+register_node(
+    "SolarCreditTariff", _by_owner_and_start(SolarCreditTariffModel, "esco_id", True, UUID)
+)

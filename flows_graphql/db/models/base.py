@@ -90,6 +90,7 @@ class CreatedAt:
 
 
 # Shared database objects. The migrations create the same ones from the same text.
+# DDL() formats its text with %, so a literal % is written %%.
 SUPPORT_SQL = [
     # btree_gist is not available in every PostgreSQL (the embedded one lacks it), so
     # equality on the account in the occupancy exclusion constraint uses a uuid range
@@ -103,7 +104,7 @@ END
 $$""",
     """CREATE FUNCTION flows_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME
+    RAISE EXCEPTION '%% is append-only', TG_TABLE_NAME
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$""",

@@ -10,6 +10,7 @@ from .auth.viewer import Viewer
 from .config import Settings
 from .db.request import RequestDb
 from .loaders import Loaders
+from .rules.clock import Today, london_today
 
 
 @dataclass
@@ -18,6 +19,8 @@ class Context:
     settings: Settings
     viewer: Viewer
     db: RequestDb
+    # The billing clock (Europe/London); tests inject a fixed day.
+    today: Today = london_today
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

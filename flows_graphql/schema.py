@@ -5,6 +5,12 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 
+from .resolvers import billing as billing_resolvers
+from .resolvers import community as community_resolvers
+from .resolvers import customers as customer_resolvers
+from .resolvers import metering as metering_resolvers
+from .resolvers import payments as payment_resolvers
+from .resolvers import tariffs as tariff_resolvers
 from .resolvers.billing import BillingQuery
 from .resolvers.community import CommunityQuery
 from .resolvers.customers import CustomersQuery
@@ -47,9 +53,28 @@ class Query(NodeQuery, CommunityQuery, CustomersQuery, MeteringQuery, TariffsQue
     pass
 
 
+# Each domain's resolvers module may define `Mutations`; together they are the root.
+MUTATION_CLASSES = [
+    module.Mutations
+    for module in (
+        community_resolvers,
+        metering_resolvers,
+        customer_resolvers,
+        tariff_resolvers,
+        billing_resolvers,
+        payment_resolvers,
+    )
+    if hasattr(module, "Mutations")
+]
+Mutation = strawberry.type(
+    type("Mutation", tuple(MUTATION_CLASSES), {}), description="Change the Flows graph."
+)
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         types=NODE_TYPES,
         extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
     )

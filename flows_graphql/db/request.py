@@ -17,7 +17,8 @@ running those few statements one after another costs little.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import Executable
@@ -58,6 +59,16 @@ class RequestDb:
         async with self._lock:
             conn = await self._connection()
             return (await conn.execute(statement, params or {})).scalar()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A read-write transaction for one mutation, committed when the block ends
+        without an exception. The read snapshot is dropped first, so what the payload
+        reads afterwards includes what the mutation wrote."""
+        async with self._lock:
+            await self.close()
+            async with self._engine.begin() as conn:
+                yield conn
 
     async def close(self) -> None:
         if self._conn is not None:

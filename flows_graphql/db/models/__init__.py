@@ -1,7 +1,7 @@
 """SQLAlchemy models of every table in shared/domain.md."""
 
 from .audit import AccountAuditLog, AccountEvent, AuditLog
-from .base import Base, metadata
+from .base import Base, metadata, table_of
 from .billing import BillingRun, MonthlyCosts, MonthlySolarCredit, MonthlyUsage, Payment
 from .community import ContractTerms, ContractTermsEsco, Esco, Region, Site
 from .customers import Account, Customer, CustomerAccount, CustomerEvent, CustomerInvite
@@ -62,4 +62,5 @@ __all__ = [
     "TariffGeneration",
     "UsageSource",
     "metadata",
+    "table_of",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     DDL,
@@ -39,6 +39,11 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 class Base(DeclarativeBase):
     metadata = metadata
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table, typed as such (for Core statements)."""
+    return cast(Table, model.__table__)
 
 
 def pg_enum(py_enum: type[enum.Enum], name: str) -> ENUM:

@@ -1,0 +1,56 @@
+"""Running a mutation: one transaction, user errors instead of exceptions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import strawberry
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ..context import Context
+from ..services.problems import ErrorCode, Problem, Rejected
+from ..services.tx import Tx
+from ..types.errors import UserError
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+# When a concurrent write slips past validation, the database's own refusal becomes
+# the same user error validation would have given.
+SQLSTATE_CODES = {
+    "23505": (ErrorCode.DUPLICATE, "Already exists."),
+    "23503": (ErrorCode.NOT_FOUND, "A referenced object does not exist."),
+    "23514": (ErrorCode.INVALID, "A value is out of its allowed range."),
+    "23P01": (ErrorCode.OCCUPANCY_OVERLAP, "Overlaps an existing occupancy."),
+    "22003": (ErrorCode.INVALID, "A number is too large."),
+}
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+
+
+async def run(
+    info: strawberry.Info[Context, None], work: Callable[[Tx], Awaitable[R]]
+) -> tuple[R | None, list[UserError]]:
+    """Run `work` in one transaction: (its result, []) when committed, or (None, user
+    errors) when it refused its input — and then nothing it wrote is kept."""
+    try:
+        async with info.context.db.write() as conn:
+            result = await work(Tx(conn, info.context.viewer, info.context.today))
+    except Rejected as rejected:
+        return None, [UserError.of(p) for p in rejected.problems]
+    except (IntegrityError, DBAPIError) as exc:
+        state = _sqlstate(exc)
+        if state not in SQLSTATE_CODES:
+            raise
+        code, message = SQLSTATE_CODES[state]
+        log.info("mutation refused by the database", extra={"sqlstate": state})
+        return None, [UserError.of(Problem((), code, message))]
+    return result, []

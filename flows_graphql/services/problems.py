@@ -1,0 +1,68 @@
+"""User errors: what a mutation answers to bad input instead of an exception."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class ErrorCode(enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    INVALID = "INVALID"
+    DUPLICATE = "DUPLICATE"
+    NO_BENCHMARK = "NO_BENCHMARK"
+    FUTURE_MONTH = "FUTURE_MONTH"
+    MONTH_FINALIZED = "MONTH_FINALIZED"
+    RUN_IN_PROGRESS = "RUN_IN_PROGRESS"
+    CUSTOMER_SUSPENDED = "CUSTOMER_SUSPENDED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    INVALID_STATUS_TRANSITION = "INVALID_STATUS_TRANSITION"
+    OCCUPANCY_OVERLAP = "OCCUPANCY_OVERLAP"
+    METER_DECOMMISSIONED = "METER_DECOMMISSIONED"
+    TERMS_NOT_ALLOWED = "TERMS_NOT_ALLOWED"
+    NO_APP_URL = "NO_APP_URL"
+    INVITE_EXPIRED = "INVITE_EXPIRED"
+    INVITE_USED = "INVITE_USED"
+    FORBIDDEN = "FORBIDDEN"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One user error: the input path it is about (camelCase, list indexes as
+    strings), a code and a sentence for people."""
+
+    field: tuple[str, ...]
+    code: ErrorCode
+    message: str
+
+
+class Rejected(Exception):
+    """Raised by a service to refuse its input; nothing it did is kept."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = list(problems)
+
+
+def reject(field: str | Sequence[str], code: ErrorCode, message: str) -> Rejected:
+    path = (field,) if isinstance(field, str) else tuple(field)
+    return Rejected([Problem(path, code, message)])
+
+
+class Problems:
+    """Collects every problem of an input before deciding, so a client sees them all."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, field: str | Sequence[str], code: ErrorCode, message: str) -> None:
+        path = (field,) if isinstance(field, str) else tuple(field)
+        self.items.append(Problem(path, code, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise Rejected(self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)

@@ -1,0 +1,132 @@
+"""The transaction a mutation runs in: the connection, who acts, and the audit trail."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..auth.viewer import Viewer
+from ..db.models import AccountAuditLog, AccountEvent, AuditLog, CustomerEvent
+from ..db.models.enums import AccountEventType
+from ..rules.clock import Today, london_today
+from .problems import ErrorCode, reject
+
+# A database row as services return it; the GraphQL types read its fields directly.
+Row = Any
+
+
+@dataclass
+class Tx:
+    conn: AsyncConnection
+    viewer: Viewer
+    today: Today = london_today
+
+    @property
+    def actor(self) -> str:
+        return self.viewer.actor
+
+    def require_role(self, *roles: str) -> None:
+        """Refuse the whole mutation unless the viewer has one of `roles`."""
+        if self.viewer.role not in roles:
+            raise reject((), ErrorCode.FORBIDDEN, "Your role may not do this.")
+
+    def may_see(self, esco_id: uuid.UUID) -> bool:
+        scope = self.viewer.esco_scope
+        return scope is None or esco_id in scope
+
+    def require_esco(self, esco_id: uuid.UUID | None, field: str, what: str) -> uuid.UUID:
+        """The ESCO a write targets, if the viewer may act in it; out of scope looks
+        exactly like missing."""
+        if esco_id is None or not self.may_see(esco_id):
+            raise reject(field, ErrorCode.NOT_FOUND, f"No {what} with this id.")
+        return esco_id
+
+    async def audit(
+        self,
+        action: str,
+        entity: str,
+        entity_id: object,
+        changes: dict[str, Any],
+        esco_id: uuid.UUID | None,
+    ) -> None:
+        await self.conn.execute(
+            insert(AuditLog).values(
+                esco_id=esco_id,
+                actor=self.actor,
+                action=action,
+                entity=entity,
+                entity_id=str(entity_id),
+                changes=jsonable(changes),
+            )
+        )
+
+    async def customer_event(
+        self, esco_id: uuid.UUID, customer_id: uuid.UUID, event_type: str, data: dict[str, Any]
+    ) -> None:
+        await self.conn.execute(
+            insert(CustomerEvent).values(
+                esco_id=esco_id,
+                customer_id=customer_id,
+                event_type=event_type,
+                actor=self.actor,
+                data=jsonable(data),
+            )
+        )
+
+    async def account_event(
+        self,
+        esco_id: uuid.UUID,
+        account_id: uuid.UUID,
+        event_type: AccountEventType,
+        notes: str | None = None,
+    ) -> None:
+        await self.conn.execute(
+            insert(AccountEvent).values(
+                esco_id=esco_id,
+                account_id=account_id,
+                event_type=event_type,
+                notes=notes,
+                actor=self.actor,
+            )
+        )
+
+    async def account_audit(
+        self, esco_id: uuid.UUID, account_id: uuid.UUID, action: str, changes: dict[str, Any]
+    ) -> None:
+        await self.conn.execute(
+            insert(AccountAuditLog).values(
+                esco_id=esco_id,
+                account_id=account_id,
+                action=action,
+                actor=self.actor,
+                changes=jsonable(changes),
+            )
+        )
+
+
+def jsonable(value: Any) -> Any:
+    """Audit payloads as JSON: Decimals and dates as strings, enums as their values."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """`{"changed": {field: {"old": …, "new": …}}}` for the fields whose value changed."""
+    diff = {k: {"old": before.get(k), "new": v} for k, v in after.items() if before.get(k) != v}
+    return {"changed": diff}

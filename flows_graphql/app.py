@@ -20,6 +20,7 @@ from .config import Settings
 from .db.engine import create_engine
 from .db.migrate import head_revision
 from .graphql_view import FlowsGraphQL
+from .rules.clock import Today, london_today
 from .schema import schema
 
 log = logging.getLogger("flows_graphql.http")
@@ -65,10 +66,11 @@ class RequestIdMiddleware:
             logs.request_id.reset(token)
 
 
-def create_app(settings: Settings, database_url: str) -> Starlette:
+def create_app(settings: Settings, database_url: str, today: Today = london_today) -> Starlette:
+    """The application. `today` is the billing clock (tests pass a fixed day)."""
     engine = create_engine(settings, database_url)
     expected_revision = head_revision()
-    graphql = FlowsGraphQL(schema, settings=settings, engine=engine)
+    graphql = FlowsGraphQL(schema, settings=settings, engine=engine, today=today)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

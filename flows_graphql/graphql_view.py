@@ -16,10 +16,13 @@ from .config import Settings
 from .context import Context
 from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
+from .rules.clock import Today, london_today
 
 
 class FlowsGraphQL(GraphQL[Context, None]):
-    def __init__(self, schema: Any, *, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(
+        self, schema: Any, *, settings: Settings, engine: AsyncEngine, today: Today = london_today
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -27,6 +30,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.engine = engine
+        self.today = today
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -36,6 +40,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             settings=self.settings,
             viewer=IMPLICIT_ADMIN,
             db=RequestDb(self.engine),
+            today=self.today,
         )
 
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:

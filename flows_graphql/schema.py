@@ -11,6 +11,7 @@ from .resolvers import customers as customer_resolvers
 from .resolvers import metering as metering_resolvers
 from .resolvers import payments as payment_resolvers
 from .resolvers import tariffs as tariff_resolvers
+from .resolvers import usage as usage_resolvers
 from .resolvers.billing import BillingQuery
 from .resolvers.community import CommunityQuery
 from .resolvers.customers import CustomersQuery
@@ -61,6 +62,7 @@ MUTATION_CLASSES = [
         metering_resolvers,
         customer_resolvers,
         tariff_resolvers,
+        usage_resolvers,
         billing_resolvers,
         payment_resolvers,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +113,15 @@ async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+# The billing clock of the test app: a fixed day, so "the current month" is stable.
+TODAY = date(2025, 3, 10)
+
+
 @pytest.fixture
 async def client(
     settings: Settings, database_url: str, engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, database_url)
+    app = create_app(settings, database_url, today=lambda: TODAY)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http

@@ -99,7 +99,8 @@ def global_id(type_name: str, *key_columns: str) -> Any:
         )
 
     def resolve_composite(root: Any) -> strawberry.ID:
-        key = "|".join(str(getattr(root, c)) for c in key_columns)
+        # Enum columns (CustomerAccount.role) contribute their value, as the fetch parses it.
+        key = "|".join(str(getattr(v, "value", v)) for v in (getattr(root, c) for c in key_columns))
         return strawberry.ID(to_global_id(type_name, key))
 
     return strawberry.field(

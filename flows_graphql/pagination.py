@@ -89,6 +89,8 @@ def page_args(
 def encode_cursor(sort: SortKey, value: Any, row_id: uuid.UUID) -> str:
     if isinstance(value, date | datetime):
         value = value.isoformat()
+    elif isinstance(value, uuid.UUID):
+        value = str(value)
     raw = json.dumps([sort.name, value, str(row_id)], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flows_graphql.db.migrate import head_revision
 from tests.conftest import gql
 
 
@@ -19,7 +20,7 @@ async def test_readyz_at_latest_migration(client):
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["status"] == "ready"
-    assert response.json()["revision"] == "0001"
+    assert response.json()["revision"] == head_revision() == "0002"
 
 
 async def test_readyz_503_when_behind(client, raw):
@@ -29,7 +30,7 @@ async def test_readyz_503_when_behind(client, raw):
         assert response.status_code == 503
         assert response.json()["reason"] == "migrations"
     finally:
-        await raw.execute("UPDATE alembic_version SET version_num = '0001'")
+        await raw.execute("UPDATE alembic_version SET version_num = $1", head_revision())
 
 
 async def test_regions_are_seeded_and_counted(client):

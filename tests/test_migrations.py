@@ -249,7 +249,7 @@ async def test_downgrade_to_base_and_upgrade_again(
     engine: AsyncEngine, database_url: str, settings: Settings
 ) -> None:
     head = head_revision()
-    assert head == "0001"
+    assert head == "0002"
     async with scratch_database(database_url, "roundtrip") as url:
         scratch = create_engine(settings, url)
         try:

@@ -17,9 +17,13 @@ class Viewer:
     # None: every ESCO (admins). Otherwise the ESCO ids in scope.
     esco_ids: frozenset[uuid.UUID] | None = None
     customer_id: uuid.UUID | None = None
+    # The platform itself (CLI jobs, the demo seed): audited as `system`.
+    system: bool = False
 
     @property
     def actor(self) -> str:
+        if self.system:
+            return "system"
         if self.role == "customer" and self.customer_id is not None:
             return f"customer:{self.customer_id}"
         if self.role == "partner":
@@ -32,3 +36,4 @@ class Viewer:
 
 
 IMPLICIT_ADMIN = Viewer(role="admin", sub="development")
+SYSTEM = Viewer(role="admin", sub="system", system=True)

@@ -10,10 +10,14 @@ import strawberry
 from ..context import Context
 from ..db.models.enums import BillingRunStatus
 from ..loaders.billing import RUN_SPEC, RUNS
+from ..services import billing as service
 from ..types.billing import BillingRun
 from ..types.connection import After, Before, Connection, First, Last, root_connection
+from ..types.errors import UserError
+from ..types.node import parse_id
 from .arguments import esco_id_argument
 from .customers import EscoIdArg
+from .mutation import run
 
 Info = strawberry.Info[Context, None]
 
@@ -62,3 +66,56 @@ class BillingQuery:
             last=last,
             before=before,
         )
+
+
+@strawberry.input(description="Bill one ESCO for one month.")
+class RunBillingInput:
+    esco_id: strawberry.ID = strawberry.field(description="The ESCO (global id or uuid).")
+    month: date = strawberry.field(
+        description="The month, as its 1st; the current month bills month-to-date."
+    )
+
+
+@strawberry.type(description="The result of runBilling.")
+class RunBillingPayload:
+    billing_run: BillingRun | None = strawberry.field(
+        description="The run, with its totals and skipped meters."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.input(description="Freeze a month's costs.")
+class FinalizeBillingRunInput:
+    billing_run_id: strawberry.ID = strawberry.field(
+        description="The month's latest completed run (global id or uuid)."
+    )
+
+
+@strawberry.type(description="The result of finalizeBillingRun.")
+class FinalizeBillingRunPayload:
+    billing_run: BillingRun | None = strawberry.field(description="The finalized run.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.type
+class Mutations:
+    @strawberry.mutation(
+        description="Compute a month's costs and solar credits for an ESCO, replacing any "
+        "earlier run of that month (refused once the month is finalized)."
+    )
+    async def run_billing(self, info: Info, input: RunBillingInput) -> RunBillingPayload:
+        result, errors = await run(
+            info,
+            lambda tx: service.run_billing(tx, parse_id(input.esco_id, "Esco"), input.month),
+        )
+        return RunBillingPayload(billing_run=result.run if result else None, user_errors=errors)
+
+    @strawberry.mutation(description="Freeze a month: its costs never change again.")
+    async def finalize_billing_run(
+        self, info: Info, input: FinalizeBillingRunInput
+    ) -> FinalizeBillingRunPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.finalize_run(tx, parse_id(input.billing_run_id, "BillingRun")),
+        )
+        return FinalizeBillingRunPayload(billing_run=row, user_errors=errors)

@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, Timestamps, esco_fk, pg_enum, tenant_fk, uuid_pk
@@ -93,6 +93,10 @@ class BillingRun(Timestamps, Base):
     customers_billed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     total: Mapped[Decimal] = mapped_column(Numeric, nullable=False, server_default=text("0"))
     error: Mapped[str | None] = mapped_column(Text)
+    # Supply meters the run could not bill: [{"meter_id": …, "reason": "NO_OCCUPIER"}].
+    skipped_meters: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
 
 
 class MonthlyCosts(Timestamps, Base):

@@ -37,6 +37,8 @@ class Customer(Timestamps, Base):
             "uq_customers_esco_id_lower_email", "esco_id", func.lower(text("email")), unique=True
         ),
         CheckConstraint("email ~ '^[^@[:space:]]+@[^@[:space:]]+$'", name="email_shape"),
+        # Backs the customers list ordered by CREATED_AT (keyset: created_at, id).
+        Index("ix_customers_esco_id_created_at_id", "esco_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

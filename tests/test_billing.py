@@ -1,0 +1,454 @@
+"""Tariff publication and monthly billing through the public API, on the worked
+examples of rules.md (exact decimals), plus re-runs, finalization and concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal as D
+
+import httpx
+import pytest
+
+from flows_graphql.app import create_app
+from tests.conftest import gql
+
+PUBLISH = """
+mutation P($input: PublishBenchmarkTariffInput!) {
+  publishBenchmarkTariff(input: $input) {
+    benchmarkTariff { periodStart unitRate standingCharge region { code } }
+    generation { microgridTariffsCreated microgridTariffsRecomputed
+                 customerTariffsCreated customerTariffsRecomputed }
+    userErrors { field code message }
+  }
+}"""
+SET_MICROGRID = """
+mutation M($input: SetMicrogridTariffInput!) {
+  setMicrogridTariff(input: $input) {
+    microgridTariff { discountPercent unitRate standingCharge emergencyCredit }
+    userErrors { field code }
+  }
+}"""
+SET_DISCOUNT = """
+mutation C($input: SetCustomerDiscountInput!) {
+  setCustomerDiscount(input: $input) {
+    customerTariff { discountPercent unitRate standingCharge }
+    userErrors { field code }
+  }
+}"""
+SET_SOLAR = """
+mutation S($input: SetSolarCreditTariffInput!) {
+  setSolarCreditTariff(input: $input) {
+    solarCreditTariff { creditPencePerYear creditPencePerDay }
+    userErrors { field code }
+  }
+}"""
+RUN = """
+mutation R($input: RunBillingInput!) {
+  runBilling(input: $input) {
+    billingRun {
+      id uuid month status customersBilled total
+      skipped { reason meter { serial } }
+      costs(first: 100) { totalCount nodes {
+        power heat standingCharge total savings
+        microgrid { power heat standingCharge total }
+        benchmark { power heat standingCharge total }
+        customer { email } usage { solarKwh }
+      } }
+      solarCredits(first: 100) { nodes { creditPence property { plot } } }
+    }
+    userErrors { field code message }
+  }
+}"""
+FINALIZE = """
+mutation F($input: FinalizeBillingRunInput!) {
+  finalizeBillingRun(input: $input) {
+    billingRun { status }
+    userErrors { field code }
+  }
+}"""
+
+
+class Community:
+    """An ESCO in south_east with metered, occupied properties (raw SQL set-up)."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.esco_id = uuid.uuid4()
+        self.customers: list[uuid.UUID] = []
+        self.meters: list[uuid.UUID] = []
+        self.properties: list[uuid.UUID] = []
+
+    async def create(self, code: str = "sunny") -> Community:
+        await self.raw.execute(
+            "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
+            self.esco_id,
+            code,
+            code.title(),
+        )
+        return self
+
+    async def home(
+        self,
+        n: int,
+        *,
+        occupied: bool = True,
+        usage: tuple[str, str, str] = ("200", "80", "35"),
+        solar_kw: str | None = None,
+        month: date = date(2025, 3, 1),
+    ) -> tuple[uuid.UUID, uuid.UUID | None]:
+        meter, prop, account = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await self.raw.execute(
+            "INSERT INTO meters (id, esco_id, serial) VALUES ($1, $2, $3)",
+            meter,
+            self.esco_id,
+            f"M-{self.esco_id.hex[:6]}-{n:03d}",
+        )
+        await self.raw.execute(
+            "INSERT INTO properties (id, esco_id, plot, supply_meter_id) VALUES ($1,$2,$3,$4)",
+            prop,
+            self.esco_id,
+            f"Plot {n:03d}",
+            meter,
+        )
+        await self.raw.execute(
+            "INSERT INTO accounts (id, esco_id, property_id, opened_on) VALUES ($1,$2,$3,$4)",
+            account,
+            self.esco_id,
+            prop,
+            date(2024, 6, 1),
+        )
+        customer = None
+        if occupied:
+            customer = uuid.uuid4()
+            await self.raw.execute(
+                "INSERT INTO customers (id, esco_id, email) VALUES ($1, $2, $3)",
+                customer,
+                self.esco_id,
+                f"home{n:03d}@example.org",
+            )
+            await self.raw.execute(
+                "INSERT INTO customer_accounts (customer_id, account_id, role, start_date, esco_id)"
+                " VALUES ($1, $2, 'occupier', $3, $4)",
+                customer,
+                account,
+                date(2024, 6, 1),
+                self.esco_id,
+            )
+            self.customers.append(customer)
+        power, heat, solar = usage
+        await self.raw.execute(
+            "INSERT INTO monthly_usage (esco_id, meter_id, month, power_kwh, heat_kwh, solar_kwh)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            self.esco_id,
+            meter,
+            month,
+            D(power),
+            D(heat),
+            D(solar),
+        )
+        if solar_kw is not None:
+            await self.raw.execute(
+                "INSERT INTO solar_installation (property_id, esco_id, mcs_certificate,"
+                " declared_net_capacity_kw) VALUES ($1, $2, $3, $4)",
+                prop,
+                self.esco_id,
+                f"MCS-{prop.hex[:10]}",
+                D(solar_kw),
+            )
+        self.meters.append(meter)
+        self.properties.append(prop)
+        return meter, customer
+
+
+@pytest.fixture
+async def april(settings, database_url, engine) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose billing clock reads 2025-04-15: March 2025 is a past month."""
+    app = create_app(settings, database_url, today=lambda: date(2025, 4, 15))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+    await app.state.engine.dispose()
+
+
+async def publish(client, unit="0.2486", standing="0.6097", start="2025-01-01"):
+    body = await gql(
+        client,
+        PUBLISH,
+        {
+            "input": {
+                "regionCode": "south_east",
+                "periodStart": start,
+                "unitRate": unit,
+                "standingCharge": standing,
+            }
+        },
+    )
+    return body["data"]["publishBenchmarkTariff"]
+
+
+async def priced_example(client, raw) -> Community:
+    """rules.md's example: benchmark 0.2486/0.6097, microgrid 20 %, customer 15 %."""
+    community = await Community(raw).create()
+    await community.home(1, solar_kw="4.2")
+    await publish(client)
+    esco = str(community.esco_id)
+    body = await gql(
+        client,
+        SET_MICROGRID,
+        {"input": {"escoId": esco, "periodStart": "2025-01-01", "discountPercent": 20}},
+    )
+    tariff = body["data"]["setMicrogridTariff"]["microgridTariff"]
+    assert tariff["discountPercent"] == 20
+    # Exact products (no truncation): 0.8 x 0.24860 = 0.198880.
+    assert (D(tariff["unitRate"]), D(tariff["standingCharge"])) == (D("0.19888"), D("0.48776"))
+    assert tariff["emergencyCredit"] == "15.00"
+    body = await gql(
+        client,
+        SET_DISCOUNT,
+        {
+            "input": {
+                "customerId": str(community.customers[0]),
+                "periodStart": "2025-01-01",
+                "discountPercent": 15,
+            }
+        },
+    )
+    assert body["data"]["setCustomerDiscount"]["customerTariff"] == {
+        "discountPercent": 15,
+        "unitRate": "0.21131",
+        "standingCharge": "0.51824",
+    }
+    return community
+
+
+async def run_billing(client, community: Community, month: str = "2025-03-01") -> dict:
+    body = await gql(client, RUN, {"input": {"escoId": str(community.esco_id), "month": month}})
+    return body["data"]["runBilling"]
+
+
+async def test_billing_example_of_rules_md_to_the_last_decimal(april, raw):
+    community = await priced_example(april, raw)
+    result = await run_billing(april, community)
+    assert result["userErrors"] == []
+    run = result["billingRun"]
+    assert (run["month"], run["status"], run["customersBilled"]) == ("2025-03-01", "COMPLETED", 1)
+    assert D(run["total"]) == D("75.23224")
+    [costs] = run["costs"]["nodes"]
+    assert {k: D(costs[k]) for k in ("power", "heat", "standingCharge", "total")} == {
+        "power": D("42.262"),
+        "heat": D("16.9048"),
+        "standingCharge": D("16.06544"),
+        "total": D("75.23224"),
+    }
+    assert {k: D(v) for k, v in costs["microgrid"].items()} == {
+        "power": D("39.776"),
+        "heat": D("15.9104"),
+        "standingCharge": D("15.12056"),
+        "total": D("70.80696"),
+    }
+    assert {k: D(v) for k, v in costs["benchmark"].items()} == {
+        "power": D("49.72"),
+        "heat": D("19.888"),
+        "standingCharge": D("18.9007"),
+        "total": D("88.5087"),
+    }
+    assert D(costs["savings"]) == D("88.5087") - D("75.23224")
+    assert costs["customer"]["email"] == "home001@example.org"
+    assert costs["usage"]["solarKwh"] == "35.000"  # recorded, not billed
+    # No solar tariff yet: the installation is credited 0, and the 0 is recorded.
+    assert run["solarCredits"]["nodes"] == [{"creditPence": 0, "property": {"plot": "Plot 001"}}]
+
+
+async def test_current_month_bills_standing_charge_month_to_date(client, raw):
+    # The test client's clock reads 2025-03-10.
+    community = await priced_example(client, raw)
+    run = (await run_billing(client, community))["billingRun"]
+    [costs] = run["costs"]["nodes"]
+    assert D(costs["standingCharge"]) == D("0.51824") * 10
+    assert D(costs["benchmark"]["standingCharge"]) == D("6.097")
+
+
+async def test_solar_credits_example_of_rules_md(april, raw):
+    community = await Community(raw).create()
+    await community.home(1, solar_kw="4.2")
+    await community.home(2, solar_kw="2.37")
+    await community.home(3, solar_kw="0")
+    await publish(april)
+    body = await gql(
+        april,
+        SET_SOLAR,
+        {
+            "input": {
+                "escoId": str(community.esco_id),
+                "periodStart": "2025-01-01",
+                "creditPencePerYear": "5475",
+            }
+        },
+    )
+    assert body["data"]["setSolarCreditTariff"]["solarCreditTariff"] == {
+        "creditPencePerYear": "5475",
+        "creditPencePerDay": "15",
+    }
+    run = (await run_billing(april, community))["billingRun"]
+    credits = {n["property"]["plot"]: n["creditPence"] for n in run["solarCredits"]["nodes"]}
+    assert credits == {"Plot 001": 1953, "Plot 002": 1102, "Plot 003": 0}
+
+
+async def test_publishing_generates_then_changes_nothing_then_recomputes(client, raw):
+    community = await Community(raw).create()
+    await community.home(1)
+    await community.home(2)
+    await community.home(3, occupied=False)
+    first = await publish(client)
+    assert first["userErrors"] == []
+    assert first["generation"] == {
+        "microgridTariffsCreated": 1,
+        "microgridTariffsRecomputed": 0,
+        "customerTariffsCreated": 2,
+        "customerTariffsRecomputed": 0,
+    }
+    rows = await raw.fetch(
+        "SELECT discount_percent, unit_rate, standing_charge FROM customer_tariffs"
+    )
+    # No earlier tariff: the ESCO's default microgrid discount (25) applies.
+    assert {tuple(r) for r in rows} == {(25, D("0.18645"), D("0.45727"))}
+    again = await publish(client)
+    assert again["generation"] == {
+        "microgridTariffsCreated": 0,
+        "microgridTariffsRecomputed": 0,
+        "customerTariffsCreated": 0,
+        "customerTariffsRecomputed": 0,
+    }
+    corrected = await publish(client, unit="0.3000")
+    assert corrected["generation"]["microgridTariffsRecomputed"] == 1
+    assert corrected["generation"]["customerTariffsRecomputed"] == 2
+    assert {r["unit_rate"] for r in await raw.fetch("SELECT unit_rate FROM customer_tariffs")} == {
+        D("0.22500")
+    }
+
+
+async def test_rerun_replaces_the_month_and_finalize_freezes_it(april, raw):
+    community = await priced_example(april, raw)
+    first = (await run_billing(april, community))["billingRun"]
+    second = (await run_billing(april, community))["billingRun"]
+    assert first["uuid"] != second["uuid"]
+    assert await raw.fetchval("SELECT count(*) FROM monthly_costs") == 1
+    assert await raw.fetchval("SELECT count(*) FROM monthly_solar_credits") == 1
+    assert await raw.fetchval(
+        "SELECT billing_run_id FROM monthly_costs"
+    ) == uuid.UUID(second["uuid"])
+
+    stale = await gql(april, FINALIZE, {"input": {"billingRunId": first["id"]}})
+    assert stale["data"]["finalizeBillingRun"]["userErrors"] == [
+        {"field": ["billingRunId"], "code": "INVALID"}
+    ]
+    final = await gql(april, FINALIZE, {"input": {"billingRunId": second["id"]}})
+    assert final["data"]["finalizeBillingRun"] == {
+        "billingRun": {"status": "FINALIZED"},
+        "userErrors": [],
+    }
+    refused = await run_billing(april, community)
+    assert refused["billingRun"] is None
+    assert refused["userErrors"][0]["code"] == "MONTH_FINALIZED"
+    assert await raw.fetchval("SELECT total FROM monthly_costs") == D("75.23224")
+    again = await gql(april, FINALIZE, {"input": {"billingRunId": second["id"]}})
+    assert again["data"]["finalizeBillingRun"]["userErrors"][0]["code"] == "MONTH_FINALIZED"
+
+
+async def test_skipped_meters_are_reported_with_their_reason(april, raw):
+    community = await priced_example(april, raw)
+    await community.home(2, occupied=False)
+    _, no_tariff = await community.home(3)
+    run = (await run_billing(april, community))["billingRun"]
+    assert run["customersBilled"] == 1
+    assert sorted((s["reason"], s["meter"]["serial"]) for s in run["skipped"]) == [
+        ("NO_OCCUPIER", f"M-{community.esco_id.hex[:6]}-002"),
+        ("NO_TARIFF", f"M-{community.esco_id.hex[:6]}-003"),
+    ]
+    assert no_tariff is not None
+
+
+@pytest.mark.parametrize(
+    ("month", "code"),
+    [("2025-05-01", "FUTURE_MONTH"), ("2025-03-15", "INVALID")],
+)
+async def test_bad_months_are_refused(april, raw, month, code):
+    community = await priced_example(april, raw)
+    result = await run_billing(april, community, month)
+    assert result["billingRun"] is None
+    assert result["userErrors"][0]["code"] == code
+    assert result["userErrors"][0]["field"] == ["month"]
+    assert await raw.fetchval("SELECT count(*) FROM billing_runs") == 0
+
+
+async def test_unknown_esco_is_not_found(april):
+    body = await gql(april, RUN, {"input": {"escoId": str(uuid.uuid4()), "month": "2025-03-01"}})
+    assert body["data"]["runBilling"]["userErrors"][0] == {
+        "field": ["escoId"],
+        "code": "NOT_FOUND",
+        "message": "No ESCO with this id.",
+    }
+
+
+async def test_no_tariff_before_a_benchmark_is_in_force(client, raw):
+    community = await Community(raw).create()
+    body = await gql(
+        client,
+        SET_MICROGRID,
+        {
+            "input": {
+                "escoId": str(community.esco_id),
+                "periodStart": "2025-01-01",
+                "discountPercent": 20,
+            }
+        },
+    )
+    assert body["data"]["setMicrogridTariff"] == {
+        "microgridTariff": None,
+        "userErrors": [{"field": ["periodStart"], "code": "NO_BENCHMARK"}],
+    }
+    assert await raw.fetchval("SELECT count(*) FROM microgrid_tariffs") == 0
+    assert await raw.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
+async def test_concurrent_runs_of_one_month_leave_one_set_of_costs(april, raw):
+    community = await priced_example(april, raw)
+    for n in range(2, 30):
+        _, customer = await community.home(n)
+        await raw.execute(
+            "INSERT INTO customer_tariffs (customer_id, period_start, esco_id, discount_percent,"
+            " unit_rate, standing_charge) VALUES ($1, '2025-01-01', $2, 15, 0.21131, 0.51824)",
+            customer,
+            community.esco_id,
+        )
+    results = await asyncio.gather(*(run_billing(april, community) for _ in range(3)))
+    outcomes = sorted(
+        "ok" if r["billingRun"] else r["userErrors"][0]["code"] for r in results
+    )
+    assert outcomes[-1] == "ok"
+    assert set(outcomes) <= {"ok", "RUN_IN_PROGRESS"}
+    assert await raw.fetchval("SELECT count(*) FROM monthly_costs") == 29
+    assert await raw.fetchval("SELECT count(DISTINCT billing_run_id) FROM monthly_costs") == 1
+    assert await raw.fetchval("SELECT sum(total) FROM monthly_costs") == D("75.23224") * 29
+
+
+async def test_billing_runs_a_constant_number_of_statements(april, raw):
+    small = await Community(raw).create("small")
+    await small.home(1, solar_kw="3")
+    big = await Community(raw).create("big")
+    for n in range(1, 41):
+        await big.home(n, solar_kw="3")
+    await publish(april)  # prices every occupier of both
+    counts = []
+    for community in (small, big):
+        body = await gql(
+            april,
+            "mutation R($input: RunBillingInput!) { runBilling(input: $input) "
+            "{ billingRun { customersBilled } userErrors { code } } }",
+            {"input": {"escoId": str(community.esco_id), "month": "2025-03-01"}},
+        )
+        counts.append(body["extensions"]["sqlStatements"])
+    assert counts[0] == counts[1]

@@ -38,14 +38,18 @@ async def _seed_demo(settings: Settings, url: str, *, only_if_empty: bool) -> bo
     """Seed the demo data; returns False when data was already there."""
     from .db.engine import create_sessionmaker
     from .db.models import Esco
-    from .demo import seed_demo
+    from .demo import bill_demo, seed_demo
+    from .rules.clock import london_today
 
     engine = _engine(settings, url)
+    today = london_today()
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             if only_if_empty and await session.scalar(select(func.count()).select_from(Esco)):
                 return False
-            await seed_demo(session, today=date.today())
+            await seed_demo(session, today=today)
+        # The demo's months are billed by the real billing service, like any month.
+        await bill_demo(engine, today=today)
         return True
     finally:
         await engine.dispose()
@@ -214,6 +218,70 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn in place."""
+
+    WIDTH = 30
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        filled = self.WIDTH * done // total if total else self.WIDTH
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        sys.stderr.write(f"\r[{bar}] {stage:<14} {done}/{total}   ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
+    from .auth.viewer import SYSTEM
+    from .db.embedded import database_url
+    from .db.models import Esco
+    from .rules.clock import london_today
+    from .services.billing import run_billing
+    from .services.problems import Rejected
+    from .services.tx import Tx
+
+    try:
+        month = date.fromisoformat(args.month + "-01")
+    except ValueError:
+        print(f"--month must be YYYY-MM, not {args.month!r}", file=sys.stderr)
+        return 2
+
+    async def bill() -> int:
+        engine = _engine(settings, database_url(settings))
+        bar = ProgressBar()
+        try:
+            async with engine.begin() as conn:
+                esco_id = await conn.scalar(select(Esco.id).where(Esco.code == args.esco))
+                if esco_id is None:
+                    print(f"no ESCO with code {args.esco!r}", file=sys.stderr)
+                    return 1
+                # A large ESCO's run may take longer than the API's statement timeout.
+                await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+                try:
+                    result = await run_billing(Tx(conn, SYSTEM, london_today), esco_id, month, bar)
+                except Rejected as rejected:
+                    bar.close()
+                    for problem in rejected.problems:
+                        print(f"{problem.code.value}: {problem.message}", file=sys.stderr)
+                    return 1
+            bar.close()
+            run = result.run
+            print(
+                f"billed {args.esco} {args.month}: {run.customers_billed} customers, "
+                f"total {run.total} GBP, {len(result.skipped)} meters skipped "
+                f"(run {run.id})"
+            )
+            for meter_id, reason in result.skipped:
+                print(f"  skipped meter {meter_id}: {reason.value}")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(bill())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flows-graphql", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", help="subject claim (default: derived)")
     token.add_argument("--hours", type=float, default=24 * 7, help="lifetime (default 168)")
     token.set_defaults(func=cmd_token)
+
+    billing = sub.add_parser("billing", help="billing runs").add_subparsers(
+        dest="billing_command", required=True
+    )
+    billing_run = billing.add_parser("run", help="bill one ESCO for one month")
+    billing_run.add_argument("--esco", required=True, help="ESCO code")
+    billing_run.add_argument("--month", required=True, help="YYYY-MM")
+    billing_run.set_defaults(func=cmd_billing_run)
     return parser
 
 

@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .db.models import (
     Account,
@@ -57,6 +57,8 @@ from .db.models import (
     TariffGeneration,
     UsageSource,
 )
+from .rules.solar import credit_pence_per_day
+from .rules.tariffs import Rates, customer_rates, microgrid_rates
 
 Row = dict[str, Any]
 
@@ -248,7 +250,6 @@ _SOLAR_KWH_PER_KW = _decimals(
 _PAYMENT_AMOUNTS_PENCE = (1000, 1500, 2000, 2500, 3000, 4000, 5000, 7500, 10000)
 _PAYMENT_DESCRIPTIONS = ("App top-up", "Card payment", "Direct debit", "Top-up at PayPoint")
 
-_FIVE_DP = Decimal("0.00001")
 _THREE_DP = Decimal("0.001")
 
 
@@ -282,26 +283,23 @@ def _jitter(rng: random.Random) -> Decimal:
 def _microgrid_rates(
     benchmark: tuple[Decimal, Decimal], discount_percent: int
 ) -> tuple[Decimal, Decimal]:
-    """rules.md §1: factor * benchmark, exact (no rounding)."""
-    # TODO: use the rules module once it exists instead of repeating the formula here.
-    factor = 1 - Decimal(discount_percent) / 100
-    return factor * benchmark[0], factor * benchmark[1]
+    rates = microgrid_rates(Rates(*benchmark), discount_percent)
+    return rates.unit_rate, rates.standing_charge
 
 
 def _customer_rates(
     benchmark: tuple[Decimal, Decimal], discount_percent: int
 ) -> tuple[Decimal, Decimal]:
-    """rules.md §1: trunc5(factor * benchmark), truncated toward zero, never rounded."""
-    unit, standing = _microgrid_rates(benchmark, discount_percent)
-    return (
-        unit.quantize(_FIVE_DP, rounding=ROUND_DOWN),
-        standing.quantize(_FIVE_DP, rounding=ROUND_DOWN),
-    )
+    rates = customer_rates(Rates(*benchmark), discount_percent)
+    return rates.unit_rate, rates.standing_charge
 
 
 def _solar_pence_per_day(period_start: date, pence_per_year: Decimal) -> Decimal:
-    """rules.md §4: per year / 366 in a leap year, else / 365."""
-    return pence_per_year / (366 if calendar.isleap(period_start.year) else 365)
+    return credit_pence_per_day(pence_per_year, period_start)
+
+
+# The demo's full months of usage, ending with the month before today's.
+USAGE_MONTHS = 12
 
 
 # --- the builder -----------------------------------------------------------------------
@@ -708,7 +706,7 @@ def _tariffs(demo: _Demo) -> None:
 def _usage(demo: _Demo) -> None:
     """Twelve full months before the current one, for every supply meter."""
     this_month = demo.today.replace(day=1)
-    months = [_add_months(this_month, -k) for k in range(12, 0, -1)]
+    months = [_add_months(this_month, -k) for k in range(USAGE_MONTHS, 0, -1)]
     for home in demo.homes:
         # Per-home rng: adding a home must not reshuffle every other home's usage.
         rng = random.Random(f"usage/{home.esco.code}/{home.number}")
@@ -851,3 +849,30 @@ def _invite(demo: _Demo) -> None:
             "expires_at": _at(demo.today + timedelta(days=7), 12),
         },
     )
+
+
+# --- billing the demo's months through the real service ---------------------------------
+
+
+async def bill_demo(engine: AsyncEngine, *, today: date, finalize_before: int = 2) -> int:
+    """Run billing for every ESCO and every demo month (each run its own transaction,
+    as an operator would), finalizing all but the most recent `finalize_before`
+    months. Returns the number of runs."""
+    from .auth.viewer import SYSTEM
+    from .services.billing import finalize_run, run_billing
+    from .services.tx import Tx
+
+    first_month = _add_months(today.replace(day=1), -USAGE_MONTHS)
+    months = [_add_months(first_month, i) for i in range(USAGE_MONTHS)]
+    async with engine.connect() as conn:
+        escos = (await conn.execute(select(Esco.id).order_by(Esco.code))).scalars().all()
+    runs = 0
+    for esco_id in escos:
+        for index, month in enumerate(months):
+            async with engine.begin() as conn:
+                tx = Tx(conn, SYSTEM, lambda: today)
+                result = await run_billing(tx, esco_id, month)
+                if index < len(months) - finalize_before:
+                    await finalize_run(tx, result.run.id)
+            runs += 1
+    return runs

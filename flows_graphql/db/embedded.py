@@ -33,7 +33,7 @@ def start(data_dir: Path) -> str:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
     _ensure_database(server, DATABASE)
     url: str = server.get_uri(DATABASE)
-    log.info("embedded postgresql ready", extra={"pgdata": str(pgdata)})
+    log.debug("embedded postgresql ready", extra={"pgdata": str(pgdata)})
     return url
 
 

@@ -16,6 +16,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
+from .auth.authenticate import Authenticator, Unauthenticated
+from .auth.tokens import jwt_secret
 from .config import Settings
 from .db.engine import create_engine
 from .db.migrate import head_revision
@@ -66,11 +68,46 @@ class RequestIdMiddleware:
             logs.request_id.reset(token)
 
 
+class Authenticated:
+    """In front of /graphql: every operation needs credentials (GraphiQL's page does
+    not); a bad or missing one is answered 401 before any GraphQL work."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, graphiql: bool) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.graphiql = graphiql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if not (wants_page and self.graphiql):
+            try:
+                viewer = await self.authenticator.viewer(request.headers)
+            except Unauthenticated as exc:
+                response = JSONResponse(
+                    {
+                        "errors": [
+                            {"message": exc.message, "extensions": {"code": "UNAUTHENTICATED"}}
+                        ]
+                    },
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+            scope.setdefault("state", {})["viewer"] = viewer
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, database_url: str, today: Today = london_today) -> Starlette:
     """The application. `today` is the billing clock (tests pass a fixed day)."""
-    engine = create_engine(settings, database_url)
+    engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
     graphql = FlowsGraphQL(schema, settings=settings, engine=engine, today=today)
+    authenticator = Authenticator(engine, jwt_secret(settings))
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -101,7 +138,11 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                Authenticated(graphql, authenticator, settings.graphiql),
+                methods=["GET", "POST"],
+            ),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

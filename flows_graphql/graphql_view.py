@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
-from .auth.viewer import IMPLICIT_ADMIN
+from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
 from .db.engine import StatementCounter, current_counter
@@ -35,11 +35,13 @@ class FlowsGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
+        # Set by the Authenticated wrapper; GraphiQL's page needs no viewer.
+        viewer: Viewer = request.scope.get("state", {}).get("viewer", ANONYMOUS)
         return Context(
             request=request if isinstance(request, Request) else None,
             settings=self.settings,
-            viewer=IMPLICIT_ADMIN,
-            db=RequestDb(self.engine),
+            viewer=viewer,
+            db=RequestDb(self.engine, viewer.esco_scope),
             today=self.today,
         )
 

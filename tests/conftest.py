@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows_graphql.app import create_app
+from flows_graphql.auth.tokens import issue_token
 from flows_graphql.config import Settings
 from flows_graphql.db import embedded
 from flows_graphql.db.engine import create_engine, create_sessionmaker
@@ -117,13 +118,24 @@ async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 TODAY = date(2025, 3, 10)
 
 
+def bearer(
+    settings: Settings, role: str, sub: str = "development", **claims: Any
+) -> dict[str, str]:
+    """Headers carrying a valid token for `role` (escos=[…], customer_id=… as claims)."""
+    token = issue_token(settings.jwt_secret or "", sub=sub, role=role, **claims)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 async def client(
     settings: Settings, database_url: str, engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app, signed in as an admin (`user:development`)."""
     app = create_app(settings, database_url, today=lambda: TODAY)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=bearer(settings, "admin")
+    ) as http:
         yield http
     await app.state.engine.dispose()
 

@@ -20,7 +20,7 @@ async def test_readyz_at_latest_migration(client):
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["status"] == "ready"
-    assert response.json()["revision"] == head_revision() == "0002"
+    assert response.json()["revision"] == head_revision() == "0003"
 
 
 async def test_readyz_503_when_behind(client, raw):
@@ -38,4 +38,5 @@ async def test_regions_are_seeded_and_counted(client):
     codes = [r["code"] for r in body["data"]["regions"]]
     assert len(codes) == 14
     assert "south_west" in codes and "north_wales_mersey" in codes
-    assert body["extensions"]["sqlStatements"] == 1
+    # The tenant setting of row-level security, then the regions.
+    assert body["extensions"]["sqlStatements"] == 2

@@ -1,7 +1,7 @@
 """Who is asking, and which ESCOs they may see.
 
 Every root query and loader filters by `Viewer.esco_scope`, so tenancy is decided in
-one place. Until authentication lands, development requests run as an implicit admin.
+one place; row-level security in PostgreSQL applies the same scope again.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ class Viewer:
     # None: every ESCO (admins). Otherwise the ESCO ids in scope.
     esco_ids: frozenset[uuid.UUID] | None = None
     customer_id: uuid.UUID | None = None
+    # A partner key's scopes (`read`, `usage:write`, `payments:write`).
+    scopes: frozenset[str] = frozenset()
     # The platform itself (CLI jobs, the demo seed): audited as `system`.
     system: bool = False
 
@@ -35,5 +37,7 @@ class Viewer:
         return self.esco_ids
 
 
-IMPLICIT_ADMIN = Viewer(role="admin", sub="development")
+# Sees nothing: the viewer of a request that carried no credentials (only GraphiQL's
+# page is served to it).
+ANONYMOUS = Viewer(role="anonymous", sub="anonymous", esco_ids=frozenset())
 SYSTEM = Viewer(role="admin", sub="system", system=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import uuid
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from ..config import Settings
+from .models.base import API_ROLE
 from .urls import async_url
 
 
@@ -37,7 +39,9 @@ def _count_statement(*_: Any) -> None:
         counter.count += 1
 
 
-def create_engine(settings: Settings, url: str) -> AsyncEngine:
+def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> AsyncEngine:
+    """An engine. With `api_role`, every connection switches to the API's role, which
+    row-level security applies to (migrations and the CLI run as the owner)."""
     engine = create_async_engine(
         async_url(url),
         pool_size=settings.db_pool_size,
@@ -55,7 +59,21 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
     )
     if settings.debug_sql:
         event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    if api_role:
+        event.listen(engine.sync_engine, "connect", _switch_to_api_role)
     return engine
+
+
+def _switch_to_api_role(dbapi_connection: Any, connection_record: Any) -> None:
+    dbapi_connection.run_async(lambda conn: conn.execute(f"SET ROLE {API_ROLE}"))
+
+
+def tenant_setting(esco_ids: frozenset[uuid.UUID] | None) -> str:
+    """The value of `flows.esco_ids` for a viewer's scope: `*` is every ESCO."""
+    return "*" if esco_ids is None else ",".join(sorted(str(e) for e in esco_ids))
+
+
+SET_TENANT = text("SELECT set_config('flows.esco_ids', :esco_ids, true)")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

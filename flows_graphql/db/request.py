@@ -18,16 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .engine import SET_TENANT, tenant_setting
+
 
 class RequestDb:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, esco_ids: frozenset[uuid.UUID] | None) -> None:
         self._engine = engine
+        # Row-level security's view of the viewer, set in every transaction.
+        self._tenant = {"esco_ids": tenant_setting(esco_ids)}
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
@@ -39,6 +44,7 @@ class RequestDb:
                     isolation_level="REPEATABLE READ", postgresql_readonly=True
                 )
                 await conn.begin()
+                await conn.execute(SET_TENANT, self._tenant)
             except BaseException:
                 await conn.close()
                 raise
@@ -68,6 +74,7 @@ class RequestDb:
         async with self._lock:
             await self.close()
             async with self._engine.begin() as conn:
+                await conn.execute(SET_TENANT, self._tenant)
                 yield conn
 
     async def close(self) -> None:

@@ -1,6 +1,7 @@
 """SQLAlchemy models of every table in shared/domain.md."""
 
 from .audit import AccountAuditLog, AccountEvent, AuditLog
+from .auth import API_KEY_SCOPES, ApiKey
 from .base import Base, metadata, table_of
 from .billing import BillingRun, MonthlyCosts, MonthlySolarCredit, MonthlyUsage, Payment
 from .community import ContractTerms, ContractTermsEsco, Esco, Region, Site
@@ -22,11 +23,13 @@ from .metering import Circuit, CircuitMeter, Meter, Property, SolarInstallation
 from .tariffs import BenchmarkTariff, CustomerTariff, MicrogridTariff, SolarCreditTariff
 
 __all__ = [
+    "API_KEY_SCOPES",
     "Account",
     "AccountAuditLog",
     "AccountEvent",
     "AccountEventType",
     "AccountStatus",
+    "ApiKey",
     "AuditLog",
     "Base",
     "BenchmarkTariff",

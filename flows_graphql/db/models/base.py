@@ -95,7 +95,6 @@ class CreatedAt:
 
 
 # Shared database objects. The migrations create the same ones from the same text.
-# DDL() formats its text with %, so a literal % is written %%.
 SUPPORT_SQL = [
     # btree_gist is not available in every PostgreSQL (the embedded one lacks it), so
     # equality on the account in the occupancy exclusion constraint uses a uuid range
@@ -109,12 +108,54 @@ END
 $$""",
     """CREATE FUNCTION flows_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '%% is append-only', TG_TABLE_NAME
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$""",
 ]
+# Row-level security: the second wall between tenants. The API runs as role
+# `flows_api` (not the owner, so it cannot bypass policies) and sets, per transaction,
+# `flows.esco_ids` to the viewer's ESCO ids, comma-separated, or `*` for all.
+API_ROLE = "flows_api"
+RLS_SQL = [
+    """CREATE FUNCTION flows_esco_visible(esco uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT CASE current_setting('flows.esco_ids', true)
+        WHEN '*' THEN true
+        ELSE esco = ANY (string_to_array(
+                 nullif(current_setting('flows.esco_ids', true), ''), ',')::uuid[])
+    END
+$$""",
+    f"""DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{API_ROLE}') THEN
+        CREATE ROLE {API_ROLE} NOLOGIN;
+    END IF;
+END $$""",
+    f"GRANT {API_ROLE} TO CURRENT_USER",
+    f"GRANT USAGE ON SCHEMA public TO {API_ROLE}",
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {API_ROLE}",
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {API_ROLE}",
+]
+# Tables without a tenant: global reference data.
+GLOBAL_TABLES = frozenset({"regions", "benchmark_tariffs", "contract_terms"})
+
+
+def rls_sql(table: str, column: str = "esco_id") -> list[str]:
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING (flows_esco_visible({column})) WITH CHECK (flows_esco_visible({column}))",
+    ]
+
+
+def grant_sql(table: str, append_only: bool) -> list[str]:
+    rights = "SELECT, INSERT" if append_only else "SELECT, INSERT, UPDATE, DELETE"
+    return [f"GRANT {rights} ON {table} TO {API_ROLE}"]
+
+
 SUPPORT_DROP_SQL = [
+    "DROP FUNCTION IF EXISTS flows_esco_visible(uuid)",
     "DROP FUNCTION IF EXISTS flows_append_only()",
     "DROP FUNCTION IF EXISTS flows_touch_updated_at()",
     "DROP TYPE IF EXISTS uuid_range",
@@ -135,8 +176,9 @@ def append_only_trigger_sql(table: str) -> str:
     )
 
 
-for _sql in SUPPORT_SQL:
-    event.listen(metadata, "before_create", DDL(_sql))
+for _sql in [*SUPPORT_SQL, *RLS_SQL]:
+    # DDL() %-formats its text: a literal % is written %%.
+    event.listen(metadata, "before_create", DDL(_sql.replace("%", "%%")))
 for _sql in SUPPORT_DROP_SQL:
     event.listen(metadata, "after_drop", DDL(_sql))
 
@@ -146,6 +188,11 @@ def _install_table_triggers(target: Table, connection: Any, **kw: Any) -> None:
         connection.execute(text(touch_trigger_sql(target.name)))
     if target.info.get("append_only"):
         connection.execute(text(append_only_trigger_sql(target.name)))
+    for sql in grant_sql(target.name, bool(target.info.get("append_only"))):
+        connection.execute(text(sql))
+    if target.name not in GLOBAL_TABLES:
+        for sql in rls_sql(target.name, "esco_id" if "esco_id" in target.c else "id"):
+            connection.execute(text(sql))
 
 
 @event.listens_for(Table, "after_create")

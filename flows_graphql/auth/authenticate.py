@@ -1,0 +1,154 @@
+"""Who is calling: a JWT (admins, operators, customers) or a partner's API key.
+
+No credentials, or bad ones, raise `Unauthenticated`; the endpoint answers 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import jwt
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..db.engine import SET_TENANT
+from ..db.models import ApiKey, Customer, table_of
+from .apikeys import hash_secret, parse_key
+from .tokens import decode_token
+from .viewer import Viewer
+
+KEYS = table_of(ApiKey)
+CUSTOMERS = table_of(Customer)
+ALL_ESCOS = {"esco_ids": "*"}
+
+
+class Unauthenticated(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Cache:
+    """A small LRU with expiry for lookups done on every request."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self.size, self.ttl = size, ttl
+        self.items: OrderedDict[object, tuple[float, object]] = OrderedDict()
+
+    def get(self, key: object) -> object | None:
+        found = self.items.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None
+        self.items.move_to_end(key)
+        return found[1]
+
+    def put(self, key: object, value: object) -> None:
+        self.items[key] = (time.monotonic() + self.ttl, value)
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+class Authenticator:
+    def __init__(self, engine: AsyncEngine, secret: str) -> None:
+        self.engine = engine
+        self.secret = secret
+        # A customer's ESCO never changes; a revoked key stops working within a minute.
+        self.customer_escos = _Cache(size=50_000, ttl=3600)
+        self.keys = _Cache(size=10_000, ttl=60)
+
+    async def viewer(self, headers: Mapping[str, str]) -> Viewer:
+        authorization = headers.get("authorization")
+        api_key = headers.get("x-api-key")
+        if authorization and api_key:
+            raise Unauthenticated("Send a bearer token or an API key, not both.")
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("Authorization must be `Bearer <token>`.")
+            return await self._from_token(token.strip())
+        if api_key:
+            return await self._from_key(api_key)
+        raise Unauthenticated("Authentication required: a bearer token or an X-API-Key.")
+
+    async def _from_token(self, token: str) -> Viewer:
+        try:
+            claims = decode_token(self.secret, token)
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("The token has expired.") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise Unauthenticated("The token's signature is not valid.") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthenticated(f"The token lacks the `{exc.claim}` claim.") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated("The token is malformed.") from exc
+        role, sub = claims.get("role"), str(claims.get("sub"))
+        if role == "admin":
+            return Viewer(role="admin", sub=sub)
+        if role == "operator":
+            escos = claims.get("escos")
+            if not isinstance(escos, list) or not escos:
+                raise Unauthenticated("An operator token must name its ESCOs (`escos`).")
+            try:
+                return Viewer(
+                    role="operator", sub=sub, esco_ids=frozenset(uuid.UUID(e) for e in escos)
+                )
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise Unauthenticated("The token's `escos` are not ESCO ids.") from exc
+        if role == "customer":
+            try:
+                customer_id = uuid.UUID(str(claims.get("customer_id")))
+            except ValueError as exc:
+                raise Unauthenticated("A customer token must carry `customer_id`.") from exc
+            esco_id = await self._customer_esco(customer_id)
+            return Viewer(
+                role="customer", sub=sub, esco_ids=frozenset({esco_id}), customer_id=customer_id
+            )
+        raise Unauthenticated("The token's role is not one of admin, operator, customer.")
+
+    async def _customer_esco(self, customer_id: uuid.UUID) -> uuid.UUID:
+        cached = self.customer_escos.get(customer_id)
+        if isinstance(cached, uuid.UUID):
+            return cached
+        async with self.engine.begin() as conn:
+            await conn.execute(SET_TENANT, ALL_ESCOS)
+            esco_id = await conn.scalar(
+                select(CUSTOMERS.c.esco_id).where(CUSTOMERS.c.id == customer_id)
+            )
+        if esco_id is None:
+            raise Unauthenticated("The token's customer does not exist.")
+        self.customer_escos.put(customer_id, esco_id)
+        return esco_id
+
+    async def _from_key(self, key: str) -> Viewer:
+        parsed = parse_key(key)
+        if parsed is None:
+            raise Unauthenticated("The API key is malformed.")
+        key_id, secret = parsed
+        row = self.keys.get(key_id)
+        if row is None:
+            async with self.engine.begin() as conn:
+                await conn.execute(SET_TENANT, ALL_ESCOS)
+                row = (
+                    await conn.execute(
+                        select(
+                            KEYS.c.esco_id, KEYS.c.key_hash, KEYS.c.scopes, KEYS.c.revoked_at
+                        ).where(KEYS.c.id == key_id)
+                    )
+                ).first()
+            if row is not None:
+                self.keys.put(key_id, row)
+        if row is None or not hmac.compare_digest(row.key_hash, hash_secret(secret)):  # type: ignore[attr-defined]
+            raise Unauthenticated("The API key is not valid.")
+        if row.revoked_at is not None:  # type: ignore[attr-defined]
+            raise Unauthenticated("The API key has been revoked.")
+        return Viewer(
+            role="partner",
+            sub=str(key_id),
+            esco_ids=frozenset({row.esco_id}),  # type: ignore[attr-defined]
+            scopes=frozenset(row.scopes),  # type: ignore[attr-defined]
+        )

@@ -1,0 +1,689 @@
+"""Customer and account writes: customers, accounts, the customer ↔ account links
+(owners and occupiers) and invites to the ESCO's customer app.
+
+Every function validates its whole input before writing, refuses bad input with
+`Rejected` (out-of-scope objects look exactly like missing ones: NOT_FOUND), writes
+with Core statements, records the audit trail (`customer_events` for customers and
+invites; `account_events` and `account_audit_logs` for accounts and their links) and
+returns the written database rows. The caller runs it in one transaction.
+
+Rows that a decision depends on are locked (`FOR UPDATE`): the customer for its own
+changes, the property when opening an account, the account when changing its links,
+the invite when accepting it. The database constraints (unique e-mail per ESCO, one
+active account per property, the occupancy exclusion constraint) stay the backstop.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from ..db.models import (
+    Account,
+    ContractTerms,
+    ContractTermsEsco,
+    Customer,
+    CustomerAccount,
+    CustomerInvite,
+    Esco,
+    Property,
+    table_of,
+)
+from ..db.models.enums import (
+    AccountEventType,
+    AccountStatus,
+    CustomerAccountRole,
+    CustomerStatus,
+)
+from .problems import ErrorCode, Problems, reject
+from .tx import Row, Tx, changed
+
+CUSTOMERS = table_of(Customer)
+ACCOUNTS = table_of(Account)
+LINKS = table_of(CustomerAccount)
+INVITES = table_of(CustomerInvite)
+ESCOS = table_of(Esco)
+PROPERTIES = table_of(Property)
+TERMS = table_of(ContractTerms)
+TERMS_ESCO = table_of(ContractTermsEsco)
+
+# Deliberately simple: one @, no spaces, a dot in the domain. (The database CHECK is
+# looser still; this is what the API promises.)
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+EMAIL_MAX = 254
+NAME_MAX = 200
+
+STARTED = {
+    CustomerAccountRole.OCCUPIER: AccountEventType.OCCUPANCY_STARTED,
+    CustomerAccountRole.OWNER: AccountEventType.OWNER_ADDED,
+}
+ENDED = {
+    CustomerAccountRole.OCCUPIER: AccountEventType.OCCUPANCY_ENDED,
+    CustomerAccountRole.OWNER: AccountEventType.OWNER_REMOVED,
+}
+
+OPERATORS = ("admin", "operator")
+
+
+class Omitted(enum.Enum):
+    """An optional input field the client left out (as opposed to an explicit null):
+    for updates, the stored value stays."""
+
+    OMITTED = "omitted"
+
+
+OMITTED = Omitted.OMITTED
+
+
+# --- shared checks -----------------------------------------------------------------
+
+
+def _check_email(problems: Problems, field: str, value: str) -> str:
+    """The e-mail as stored (trimmed, lower-cased); adds a problem when invalid."""
+    email = value.strip().lower()
+    if len(email) > EMAIL_MAX or not EMAIL_RE.match(email):
+        problems.add(field, ErrorCode.INVALID, "Not a valid e-mail address.")
+    return email
+
+
+def _check_name(problems: Problems, field: str, value: str | None) -> str | None:
+    """The name as stored (trimmed; blank is no name)."""
+    if value is None:
+        return None
+    name = value.strip()
+    if len(name) > NAME_MAX:
+        problems.add(field, ErrorCode.INVALID, f"At most {NAME_MAX} characters.")
+    return name or None
+
+
+async def _email_taken(
+    tx: Tx, esco_id: uuid.UUID, email: str, other_than: uuid.UUID | None = None
+) -> bool:
+    stmt = select(CUSTOMERS.c.id).where(
+        CUSTOMERS.c.esco_id == esco_id, func.lower(CUSTOMERS.c.email) == email
+    )
+    if other_than is not None:
+        stmt = stmt.where(CUSTOMERS.c.id != other_than)
+    return await tx.conn.scalar(stmt.limit(1)) is not None
+
+
+async def _customer(
+    tx: Tx, customer_id: uuid.UUID | None, field: str = "customerId", *, lock: bool = False
+) -> Row:
+    if customer_id is not None:
+        stmt = select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = (await tx.conn.execute(stmt)).first()
+        if row is not None and tx.may_see(row.esco_id):
+            return row
+    raise reject(field, ErrorCode.NOT_FOUND, "No customer with this id.")
+
+
+async def _account(
+    tx: Tx, account_id: uuid.UUID | None, field: str = "accountId", *, lock: bool = False
+) -> Row | None:
+    if account_id is None:
+        return None
+    stmt = select(ACCOUNTS).where(ACCOUNTS.c.id == account_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await tx.conn.execute(stmt)).first()
+    return row if row is not None and tx.may_see(row.esco_id) else None
+
+
+def _link_key(link: Row) -> dict[str, Any]:
+    return {"customerId": link.customer_id, "role": link.role, "startDate": link.start_date}
+
+
+def _link_notes(link: Row, end_date: date | None = None, why: str | None = None) -> str:
+    span = f"from {link.start_date}" if end_date is None else f"{link.start_date} to {end_date}"
+    notes = f"Customer {link.customer_id}: {link.role.value} {span}"
+    return f"{notes} ({why})" if why else notes
+
+
+# --- customers -----------------------------------------------------------------------
+
+
+async def create_customer(
+    tx: Tx,
+    esco_id: uuid.UUID | None,
+    email: str,
+    full_name: str | None,
+    status: CustomerStatus,
+) -> Row:
+    tx.require_role(*OPERATORS)
+    problems = Problems()
+    esco = None
+    if esco_id is not None and tx.may_see(esco_id):
+        esco = await tx.conn.scalar(select(ESCOS.c.id).where(ESCOS.c.id == esco_id))
+    if esco is None:
+        problems.add("escoId", ErrorCode.NOT_FOUND, "No ESCO with this id.")
+    email_problems = Problems()
+    stored_email = _check_email(email_problems, "email", email)
+    problems.items += email_problems.items
+    if esco is not None and not email_problems and await _email_taken(tx, esco, stored_email):
+        problems.add("email", ErrorCode.DUPLICATE, "This ESCO already has a customer with it.")
+    name = _check_name(problems, "fullName", full_name)
+    problems.raise_if_any()
+
+    values = {"email": stored_email, "full_name": name, "status": status}
+    row = (
+        await tx.conn.execute(insert(Customer).values(esco_id=esco, **values).returning(CUSTOMERS))
+    ).one()
+    await tx.customer_event(
+        row.esco_id,
+        row.id,
+        "created",
+        {"email": row.email, "fullName": row.full_name, "status": row.status},
+    )
+    return row
+
+
+async def update_customer(
+    tx: Tx,
+    customer_id: uuid.UUID | None,
+    email: str | Omitted | None = OMITTED,
+    full_name: str | Omitted | None = OMITTED,
+) -> Row:
+    """Change the given fields; left-out fields stay. Changing nothing writes nothing."""
+    tx.require_role(*OPERATORS)
+    customer = await _customer(tx, customer_id, lock=True)
+    problems = Problems()
+    values: dict[str, Any] = {}
+    if email is None:
+        problems.add("email", ErrorCode.INVALID, "A customer must have an e-mail address.")
+    elif email is not OMITTED:
+        email_problems = Problems()
+        values["email"] = _check_email(email_problems, "email", email)
+        problems.items += email_problems.items
+        if (
+            not email_problems
+            and values["email"] != customer.email.lower()
+            and await _email_taken(tx, customer.esco_id, values["email"], customer.id)
+        ):
+            problems.add("email", ErrorCode.DUPLICATE, "This ESCO already has a customer with it.")
+    if full_name is not OMITTED:
+        values["full_name"] = _check_name(problems, "fullName", full_name)
+    problems.raise_if_any()
+
+    before = {k: getattr(customer, k) for k in values}
+    diff = changed(before, values)
+    if not diff["changed"]:
+        return customer
+    row = (
+        await tx.conn.execute(
+            update(CUSTOMERS)
+            .where(CUSTOMERS.c.id == customer.id)
+            .values(**values)
+            .returning(CUSTOMERS)
+        )
+    ).one()
+    await tx.customer_event(row.esco_id, row.id, "updated", _camel_changes(diff))
+    return row
+
+
+def _camel_changes(diff: dict[str, Any]) -> dict[str, Any]:
+    names = {"full_name": "fullName"}
+    return {"changed": {names.get(k, k): v for k, v in diff["changed"].items()}}
+
+
+async def set_customer_status(tx: Tx, customer_id: uuid.UUID | None, status: CustomerStatus) -> Row:
+    """Setting the status a customer already has is a no-op: no write, no event."""
+    tx.require_role(*OPERATORS)
+    customer = await _customer(tx, customer_id, lock=True)
+    if customer.status == status:
+        return customer
+    row = (
+        await tx.conn.execute(
+            update(CUSTOMERS)
+            .where(CUSTOMERS.c.id == customer.id)
+            .values(status=status)
+            .returning(CUSTOMERS)
+        )
+    ).one()
+    await tx.customer_event(
+        row.esco_id,
+        row.id,
+        "status_changed",
+        changed({"status": customer.status}, {"status": status}),
+    )
+    return row
+
+
+# --- accounts ------------------------------------------------------------------------
+
+
+async def open_account(
+    tx: Tx,
+    property_id: uuid.UUID | None,
+    opened_on: date,
+    contract_terms_id: uuid.UUID | Omitted | None = OMITTED,
+) -> Row:
+    """A new active account for a property that has none. `contract_terms_id`:
+    OMITTED (or null in the input) means no terms; None, an id that names no terms."""
+    tx.require_role(*OPERATORS)
+    problems = Problems()
+    prop = None
+    if property_id is not None:
+        prop = (
+            await tx.conn.execute(
+                select(PROPERTIES.c.id, PROPERTIES.c.esco_id)
+                .where(PROPERTIES.c.id == property_id)
+                .with_for_update()
+            )
+        ).first()
+    if prop is None or not tx.may_see(prop.esco_id):
+        raise reject("propertyId", ErrorCode.NOT_FOUND, "No property with this id.")
+
+    terms_id: uuid.UUID | None = None
+    if contract_terms_id is not OMITTED:
+        found = None
+        if contract_terms_id is not None:
+            found = await tx.conn.scalar(select(TERMS.c.id).where(TERMS.c.id == contract_terms_id))
+        if found is None:
+            problems.add("contractTermsId", ErrorCode.NOT_FOUND, "No contract terms with this id.")
+        else:
+            allowed = await tx.conn.scalar(
+                select(TERMS_ESCO.c.contract_terms_id).where(
+                    TERMS_ESCO.c.esco_id == prop.esco_id,
+                    TERMS_ESCO.c.contract_terms_id == found,
+                )
+            )
+            if allowed is None:
+                problems.add(
+                    "contractTermsId",
+                    ErrorCode.TERMS_NOT_ALLOWED,
+                    "These contract terms are not allowed for the property's ESCO.",
+                )
+            terms_id = found
+
+    history = (
+        await tx.conn.execute(
+            select(
+                func.count().filter(ACCOUNTS.c.status == AccountStatus.ACTIVE).label("active"),
+                func.max(ACCOUNTS.c.closed_on).label("last_closed_on"),
+            ).where(ACCOUNTS.c.property_id == prop.id, ACCOUNTS.c.esco_id == prop.esco_id)
+        )
+    ).one()
+    if history.active:
+        problems.add(
+            "propertyId",
+            ErrorCode.DUPLICATE,
+            "The property already has an active account; close it first.",
+        )
+    elif history.last_closed_on is not None and opened_on <= history.last_closed_on:
+        problems.add(
+            "openedOn",
+            ErrorCode.INVALID,
+            f"Must be after {history.last_closed_on}, the closing day of the property's "
+            "previous account.",
+        )
+    problems.raise_if_any()
+
+    row = (
+        await tx.conn.execute(
+            insert(Account)
+            .values(
+                esco_id=prop.esco_id,
+                property_id=prop.id,
+                contract_terms_id=terms_id,
+                opened_on=opened_on,
+            )
+            .returning(ACCOUNTS)
+        )
+    ).one()
+    await tx.account_event(row.esco_id, row.id, AccountEventType.OPENED)
+    await tx.account_audit(
+        row.esco_id,
+        row.id,
+        "openAccount",
+        changed(
+            {},
+            {
+                "accountNumber": row.account_number,
+                "propertyId": row.property_id,
+                "status": row.status,
+                "contractTermsId": row.contract_terms_id,
+                "openedOn": row.opened_on,
+            },
+        ),
+    )
+    return row
+
+
+async def close_account(tx: Tx, account_id: uuid.UUID | None, closed_on: date) -> Row:
+    """Close an account on `closed_on` (its last open day, not in the future) and end
+    its current links on that day."""
+    tx.require_role(*OPERATORS)
+    account = await _account(tx, account_id, lock=True)
+    if account is None:
+        raise reject("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
+    if account.status == AccountStatus.CLOSED:
+        raise reject("accountId", ErrorCode.INVALID, "The account is already closed.")
+    problems = Problems()
+    if closed_on < account.opened_on:
+        problems.add(
+            "closedOn",
+            ErrorCode.INVALID,
+            f"Must not be before {account.opened_on}, the opening day.",
+        )
+    elif closed_on > tx.today():
+        problems.add("closedOn", ErrorCode.INVALID, "Must not be in the future.")
+    links = (
+        await tx.conn.execute(
+            select(LINKS)
+            .where(LINKS.c.account_id == account.id, LINKS.c.esco_id == account.esco_id)
+            .order_by(LINKS.c.start_date, LINKS.c.role, LINKS.c.customer_id)
+        )
+    ).all()
+    if not problems:
+        beyond = [
+            link
+            for link in links
+            if link.start_date > closed_on
+            or (link.end_date is not None and link.end_date > closed_on)
+        ]
+        if beyond:
+            first = beyond[0]
+            problems.add(
+                "closedOn",
+                ErrorCode.INVALID,
+                f"Customer {first.customer_id} is linked as {first.role.value} after this day "
+                f"({_link_notes(first, first.end_date)}); end or correct that link first.",
+            )
+    problems.raise_if_any()
+
+    current = [link for link in links if link.end_date is None]
+    if current:
+        await tx.conn.execute(
+            update(LINKS)
+            .where(
+                LINKS.c.account_id == account.id,
+                LINKS.c.esco_id == account.esco_id,
+                LINKS.c.end_date.is_(None),
+            )
+            .values(end_date=closed_on)
+        )
+    row = (
+        await tx.conn.execute(
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == account.id)
+            .values(status=AccountStatus.CLOSED, closed_on=closed_on)
+            .returning(ACCOUNTS)
+        )
+    ).one()
+    await tx.account_event(row.esco_id, row.id, AccountEventType.CLOSED)
+    for link in current:
+        await tx.account_event(
+            row.esco_id, row.id, ENDED[link.role], _link_notes(link, closed_on, "account closed")
+        )
+    await tx.account_audit(
+        row.esco_id,
+        row.id,
+        "closeAccount",
+        {
+            **changed(
+                {"status": account.status, "closedOn": account.closed_on},
+                {"status": row.status, "closedOn": row.closed_on},
+            ),
+            "endedLinks": [{**_link_key(link), "endDate": closed_on} for link in current],
+        },
+    )
+    return row
+
+
+# --- customer ↔ account links ----------------------------------------------------------
+
+
+async def add_customer_to_account(
+    tx: Tx,
+    customer_id: uuid.UUID | None,
+    account_id: uuid.UUID | None,
+    role: CustomerAccountRole,
+    start_date: date,
+) -> Row:
+    """Link a customer to an active account of their ESCO from `start_date` (open-ended)."""
+    tx.require_role(*OPERATORS)
+    problems = Problems()
+    customer = None
+    if customer_id is not None:
+        customer = (
+            await tx.conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
+        ).first()
+    if customer is None or not tx.may_see(customer.esco_id):
+        customer = None
+        problems.add("customerId", ErrorCode.NOT_FOUND, "No customer with this id.")
+    elif customer.status == CustomerStatus.INACTIVE:
+        problems.add(
+            "customerId", ErrorCode.INVALID, "The customer is inactive; reactivate them first."
+        )
+    account = await _account(tx, account_id, lock=True)
+    if account is None or (customer is not None and account.esco_id != customer.esco_id):
+        # Another ESCO's account is, for this customer, no account at all.
+        account = None
+        problems.add("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
+    elif account.status != AccountStatus.ACTIVE:
+        problems.add("accountId", ErrorCode.INVALID, "The account is closed.")
+    elif start_date < account.opened_on:
+        problems.add(
+            "startDate",
+            ErrorCode.INVALID,
+            f"Must not be before {account.opened_on}, the day the account opened.",
+        )
+    problems.raise_if_any()
+    assert customer is not None and account is not None
+
+    links = (
+        await tx.conn.execute(
+            select(LINKS).where(LINKS.c.account_id == account.id, LINKS.c.role == role)
+        )
+    ).all()
+
+    def overlaps(link: Row) -> bool:  # the new link is [start_date, open end)
+        return link.end_date is None or link.end_date >= start_date
+
+    if any(
+        link.customer_id == customer.id and (link.start_date == start_date or overlaps(link))
+        for link in links
+    ):
+        problems.add(
+            "startDate",
+            ErrorCode.DUPLICATE,
+            f"The customer is already linked to this account as {role.value} on these dates.",
+        )
+    elif role == CustomerAccountRole.OCCUPIER and any(overlaps(link) for link in links):
+        clash = next(link for link in links if overlaps(link))
+        problems.add(
+            "startDate",
+            ErrorCode.OCCUPANCY_OVERLAP,
+            f"Overlaps the occupancy of customer {clash.customer_id} "
+            f"({_link_notes(clash, clash.end_date)}).",
+        )
+    problems.raise_if_any()
+
+    row = (
+        await tx.conn.execute(
+            insert(CustomerAccount)
+            .values(
+                customer_id=customer.id,
+                account_id=account.id,
+                role=role,
+                start_date=start_date,
+                esco_id=account.esco_id,
+            )
+            .returning(LINKS)
+        )
+    ).one()
+    await tx.account_event(row.esco_id, row.account_id, STARTED[role], _link_notes(row))
+    await tx.account_audit(
+        row.esco_id,
+        row.account_id,
+        "addCustomerToAccount",
+        {"link": _link_key(row), **changed({}, {"startDate": start_date, "endDate": None})},
+    )
+    return row
+
+
+async def end_customer_account(
+    tx: Tx,
+    customer_id: uuid.UUID | None,
+    account_id: uuid.UUID | None,
+    role: CustomerAccountRole,
+    start_date: date | None,
+    end_date: date,
+) -> Row:
+    """End a link on `end_date` (its last day). The link is (customer, account, role,
+    start date); without a start date, the customer's current link in that role."""
+    tx.require_role(*OPERATORS)
+    customer = await _customer(tx, customer_id)
+    account = await _account(tx, account_id, lock=True)
+    if account is None or account.esco_id != customer.esco_id:
+        raise reject("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
+    stmt = select(LINKS).where(
+        LINKS.c.customer_id == customer.id,
+        LINKS.c.account_id == account.id,
+        LINKS.c.role == role,
+    )
+    if start_date is not None:
+        stmt = stmt.where(LINKS.c.start_date == start_date)
+    links = (await tx.conn.execute(stmt.order_by(LINKS.c.start_date.desc()))).all()
+    if not links:
+        field = "startDate" if start_date is not None else "role"
+        raise reject(
+            field,
+            ErrorCode.NOT_FOUND,
+            f"The customer has no such {role.value} link to this account.",
+        )
+    link = next((candidate for candidate in links if candidate.end_date is None), None)
+    if link is None:
+        raise reject(
+            "startDate" if start_date is not None else "role",
+            ErrorCode.INVALID,
+            f"This link already ended on {links[0].end_date}.",
+        )
+    if end_date < link.start_date:
+        raise reject(
+            "endDate", ErrorCode.INVALID, f"Must not be before {link.start_date}, the start date."
+        )
+
+    row = (
+        await tx.conn.execute(
+            update(LINKS)
+            .where(
+                LINKS.c.customer_id == link.customer_id,
+                LINKS.c.account_id == link.account_id,
+                LINKS.c.role == link.role,
+                LINKS.c.start_date == link.start_date,
+            )
+            .values(end_date=end_date)
+            .returning(LINKS)
+        )
+    ).one()
+    await tx.account_event(row.esco_id, row.account_id, ENDED[role], _link_notes(row, end_date))
+    await tx.account_audit(
+        row.esco_id,
+        row.account_id,
+        "endCustomerAccount",
+        {"link": _link_key(row), **changed({"endDate": None}, {"endDate": end_date})},
+    )
+    return row
+
+
+# --- invites -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InviteResult:
+    invite: Row
+    customer: Row
+
+
+async def invite_customer(
+    tx: Tx, customer_id: uuid.UUID | None, expires_at: datetime | None = None
+) -> InviteResult:
+    """A new invite to the ESCO's app (earlier invites stay valid until they expire)."""
+    tx.require_role(*OPERATORS)
+    customer = await _customer(tx, customer_id)
+    problems = Problems()
+    if customer.status == CustomerStatus.INACTIVE:
+        problems.add(
+            "customerId", ErrorCode.INVALID, "The customer is inactive; reactivate them first."
+        )
+    app_url = await tx.conn.scalar(select(ESCOS.c.app_url).where(ESCOS.c.id == customer.esco_id))
+    if not app_url:
+        problems.add(
+            "customerId", ErrorCode.NO_APP_URL, "The customer's ESCO has no app URL to invite to."
+        )
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        if expires_at <= datetime.now(UTC):
+            problems.add("expiresAt", ErrorCode.INVALID, "Must be in the future.")
+    problems.raise_if_any()
+
+    assert app_url is not None
+    token = await tx.conn.scalar(select(func.gen_random_uuid()))
+    values: dict[str, Any] = {
+        "token": token,
+        "esco_id": customer.esco_id,
+        "customer_id": customer.id,
+        "invite_url": f"{app_url.rstrip('/')}/invite/{token}",
+    }
+    if expires_at is not None:
+        values["expires_at"] = expires_at
+    row = (await tx.conn.execute(insert(CustomerInvite).values(**values).returning(INVITES))).one()
+    # The token is a secret: the event says when the invite expires, not its link.
+    await tx.customer_event(row.esco_id, row.customer_id, "invited", {"expiresAt": row.expires_at})
+    return InviteResult(row, customer)
+
+
+async def accept_invite(tx: Tx, token: uuid.UUID | None) -> InviteResult:
+    """Accept a pending invite. Customers may accept only their own invites."""
+    tx.require_role(*OPERATORS, "customer")
+    invite = None
+    if token is not None:
+        invite = (
+            await tx.conn.execute(
+                select(INVITES, (INVITES.c.expires_at <= func.now()).label("expired"))
+                .where(INVITES.c.token == token)
+                .with_for_update(of=INVITES)
+            )
+        ).first()
+    if invite is None or not _may_accept(tx, invite):
+        raise reject("token", ErrorCode.NOT_FOUND, "No invite with this token.")
+    if invite.accepted_at is not None:
+        raise reject("token", ErrorCode.INVITE_USED, "This invite has already been accepted.")
+    if invite.expired:
+        raise reject("token", ErrorCode.INVITE_EXPIRED, "This invite has expired.")
+
+    row = (
+        await tx.conn.execute(
+            update(INVITES)
+            .where(INVITES.c.token == invite.token)
+            .values(accepted_at=func.now())
+            .returning(INVITES)
+        )
+    ).one()
+    customer = (
+        await tx.conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == row.customer_id))
+    ).one()
+    await tx.customer_event(
+        row.esco_id, row.customer_id, "invite_accepted", {"acceptedAt": row.accepted_at}
+    )
+    return InviteResult(row, customer)
+
+
+def _may_accept(tx: Tx, invite: Row) -> bool:
+    if not tx.may_see(invite.esco_id):
+        return False
+    if tx.viewer.role == "customer":
+        return tx.viewer.customer_id == invite.customer_id
+    return True

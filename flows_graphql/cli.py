@@ -282,6 +282,57 @@ def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(bill())
 
 
+def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
+    import uuid
+
+    from .auth.apikeys import create_key, list_keys, revoke_key
+    from .db.embedded import database_url
+    from .db.models import Esco
+
+    async def work() -> int:
+        engine = _engine(settings, database_url(settings))
+        try:
+            async with engine.begin() as conn:
+                esco_id = None
+                if getattr(args, "esco", None):
+                    esco_id = await conn.scalar(select(Esco.id).where(Esco.code == args.esco))
+                    if esco_id is None:
+                        print(f"no ESCO with code {args.esco!r}", file=sys.stderr)
+                        return 1
+                if args.apikey_command == "create":
+                    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+                    try:
+                        issued = await create_key(conn, esco_id, scopes, args.name)
+                    except ValueError as exc:
+                        print(str(exc), file=sys.stderr)
+                        return 2
+                    print(f"key id {issued.id} for {args.esco} ({', '.join(sorted(scopes))})")
+                    print("Keep this key now; it is not shown again:")
+                    print(issued.key)
+                elif args.apikey_command == "list":
+                    for row in await list_keys(conn, esco_id):
+                        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+                        print(
+                            f"{row.id}  {row.name}  {','.join(row.scopes)}  "
+                            f"created {row.created_at:%Y-%m-%d}  {state}"
+                        )
+                else:
+                    try:
+                        key_id = uuid.UUID(args.key_id)
+                    except ValueError:
+                        print(f"not a key id: {args.key_id!r}", file=sys.stderr)
+                        return 2
+                    if not await revoke_key(conn, key_id):
+                        print("no active key with this id", file=sys.stderr)
+                        return 1
+                    print(f"revoked {key_id} (it stops working within a minute)")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(work())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flows-graphql", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -319,6 +370,23 @@ def build_parser() -> argparse.ArgumentParser:
     billing_run.add_argument("--esco", required=True, help="ESCO code")
     billing_run.add_argument("--month", required=True, help="YYYY-MM")
     billing_run.set_defaults(func=cmd_billing_run)
+
+    apikey = sub.add_parser("apikey", help="partner API keys").add_subparsers(
+        dest="apikey_command", required=True
+    )
+    create = apikey.add_parser("create", help="issue a key (shown once)")
+    create.add_argument("--esco", required=True, help="ESCO code the key is bound to")
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: read, usage:write, payments:write"
+    )
+    create.add_argument("--name", default="partner", help="what the key is for")
+    create.set_defaults(func=cmd_apikey)
+    listing = apikey.add_parser("list", help="list keys")
+    listing.add_argument("--esco", help="only this ESCO's keys")
+    listing.set_defaults(func=cmd_apikey)
+    revoke = apikey.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id", help="the key id printed by create or list")
+    revoke.set_defaults(func=cmd_apikey)
     return parser
 
 

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -65,7 +66,7 @@ async def revoke_key(conn: AsyncConnection, key_id: uuid.UUID) -> bool:
     return bool(result.rowcount)
 
 
-async def list_keys(conn: AsyncConnection, esco_id: uuid.UUID | None) -> list[object]:
+async def list_keys(conn: AsyncConnection, esco_id: uuid.UUID | None) -> list[Any]:
     stmt = select(
         KEYS.c.id, KEYS.c.esco_id, KEYS.c.name, KEYS.c.scopes, KEYS.c.created_at, KEYS.c.revoked_at
     ).order_by(KEYS.c.created_at)

@@ -300,6 +300,7 @@ def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
                         print(f"no ESCO with code {args.esco!r}", file=sys.stderr)
                         return 1
                 if args.apikey_command == "create":
+                    assert esco_id is not None  # --esco is required for create
                     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
                     try:
                         issued = await create_key(conn, esco_id, scopes, args.name)

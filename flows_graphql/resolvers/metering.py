@@ -1,20 +1,28 @@
-"""Root queries over properties and meters."""
+"""Root queries and mutations over properties, meters, circuits and solar
+installations."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
+from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
 
 from ..context import Context
-from ..db.models.enums import MeterMode
+from ..db.models.enums import CircuitType, MeterMode
 from ..loaders.metering import METER_SPEC, METERS, PROPERTIES, PROPERTY_SPEC
+from ..services import metering as service
 from ..types.connection import After, Before, Connection, First, Last, root_connection
-from ..types.metering import Meter, Property
+from ..types.errors import UserError
+from ..types.metering import Circuit, Meter, Property, SolarInstallation
 from ..types.node import parse_id
 from .arguments import esco_id_argument, like_prefix
+from .community import NO_SUCH_ID, keep, ref
 from .customers import EscoIdArg
+from .mutation import run
 
 Info = strawberry.Info[Context, None]
 
@@ -127,3 +135,275 @@ class MeteringQuery:
             last=last,
             before=before,
         )
+
+
+# --- mutations ----------------------------------------------------------------------
+
+
+@strawberry.input(description="A new meter of an ESCO.")
+class CreateMeterInput:
+    esco_id: strawberry.ID = strawberry.field(description="The ESCO (global id or uuid).")
+    serial: str = strawberry.field(description="Serial number, unique across all ESCOs.")
+    name: str | None = strawberry.field(default=None, description="Display name.")
+    hardware: str | None = strawberry.field(default=None, description="Make and model.")
+    mode: MeterMode = strawberry.field(default=MeterMode.ACTIVE, description="Default ACTIVE.")
+
+
+@strawberry.type(description="The result of createMeter.")
+class CreateMeterPayload:
+    meter: Meter | None = strawberry.field(description="The new meter.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.input(description="Changes to a meter; fields left out are kept.")
+class UpdateMeterInput:
+    meter_id: strawberry.ID = strawberry.field(description="The meter (global id or uuid).")
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Display name; null clears it."
+    )
+    hardware: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Make and model; null clears it."
+    )
+    mode: MeterMode | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="DECOMMISSIONED is the soft delete, refused while the meter supplies a "
+        "property.",
+    )
+
+
+@strawberry.type(description="The result of updateMeter.")
+class UpdateMeterPayload:
+    meter: Meter | None = strawberry.field(description="The meter as it is now.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.input(description="A new property of an ESCO.")
+class CreatePropertyInput:
+    esco_id: strawberry.ID = strawberry.field(description="The ESCO (global id or uuid).")
+    plot: str = strawberry.field(description="Plot reference, unique within the ESCO.")
+    address: str | None = strawberry.field(default=None, description="Postal address.")
+    site_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A site of the same ESCO (global id or uuid)."
+    )
+    supply_meter_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A meter of the same ESCO, not decommissioned and supplying no other "
+        "property (global id or uuid).",
+    )
+
+
+@strawberry.type(description="The result of createProperty.")
+class CreatePropertyPayload:
+    property: Property | None = strawberry.field(description="The new property.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.input(description="Changes to a property; fields left out are kept.")
+class UpdatePropertyInput:
+    property_id: strawberry.ID = strawberry.field(description="The property (global id or uuid).")
+    plot: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Plot reference, unique within the ESCO."
+    )
+    address: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Postal address; null clears it."
+    )
+    site_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="A site of the same ESCO; null clears it."
+    )
+    supply_meter_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A meter of the same ESCO, not decommissioned and supplying no other "
+        "property; null clears it.",
+    )
+
+
+@strawberry.type(description="The result of updateProperty.")
+class UpdatePropertyPayload:
+    property: Property | None = strawberry.field(description="The property as it is now.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.input(description="A new circuit of an ESCO.")
+class CreateCircuitInput:
+    esco_id: strawberry.ID = strawberry.field(description="The ESCO (global id or uuid).")
+    type: CircuitType = strawberry.field(description="What the circuit carries.")
+    name: str | None = strawberry.field(default=None, description="Display name.")
+
+
+@strawberry.type(description="The result of createCircuit.")
+class CreateCircuitPayload:
+    circuit: Circuit | None = strawberry.field(description="The new circuit.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.input(description="A circuit and a meter of the same ESCO.")
+class CircuitMeterInput:
+    circuit_id: strawberry.ID = strawberry.field(description="The circuit (global id or uuid).")
+    meter_id: strawberry.ID = strawberry.field(description="The meter (global id or uuid).")
+
+
+@strawberry.type(description="The result of connectCircuit.")
+class ConnectCircuitPayload:
+    circuit: Circuit | None = strawberry.field(description="The circuit.")
+    meter: Meter | None = strawberry.field(description="The meter now connected to it.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.type(description="The result of disconnectCircuit.")
+class DisconnectCircuitPayload:
+    circuit: Circuit | None = strawberry.field(description="The circuit.")
+    meter: Meter | None = strawberry.field(description="The meter no longer connected to it.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.input(
+    description="The solar installation of a property: created, or replaced if it has one."
+)
+class SetSolarInstallationInput:
+    property_id: strawberry.ID = strawberry.field(description="The property (global id or uuid).")
+    mcs_certificate: str = strawberry.field(description="MCS certificate number, unique.")
+    declared_net_capacity_kw: Decimal | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Declared net capacity, 0..1000 kW, at most 3 dp; left out: kept (none "
+        "when new); null clears it.",
+    )
+    commissioning_date: date | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="When it was commissioned; left out: kept (none when new); null clears it.",
+    )
+
+
+@strawberry.type(description="The result of setSolarInstallation.")
+class SetSolarInstallationPayload:
+    solar_installation: SolarInstallation | None = strawberry.field(
+        description="The installation as it is now."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
+def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
+    """An optional `ID` of a create input: null → None, else the uuid it names."""
+    return None if value is None else parse_id(value, type_name) or NO_SUCH_ID
+
+
+@strawberry.type
+class Mutations:
+    @strawberry.mutation(description="Create a meter of an ESCO.")
+    async def create_meter(self, info: Info, input: CreateMeterInput) -> CreateMeterPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.create_meter(
+                tx,
+                parse_id(input.esco_id, "Esco"),
+                input.serial,
+                input.name,
+                input.hardware,
+                input.mode,
+            ),
+        )
+        return CreateMeterPayload(meter=row, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Change a meter's name, hardware or mode (DECOMMISSIONED is the soft delete)."
+    )
+    async def update_meter(self, info: Info, input: UpdateMeterInput) -> UpdateMeterPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.update_meter(
+                tx,
+                parse_id(input.meter_id, "Meter"),
+                name=keep(input.name),
+                hardware=keep(input.hardware),
+                mode=keep(input.mode),
+            ),
+        )
+        return UpdateMeterPayload(meter=row, user_errors=errors)
+
+    @strawberry.mutation(description="Create a property of an ESCO.")
+    async def create_property(
+        self, info: Info, input: CreatePropertyInput
+    ) -> CreatePropertyPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.create_property(
+                tx,
+                parse_id(input.esco_id, "Esco"),
+                input.plot,
+                input.address,
+                site_id=_id(input.site_id, "Site"),
+                supply_meter_id=_id(input.supply_meter_id, "Meter"),
+            ),
+        )
+        return CreatePropertyPayload(property=row, user_errors=errors)
+
+    @strawberry.mutation(description="Change a property's plot, address, site or supply meter.")
+    async def update_property(
+        self, info: Info, input: UpdatePropertyInput
+    ) -> UpdatePropertyPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.update_property(
+                tx,
+                parse_id(input.property_id, "Property"),
+                plot=keep(input.plot),
+                address=keep(input.address),
+                site_id=ref(input.site_id, "Site"),
+                supply_meter_id=ref(input.supply_meter_id, "Meter"),
+            ),
+        )
+        return UpdatePropertyPayload(property=row, user_errors=errors)
+
+    @strawberry.mutation(description="Create a heat, power or solar circuit of an ESCO.")
+    async def create_circuit(self, info: Info, input: CreateCircuitInput) -> CreateCircuitPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.create_circuit(
+                tx, parse_id(input.esco_id, "Esco"), input.type, input.name
+            ),
+        )
+        return CreateCircuitPayload(circuit=row, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Connect a meter to a circuit it measures; connecting them again "
+        "changes nothing."
+    )
+    async def connect_circuit(self, info: Info, input: CircuitMeterInput) -> ConnectCircuitPayload:
+        result, errors = await run(
+            info,
+            lambda tx: service.connect_circuit(
+                tx, parse_id(input.circuit_id, "Circuit"), parse_id(input.meter_id, "Meter")
+            ),
+        )
+        circuit, meter = result if result is not None else (None, None)
+        return ConnectCircuitPayload(circuit=circuit, meter=meter, user_errors=errors)
+
+    @strawberry.mutation(description="Disconnect a meter from a circuit.")
+    async def disconnect_circuit(
+        self, info: Info, input: CircuitMeterInput
+    ) -> DisconnectCircuitPayload:
+        result, errors = await run(
+            info,
+            lambda tx: service.disconnect_circuit(
+                tx, parse_id(input.circuit_id, "Circuit"), parse_id(input.meter_id, "Meter")
+            ),
+        )
+        circuit, meter = result if result is not None else (None, None)
+        return DisconnectCircuitPayload(circuit=circuit, meter=meter, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Create or replace the solar installation of a property (at most one)."
+    )
+    async def set_solar_installation(
+        self, info: Info, input: SetSolarInstallationInput
+    ) -> SetSolarInstallationPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.set_solar_installation(
+                tx,
+                parse_id(input.property_id, "Property"),
+                input.mcs_certificate,
+                declared_net_capacity_kw=keep(input.declared_net_capacity_kw),
+                commissioning_date=keep(input.commissioning_date),
+            ),
+        )
+        return SetSolarInstallationPayload(solar_installation=row, user_errors=errors)

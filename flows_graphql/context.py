@@ -24,8 +24,8 @@ class Context:
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        # Every loader filters by the viewer's ESCO scope.
-        self.loaders = Loaders(self.db, self.viewer.esco_scope)
+        # Every loader reads within the viewer's limits (ESCOs; a customer's own rows).
+        self.loaders = Loaders(self.db, self.viewer.read_scope, self.viewer.customer_id)
 
     async def close(self) -> None:
         await self.db.close()

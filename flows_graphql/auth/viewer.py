@@ -34,6 +34,14 @@ class Viewer:
 
     @property
     def esco_scope(self) -> frozenset[uuid.UUID] | None:
+        """The ESCOs the viewer acts in (None: all of them)."""
+        return self.esco_ids
+
+    @property
+    def read_scope(self) -> frozenset[uuid.UUID] | None:
+        """The ESCOs the viewer may read: a partner key without `read` reads nothing."""
+        if self.role == "partner" and "read" not in self.scopes:
+            return frozenset()
         return self.esco_ids
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from ..db.request import RequestDb
 from ..pagination import Page, PageArgs, SortKey, apply_window, make_page, window
+from .visibility import customer_condition
 
 L = TypeVar("L", bound="BaseLoader")
 
@@ -52,9 +53,16 @@ def in_scope(table: FromClause, column: str = "esco_id") -> Any:
 class Loaders:
     """The loaders of one request, made on first use."""
 
-    def __init__(self, db: RequestDb, scope: frozenset[uuid.UUID] | None) -> None:
+    def __init__(
+        self,
+        db: RequestDb,
+        scope: frozenset[uuid.UUID] | None,
+        customer_id: uuid.UUID | None = None,
+    ) -> None:
         self.db = db
         self.scope = scope
+        # Set for customers: they read only their own rows (see visibility.py).
+        self.customer_id = customer_id
         self._made: dict[Hashable, BaseLoader] = {}
 
     def get(self, cls: type[L], *params: Hashable) -> L:
@@ -68,7 +76,22 @@ class Loaders:
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.scope is not None:
             params["scope"] = list(self.scope)
+        if self.customer_id is not None:
+            params["viewer_customer"] = self.customer_id
         return params
+
+    def restrict(
+        self, stmt: Select[Any], table: FromClause, scope_column: str | None
+    ) -> Select[Any]:
+        """The viewer's limits on a read of `table`: its ESCOs, and for a customer
+        their own rows."""
+        if scope_column is not None and self.scope is not None:
+            stmt = stmt.where(in_scope(table, scope_column))
+        if self.customer_id is not None:
+            condition = customer_condition(table)
+            if condition is not None:
+                stmt = stmt.where(condition)
+        return stmt
 
 
 class BaseLoader(DataLoader):
@@ -92,7 +115,7 @@ class RowLoader(BaseLoader):
     # The column naming the row's ESCO; None for global reference data (regions,
     # benchmark tariffs, contract terms).
     scope_column: ClassVar[str | None] = "esco_id"
-    _statements: ClassVar[dict[tuple[type, bool], Select[Any]]]
+    _statements: ClassVar[dict[tuple[type, bool, bool], Select[Any]]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -113,13 +136,11 @@ class RowLoader(BaseLoader):
         return column.desc() if direction.lower() == "desc" else column.asc()
 
     def statement(self) -> Select[Any]:
-        scoped = self.scope_column is not None and self.loaders.scope is not None
-        cache_key = (type(self), scoped)
+        loaders = self.loaders
+        cache_key = (type(self), loaders.scope is not None, loaders.customer_id is not None)
         stmt = self._statements.get(cache_key)
         if stmt is None:
-            stmt = self.base_statement()
-            if self.scope_column is not None and scoped:
-                stmt = stmt.where(in_scope(self.table, self.scope_column))
+            stmt = loaders.restrict(self.base_statement(), self.table, self.scope_column)
             self._statements[cache_key] = stmt
         return stmt
 
@@ -222,8 +243,7 @@ class PageLoader(BaseLoader):
         inner = select(table, key.label("sort_value"), rank.label("rn")).where(
             any_key(parent_col), *conditions, *self.conditions()
         )
-        if self.loaders.scope is not None:
-            inner = inner.where(in_scope(table, self.spec.scope_column))
+        inner = self.loaders.restrict(inner, table, self.spec.scope_column)
         sub = inner.subquery()
         stmt = select(sub).where(sub.c.rn <= self.args.limit + 1).order_by(sub.c.rn)
         rows = await self.loaders.db.rows(stmt, self.loaders.bind({"keys": list(keys)}))
@@ -243,8 +263,7 @@ class CountLoader(BaseLoader):
         table = self.spec.table
         parent_col = table.c[self.parent]
         stmt = select(parent_col, func.count()).where(any_key(parent_col)).group_by(parent_col)
-        if self.loaders.scope is not None:
-            stmt = stmt.where(in_scope(table, self.spec.scope_column))
+        stmt = self.loaders.restrict(stmt, table, self.spec.scope_column)
         rows = await self.loaders.db.rows(stmt, self.loaders.bind({"keys": list(keys)}))
         counts = {row[0]: row[1] for row in rows}
         return [counts.get(k, 0) for k in keys]
@@ -258,9 +277,8 @@ async def root_page(
     table = spec.table
     base = select(table, sort.expression().label("sort_value")).where(*conditions)
     count = select(func.count()).select_from(table).where(*conditions)
-    if loaders.scope is not None:
-        base = base.where(in_scope(table, spec.scope_column))
-        count = count.where(in_scope(table, spec.scope_column))
+    base = loaders.restrict(base, table, spec.scope_column)
+    count = loaders.restrict(count, table, spec.scope_column)
     params = loaders.bind({})
     rows = await loaders.db.rows(apply_window(base, sort, table.c.id, args), params)
 

@@ -46,11 +46,9 @@ class CommunityQuery:
     async def esco(
         self, info: Info, code: Annotated[str, strawberry.argument(description="ESCO code.")]
     ) -> Esco | None:
-        stmt = select(ESCOS).where(ESCOS.c.code == code)
-        scope = info.context.viewer.esco_scope
-        if scope is not None:
-            stmt = stmt.where(ESCOS.c.id.in_(scope))
-        rows = await info.context.db.rows(stmt)
+        loaders = info.context.loaders
+        stmt = loaders.restrict(select(ESCOS).where(ESCOS.c.code == code), ESCOS, "id")
+        rows = await info.context.db.rows(stmt, loaders.bind({}))
         return rows[0] if rows else None
 
     @strawberry.field(description="Every version of every contract terms, by type and title.")

@@ -28,11 +28,9 @@ class Viewer:
 
     @strawberry.field(description="The ESCOs in the viewer's scope, by code.")
     async def escos(self, info: Info) -> list[Esco]:
-        stmt = select(ESCOS).order_by(ESCOS.c.code)
-        scope = info.context.viewer.esco_scope
-        if scope is not None:
-            stmt = stmt.where(ESCOS.c.id.in_(scope))
-        return list(await info.context.db.rows(stmt))
+        loaders = info.context.loaders
+        stmt = loaders.restrict(select(ESCOS).order_by(ESCOS.c.code), ESCOS, "id")
+        return list(await info.context.db.rows(stmt, loaders.bind({})))
 
     @strawberry.field(description="The viewer's own customer record (customers only).")
     async def customer(self, info: Info) -> Customer | None:

@@ -1,22 +1,46 @@
-"""The /graphql endpoint: Strawberry's ASGI view with our context and request lifecycle."""
+"""The /graphql endpoint: Strawberry's ASGI view with our context, the limits checked
+before execution, masked errors, and the per-request statement count."""
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
+from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from . import logs
 from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
 from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
+from .limits import Limits, TooComplex, check
 from .rules.clock import Today, london_today
+
+log = logging.getLogger("flows_graphql.errors")
+
+# Error codes our own code raises on purpose; anything else is unexpected.
+KNOWN_CODES = frozenset({"INVALID", "NOT_FOUND", "FORBIDDEN", "QUERY_TOO_COMPLEX"})
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+# Python exception details graphql-core appends to coercion errors, e.g. "[<class …>]".
+PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
+
+
+class Refused(Exception):
+    """A request refused before execution: answered with this status and code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 class FlowsGraphQL(GraphQL[Context, None]):
@@ -31,6 +55,45 @@ class FlowsGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.engine = engine
         self.today = today
+        self.limits = Limits(
+            default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            length = int(dict(scope["headers"]).get(b"content-length", b"0"))
+        except ValueError:
+            length = 0
+        try:
+            if length > self.limits.max_body_bytes:
+                raise Refused(400, "QUERY_TOO_COMPLEX", "The request body is too large.")
+            await super().__call__(scope, self._bounded(receive), send)
+        except Refused as refused:
+            await self._refuse(refused, scope, receive, send)
+        except TooComplex as exc:
+            await self._refuse(Refused(400, "QUERY_TOO_COMPLEX", exc.message), scope, receive, send)
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """A body without Content-Length is counted as it arrives."""
+        seen = 0
+        limit = self.limits.max_body_bytes
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise TooComplex("The request body is too large.")
+            return message
+
+        return bounded
+
+    async def _refuse(self, refused: Refused, scope: Scope, receive: Receive, send: Send) -> None:
+        body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
+        await JSONResponse(body, status_code=refused.status)(scope, receive, send)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -45,8 +108,24 @@ class FlowsGraphQL(GraphQL[Context, None]):
             today=self.today,
         )
 
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        data = kwargs["request_data"]
+        context: Context = kwargs["context"]
+        if isinstance(data.query, str):
+            verdict = check(data.query, data.variables, data.operation_name, self.limits)
+            if (
+                verdict is not None
+                and verdict.introspects
+                and self.settings.production
+                and context.viewer.role != "admin"
+            ):
+                raise Refused(403, "FORBIDDEN", "Introspection is for admins in production.")
+        return await super().execute_single(*args, **kwargs)
+
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         context: Context = kwargs["context"]
+        if isinstance(kwargs["request_data"], list):
+            raise Refused(400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted.")
         counter = StatementCounter() if self.settings.debug_sql else None
         token = current_counter.set(counter)
         try:
@@ -54,8 +133,42 @@ class FlowsGraphQL(GraphQL[Context, None]):
         finally:
             await context.close()
             current_counter.reset(token)
-        if counter is not None:
-            for one in result if isinstance(result, list) else [result]:
-                if isinstance(one, ExecutionResult):
-                    one.extensions = {**(one.extensions or {}), "sqlStatements": counter.count}
+        if counter is not None and isinstance(result, ExecutionResult):
+            result.extensions = {**(result.extensions or {}), "sqlStatements": counter.count}
         return result
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = [self._mask(error) for error in result.errors]
+        return await super().process_result(request, result)
+
+    def _mask(self, error: GraphQLError) -> GraphQLError:
+        """Unexpected errors become `INTERNAL` with the request id (also in the log):
+        no stack trace, SQL or internal name reaches a client."""
+        code = (error.extensions or {}).get("code")
+        original = error.original_error
+        if code in KNOWN_CODES or (isinstance(original, GraphQLError) and code):
+            return error
+        if error.path is None:
+            # Refused before execution: a document or variables that do not validate.
+            message = PYTHON_DETAIL.sub("", error.message)
+            if self.settings.production:
+                message = SUGGESTION.sub("", message)
+            return GraphQLError(
+                message,
+                nodes=error.nodes,
+                extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+            )
+        request_id = logs.request_id.get()
+        log.error(
+            "unexpected error in a resolver",
+            exc_info=(type(original), original, original.__traceback__) if original else None,
+            extra={"path": error.path},
+        )
+        return GraphQLError(
+            "Internal error.",
+            path=error.path,
+            extensions={"code": "INTERNAL", "requestId": request_id},
+        )

@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+from cross_web import HTTPException
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -94,6 +95,17 @@ class FlowsGraphQL(GraphQL[Context, None]):
     async def _refuse(self, refused: Refused, scope: Scope, receive: Receive, send: Send) -> None:
         body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
         await JSONResponse(body, status_code=refused.status)(scope, receive, send)
+
+    async def parse_http_body(self, request_adapter: Any) -> Any:
+        """Malformed bodies and batches get a JSON error like every other refusal."""
+        try:
+            return await super().parse_http_body(request_adapter)
+        except HTTPException as exc:
+            if "batch" in exc.reason.lower() or "operations" in exc.reason.lower():
+                raise Refused(
+                    400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted."
+                ) from exc
+            raise Refused(exc.status_code, "BAD_REQUEST", exc.reason) from exc
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None

@@ -85,7 +85,7 @@ def document(query: str, limits: Limits) -> DocumentNode | None:
     try:
         return _parse(query, limits.max_tokens)
     except GraphQLError as exc:
-        if "token" in exc.message.lower() and "limit" in exc.message.lower():
+        if "tokens" in exc.message and "aborted" in exc.message:
             raise TooComplex(f"The query has more than {limits.max_tokens} tokens.") from exc
         return None
 

@@ -45,6 +45,9 @@ def configure(level: str = "INFO") -> None:
     # pgserver narrates every start at INFO; its warnings and errors still show.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Strawberry logs every GraphQL error with a traceback, bad input included; the
+    # endpoint logs the unexpected ones itself (with the request id), once.
+    logging.getLogger("strawberry.execution").setLevel(logging.CRITICAL)
     # uvicorn's own access log would duplicate ours (which has the request id).
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 
 from .resolvers import billing as billing_resolvers
 from .resolvers import community as community_resolvers
@@ -19,6 +20,7 @@ from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
 from .resolvers.tariffs import TariffsQuery
 from .types import billing, community, customers, metering, tariffs
+from .types.scalars import SCALAR_MAP
 
 # Types reached only through `node(id:)` still belong in the schema.
 NODE_TYPES = [
@@ -77,6 +79,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         types=NODE_TYPES,
         extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
     )

@@ -30,15 +30,17 @@ import asyncpg
 import httpx
 
 from flows_graphql.app import create_app
-from tests.conftest import bearer
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models import metadata
 from flows_graphql.db.urls import asyncpg_dsn
+from tests.conftest import SEEDED_TABLES, TODAY, bearer
 
-SEEDED_TABLES = {"regions"}
 FIRST_MONTH = date(2024, 1, 1)
+# Statement counts: every request opens its transaction with one statement setting the
+# viewer's scope for row-level security (SELECT set_config('flows.esco_ids', ...)).
+TENANT = 1
 
 
 def month_at(first: date, m: int) -> date:
@@ -318,9 +320,10 @@ class World:
 
 @asynccontextmanager
 async def module_world(settings: Settings, database_url: str) -> AsyncIterator[World]:
-    """Empty tables, an asyncpg connection and an ASGI client, for a module's tests."""
+    """Empty tables, an asyncpg connection and an ASGI client signed in as an admin
+    (like conftest's `client`), for a module's tests."""
     await empty_tables(settings, database_url)
-    app = create_app(settings, database_url)
+    app = create_app(settings, database_url, today=lambda: TODAY)
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         transport = httpx.ASGITransport(app=app)

@@ -70,8 +70,9 @@ def test_microgrid_settings_carry_forward_inside_the_window_else_defaults():
     outside = generation.PastMicrogridTariff(date(2024, 12, 31), mine)
     assert generation.new_microgrid_settings(P, [inside]) == mine
     assert generation.new_microgrid_settings(P, [outside]) == generation.DEFAULT_SETTINGS
-    assert generation.DEFAULT_SETTINGS == generation.MicrogridSettings(
-        25, D("15.00"), D("10.00"), D("0.25")
+    assert (
+        generation.MicrogridSettings(25, D("15.00"), D("10.00"), D("0.25"))
+        == generation.DEFAULT_SETTINGS
     )
 
 

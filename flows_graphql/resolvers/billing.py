@@ -103,7 +103,11 @@ class Mutations:
         description="Compute a month's costs and solar credits for an ESCO, replacing any "
         "earlier run of that month (refused once the month is finalized)."
     )
-    async def run_billing(self, info: Info, input: RunBillingInput) -> RunBillingPayload:
+    async def run_billing(
+        self,
+        info: Info,
+        input: Annotated[RunBillingInput, strawberry.argument(description="What to change.")],
+    ) -> RunBillingPayload:
         result, errors = await run(
             info,
             lambda tx: service.run_billing(tx, parse_id(input.esco_id, "Esco"), input.month),
@@ -112,7 +116,11 @@ class Mutations:
 
     @strawberry.mutation(description="Freeze a month: its costs never change again.")
     async def finalize_billing_run(
-        self, info: Info, input: FinalizeBillingRunInput
+        self,
+        info: Info,
+        input: Annotated[
+            FinalizeBillingRunInput, strawberry.argument(description="What to change.")
+        ],
     ) -> FinalizeBillingRunPayload:
         row, errors = await run(
             info,

@@ -174,7 +174,11 @@ class AllowContractTermsPayload:
 @strawberry.type
 class Mutations:
     @strawberry.mutation(description="Create an ESCO (a tenant). Admins only.")
-    async def create_esco(self, info: Info, input: CreateEscoInput) -> CreateEscoPayload:
+    async def create_esco(
+        self,
+        info: Info,
+        input: Annotated[CreateEscoInput, strawberry.argument(description="What to change.")],
+    ) -> CreateEscoPayload:
         row, errors = await run(
             info,
             lambda tx: service.create_esco(
@@ -189,7 +193,11 @@ class Mutations:
         return CreateEscoPayload(esco=row, user_errors=errors)
 
     @strawberry.mutation(description="Change an ESCO's name, app URL, tariff generation or region.")
-    async def update_esco(self, info: Info, input: UpdateEscoInput) -> UpdateEscoPayload:
+    async def update_esco(
+        self,
+        info: Info,
+        input: Annotated[UpdateEscoInput, strawberry.argument(description="What to change.")],
+    ) -> UpdateEscoPayload:
         row, errors = await run(
             info,
             lambda tx: service.update_esco(
@@ -204,7 +212,11 @@ class Mutations:
         return UpdateEscoPayload(esco=row, user_errors=errors)
 
     @strawberry.mutation(description="Create a site of an ESCO.")
-    async def create_site(self, info: Info, input: CreateSiteInput) -> CreateSitePayload:
+    async def create_site(
+        self,
+        info: Info,
+        input: Annotated[CreateSiteInput, strawberry.argument(description="What to change.")],
+    ) -> CreateSitePayload:
         row, errors = await run(
             info,
             lambda tx: service.create_site(
@@ -215,7 +227,11 @@ class Mutations:
 
     @strawberry.mutation(description="Create a version of contract terms. Admins only.")
     async def create_contract_terms(
-        self, info: Info, input: CreateContractTermsInput
+        self,
+        info: Info,
+        input: Annotated[
+            CreateContractTermsInput, strawberry.argument(description="What to change.")
+        ],
     ) -> CreateContractTermsPayload:
         row, errors = await run(
             info,
@@ -230,7 +246,11 @@ class Mutations:
         "again changes nothing."
     )
     async def allow_contract_terms(
-        self, info: Info, input: AllowContractTermsInput
+        self,
+        info: Info,
+        input: Annotated[
+            AllowContractTermsInput, strawberry.argument(description="What to change.")
+        ],
     ) -> AllowContractTermsPayload:
         result, errors = await run(
             info,

@@ -289,7 +289,11 @@ def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
 @strawberry.type
 class Mutations:
     @strawberry.mutation(description="Create a meter of an ESCO.")
-    async def create_meter(self, info: Info, input: CreateMeterInput) -> CreateMeterPayload:
+    async def create_meter(
+        self,
+        info: Info,
+        input: Annotated[CreateMeterInput, strawberry.argument(description="What to change.")],
+    ) -> CreateMeterPayload:
         row, errors = await run(
             info,
             lambda tx: service.create_meter(
@@ -306,7 +310,11 @@ class Mutations:
     @strawberry.mutation(
         description="Change a meter's name, hardware or mode (DECOMMISSIONED is the soft delete)."
     )
-    async def update_meter(self, info: Info, input: UpdateMeterInput) -> UpdateMeterPayload:
+    async def update_meter(
+        self,
+        info: Info,
+        input: Annotated[UpdateMeterInput, strawberry.argument(description="What to change.")],
+    ) -> UpdateMeterPayload:
         row, errors = await run(
             info,
             lambda tx: service.update_meter(
@@ -321,7 +329,9 @@ class Mutations:
 
     @strawberry.mutation(description="Create a property of an ESCO.")
     async def create_property(
-        self, info: Info, input: CreatePropertyInput
+        self,
+        info: Info,
+        input: Annotated[CreatePropertyInput, strawberry.argument(description="What to change.")],
     ) -> CreatePropertyPayload:
         row, errors = await run(
             info,
@@ -338,7 +348,9 @@ class Mutations:
 
     @strawberry.mutation(description="Change a property's plot, address, site or supply meter.")
     async def update_property(
-        self, info: Info, input: UpdatePropertyInput
+        self,
+        info: Info,
+        input: Annotated[UpdatePropertyInput, strawberry.argument(description="What to change.")],
     ) -> UpdatePropertyPayload:
         row, errors = await run(
             info,
@@ -354,7 +366,11 @@ class Mutations:
         return UpdatePropertyPayload(property=row, user_errors=errors)
 
     @strawberry.mutation(description="Create a heat, power or solar circuit of an ESCO.")
-    async def create_circuit(self, info: Info, input: CreateCircuitInput) -> CreateCircuitPayload:
+    async def create_circuit(
+        self,
+        info: Info,
+        input: Annotated[CreateCircuitInput, strawberry.argument(description="What to change.")],
+    ) -> CreateCircuitPayload:
         row, errors = await run(
             info,
             lambda tx: service.create_circuit(
@@ -367,7 +383,11 @@ class Mutations:
         description="Connect a meter to a circuit it measures; connecting them again "
         "changes nothing."
     )
-    async def connect_circuit(self, info: Info, input: CircuitMeterInput) -> ConnectCircuitPayload:
+    async def connect_circuit(
+        self,
+        info: Info,
+        input: Annotated[CircuitMeterInput, strawberry.argument(description="What to change.")],
+    ) -> ConnectCircuitPayload:
         result, errors = await run(
             info,
             lambda tx: service.connect_circuit(
@@ -379,7 +399,9 @@ class Mutations:
 
     @strawberry.mutation(description="Disconnect a meter from a circuit.")
     async def disconnect_circuit(
-        self, info: Info, input: CircuitMeterInput
+        self,
+        info: Info,
+        input: Annotated[CircuitMeterInput, strawberry.argument(description="What to change.")],
     ) -> DisconnectCircuitPayload:
         result, errors = await run(
             info,
@@ -394,7 +416,11 @@ class Mutations:
         description="Create or replace the solar installation of a property (at most one)."
     )
     async def set_solar_installation(
-        self, info: Info, input: SetSolarInstallationInput
+        self,
+        info: Info,
+        input: Annotated[
+            SetSolarInstallationInput, strawberry.argument(description="What to change.")
+        ],
     ) -> SetSolarInstallationPayload:
         row, errors = await run(
             info,

@@ -132,7 +132,11 @@ class Mutations:
         "prices and generates the quarter's tariffs of `AUTO` ESCOs. Admins only."
     )
     async def publish_benchmark_tariff(
-        self, info: Info, input: PublishBenchmarkTariffInput
+        self,
+        info: Info,
+        input: Annotated[
+            PublishBenchmarkTariffInput, strawberry.argument(description="What to change.")
+        ],
     ) -> PublishBenchmarkTariffPayload:
         result, errors = await run(
             info,
@@ -158,7 +162,11 @@ class Mutations:
 
     @strawberry.mutation(description="Set an ESCO's microgrid discount from a date.")
     async def set_microgrid_tariff(
-        self, info: Info, input: SetMicrogridTariffInput
+        self,
+        info: Info,
+        input: Annotated[
+            SetMicrogridTariffInput, strawberry.argument(description="What to change.")
+        ],
     ) -> SetMicrogridTariffPayload:
         row, errors = await run(
             info,
@@ -176,7 +184,11 @@ class Mutations:
 
     @strawberry.mutation(description="Set a customer's discount from a date.")
     async def set_customer_discount(
-        self, info: Info, input: SetCustomerDiscountInput
+        self,
+        info: Info,
+        input: Annotated[
+            SetCustomerDiscountInput, strawberry.argument(description="What to change.")
+        ],
     ) -> SetCustomerDiscountPayload:
         row, errors = await run(
             info,
@@ -191,7 +203,11 @@ class Mutations:
 
     @strawberry.mutation(description="Set an ESCO's solar credit rate from a date.")
     async def set_solar_credit_tariff(
-        self, info: Info, input: SetSolarCreditTariffInput
+        self,
+        info: Info,
+        input: Annotated[
+            SetSolarCreditTariffInput, strawberry.argument(description="What to change.")
+        ],
     ) -> SetSolarCreditTariffPayload:
         row, errors = await run(
             info,

@@ -84,6 +84,13 @@ class Customer(RowType, Node):
         "This customer's payments, newest first.",
     )
 
+    events = connection_field(
+        Annotated["CustomerEvent", Lazy("flows_graphql.types.customers")],
+        loaders.EventsByCustomerId,
+        loaders.EventCountByCustomerId,
+        "This customer's history (status changes, updates, invites), newest first.",
+    )
+
     @strawberry.field(description="Invitations to the ESCO's customer app, newest first.")
     async def invites(self, info: Info) -> list[CustomerInvite]:
         return await info.context.loaders.get(loaders.InvitesByCustomerId).load(self.id)
@@ -199,6 +206,7 @@ class CustomerInvite(RowType, Node):
 @strawberry.type(description="An entry of a customer's history (status changes, updates).")
 class CustomerEvent(RowType, Node):
     id: strawberry.ID = global_id("CustomerEvent")
+    uuid: UUID = uuid_field()
     event_type: str = strawberry.field(description="What happened.")
     actor: str = strawberry.field(
         description="Who did it: `user:…`, `customer:…`, `partner:…`, `system`."
@@ -212,6 +220,7 @@ class CustomerEvent(RowType, Node):
 @strawberry.type(description="An entry of an account's history.")
 class AccountEvent(RowType, Node):
     id: strawberry.ID = global_id("AccountEvent")
+    uuid: UUID = uuid_field()
     event_type: AccountEventType = strawberry.field(description="What happened.")
     notes: str | None = strawberry.field(description="Free-text notes.")
     actor: str = strawberry.field(description="Who did it.")
@@ -225,6 +234,7 @@ class AccountEvent(RowType, Node):
 @strawberry.type(description="A field-level change to an account or its links.")
 class AuditLogEntry(RowType, Node):
     id: strawberry.ID = global_id("AuditLogEntry")
+    uuid: UUID = uuid_field()
     action: str = strawberry.field(description="The change (usually the mutation).")
     actor: str = strawberry.field(description="Who did it.")
     changes: JSON = strawberry.field(description="`{field: {old, new}}`.")

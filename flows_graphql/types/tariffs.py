@@ -10,12 +10,10 @@ from uuid import UUID
 import strawberry
 
 from ..context import Context
-from ..db.models import BenchmarkTariff as BenchmarkTariffModel
-from ..db.models import CustomerTariff as CustomerTariffModel
-from ..db.models import MicrogridTariff as MicrogridTariffModel
-from ..db.models import SolarCreditTariff as SolarCreditTariffModel
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
+from ..loaders import tariffs as tariff_loaders
+from ..loaders.tariffs import ByOwnerAndStart
 from .node import Node, NodeSource, RowType, global_id, register_node
 
 if TYPE_CHECKING:
@@ -95,34 +93,21 @@ class SolarCreditTariff(RowType, Node):
         return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
 
 
-def _by_owner_and_start(model: Any, owner: str, tenant: bool, parse_owner: Any) -> NodeSource:
-    """node(id:) for a tariff keyed by (owner, period_start): one small query."""
-    from sqlalchemy import select
-
-    from ..loaders.base import in_scope
-
-    table = model.__table__
+def _by_owner_and_start(loader: type[ByOwnerAndStart], parse_owner: Any) -> NodeSource:
+    """node(id:) for a tariff keyed by (owner, period_start), batched per type."""
 
     async def fetch(loaders_: Any, key: str) -> Any:
         try:
             owner_key, start = key.split("|")
-            values = (parse_owner(owner_key), date.fromisoformat(start))
+            wanted = (parse_owner(owner_key), date.fromisoformat(start))
         except ValueError:
             return None
-        stmt = select(table).where(table.c[owner] == values[0], table.c.period_start == values[1])
-        if tenant and loaders_.scope is not None:
-            stmt = stmt.where(in_scope(table))
-        rows = await loaders_.db.rows(stmt, loaders_.bind({}))
-        return rows[0] if rows else None
+        return await loaders_.get(loader).load(wanted)
 
     return NodeSource(fetch)
 
 
-register_node(
-    "BenchmarkTariff", _by_owner_and_start(BenchmarkTariffModel, "region_code", False, str)
-)
-register_node("MicrogridTariff", _by_owner_and_start(MicrogridTariffModel, "esco_id", True, UUID))
-register_node("CustomerTariff", _by_owner_and_start(CustomerTariffModel, "customer_id", True, UUID))
-register_node(
-    "SolarCreditTariff", _by_owner_and_start(SolarCreditTariffModel, "esco_id", True, UUID)
-)
+register_node("BenchmarkTariff", _by_owner_and_start(tariff_loaders.BenchmarkTariffByKey, str))
+register_node("MicrogridTariff", _by_owner_and_start(tariff_loaders.MicrogridTariffByKey, UUID))
+register_node("CustomerTariff", _by_owner_and_start(tariff_loaders.CustomerTariffByKey, UUID))
+register_node("SolarCreditTariff", _by_owner_and_start(tariff_loaders.SolarCreditTariffByKey, UUID))

@@ -32,6 +32,7 @@ from ..rules import billing as rules
 from ..rules import solar
 from ..rules.tariffs import Rates
 from .problems import ErrorCode, reject
+from .scope import esco_or_reject
 from .tx import Row, Tx
 
 RUNS = table_of(BillingRun)
@@ -128,14 +129,6 @@ def run_lock(esco_id: uuid.UUID, month: date) -> Any:
     )
 
 
-async def _esco_in_scope(tx: Tx, esco_id: uuid.UUID | None) -> Row:
-    if esco_id is not None and tx.may_see(esco_id):
-        row = (await tx.conn.execute(select(ESCOS).where(ESCOS.c.id == esco_id))).first()
-        if row is not None:
-            return row
-    raise reject("escoId", ErrorCode.NOT_FOUND, "No ESCO with this id.")
-
-
 async def _month_finalized(tx: Tx, esco_id: uuid.UUID, month: date) -> bool:
     found = await tx.conn.scalar(
         select(RUNS.c.id).where(
@@ -162,7 +155,7 @@ async def run_billing(
     tx: Tx, esco_id: uuid.UUID | None, month: date, progress: Progress = _no_progress
 ) -> RunResult:
     tx.require_role("admin", "operator")
-    esco = await _esco_in_scope(tx, esco_id)
+    esco = await esco_or_reject(tx, esco_id)
     if month.day != 1:
         raise reject("month", ErrorCode.INVALID, "A month is the date of its 1st.")
     today = tx.today()

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from ..db.models import ContractTerms, ContractTermsEsco, Esco, Region, Site, table_of
 from ..db.models.enums import ContractTermsType, TariffGeneration
 from .problems import ErrorCode, Problems
+from .scope import find_esco
 from .tx import Row, Tx, changed
 
 ESCOS = table_of(Esco)
@@ -155,23 +156,6 @@ def before_of(row: Row, values: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- lookups ------------------------------------------------------------------------
-
-
-async def find_esco(
-    tx: Tx, problems: Problems, esco_id: uuid.UUID | None, *, lock: bool = False
-) -> Row | None:
-    """The ESCO the viewer may act in, or None with a NOT_FOUND on `escoId` (out of
-    scope looks exactly like missing)."""
-    if esco_id is not None and tx.may_see(esco_id):
-        stmt = select(ESCOS).where(ESCOS.c.id == esco_id)
-        if lock:
-            # FOR NO KEY UPDATE: rows being inserted that reference the ESCO go on.
-            stmt = stmt.with_for_update(key_share=True)
-        row = (await tx.conn.execute(stmt)).first()
-        if row is not None:
-            return row
-    problems.add("escoId", ErrorCode.NOT_FOUND, "No ESCO with this id.")
-    return None
 
 
 async def _check_region(tx: Tx, problems: Problems, region_code: str) -> None:

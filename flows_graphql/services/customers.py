@@ -43,6 +43,7 @@ from ..db.models.enums import (
     CustomerStatus,
 )
 from .problems import ErrorCode, Problems, reject
+from .scope import find_esco
 from .tx import Row, Tx, changed
 
 CUSTOMERS = table_of(Customer)
@@ -161,11 +162,8 @@ async def create_customer(
 ) -> Row:
     tx.require_role(*OPERATORS)
     problems = Problems()
-    esco = None
-    if esco_id is not None and tx.may_see(esco_id):
-        esco = await tx.conn.scalar(select(ESCOS.c.id).where(ESCOS.c.id == esco_id))
-    if esco is None:
-        problems.add("escoId", ErrorCode.NOT_FOUND, "No ESCO with this id.")
+    esco_row = await find_esco(tx, problems, esco_id)
+    esco = esco_row.id if esco_row is not None else None
     email_problems = Problems()
     stored_email = _check_email(email_problems, "email", email)
     problems.items += email_problems.items

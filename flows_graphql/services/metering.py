@@ -27,12 +27,12 @@ from .community import (
     Unset,
     before_of,
     created,
-    find_esco,
     flagged,
     optional_text,
     required_text,
 )
 from .problems import ErrorCode, Problems
+from .scope import find_esco
 from .tx import Row, Tx, changed
 
 METERS = table_of(Meter)

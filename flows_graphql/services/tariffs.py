@@ -4,12 +4,13 @@ microgrid tariffs, customer discounts and solar credit tariffs."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.models import (
@@ -28,6 +29,7 @@ from ..db.models.enums import CustomerAccountRole, CustomerStatus, TariffGenerat
 from ..rules import generation, solar
 from ..rules.tariffs import Rates, customer_rates, microgrid_rates
 from .problems import ErrorCode, Problems, reject
+from .scope import esco_or_reject
 from .tx import Row, Tx, changed
 
 BENCHMARKS = table_of(BenchmarkTariff)
@@ -165,71 +167,57 @@ async def _recompute(
     """Tariffs of the region's ESCOs starting in [start, end) are priced from this
     benchmark; update those whose computed rates differ (so a re-publish changes
     nothing)."""
-    in_period = [MICROGRID.c.period_start >= start]
-    if end is not None:
-        in_period.append(MICROGRID.c.period_start < end)
     region_escos = select(ESCOS.c.id).where(ESCOS.c.region_code == region_code)
-    microgrid_rows = (
-        await tx.conn.execute(
-            select(MICROGRID).where(MICROGRID.c.esco_id.in_(region_escos), *in_period)
-        )
-    ).all()
-    microgrid_changes = []
-    for row in microgrid_rows:
-        rates = microgrid_rates(benchmark, row.discount_percent)
-        if (rates.unit_rate, rates.standing_charge) != (row.unit_rate, row.standing_charge):
-            microgrid_changes.append(
-                {
-                    "k_esco": row.esco_id,
-                    "k_start": row.period_start,
-                    "unit_rate": rates.unit_rate,
-                    "standing_charge": rates.standing_charge,
-                }
-            )
-    if microgrid_changes:
-        await tx.conn.execute(
-            update(MICROGRID)
-            .where(
-                MICROGRID.c.esco_id == bindparam("k_esco"),
-                MICROGRID.c.period_start == bindparam("k_start"),
-            )
-            .values(unit_rate=bindparam("unit_rate"), standing_charge=bindparam("standing_charge")),
-            microgrid_changes,
-        )
+    microgrid = await _reprice(
+        tx, MICROGRID, "esco_id", region_escos, start, end, benchmark, microgrid_rates
+    )
+    customers = await _reprice(
+        tx, CUSTOMER_TARIFFS, "customer_id", region_escos, start, end, benchmark, customer_rates
+    )
+    return microgrid, customers
 
-    customer_period = [CUSTOMER_TARIFFS.c.period_start >= start]
+
+async def _reprice(
+    tx: Tx,
+    table: Table,
+    owner: str,
+    escos: Any,
+    start: date,
+    end: date | None,
+    benchmark: Rates,
+    price: Callable[[Rates, int], Rates],
+) -> int:
+    """Re-price one tariff table's rows of `escos` starting in [start, end); returns how
+    many changed."""
+    in_period = [table.c.period_start >= start]
     if end is not None:
-        customer_period.append(CUSTOMER_TARIFFS.c.period_start < end)
-    customer_rows = (
-        await tx.conn.execute(
-            select(CUSTOMER_TARIFFS).where(
-                CUSTOMER_TARIFFS.c.esco_id.in_(region_escos), *customer_period
-            )
-        )
+        in_period.append(table.c.period_start < end)
+    rows = (
+        await tx.conn.execute(select(table).where(table.c.esco_id.in_(escos), *in_period))
     ).all()
-    customer_changes = []
-    for row in customer_rows:
-        rates = customer_rates(benchmark, row.discount_percent)
+    changes = []
+    for row in rows:
+        rates = price(benchmark, row.discount_percent)
         if (rates.unit_rate, rates.standing_charge) != (row.unit_rate, row.standing_charge):
-            customer_changes.append(
+            changes.append(
                 {
-                    "k_customer": row.customer_id,
+                    "k_owner": getattr(row, owner),
                     "k_start": row.period_start,
                     "unit_rate": rates.unit_rate,
                     "standing_charge": rates.standing_charge,
                 }
             )
-    if customer_changes:
+    if changes:
         await tx.conn.execute(
-            update(CUSTOMER_TARIFFS)
+            update(table)
             .where(
-                CUSTOMER_TARIFFS.c.customer_id == bindparam("k_customer"),
-                CUSTOMER_TARIFFS.c.period_start == bindparam("k_start"),
+                table.c[owner] == bindparam("k_owner"),
+                table.c.period_start == bindparam("k_start"),
             )
             .values(unit_rate=bindparam("unit_rate"), standing_charge=bindparam("standing_charge")),
-            customer_changes,
+            changes,
         )
-    return len(microgrid_changes), len(customer_changes)
+    return len(changes)
 
 
 async def _generate(
@@ -349,14 +337,6 @@ def account_open_on(day: date) -> Any:
     )
 
 
-async def _esco(tx: Tx, esco_id: uuid.UUID | None) -> Row:
-    if esco_id is not None and tx.may_see(esco_id):
-        row = (await tx.conn.execute(select(ESCOS).where(ESCOS.c.id == esco_id))).first()
-        if row is not None:
-            return row
-    raise reject("escoId", ErrorCode.NOT_FOUND, "No ESCO with this id.")
-
-
 async def set_microgrid_tariff(
     tx: Tx,
     esco_id: uuid.UUID | None,
@@ -367,7 +347,7 @@ async def set_microgrid_tariff(
     debt_recovery_rate: Decimal | None,
 ) -> Row:
     tx.require_role("admin", "operator")
-    esco = await _esco(tx, esco_id)
+    esco = await esco_or_reject(tx, esco_id)
     problems = Problems()
     check_discount(problems, "discountPercent", discount_percent)
     limits = (
@@ -500,7 +480,7 @@ async def set_solar_credit_tariff(
     tx: Tx, esco_id: uuid.UUID | None, period_start: date, credit_pence_per_year: Decimal
 ) -> Row:
     tx.require_role("admin", "operator")
-    esco = await _esco(tx, esco_id)
+    esco = await esco_or_reject(tx, esco_id)
     if not credit_pence_per_year.is_finite() or not 0 <= credit_pence_per_year <= 30000:
         raise reject("creditPencePerYear", ErrorCode.INVALID, "Must be between 0 and 30000 pence.")
     values = {

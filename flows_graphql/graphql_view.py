@@ -125,11 +125,14 @@ class FlowsGraphQL(GraphQL[Context, None]):
         context: Context = kwargs["context"]
         if isinstance(data.query, str):
             verdict = check(data.query, data.variables, data.operation_name, self.limits)
+            viewer = context.viewer
+            if verdict is not None and verdict.operation == "query" and not viewer.may_read:
+                raise Refused(403, "FORBIDDEN", "This API key lacks the `read` scope.")
             if (
                 verdict is not None
                 and verdict.introspects
                 and self.settings.production
-                and context.viewer.role != "admin"
+                and viewer.role != "admin"
             ):
                 raise Refused(403, "FORBIDDEN", "Introspection is for admins in production.")
         return await super().execute_single(*args, **kwargs)

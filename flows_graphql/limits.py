@@ -168,6 +168,7 @@ def _is_connection(field: FieldNode) -> bool:
 class Verdict:
     cost: int
     introspects: bool
+    operation: str  # "query", "mutation" or "subscription"
 
 
 def check(
@@ -188,11 +189,15 @@ def check(
         for op in operations
         if operation_name is None or (op.name is not None and op.name.value == operation_name)
     ]
-    cost = sum(walk.cost(op.selection_set, 1, frozenset()) for op in chosen[:1] or operations[:1])
+    candidates = chosen or operations
+    if not candidates:
+        return None
+    operation = candidates[0]
+    cost = walk.cost(operation.selection_set, 1, frozenset())
     if walk.aliases > limits.max_aliases:
         raise TooComplex(f"The query uses more than {limits.max_aliases} aliases.")
     if cost > limits.max_cost:
         raise TooComplex(
             f"The query's estimated cost {cost} is over the limit of {limits.max_cost}."
         )
-    return Verdict(cost, walk.introspects)
+    return Verdict(cost, walk.introspects, operation.operation.value)

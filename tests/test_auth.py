@@ -174,16 +174,20 @@ async def test_api_keys_work_for_their_esco_and_stop_when_revoked(
     await app.state.engine.dispose()
 
 
-async def test_partner_key_without_read_reads_nothing(anonymous, engine, two_escos):
+async def test_partner_key_without_read_may_not_query(anonymous, engine, two_escos):
     a, _ = two_escos
     async with engine.begin() as conn:
         issued = await create_key(conn, a, ["usage:write"], "writer")
-    body = await gql(
-        anonymous,
-        "{ customers { totalCount } escos { nodes { code } } }",
+    response = await anonymous.post(
+        "/graphql",
+        json={"query": "{ customers { totalCount } }"},
         headers={"X-API-Key": issued.key},
     )
-    assert body["data"] == {"customers": {"totalCount": 0}, "escos": {"nodes": []}}
+    assert response.status_code == 403
+    assert response.json()["errors"][0] == {
+        "message": "This API key lacks the `read` scope.",
+        "extensions": {"code": "FORBIDDEN"},
+    }
 
 
 async def test_token_and_key_together_are_refused(anonymous, settings):

@@ -38,11 +38,10 @@ class Viewer:
         return self.esco_ids
 
     @property
-    def read_scope(self) -> frozenset[uuid.UUID] | None:
-        """The ESCOs the viewer may read: a partner key without `read` reads nothing."""
-        if self.role == "partner" and "read" not in self.scopes:
-            return frozenset()
-        return self.esco_ids
+    def may_read(self) -> bool:
+        """Whether the viewer may run queries: a partner key needs the `read` scope
+        (without it, it still reads back what its own mutations wrote)."""
+        return self.role != "partner" or "read" in self.scopes
 
 
 # Sees nothing: the viewer of a request that carried no credentials (only GraphiQL's

@@ -14,6 +14,7 @@ from sqlalchemy import FromClause, bindparam, exists, false, or_, select
 from sqlalchemy.dialects.postgresql import UUID
 
 from ..db.models import Account, CustomerAccount, Property, table_of
+from ..db.models.enums import CustomerAccountRole
 
 ACCOUNTS = table_of(Account)
 LINKS = table_of(CustomerAccount)
@@ -35,8 +36,8 @@ def _own_meters() -> Any:
 
 
 def _usage_while_linked(usage: FromClause) -> Any:
-    """A meter's months in which the customer was linked to the account of the
-    property it supplies — not the months of the occupiers before or after them."""
+    """A meter's months in which the customer occupied the property it supplies — not
+    the months of the occupiers before or after them."""
     return exists(
         select(1)
         .select_from(
@@ -46,6 +47,8 @@ def _usage_while_linked(usage: FromClause) -> Any:
         )
         .where(
             LINKS.c.customer_id == ME,
+            # Occupiers: a landlord (owner) does not see their tenants' consumption.
+            LINKS.c.role == CustomerAccountRole.OCCUPIER,
             PROPERTIES.c.supply_meter_id == usage.c.meter_id,
             LINKS.c.start_date < usage.c.month + 31,
             or_(LINKS.c.end_date.is_(None), LINKS.c.end_date >= usage.c.month),

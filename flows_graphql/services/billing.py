@@ -123,9 +123,14 @@ SELECT :esco_id, x.property_id, :month, x.credit, :run_id
 )
 
 
+def run_lock_name(esco_id: uuid.UUID, month: date) -> str:
+    """The name hashed into the advisory lock of an ESCO-month (usage writes share it)."""
+    return f"{esco_id}|{month.isoformat()}"
+
+
 def run_lock(esco_id: uuid.UUID, month: date) -> Any:
     return func.pg_try_advisory_xact_lock(
-        RUN_LOCK_CLASS, func.hashtext(f"{esco_id}|{month.isoformat()}")
+        RUN_LOCK_CLASS, func.hashtext(run_lock_name(esco_id, month))
     )
 
 

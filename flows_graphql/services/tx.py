@@ -32,10 +32,13 @@ class Tx:
     def actor(self) -> str:
         return self.viewer.actor
 
-    def require_role(self, *roles: str) -> None:
-        """Refuse the whole mutation unless the viewer has one of `roles`."""
+    def require_role(self, *roles: str, scope: str | None = None) -> None:
+        """Refuse the whole mutation unless the viewer has one of `roles` (and, for a
+        partner key, the `scope` the mutation needs)."""
         if self.viewer.role not in roles:
             raise reject((), ErrorCode.FORBIDDEN, "Your role may not do this.")
+        if self.viewer.role == "partner" and (scope is None or scope not in self.viewer.scopes):
+            raise reject((), ErrorCode.FORBIDDEN, f"This API key lacks the `{scope}` scope.")
 
     def may_see(self, esco_id: uuid.UUID) -> bool:
         scope = self.viewer.esco_scope

@@ -116,8 +116,11 @@ class MonthlyCosts(RowType, Node):
     async def usage(self, info: Info) -> MonthlyUsage:
         return await info.context.loaders.get(loaders.UsageById).load(self.monthly_usage_id)
 
-    @strawberry.field(description="The run that computed these costs.")
-    async def billing_run(self, info: Info) -> BillingRun:
+    @strawberry.field(
+        description="The run that computed these costs (null for customers, who do not "
+        "see billing runs)."
+    )
+    async def billing_run(self, info: Info) -> BillingRun | None:
         return await info.context.loaders.get(loaders.BillingRunById).load(self.billing_run_id)
 
 

@@ -115,10 +115,12 @@ async def publish_benchmark(
         "benchmark_tariff",
         f"{region_code}|{period_start}",
         {
-            "old": {"unitRate": before.unit_rate, "standingCharge": before.standing_charge}
-            if before
-            else None,
-            "new": {"unitRate": unit_rate, "standingCharge": standing_charge},
+            **changed(
+                {"unit_rate": before.unit_rate, "standing_charge": before.standing_charge}
+                if before
+                else {},
+                {"unit_rate": unit_rate, "standing_charge": standing_charge},
+            ),
             "generated": report.__dict__,
         },
         esco_id=None,

@@ -58,11 +58,17 @@ async def _seed_demo(settings: Settings, url: str, *, only_if_empty: bool) -> bo
 async def _demo_tokens(settings: Settings, url: str) -> dict[str, str]:
     from .auth.tokens import issue_token, jwt_secret
     from .db.models import Account, Customer, CustomerAccount, Esco
+    from .demo import DEMO_ESCO
 
     engine = _engine(settings, url)
     try:
         async with engine.connect() as conn:
-            esco = (await conn.execute(select(Esco.id, Esco.code).order_by(Esco.code))).first()
+            # The demo's first ESCO (the README's examples use it), else the first one.
+            esco = (
+                await conn.execute(
+                    select(Esco.id, Esco.code).order_by(Esco.code != DEMO_ESCO, Esco.code)
+                )
+            ).first()
             customer = (
                 await conn.execute(
                     select(Customer.id, Customer.email)

@@ -126,6 +126,10 @@ async def seed_demo(session: AsyncSession, *, today: date) -> DemoSummary:
 # --- the shape of the demo -------------------------------------------------------------
 
 
+# The ESCO the demo's operator and customer tokens belong to (the README uses it).
+DEMO_ESCO = "solarvale"
+
+
 @dataclass(frozen=True)
 class _SiteSpec:
     code: str
@@ -157,7 +161,7 @@ class _EscoSpec:
 
 _ESCOS: tuple[_EscoSpec, ...] = (
     _EscoSpec(
-        code="solarvale",
+        code=DEMO_ESCO,
         name="Solarvale Community Energy",
         region_code="south_west",
         serial_prefix="SV",

@@ -6,6 +6,7 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from . import execution
 from .resolvers import billing as billing_resolvers
 from .resolvers import community as community_resolvers
 from .resolvers import customers as customer_resolvers
@@ -76,13 +77,16 @@ Mutation = strawberry.type(
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    built = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=execution.ExecutionContext,
         types=NODE_TYPES,
         extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
     )
+    execution.install(built)
+    return built
 
 
 schema = build_schema()

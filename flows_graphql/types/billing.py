@@ -18,6 +18,7 @@ from ..loaders import customers as customer_loaders
 from ..loaders import metering as metering_loaders
 from .connection import connection_field
 from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
+from .relations import relation
 
 if TYPE_CHECKING:
     from .community import Esco
@@ -41,13 +42,19 @@ class MonthlyUsage(RowType, Node):
     source: UsageSource = strawberry.field(description="Meter reading, estimate or manual entry.")
     meter_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The meter.")
-    async def meter(self, info: Info) -> Annotated[Meter, Lazy("flows_graphql.types.metering")]:
-        return await info.context.loaders.get(metering_loaders.MeterById).load(self.meter_id)
+    meter = relation(
+        Annotated["Meter", Lazy("flows_graphql.types.metering")],
+        metering_loaders.MeterById,
+        "meter_id",
+        "The meter.",
+    )
 
-    @strawberry.field(description="What this month cost, once billed.")
-    async def costs(self, info: Info) -> MonthlyCosts | None:
-        return await info.context.loaders.get(loaders.CostsByUsageId).load(self.id)
+    costs = relation(
+        Annotated["MonthlyCosts", Lazy("flows_graphql.types.billing")] | None,
+        loaders.CostsByUsageId,
+        "id",
+        "What this month cost, once billed.",
+    )
 
 
 @strawberry.type(
@@ -106,22 +113,26 @@ class MonthlyCosts(RowType, Node):
     def savings(self) -> Decimal:
         return self.benchmark_total - self.total
 
-    @strawberry.field(description="The billed customer (the occupier on the 1st).")
-    async def customer(
-        self, info: Info
-    ) -> Annotated[Customer, Lazy("flows_graphql.types.customers")]:
-        return await info.context.loaders.get(customer_loaders.CustomerById).load(self.customer_id)
-
-    @strawberry.field(description="The usage billed.")
-    async def usage(self, info: Info) -> MonthlyUsage:
-        return await info.context.loaders.get(loaders.UsageById).load(self.monthly_usage_id)
-
-    @strawberry.field(
-        description="The run that computed these costs (null for customers, who do not "
-        "see billing runs)."
+    customer = relation(
+        Annotated["Customer", Lazy("flows_graphql.types.customers")],
+        customer_loaders.CustomerById,
+        "customer_id",
+        "The billed customer (the occupier on the 1st).",
     )
-    async def billing_run(self, info: Info) -> BillingRun | None:
-        return await info.context.loaders.get(loaders.BillingRunById).load(self.billing_run_id)
+
+    usage = relation(
+        Annotated["MonthlyUsage", Lazy("flows_graphql.types.billing")],
+        loaders.UsageById,
+        "monthly_usage_id",
+        "The usage billed.",
+    )
+
+    billing_run = relation(
+        Annotated["BillingRun", Lazy("flows_graphql.types.billing")] | None,
+        loaders.BillingRunById,
+        "billing_run_id",
+        "The run that computed these costs (null for customers, who do not see billing runs).",
+    )
 
 
 @strawberry.type(description="A supply meter a billing run could not bill, and why.")
@@ -129,11 +140,12 @@ class SkippedMeter:
     reason: str = strawberry.field(description="`NO_OCCUPIER` or `NO_TARIFF`.")
     meter_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The meter.")
-    async def meter(
-        self, info: Info
-    ) -> Annotated[Meter, Lazy("flows_graphql.types.metering")] | None:
-        return await info.context.loaders.get(metering_loaders.MeterById).load(self.meter_id)
+    meter = relation(
+        Annotated["Meter", Lazy("flows_graphql.types.metering")] | None,
+        metering_loaders.MeterById,
+        "meter_id",
+        "The meter.",
+    )
 
 
 @strawberry.type(description="The credit a property's solar installation earned in a month.")
@@ -144,11 +156,12 @@ class MonthlySolarCredit(RowType, Node):
     credit_pence: int = strawberry.field(description="Whole pence.")
     property_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The property credited.")
-    async def property(
-        self, info: Info
-    ) -> Annotated[Property, Lazy("flows_graphql.types.metering")]:
-        return await info.context.loaders.get(metering_loaders.PropertyById).load(self.property_id)
+    property = relation(
+        Annotated["Property", Lazy("flows_graphql.types.metering")],
+        metering_loaders.PropertyById,
+        "property_id",
+        "The property credited.",
+    )
 
 
 @strawberry.type(description="One billing of one ESCO for one month.")
@@ -163,9 +176,12 @@ class BillingRun(RowType, Node):
     total: Decimal = strawberry.field(description="Sum of the month's customer totals, GBP.")
     esco_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The ESCO billed.")
-    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
-        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+    esco = relation(
+        Annotated["Esco", Lazy("flows_graphql.types.community")],
+        community_loaders.EscoById,
+        "esco_id",
+        "The ESCO billed.",
+    )
 
     @strawberry.field(description="Supply meters the run could not bill, with the reason.")
     def skipped(self) -> list[SkippedMeter]:
@@ -202,17 +218,19 @@ class Payment(RowType, Node):
     customer_id: strawberry.Private[UUID]
     account_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The paying customer.")
-    async def customer(
-        self, info: Info
-    ) -> Annotated[Customer, Lazy("flows_graphql.types.customers")]:
-        return await info.context.loaders.get(customer_loaders.CustomerById).load(self.customer_id)
+    customer = relation(
+        Annotated["Customer", Lazy("flows_graphql.types.customers")],
+        customer_loaders.CustomerById,
+        "customer_id",
+        "The paying customer.",
+    )
 
-    @strawberry.field(description="The account paid towards.")
-    async def account(
-        self, info: Info
-    ) -> Annotated[Account, Lazy("flows_graphql.types.customers")]:
-        return await info.context.loaders.get(customer_loaders.AccountById).load(self.account_id)
+    account = relation(
+        Annotated["Account", Lazy("flows_graphql.types.customers")],
+        customer_loaders.AccountById,
+        "account_id",
+        "The account paid towards.",
+    )
 
 
 register_node("MonthlyUsage", by_uuid(loaders.UsageById))

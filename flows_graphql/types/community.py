@@ -17,6 +17,7 @@ from ..loaders import tariffs as tariff_loaders
 from . import enums as _registered  # noqa: F401  (registers the GraphQL enums)
 from .connection import FromDay, ToDay, connection_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
+from .relations import relation
 
 if TYPE_CHECKING:
     from .billing import BillingRun
@@ -53,17 +54,26 @@ class Esco(RowType, Node):
     )
     region_code: strawberry.Private[str]
 
-    @strawberry.field(description="The price-cap region whose benchmark applies.")
-    async def region(self, info: Info) -> Region:
-        return await info.context.loaders.get(loaders.RegionByCode).load(self.region_code)
+    region = relation(
+        Annotated["Region", Lazy("flows_graphql.types.community")],
+        loaders.RegionByCode,
+        "region_code",
+        "The price-cap region whose benchmark applies.",
+    )
 
-    @strawberry.field(description="The sites grouping this ESCO's properties.")
-    async def sites(self, info: Info) -> list[Site]:
-        return await info.context.loaders.get(loaders.SitesByEscoId).load(self.id)
+    sites = relation(
+        list[Annotated["Site", Lazy("flows_graphql.types.community")]],
+        loaders.SitesByEscoId,
+        "id",
+        "The sites grouping this ESCO's properties.",
+    )
 
-    @strawberry.field(description="The contract terms this ESCO may use on accounts.")
-    async def contract_terms(self, info: Info) -> list[ContractTerms]:
-        return await info.context.loaders.get(loaders.ContractTermsByEscoId).load(self.id)
+    contract_terms = relation(
+        list[Annotated["ContractTerms", Lazy("flows_graphql.types.community")]],
+        loaders.ContractTermsByEscoId,
+        "id",
+        "The contract terms this ESCO may use on accounts.",
+    )
 
     properties = connection_field(
         LazyProperty,
@@ -99,12 +109,12 @@ class Esco(RowType, Node):
         loader = info.context.loaders.get(tariff_loaders.MicrogridTariffsByEscoId, from_, to)
         return await loader.load(self.id)
 
-    @strawberry.field(description="Solar credit tariffs, oldest first.")
-    async def solar_credit_tariffs(
-        self, info: Info
-    ) -> list[Annotated[SolarCreditTariff, Lazy("flows_graphql.types.tariffs")]]:
-        loader = info.context.loaders.get(tariff_loaders.SolarCreditTariffsByEscoId)
-        return await loader.load(self.id)
+    solar_credit_tariffs = relation(
+        list[Annotated["SolarCreditTariff", Lazy("flows_graphql.types.tariffs")]],
+        tariff_loaders.SolarCreditTariffsByEscoId,
+        "id",
+        "Solar credit tariffs, oldest first.",
+    )
 
 
 @strawberry.type(description="A group of properties behind one boundary (settlement) meter.")
@@ -115,9 +125,12 @@ class Site(RowType, Node):
     name: str = strawberry.field(description="Display name.")
     esco_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The ESCO this site belongs to.")
-    async def esco(self, info: Info) -> Esco:
-        return await info.context.loaders.get(loaders.EscoById).load(self.esco_id)
+    esco = relation(
+        Annotated["Esco", Lazy("flows_graphql.types.community")],
+        loaders.EscoById,
+        "esco_id",
+        "The ESCO this site belongs to.",
+    )
 
     properties = connection_field(
         LazyProperty,

@@ -19,6 +19,7 @@ from ..loaders import metering as metering_loaders
 from ..loaders import tariffs as tariff_loaders
 from .connection import FromDay, ToDay, connection_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
+from .relations import relation
 
 if TYPE_CHECKING:
     from .billing import MonthlyCosts, Payment
@@ -44,13 +45,19 @@ class Customer(RowType, Node):
     status: CustomerStatus = strawberry.field(description="Active, inactive or suspended.")
     esco_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The ESCO this customer belongs to.")
-    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
-        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+    esco = relation(
+        Annotated["Esco", Lazy("flows_graphql.types.community")],
+        community_loaders.EscoById,
+        "esco_id",
+        "The ESCO this customer belongs to.",
+    )
 
-    @strawberry.field(description="This customer's links to accounts, newest first.")
-    async def accounts(self, info: Info) -> list[CustomerAccount]:
-        return await info.context.loaders.get(loaders.AccountsByCustomerId).load(self.id)
+    accounts = relation(
+        list[Annotated["CustomerAccount", Lazy("flows_graphql.types.customers")]],
+        loaders.AccountsByCustomerId,
+        "id",
+        "This customer's links to accounts, newest first.",
+    )
 
     @strawberry.field(
         description="Tariffs in force on some day of [from, to] (open ends unbounded)."
@@ -91,9 +98,12 @@ class Customer(RowType, Node):
         "This customer's history (status changes, updates, invites), newest first.",
     )
 
-    @strawberry.field(description="Invitations to the ESCO's customer app, newest first.")
-    async def invites(self, info: Info) -> list[CustomerInvite]:
-        return await info.context.loaders.get(loaders.InvitesByCustomerId).load(self.id)
+    invites = relation(
+        list[Annotated["CustomerInvite", Lazy("flows_graphql.types.customers")]],
+        loaders.InvitesByCustomerId,
+        "id",
+        "Invitations to the ESCO's customer app, newest first.",
+    )
 
 
 @strawberry.type(description="A customer's link to an account, as owner or occupier.")
@@ -109,13 +119,19 @@ class CustomerAccount(RowType, Node):
     customer_id: strawberry.Private[UUID]
     account_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The customer.")
-    async def customer(self, info: Info) -> Customer:
-        return await info.context.loaders.get(loaders.CustomerById).load(self.customer_id)
+    customer = relation(
+        Annotated["Customer", Lazy("flows_graphql.types.customers")],
+        loaders.CustomerById,
+        "customer_id",
+        "The customer.",
+    )
 
-    @strawberry.field(description="The account.")
-    async def account(self, info: Info) -> Account:
-        return await info.context.loaders.get(loaders.AccountById).load(self.account_id)
+    account = relation(
+        Annotated["Account", Lazy("flows_graphql.types.customers")],
+        loaders.AccountById,
+        "account_id",
+        "The account.",
+    )
 
 
 @strawberry.type(description="A supply account of a property; closed accounts stay as history.")
@@ -131,15 +147,19 @@ class Account(RowType, Node):
     property_id: strawberry.Private[UUID]
     contract_terms_id: strawberry.Private[UUID | None]
 
-    @strawberry.field(description="The property this account supplies.")
-    async def property(
-        self, info: Info
-    ) -> Annotated[Property, Lazy("flows_graphql.types.metering")]:
-        return await info.context.loaders.get(metering_loaders.PropertyById).load(self.property_id)
+    property = relation(
+        Annotated["Property", Lazy("flows_graphql.types.metering")],
+        metering_loaders.PropertyById,
+        "property_id",
+        "The property this account supplies.",
+    )
 
-    @strawberry.field(description="Customers linked to this account, newest link first.")
-    async def customers(self, info: Info) -> list[CustomerAccount]:
-        return await info.context.loaders.get(loaders.CustomersByAccountId).load(self.id)
+    customers = relation(
+        list[Annotated["CustomerAccount", Lazy("flows_graphql.types.customers")]],
+        loaders.CustomersByAccountId,
+        "id",
+        "Customers linked to this account, newest link first.",
+    )
 
     @strawberry.field(description="The occupier (the billed customer) on a day (default today).")
     async def occupier(
@@ -150,14 +170,12 @@ class Account(RowType, Node):
         loader = info.context.loaders.get(loaders.OccupierByAccountId, on or today())
         return await loader.load(self.id)
 
-    @strawberry.field(description="The contract terms the account is under, if any.")
-    async def contract_terms(
-        self, info: Info
-    ) -> Annotated[ContractTerms, Lazy("flows_graphql.types.community")] | None:
-        if self.contract_terms_id is None:
-            return None
-        loader = info.context.loaders.get(community_loaders.ContractTermsById)
-        return await loader.load(self.contract_terms_id)
+    contract_terms = relation(
+        Annotated["ContractTerms", Lazy("flows_graphql.types.community")] | None,
+        community_loaders.ContractTermsById,
+        "contract_terms_id",
+        "The contract terms the account is under, if any.",
+    )
 
     events = connection_field(
         Annotated["AccountEvent", Lazy("flows_graphql.types.customers")],

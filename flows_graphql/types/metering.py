@@ -17,6 +17,7 @@ from ..loaders import customers as customer_loaders
 from ..loaders import metering as loaders
 from .connection import FromDay, ToDay
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
+from .relations import relation
 
 if TYPE_CHECKING:
     from .billing import MonthlySolarCredit, MonthlyUsage
@@ -37,42 +38,47 @@ class Property(RowType, Node):
     site_id: strawberry.Private[UUID | None]
     supply_meter_id: strawberry.Private[UUID | None]
 
-    @strawberry.field(description="The ESCO this property belongs to.")
-    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
-        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+    esco = relation(
+        Annotated["Esco", Lazy("flows_graphql.types.community")],
+        community_loaders.EscoById,
+        "esco_id",
+        "The ESCO this property belongs to.",
+    )
 
-    @strawberry.field(description="The site this property sits behind, if any.")
-    async def site(
-        self, info: Info
-    ) -> Annotated[Site, Lazy("flows_graphql.types.community")] | None:
-        if self.site_id is None:
-            return None
-        return await info.context.loaders.get(community_loaders.SiteById).load(self.site_id)
+    site = relation(
+        Annotated["Site", Lazy("flows_graphql.types.community")] | None,
+        community_loaders.SiteById,
+        "site_id",
+        "The site this property sits behind, if any.",
+    )
 
-    @strawberry.field(description="The active account of this property, if any.")
-    async def account(
-        self, info: Info
-    ) -> Annotated[Account, Lazy("flows_graphql.types.customers")] | None:
-        loader = info.context.loaders.get(customer_loaders.ActiveAccountByPropertyId)
-        return await loader.load(self.id)
+    account = relation(
+        Annotated["Account", Lazy("flows_graphql.types.customers")] | None,
+        customer_loaders.ActiveAccountByPropertyId,
+        "id",
+        "The active account of this property, if any.",
+    )
 
-    @strawberry.field(description="Every account of this property, newest first.")
-    async def accounts(
-        self, info: Info
-    ) -> list[Annotated[Account, Lazy("flows_graphql.types.customers")]]:
-        loader = info.context.loaders.get(customer_loaders.AccountsByPropertyId)
-        return await loader.load(self.id)
+    accounts = relation(
+        list[Annotated["Account", Lazy("flows_graphql.types.customers")]],
+        customer_loaders.AccountsByPropertyId,
+        "id",
+        "Every account of this property, newest first.",
+    )
 
-    @strawberry.field(description="The meter that supplies this property, if any.")
-    async def supply_meter(self, info: Info) -> Meter | None:
-        if self.supply_meter_id is None:
-            return None
-        return await info.context.loaders.get(loaders.MeterById).load(self.supply_meter_id)
+    supply_meter = relation(
+        Annotated["Meter", Lazy("flows_graphql.types.metering")] | None,
+        loaders.MeterById,
+        "supply_meter_id",
+        "The meter that supplies this property, if any.",
+    )
 
-    @strawberry.field(description="The solar installation of this property, if any.")
-    async def solar_installation(self, info: Info) -> SolarInstallation | None:
-        loader = info.context.loaders.get(loaders.SolarInstallationByPropertyId)
-        return await loader.load(self.id)
+    solar_installation = relation(
+        Annotated["SolarInstallation", Lazy("flows_graphql.types.metering")] | None,
+        loaders.SolarInstallationByPropertyId,
+        "id",
+        "The solar installation of this property, if any.",
+    )
 
     @strawberry.field(description="Monthly solar credits for the months of [from, to].")
     async def solar_credits(
@@ -94,17 +100,26 @@ class Meter(RowType, Node):
     )
     esco_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The ESCO this meter belongs to.")
-    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
-        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+    esco = relation(
+        Annotated["Esco", Lazy("flows_graphql.types.community")],
+        community_loaders.EscoById,
+        "esco_id",
+        "The ESCO this meter belongs to.",
+    )
 
-    @strawberry.field(description="The property this meter supplies, if any.")
-    async def property(self, info: Info) -> Property | None:
-        return await info.context.loaders.get(loaders.PropertyBySupplyMeterId).load(self.id)
+    property = relation(
+        Annotated["Property", Lazy("flows_graphql.types.metering")] | None,
+        loaders.PropertyBySupplyMeterId,
+        "id",
+        "The property this meter supplies, if any.",
+    )
 
-    @strawberry.field(description="The circuits this meter measures.")
-    async def circuits(self, info: Info) -> list[Circuit]:
-        return await info.context.loaders.get(loaders.CircuitsByMeterId).load(self.id)
+    circuits = relation(
+        list[Annotated["Circuit", Lazy("flows_graphql.types.metering")]],
+        loaders.CircuitsByMeterId,
+        "id",
+        "The circuits this meter measures.",
+    )
 
     @strawberry.field(description="Usage for the months of [from, to], oldest first.")
     async def monthly_usage(
@@ -121,9 +136,12 @@ class Circuit(RowType, Node):
     type: CircuitType = strawberry.field(description="What the circuit carries.")
     name: str | None = strawberry.field(description="Display name.")
 
-    @strawberry.field(description="The meters connected to this circuit, by serial.")
-    async def meters(self, info: Info) -> list[Meter]:
-        return await info.context.loaders.get(loaders.MetersByCircuitId).load(self.id)
+    meters = relation(
+        list[Annotated["Meter", Lazy("flows_graphql.types.metering")]],
+        loaders.MetersByCircuitId,
+        "id",
+        "The meters connected to this circuit, by serial.",
+    )
 
 
 @strawberry.type(description="The solar installation of a property (at most one).")
@@ -136,9 +154,12 @@ class SolarInstallation(RowType, Node):
     commissioning_date: date | None = strawberry.field(description="When it was commissioned.")
     property_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The property it is installed on.")
-    async def property(self, info: Info) -> Property:
-        return await info.context.loaders.get(loaders.PropertyById).load(self.property_id)
+    property = relation(
+        Annotated["Property", Lazy("flows_graphql.types.metering")],
+        loaders.PropertyById,
+        "property_id",
+        "The property it is installed on.",
+    )
 
 
 async def _solar(loaders_: Any, key: str) -> Any:

@@ -15,6 +15,7 @@ from ..loaders import customers as customer_loaders
 from ..loaders import tariffs as tariff_loaders
 from ..loaders.tariffs import ByOwnerAndStart
 from .node import Node, NodeSource, RowType, global_id, register_node
+from .relations import relation
 
 if TYPE_CHECKING:
     from .community import Esco, Region
@@ -32,9 +33,12 @@ class BenchmarkTariff(RowType, Node):
     standing_charge: Decimal = strawberry.field(description="GBP per day.")
     region_code: strawberry.Private[str]
 
-    @strawberry.field(description="The region it is published for.")
-    async def region(self, info: Info) -> Annotated[Region, Lazy("flows_graphql.types.community")]:
-        return await info.context.loaders.get(community_loaders.RegionByCode).load(self.region_code)
+    region = relation(
+        Annotated["Region", Lazy("flows_graphql.types.community")],
+        community_loaders.RegionByCode,
+        "region_code",
+        "The region it is published for.",
+    )
 
 
 @strawberry.type(
@@ -54,9 +58,12 @@ class MicrogridTariff(RowType, Node):
     debt_recovery_rate: Decimal = strawberry.field(description="Debt recovered per day, GBP.")
     esco_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The ESCO.")
-    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
-        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+    esco = relation(
+        Annotated["Esco", Lazy("flows_graphql.types.community")],
+        community_loaders.EscoById,
+        "esco_id",
+        "The ESCO.",
+    )
 
 
 @strawberry.type(
@@ -71,11 +78,12 @@ class CustomerTariff(RowType, Node):
     standing_charge: Decimal = strawberry.field(description="GBP per day.")
     customer_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The customer.")
-    async def customer(
-        self, info: Info
-    ) -> Annotated[Customer, Lazy("flows_graphql.types.customers")]:
-        return await info.context.loaders.get(customer_loaders.CustomerById).load(self.customer_id)
+    customer = relation(
+        Annotated["Customer", Lazy("flows_graphql.types.customers")],
+        customer_loaders.CustomerById,
+        "customer_id",
+        "The customer.",
+    )
 
 
 @strawberry.type(description="What an ESCO credits per kW of solar capacity, from a date.")
@@ -88,9 +96,12 @@ class SolarCreditTariff(RowType, Node):
     )
     esco_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The ESCO.")
-    async def esco(self, info: Info) -> Annotated[Esco, Lazy("flows_graphql.types.community")]:
-        return await info.context.loaders.get(community_loaders.EscoById).load(self.esco_id)
+    esco = relation(
+        Annotated["Esco", Lazy("flows_graphql.types.community")],
+        community_loaders.EscoById,
+        "esco_id",
+        "The ESCO.",
+    )
 
 
 def _by_owner_and_start(loader: type[ByOwnerAndStart], parse_owner: Any) -> NodeSource:

@@ -165,7 +165,7 @@ _ESCOS: tuple[_EscoSpec, ...] = (
         name="Solarvale Community Energy",
         region_code="south_west",
         serial_prefix="SV",
-        properties=36,
+        properties=54,
         discount_percent=20,
         sites=(
             _SiteSpec("orchard", "Orchard Rise", "Orchard Rise", "Taunton", "TA1 4QX"),

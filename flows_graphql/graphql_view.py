@@ -24,7 +24,7 @@ from .config import Settings
 from .context import Context
 from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
-from .limits import Limits, TooComplex, check
+from .limits import Limits, TooComplex, check, has_unstorable_text
 from .rules.clock import Today, london_today
 
 log = logging.getLogger("flows_graphql.errors")
@@ -125,6 +125,19 @@ class FlowsGraphQL(GraphQL[Context, None]):
         context: Context = kwargs["context"]
         if isinstance(data.query, str):
             verdict = check(data.query, data.variables, data.operation_name, self.limits)
+            # Queries have no userErrors: such text is refused here. Mutations answer it
+            # with a user error (their services check it, resolvers/mutation.py backs
+            # them up).
+            if (
+                verdict is not None
+                and verdict.operation == "query"
+                and has_unstorable_text(data.query, data.variables, self.limits)
+            ):
+                raise Refused(
+                    400,
+                    "INVALID",
+                    "Text may not contain a NUL character or an unpaired surrogate.",
+                )
             viewer = context.viewer
             if verdict is not None and verdict.operation == "query" and not viewer.may_read:
                 raise Refused(403, "FORBIDDEN", "This API key lacks the `read` scope.")

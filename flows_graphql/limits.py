@@ -1,6 +1,9 @@
-"""Limits checked before a GraphQL operation runs: size, depth, aliases, tokens,
-operations, page sizes and an estimated cost. A request over any of them is answered
-HTTP 400 with `QUERY_TOO_COMPLEX` and never reaches a resolver."""
+"""Checks made before a GraphQL operation runs.
+
+Limits — size, depth, aliases, tokens, operations, page sizes and an estimated cost: a
+request over any of them is answered HTTP 400 with `QUERY_TOO_COMPLEX`. And text that
+PostgreSQL cannot hold (NUL, unpaired surrogates) is refused with `INVALID`. Neither
+reaches a resolver."""
 
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     IntValueNode,
+    Node,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
     parse,
 )
@@ -201,3 +206,43 @@ def check(
             f"The query's estimated cost {cost} is over the limit of {limits.max_cost}."
         )
     return Verdict(cost, walk.introspects, operation.operation.value)
+
+
+def _unstorable(text: str) -> bool:
+    """PostgreSQL text holds no NUL character, and UTF-8 has no unpaired surrogate."""
+    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def has_unstorable_text(query: str, variables: Mapping[str, Any] | None, limits: Limits) -> bool:
+    """Whether any string of the request (variables or literals) could not be stored
+    or even sent to PostgreSQL; such a request is refused before it runs."""
+    if any(_unstorable(s) for s in _strings(variables or {})):
+        return True
+    doc = document(query, limits)
+    if doc is None:
+        return False
+    return any(isinstance(node, StringValueNode) and _unstorable(node.value) for node in _walk(doc))
+
+
+def _walk(node: Any) -> Any:
+    yield node
+    for key in getattr(node, "keys", ()):
+        child = getattr(node, key, None)
+        if isinstance(child, Node):
+            yield from _walk(child)
+        elif isinstance(child, tuple | list):
+            for item in child:
+                if isinstance(item, Node):
+                    yield from _walk(item)

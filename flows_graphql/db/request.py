@@ -28,6 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .engine import SET_TENANT, tenant_setting
 
 
+class RequestFinished(RuntimeError):
+    pass
+
+
 class RequestDb:
     def __init__(self, engine: AsyncEngine, esco_ids: frozenset[uuid.UUID] | None) -> None:
         self._engine = engine
@@ -35,8 +39,14 @@ class RequestDb:
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
+        self._finished = False
 
     async def _connection(self) -> AsyncConnection:
+        if self._finished:
+            # A resolver still running after its response was sent (graphql-core stops
+            # waiting for siblings of a failed non-null field) must not take a
+            # connection that nobody would give back.
+            raise RequestFinished("the request's database access is closed")
         if self._conn is None:
             conn = await self._engine.connect()
             try:
@@ -72,12 +82,18 @@ class RequestDb:
         without an exception. The read snapshot is dropped first, so what the payload
         reads afterwards includes what the mutation wrote."""
         async with self._lock:
-            await self.close()
+            await self._end_read()
             async with self._engine.begin() as conn:
                 await conn.execute(SET_TENANT, self._tenant)
                 yield conn
 
     async def close(self) -> None:
+        """End the request's database access; later reads are refused."""
+        async with self._lock:
+            self._finished = True
+            await self._end_read()
+
+    async def _end_read(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             # Read-only work: ending the transaction is all that is needed.

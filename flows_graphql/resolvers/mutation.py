@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+UNSTORABLE_TEXT = "Text may not contain a NUL character or an unpaired surrogate."
+
 # When a concurrent write slips past validation, the database's own refusal becomes
 # the same user error validation would have given.
 SQLSTATE_CODES = {
@@ -26,6 +28,8 @@ SQLSTATE_CODES = {
     "23514": (ErrorCode.INVALID, "A value is out of its allowed range."),
     "23P01": (ErrorCode.OCCUPANCY_OVERLAP, "Overlaps an existing occupancy."),
     "22003": (ErrorCode.INVALID, "A number is too large."),
+    "22021": (ErrorCode.INVALID, UNSTORABLE_TEXT),
+    "22P05": (ErrorCode.INVALID, UNSTORABLE_TEXT),
 }
 
 
@@ -34,6 +38,18 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "__cause__", None), "sqlstate", None
     )
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is among the causes of `exc` (the driver wraps errors twice)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 async def run(
@@ -46,7 +62,12 @@ async def run(
             result = await work(Tx(conn, info.context.viewer, info.context.today))
     except Rejected as rejected:
         return None, [UserError.of(p) for p in rejected.problems]
+    except UnicodeEncodeError:
+        # An unpaired surrogate cannot even be encoded for PostgreSQL.
+        return None, [UserError.of(Problem((), ErrorCode.INVALID, UNSTORABLE_TEXT))]
     except (IntegrityError, DBAPIError) as exc:
+        if _caused_by(exc, UnicodeEncodeError):
+            return None, [UserError.of(Problem((), ErrorCode.INVALID, UNSTORABLE_TEXT))]
         state = _sqlstate(exc)
         if state not in SQLSTATE_CODES:
             raise

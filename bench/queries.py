@@ -1,0 +1,157 @@
+"""The GraphQL documents of the scenarios: ours, and the same reads in PostGraphile's
+generated schema (same nesting, same rows, same order).
+
+PostGraphile names relations over the composite tenant keys `…ByXIdAndEscoId` and,
+with the simplify inflector, the forward ones `xEsco`; it has no `savings` (a computed
+field of ours), so its dashboard reads `benchmarkTotal` beside `total`, the two
+figures `savings` is made of.
+"""
+
+from __future__ import annotations
+
+# (a) The operator's dashboard: 50 customers, their accounts, each property's supply
+# meter with its circuits and 12 months of usage with costs.
+OUR_DASHBOARD = """
+query Dashboard($code: String!, $from: Date!, $to: Date!) {
+  esco(code: $code) {
+    code
+    name
+    customers(first: 50) {
+      nodes {
+        id
+        email
+        fullName
+        accounts {
+          role
+          account {
+            accountNumber
+            property {
+              plot
+              supplyMeter {
+                serial
+                circuits { type }
+                monthlyUsage(from: $from, to: $to) {
+                  month
+                  powerKwh
+                  heatKwh
+                  costs { total savings }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+POSTGRAPHILE_DASHBOARD = """
+query Dashboard($code: String!, $from: Date!, $to: Date!) {
+  escoByCode(code: $code) {
+    code
+    name
+    customersList(first: 50, orderBy: [EMAIL_ASC, ID_ASC]) {
+      id
+      email
+      fullName
+      customerAccountsByCustomerIdAndEscoIdList(orderBy: [START_DATE_DESC, ROLE_ASC]) {
+        role
+        accountEsco {
+          accountNumber
+          propertyEsco {
+            plot
+            supplyMeterEsco {
+              serial
+              circuitMetersByMeterIdAndEscoIdList { circuitEsco { type } }
+              monthlyUsagesByMeterIdAndEscoIdList(
+                orderBy: MONTH_ASC
+                filter: { month: { greaterThanOrEqualTo: $from, lessThanOrEqualTo: $to } }
+              ) {
+                month
+                powerKwh
+                heatKwh
+                monthlyCostsByMonthlyUsageIdAndEscoIdList { total benchmarkTotal }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+# (b) One customer's app screen: current tariff, 12 months of costs, last 10 payments.
+OUR_APP = """
+query App($id: ID!, $from: Date!, $to: Date!) {
+  node(id: $id) {
+    ... on Customer {
+      email
+      fullName
+      currentTariff { periodStart discountPercent unitRate standingCharge }
+      monthlyCosts(from: $from, to: $to) {
+        month
+        power
+        heat
+        standingCharge
+        total
+        savings
+      }
+      payments(first: 10) {
+        nodes { amountPence currency status description createdAt }
+      }
+    }
+  }
+}
+"""
+
+POSTGRAPHILE_APP = """
+query App($id: UUID!, $from: Date!, $to: Date!, $today: Date!) {
+  customer(id: $id) {
+    email
+    fullName
+    customerTariffsByCustomerIdAndEscoIdList(
+      first: 1
+      orderBy: PERIOD_START_DESC
+      filter: { periodStart: { lessThanOrEqualTo: $today } }
+    ) { periodStart discountPercent unitRate standingCharge }
+    monthlyCostsByCustomerIdAndEscoIdList(
+      orderBy: [MONTH_ASC, ID_ASC]
+      filter: { month: { greaterThanOrEqualTo: $from, lessThanOrEqualTo: $to } }
+    ) { month power heat standingCharge total benchmarkTotal }
+    paymentsByCustomerIdAndEscoIdList(first: 10, orderBy: [CREATED_AT_DESC, ID_DESC]) {
+      amountPence currency status description createdAt
+    }
+  }
+}
+"""
+
+# (c) Paging through all of an ESCO's customers.
+OUR_CUSTOMER_PAGE = """
+query Page($esco: ID!, $after: String) {
+  customers(escoId: $esco, first: 100, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id email fullName status }
+  }
+}
+"""
+
+# (d) and (e): the mutations.
+RUN_BILLING = """
+mutation Bill($input: RunBillingInput!) {
+  runBilling(input: $input) {
+    billingRun { status customersBilled total skipped { reason } }
+    userErrors { field message code }
+  }
+}
+"""
+
+IMPORT_USAGE = """
+mutation Import($input: ImportMonthlyUsageInput!) {
+  importMonthlyUsage(input: $input) {
+    importedCount createdCount updatedCount unchangedCount
+    userErrors { field message code }
+  }
+}
+"""

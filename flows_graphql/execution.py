@@ -23,6 +23,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable
 from operator import attrgetter
+from types import CoroutineType
 from typing import Any, TypeGuard
 
 import strawberry
@@ -30,6 +31,8 @@ from graphql import GraphQLObjectType, GraphQLResolveInfo
 from sqlalchemy.engine import Row
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from .rows import PrefixedRow
 
 DEFINITION = "strawberry-definition"
 ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
@@ -92,6 +95,7 @@ def _direct(field: Any) -> Resolve | None:
 _PLAIN = frozenset(
     {
         Row,
+        PrefixedRow,
         decimal.Decimal,
         datetime.date,
         datetime.datetime,
@@ -100,14 +104,18 @@ _PLAIN = frozenset(
         int,
         bool,
         list,
+        dict,
         type(None),
     }
 )
 
 
 def is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
-    if type(value) in _PLAIN or isinstance(value, enum.Enum):
+    kind = type(value)
+    if kind in _PLAIN or isinstance(value, enum.Enum):
         return False
+    if kind is CoroutineType:
+        return True
     return optimized_is_awaitable(value)
 
 

@@ -221,17 +221,17 @@ query Dashboard($code: String!, $n: Int!, $from: Date!, $to: Date!) {
 
 # One statement per nesting level (two where a level has two relations), plus TENANT:
 #  1. esco(code:)                      escos WHERE code = $1
-#  2. Esco.customers                   CustomersByEscoId (one windowed page query)
+#  2. Esco.customers                   CustomersByEscoId (one LATERAL page query)
 #  3. Customer.accounts                AccountsByCustomerId   (customer_accounts)
 #  4. CustomerAccount.account          AccountById
 #  5. Account.property                 PropertyById
 #  6. Property.supplyMeter             MeterById
 #  7. Meter.circuits                   CircuitsByMeterId      (circuits JOIN circuit_meter)
-#  8. Meter.monthlyUsage               UsageByMeterId(from, to)
-#  9. MonthlyUsage.costs               CostsByUsageId
-# 10. Customer.tariffs                 TariffsByCustomerId(from, to)
-# 11. Customer.currentTariff           TariffInForceByCustomerId(today)
-DASHBOARD_STATEMENTS = TENANT + 11
+#  8. Meter.monthlyUsage               UsageByMeterId(from, to), with each month's costs
+#     MonthlyUsage.costs               (read off the usage rows: no statement)
+#  9. Customer.tariffs                 TariffsByCustomerId(from, to)
+# 10. Customer.currentTariff           TariffInForceByCustomerId(today)
+DASHBOARD_STATEMENTS = TENANT + 10
 
 
 def expected_dashboard(esco: EscoData) -> list[dict[str, Any]]:

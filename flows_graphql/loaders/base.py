@@ -82,18 +82,22 @@ class Loaders:
             params["viewer_customer"] = self.customer_id
         return params
 
-    def restrict(
-        self, stmt: Select[Any], table: FromClause, scope_column: str | None
-    ) -> Select[Any]:
+    def limits(self, table: FromClause, scope_column: str | None) -> list[Any]:
         """The viewer's limits on a read of `table`: its ESCOs, and for a customer
         their own rows."""
+        conditions = []
         if scope_column is not None and self.scope is not None:
-            stmt = stmt.where(in_scope(table, scope_column))
+            conditions.append(in_scope(table, scope_column))
         if self.customer_id is not None:
             condition = customer_condition(table)
             if condition is not None:
-                stmt = stmt.where(condition)
-        return stmt
+                conditions.append(condition)
+        return conditions
+
+    def restrict(
+        self, stmt: Select[Any], table: FromClause, scope_column: str | None
+    ) -> Select[Any]:
+        return stmt.where(*self.limits(table, scope_column))
 
 
 class BaseLoader(DataLoader):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
+
+from sqlalchemy import Select, and_
 
 from ..db.models import BillingRun, MonthlyCosts, MonthlySolarCredit, MonthlyUsage, Payment
 from ..pagination import SortKey, parse_date, parse_datetime
@@ -21,12 +24,32 @@ class UsageById(RowLoader):
 
 
 class UsageByMeterId(RangeLoader):
-    """Each meter's usage rows for the months of [from, to] (made with the range)."""
+    """Each meter's usage rows for the months of [from, to] (made with the range),
+    each with its costs (columns `costs_*`, null before billing): a dashboard asks for
+    both, and costs read off the same row need no loader round of their own."""
 
     table = USAGE
     key = "meter_id"
     range_column = "month"
     order_by = ("month",)
+
+    def statement(self) -> Select[Any]:
+        loaders = self.loaders
+        cache_key = (type(self), loaders.scope is not None, loaders.customer_id is not None)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            # The viewer's limits on costs go in the join: a usage row stays visible
+            # when its costs are not (a landlord's view, say).
+            costs_visible = and_(
+                COSTS.c.monthly_usage_id == USAGE.c.id, *loaders.limits(COSTS, "esco_id")
+            )
+            stmt = (
+                loaders.restrict(self.base_statement(), USAGE, "esco_id")
+                .add_columns(*(column.label(f"costs_{column.name}") for column in COSTS.c))
+                .select_from(USAGE.outerjoin(COSTS, costs_visible))
+            )
+            self._statements[cache_key] = stmt
+        return stmt
 
 
 class CostsById(RowLoader):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID
 
 import strawberry
@@ -16,6 +16,7 @@ from ..loaders import billing as loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import metering as metering_loaders
+from ..rows import PrefixedRow
 from .connection import connection_field
 from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
 from .relations import relation
@@ -49,12 +50,15 @@ class MonthlyUsage(RowType, Node):
         "The meter.",
     )
 
-    costs = relation(
-        Annotated["MonthlyCosts", Lazy("flows_graphql.types.billing")] | None,
-        loaders.CostsByUsageId,
-        "id",
-        "What this month cost, once billed.",
-    )
+    @strawberry.field(description="What this month cost, once billed.")
+    def costs(self, info: Info) -> MonthlyCosts | None:
+        # Rows of Meter.monthlyUsage carry their costs (UsageByMeterId); others load them.
+        mapping = getattr(self, "_mapping", None)
+        if mapping is not None and "costs_id" in mapping:
+            prefetched = PrefixedRow(self, "costs_") if mapping["costs_id"] else None
+            return cast(MonthlyCosts | None, prefetched)
+        future = info.context.loaders.get(loaders.CostsByUsageId).load(self.id)
+        return cast(MonthlyCosts | None, future)
 
 
 @strawberry.type(

@@ -456,3 +456,100 @@ async def test_billing_runs_a_constant_number_of_statements(april, raw):
     # microgrid, benchmark, usage, solar tariff, installations, 2 deletes, run row,
     # costs, credits, run update, audit — no round trip per customer.
     assert counts == [16, 16]
+
+
+async def test_customer_tariff_examples_of_rules_md_through_the_api(client, raw):
+    community = await Community(raw).create()
+    await community.home(1)
+    await publish(client)
+    customer = str(community.customers[0])
+    expected = {0: ("0.24860", "0.60970"), 100: ("0.00000", "0.00000"), 15: ("0.21131", "0.51824")}
+    for discount, (unit, standing) in expected.items():
+        body = await gql(
+            client,
+            SET_DISCOUNT,
+            {
+                "input": {
+                    "customerId": customer,
+                    "periodStart": "2025-01-01",
+                    "discountPercent": discount,
+                }
+            },
+        )
+        assert body["data"]["setCustomerDiscount"]["customerTariff"] == {
+            "discountPercent": discount,
+            "unitRate": unit,
+            "standingCharge": standing,
+        }
+
+
+async def test_carry_forward_example_of_rules_md_through_the_api(april, raw):
+    """X had 15 % from 2025-01-01 and keeps it; Y's latest tariff (2024-07-01) is outside
+    the window, so Y gets the ESCO's microgrid discount from 2025-04-01 (carried from
+    its 2025-01-01 tariff: 20 %)."""
+    community = await Community(raw).create()
+    _, x = await community.home(1)
+    _, y = await community.home(2)
+    await publish(april, start="2024-07-01")
+    await publish(april, start="2025-01-01")
+    esco = str(community.esco_id)
+    await gql(
+        april,
+        SET_MICROGRID,
+        {"input": {"escoId": esco, "periodStart": "2025-01-01", "discountPercent": 20}},
+    )
+    await gql(
+        april,
+        SET_DISCOUNT,
+        {"input": {"customerId": str(x), "periodStart": "2025-01-01", "discountPercent": 15}},
+    )
+    # Y's tariff from 2025-01-01 would be inside the window: take it away, as in the example.
+    await raw.execute(
+        "DELETE FROM customer_tariffs WHERE customer_id = $1 AND period_start = '2025-01-01'", y
+    )
+    result = await publish(april, unit="0.25", standing="0.6", start="2025-04-01")
+    assert result["generation"]["customerTariffsCreated"] == 2
+    rows = dict(
+        await raw.fetch(
+            "SELECT customer_id, discount_percent FROM customer_tariffs "
+            "WHERE period_start = '2025-04-01'"
+        )
+    )
+    assert rows == {x: 15, y: 20}
+    assert (
+        await raw.fetchval(
+            "SELECT discount_percent FROM microgrid_tariffs WHERE period_start = '2025-04-01'"
+        )
+        == 20
+    )
+
+
+async def test_leap_year_solar_credit_example_through_the_api(settings, database_url, engine, raw):
+    """February 2024 at 5490 p/year from 2024-01-01 (5490/366 = 15 p/day): 4.2 kW → 1827."""
+    app = create_app(settings, database_url, today=lambda: date(2024, 3, 20))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://test",
+        headers=bearer(settings, "admin"),
+    ) as client:
+        community = await Community(raw).create()
+        await community.home(1, solar_kw="4.2", month=date(2024, 2, 1))
+        await publish(client, start="2024-01-01")
+        body = await gql(
+            client,
+            SET_SOLAR,
+            {
+                "input": {
+                    "escoId": str(community.esco_id),
+                    "periodStart": "2024-01-01",
+                    "creditPencePerYear": "5490",
+                }
+            },
+        )
+        assert body["data"]["setSolarCreditTariff"]["solarCreditTariff"] == {
+            "creditPencePerYear": "5490",
+            "creditPencePerDay": "15",
+        }
+        run = (await run_billing(client, community, "2024-02-01"))["billingRun"]
+        assert [n["creditPence"] for n in run["solarCredits"]["nodes"]] == [1827]
+    await app.state.engine.dispose()

@@ -12,14 +12,14 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.models import ContractTerms, ContractTermsEsco, Esco, Region, Site, table_of
 from ..db.models.enums import ContractTermsType, TariffGeneration
 from .problems import ErrorCode, Problems
 from .scope import find_esco
-from .tx import Row, Tx, changed
+from .tx import Row, Tx
 
 ESCOS = table_of(Esco)
 SITES = table_of(Site)
@@ -231,19 +231,7 @@ async def update_esco(
     problems.raise_if_any()
     assert esco is not None
 
-    diff = changed(before_of(esco, values), values)
-    row = esco
-    if diff["changed"]:
-        row = (
-            await tx.conn.execute(
-                update(ESCOS)
-                .where(ESCOS.c.id == esco.id)
-                .values({k: values[k] for k in diff["changed"]})
-                .returning(ESCOS)
-            )
-        ).one()
-    await tx.audit("updateEsco", "esco", esco.id, diff, esco.id)
-    return row
+    return await tx.update_audited(ESCOS, esco, values, "updateEsco", "esco", esco.id)
 
 
 async def create_site(tx: Tx, esco_id: uuid.UUID | None, code: str, name: str) -> Row:

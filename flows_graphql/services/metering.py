@@ -228,19 +228,7 @@ async def update_meter(
     problems.raise_if_any()
     assert meter is not None
 
-    diff = changed(before_of(meter, values), values)
-    row = meter
-    if diff["changed"]:
-        row = (
-            await tx.conn.execute(
-                update(METERS)
-                .where(METERS.c.id == meter.id)
-                .values({k: values[k] for k in diff["changed"]})
-                .returning(METERS)
-            )
-        ).one()
-    await tx.audit("updateMeter", "meter", meter.id, diff, meter.esco_id)
-    return row
+    return await tx.update_audited(METERS, meter, values, "updateMeter", "meter", meter.esco_id)
 
 
 # --- properties ---------------------------------------------------------------------
@@ -317,19 +305,9 @@ async def update_property(
     problems.raise_if_any()
     assert prop is not None
 
-    diff = changed(before_of(prop, values), values)
-    row = prop
-    if diff["changed"]:
-        row = (
-            await tx.conn.execute(
-                update(PROPERTIES)
-                .where(PROPERTIES.c.id == prop.id)
-                .values({k: values[k] for k in diff["changed"]})
-                .returning(PROPERTIES)
-            )
-        ).one()
-    await tx.audit("updateProperty", "property", prop.id, diff, prop.esco_id)
-    return row
+    return await tx.update_audited(
+        PROPERTIES, prop, values, "updateProperty", "property", prop.esco_id
+    )
 
 
 # --- circuits -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.viewer import Viewer
@@ -69,6 +69,30 @@ class Tx:
                 changes=jsonable(changes),
             )
         )
+
+    async def update_audited(
+        self,
+        table: Table,
+        row: Row,
+        values: dict[str, Any],
+        action: str,
+        entity: str,
+        esco_id: uuid.UUID | None,
+    ) -> Row:
+        """Write the columns of `values` that differ from `row` (none: no UPDATE) and
+        audit the difference; returns the row as it now is."""
+        diff = changed({k: getattr(row, k) for k in values}, values)
+        if diff["changed"]:
+            row = (
+                await self.conn.execute(
+                    update(table)
+                    .where(table.c.id == row.id)
+                    .values({k: values[k] for k in diff["changed"]})
+                    .returning(table)
+                )
+            ).one()
+        await self.audit(action, entity, row.id, diff, esco_id)
+        return row
 
     async def customer_event(
         self, esco_id: uuid.UUID, customer_id: uuid.UUID, event_type: str, data: dict[str, Any]

@@ -230,9 +230,13 @@ def has_unstorable_text(query: str, variables: Mapping[str, Any] | None, limits:
     or even sent to PostgreSQL; such a request is refused before it runs."""
     if any(_unstorable(s) for s in _strings(variables or {})):
         return True
-    doc = document(query, limits)
-    if doc is None:
-        return False
+    return document(query, limits) is not None and _literals_unstorable(query, limits.max_tokens)
+
+
+@functools.lru_cache(maxsize=512)
+def _literals_unstorable(query: str, max_tokens: int) -> bool:
+    # Cached by query text like the parse, so a repeated query walks its literals once.
+    doc = _parse(query, max_tokens)
     return any(isinstance(node, StringValueNode) and _unstorable(node.value) for node in _walk(doc))
 
 

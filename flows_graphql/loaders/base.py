@@ -218,27 +218,20 @@ class ConnectionSpec:
 
 
 class PageLoader(BaseLoader):
-    """One page of a connection for each parent id, all parents in one statement
-    (a window function numbers each parent's rows).
+    """One page of a connection for each parent id, all parents in one statement.
 
-    Made per request with the page arguments and filter values (hashable), so every
-    parent asking for the same page shares one loader and one statement.
+    Made per request with the order and page arguments (hashable), so every parent
+    asking for the same page shares one loader and one statement. Nested connections
+    take no filters (the root lists do).
     """
 
     spec: ClassVar[ConnectionSpec]
     parent: ClassVar[str]
 
-    def __init__(
-        self, loaders: Loaders, sort: str | None, args: PageArgs, filters: Hashable = None
-    ) -> None:
-        super().__init__(loaders, sort, args, filters)
+    def __init__(self, loaders: Loaders, sort: str | None, args: PageArgs) -> None:
+        super().__init__(loaders, sort, args)
         self.sort = self.spec.sort(sort)
         self.args = args
-        self.filters = filters
-
-    def conditions(self) -> list[Any]:
-        """Filters of this connection, from `self.filters`."""
-        return []
 
     async def batch_load_fn(self, keys: list[Any]) -> list[Page]:
         # For each parent, an index-ordered LIMIT (a LATERAL join) rather than numbering
@@ -252,7 +245,7 @@ class PageLoader(BaseLoader):
         conditions, order = window(self.sort, table.c.id, self.args)
         page = (
             select(table, self.sort.expression().label("sort_value"))
-            .where(table.c[self.parent] == parents.c.id, *conditions, *self.conditions())
+            .where(table.c[self.parent] == parents.c.id, *conditions)
             .order_by(*order)
             .limit(self.args.limit + 1)
         )

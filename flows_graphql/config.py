@@ -33,6 +33,8 @@ class Settings:
     max_page_size: int = 100
     statement_timeout_ms: int = 5000
     db_pool_size: int = 10
+    # Queries walk breadth-first (breadth_first.py); off = graphql-core's walk only.
+    breadth_first: bool = True
 
     @property
     def production(self) -> bool:
@@ -56,4 +58,5 @@ class Settings:
             max_page_size=_int("FLOWS_MAX_PAGE_SIZE", 100),
             statement_timeout_ms=_int("FLOWS_STATEMENT_TIMEOUT_MS", 5000),
             db_pool_size=_int("FLOWS_DB_POOL_SIZE", 10),
+            breadth_first=_flag("FLOWS_BREADTH_FIRST", default=True),
         )

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Row
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from . import breadth_first
 from .rows import PrefixedRow
 
 DEFINITION = "strawberry-definition"
@@ -123,3 +124,22 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.is_awaitable = is_awaitable
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """Queries walk breadth-first (breadth_first.py); what that walk cannot
+        answer, and every other operation, goes graphql-core's way."""
+        settings = getattr(self.context_value, "settings", None)
+        grouped = breadth_first.applies(self) if getattr(settings, "breadth_first", False) else None
+        if grouped is None:
+            return super().execute_operation(serially)
+        return self._execute_breadth_first(grouped, serially)
+
+    async def _execute_breadth_first(
+        self, grouped: breadth_first.GroupedFieldSet, serially: bool | None
+    ) -> Any:
+        try:
+            data = await breadth_first.execute(self, grouped)
+        except breadth_first.Abandon:
+            result = super().execute_operation(serially)
+            return await result if self.is_awaitable(result) else result
+        return self.build_response(data)

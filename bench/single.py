@@ -1,0 +1,78 @@
+"""One dashboard request at a time, in process, no load: where a request's time goes.
+
+    python -m bench.single [--requests 30] [--profile]
+
+Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
+app in this process and times (a)'s request end to end (auth, parse, validate, execute,
+JSON); `--profile` prints a cProfile of the timed requests sorted by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import pstats
+import statistics
+import time
+
+import httpx
+
+from flows_graphql.app import create_app
+from flows_graphql.config import Settings
+
+from .dataset import describe
+from .queries import OUR_DASHBOARD
+from .scenarios import Tokens, graphql_body
+from .settings import BenchSettings
+
+
+async def main(requests: int, profile: bool) -> None:
+    bench = BenchSettings.from_env()
+    data = await describe(bench, "single")
+    settings = Settings.from_env()
+    settings = type(settings)(**{**vars(settings), "jwt_secret": bench.jwt_secret})
+    app = create_app(settings, bench.database_url)
+    tokens = Tokens(bench, data)
+    body = graphql_body(
+        OUR_DASHBOARD,
+        {"code": data.esco_code, "from": str(data.first_month), "to": str(data.last_month)},
+    )
+    headers = {"authorization": f"Bearer {tokens.operator}", "content-type": "application/json"}
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
+    ):
+
+        async def one() -> float:
+            start = time.perf_counter()
+            response = await client.post("/graphql", content=body, headers=headers)
+            elapsed = time.perf_counter() - start
+            payload = response.json()
+            if response.status_code != 200 or payload.get("errors"):
+                raise SystemExit(f"HTTP {response.status_code}: {str(payload)[:300]}")
+            return elapsed
+
+        for _ in range(5):
+            await one()
+        gc.collect()
+        profiler = cProfile.Profile() if profile else None
+        if profiler:
+            profiler.enable()
+        times = [await one() for _ in range(requests)]
+        if profiler:
+            profiler.disable()
+    median, best = statistics.median(times) * 1000, min(times) * 1000
+    print(f"dashboard, in process: {requests} requests, median {median:.1f} ms, min {best:.1f} ms")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.profile))

@@ -1,0 +1,297 @@
+"""Breadth-first execution of queries: each field resolved for a whole level at once.
+
+graphql-core completes a result object by object and field by field: for one dashboard
+page that is ~4,600 rounds of `execute_field`/`complete_value`, each building an info
+object and a path, and for every list of objects a gather of one awaitable per item —
+three quarters of the request's time (bench/README.md). The loaders already fetch
+breadth-first (one statement per level); this executes the same way. A selection is
+run for all the objects of a level together: each field's resolver is called for every
+object in one loop with one info object, everything awaitable is awaited in one
+gather, leaves are serialized in place, and each object field's children are completed
+as one flat list, one level further down.
+
+Field collection (fragments, `@skip`/`@include`), argument coercion, resolvers and
+serializers are graphql-core's and Strawberry's own; only the walk is ours. It gives
+the answer of the happy path only. Anything else is left to graphql-core, which has
+the spec's answer: an operation that is not a query, `@defer`/`@stream`, an abort
+signal; and, found while running, a resolver raising, null in a non-null position, a
+value that does not serialize, an unexpected runtime type. Then the fast result is
+dropped and the operation runs again the standard way: a read is idempotent, sees the
+same snapshot (one transaction per request), and the loaders' caches spare most of its
+statements, so errors, their paths and partial data are exactly graphql-core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    GraphQLAbstractType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    OperationType,
+    Undefined,
+    is_abstract_type,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetails, collect_fields
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path
+
+if TYPE_CHECKING:
+    from graphql.execution import Executor
+
+FieldDetailsList = list[FieldDetails]
+GroupedFieldSet = dict[str, FieldDetailsList]
+
+
+class Abandon(Exception):
+    """The fast walk cannot give graphql-core's answer: run the operation its way."""
+
+
+def applies(executor: Executor) -> GroupedFieldSet | None:
+    """The root fields to walk, or None when the operation is for graphql-core."""
+    if executor.operation.operation is not OperationType.QUERY:
+        return None
+    if executor.abort_signal is not None:
+        return None
+    root_type = executor.schema.query_type
+    if root_type is None:
+        return None
+    try:
+        collected = collect_fields(
+            executor.schema,
+            executor.fragments,
+            executor.variable_values,
+            root_type,
+            executor.operation,
+            executor.hide_suggestions,
+        )
+    except Exception:  # graphql-core reports it properly
+        return None
+    if collected.new_defer_usages or collected.forbidden_directive_instances:
+        return None
+    return collected.grouped_field_set
+
+
+async def execute(executor: Executor, grouped: GroupedFieldSet) -> dict[str, Any]:
+    """The operation's data, or Abandon."""
+    root_type = executor.schema.query_type
+    assert root_type is not None  # checked by applies()
+    walk = Walk(executor)
+    [data] = await walk.objects(root_type, grouped, [executor.root_value], None)
+    return data
+
+
+def _is_row_type_check(check: Any) -> bool:
+    # RowType.is_type_of always answers True (types/node.py): skip calling it per row.
+    return getattr(getattr(check, "__func__", None), "__qualname__", "") == "RowType.is_type_of"
+
+
+class Walk:
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.schema = executor.schema
+        self.is_awaitable = executor.is_awaitable
+        middleware = executor.middleware_manager
+        self.middleware = middleware if middleware and middleware.middlewares else None
+
+    async def objects(
+        self,
+        parent_type: GraphQLObjectType,
+        grouped: GroupedFieldSet,
+        sources: list[Any],
+        path: Path | None,
+    ) -> list[dict[str, Any]]:
+        """Complete `sources` (all of `parent_type`) with the selection `grouped`."""
+        executor = self.executor
+        is_awaitable = self.is_awaitable
+        results = [dict.fromkeys(grouped) for _ in sources]
+        resolved: list[tuple[str, GraphQLOutputType, FieldDetailsList, GraphQLResolveInfo]] = []
+        columns: list[list[Any]] = []
+        waiting: list[Any] = []
+        places: list[tuple[list[Any], int]] = []
+
+        for key, details in grouped.items():
+            node = details[0].node
+            field_def = self.schema.get_field(parent_type, node.name.value)
+            if field_def is None:
+                raise Abandon
+            resolve = field_def.resolve or executor.field_resolver
+            if self.middleware is not None:
+                resolve = self.middleware.get_field_resolver(resolve)
+            field_path = Path(path, key, parent_type.name)
+            info = executor.build_resolve_info(
+                field_def, [d.node for d in details], parent_type, field_path
+            )
+            try:
+                if field_def.args or node.arguments:
+                    args = get_argument_values(
+                        field_def,
+                        node,
+                        executor.variable_values,
+                        details[0].fragment_variable_values,
+                        executor.hide_suggestions,
+                    )
+                    values = [resolve(source, info, **args) for source in sources]
+                else:
+                    values = [resolve(source, info) for source in sources]
+            except Exception as error:
+                raise Abandon from error
+            for index, value in enumerate(values):
+                if is_awaitable(value):
+                    waiting.append(value)
+                    places.append((values, index))
+            resolved.append((key, field_def.type, details, info))
+            columns.append(values)
+
+        if waiting:
+            # One gather for the whole level: the loaders of every field dispatch
+            # together. return_exceptions: nothing is left running when one fails.
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+            for (values, index), outcome in zip(places, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    raise Abandon from outcome
+                values[index] = outcome
+
+        children = []
+        for (key, field_type, details, info), values in zip(resolved, columns, strict=True):
+            completed = self.complete(field_type, details, info, values)
+            if isinstance(completed, list):
+                for result, value in zip(results, completed, strict=True):
+                    result[key] = value
+            else:
+                children.append((key, completed))
+        if children:
+            # Sibling subtrees run side by side, so their loaders batch together too.
+            finished = await asyncio.gather(*(awaitable for _, awaitable in children))
+            for (key, _), completed in zip(children, finished, strict=True):
+                for result, value in zip(results, completed, strict=True):
+                    result[key] = value
+        return results
+
+    def complete(
+        self,
+        field_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        values: list[Any],
+    ) -> Any:
+        """The completed values of one field for a level: a list when every value is
+        done (leaves), else an awaitable of that list (objects below)."""
+        non_null = isinstance(field_type, GraphQLNonNull)
+        inner: Any = field_type.of_type if non_null else field_type  # type: ignore[union-attr]
+        if non_null and any(value is None for value in values):
+            raise Abandon
+        if is_leaf_type(inner):
+            coerce = inner.coerce_output_value
+            out: list[Any] = []
+            for value in values:
+                if value is None:
+                    out.append(None)
+                    continue
+                try:
+                    coerced = coerce(value)
+                except Exception as error:
+                    raise Abandon from error
+                if coerced is None or coerced is Undefined:
+                    raise Abandon
+                out.append(coerced)
+            return out
+        if isinstance(inner, GraphQLList):
+            return self.lists(inner.of_type, details, info, values)
+        if isinstance(inner, GraphQLObjectType):
+            return self.present(inner, details, info, values)
+        if is_abstract_type(inner):
+            return self.abstract(inner, details, info, values)
+        raise Abandon
+
+    async def lists(
+        self,
+        item_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        values: list[Any],
+    ) -> list[Any]:
+        """Complete every list of the level as one flat list of items, then cut it back."""
+        items: list[Any] = []
+        lengths: list[int | None] = []
+        for value in values:
+            if value is None:
+                lengths.append(None)
+                continue
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+                raise Abandon
+            before = len(items)
+            items.extend(value)
+            lengths.append(len(items) - before)
+        completed = self.complete(item_type, details, info, items)
+        if not isinstance(completed, list):
+            completed = await completed
+        out: list[Any] = []
+        start = 0
+        for length in lengths:
+            if length is None:
+                out.append(None)
+            else:
+                out.append(completed[start : start + length])
+                start += length
+        return out
+
+    async def present(
+        self,
+        object_type: GraphQLObjectType,
+        details: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        values: list[Any],
+    ) -> list[Any]:
+        """Complete the non-null values as objects of `object_type`; null stays null."""
+        present = [value for value in values if value is not None]
+        check = object_type.is_type_of
+        if check is not None and not _is_row_type_check(check):
+            for value in present:
+                verdict = check(value, info)
+                if verdict is not True:  # False, or an awaitable: graphql-core's to judge
+                    raise Abandon
+        grouped = self.executor.collect_subfields(object_type, details).grouped_field_set
+        if not present:
+            return list(values)
+        completed = iter(await self.objects(object_type, grouped, present, info.path))
+        return [None if value is None else next(completed) for value in values]
+
+    async def abstract(
+        self,
+        abstract_type: GraphQLAbstractType,
+        details: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        values: list[Any],
+    ) -> list[Any]:
+        """Complete each value as the object type it resolves to, grouped by type."""
+        resolve_type = abstract_type.resolve_type or self.executor.type_resolver
+        by_type: dict[str, list[int]] = {}
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            try:
+                name = resolve_type(value, info, abstract_type)
+            except Exception as error:
+                raise Abandon from error
+            if not isinstance(name, str):
+                raise Abandon
+            by_type.setdefault(name, []).append(index)
+        out = list(values)
+        for name, indexes in by_type.items():
+            runtime = self.schema.get_type(name)
+            if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
+                abstract_type, runtime
+            ):
+                raise Abandon
+            completed = await self.present(runtime, details, info, [values[i] for i in indexes])
+            for index, value in zip(indexes, completed, strict=True):
+                out[index] = value
+        return out

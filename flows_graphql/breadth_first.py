@@ -24,7 +24,10 @@ statements, so errors, their paths and partial data are exactly graphql-core's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import datetime
+import decimal
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -48,6 +51,28 @@ if TYPE_CHECKING:
 
 FieldDetailsList = list[FieldDetails]
 GroupedFieldSet = dict[str, FieldDetailsList]
+
+
+# Resolvers that only read an attribute of their source (execution.py installs them),
+# with the getter to map over a whole level instead.
+ATTRIBUTE_READS: dict[Callable[..., Any], Callable[[Any], Any]] = {}
+
+# Values that are never awaitable: a level of only these skips the per-value check.
+PLAIN_TYPES = frozenset(
+    {
+        str,
+        int,
+        bool,
+        float,
+        decimal.Decimal,
+        datetime.date,
+        datetime.datetime,
+        uuid.UUID,
+        type(None),
+        list,
+        dict,
+    }
+)
 
 
 class Abandon(Exception):
@@ -111,8 +136,7 @@ class Walk:
         """Complete `sources` (all of `parent_type`) with the selection `grouped`."""
         executor = self.executor
         is_awaitable = self.is_awaitable
-        results = [dict.fromkeys(grouped) for _ in sources]
-        resolved: list[tuple[str, GraphQLOutputType, FieldDetailsList, GraphQLResolveInfo]] = []
+        resolved: list[tuple[GraphQLOutputType, FieldDetailsList, GraphQLResolveInfo]] = []
         columns: list[list[Any]] = []
         waiting: list[Any] = []
         places: list[tuple[list[Any], int]] = []
@@ -129,8 +153,13 @@ class Walk:
             info = executor.build_resolve_info(
                 field_def, [d.node for d in details], parent_type, field_path
             )
+            resolved.append((field_def.type, details, info))
+            getter = ATTRIBUTE_READS.get(resolve)
             try:
-                if field_def.args or node.arguments:
+                if getter is not None:
+                    # A plain attribute read: one C-level pass over the level.
+                    values = list(map(getter, sources))
+                elif field_def.args or node.arguments:
                     args = get_argument_values(
                         field_def,
                         node,
@@ -143,12 +172,12 @@ class Walk:
                     values = [resolve(source, info) for source in sources]
             except Exception as error:
                 raise Abandon from error
-            for index, value in enumerate(values):
-                if is_awaitable(value):
-                    waiting.append(value)
-                    places.append((values, index))
-            resolved.append((key, field_def.type, details, info))
             columns.append(values)
+            if not PLAIN_TYPES.issuperset(map(type, values)):
+                for index, value in enumerate(values):
+                    if is_awaitable(value):
+                        waiting.append(value)
+                        places.append((values, index))
 
         if waiting:
             # One gather for the whole level: the loaders of every field dispatch
@@ -159,21 +188,24 @@ class Walk:
                     raise Abandon from outcome
                 values[index] = outcome
 
-        children = []
-        for (key, field_type, details, info), values in zip(resolved, columns, strict=True):
+        below: list[tuple[int, Any]] = []
+        for position, ((field_type, details, info), values) in enumerate(
+            zip(resolved, columns, strict=True)
+        ):
             completed = self.complete(field_type, details, info, values)
             if isinstance(completed, list):
-                for result, value in zip(results, completed, strict=True):
-                    result[key] = value
+                columns[position] = completed
             else:
-                children.append((key, completed))
-        if children:
+                below.append((position, completed))
+        if below:
             # Sibling subtrees run side by side, so their loaders batch together too.
-            finished = await asyncio.gather(*(awaitable for _, awaitable in children))
-            for (key, _), completed in zip(children, finished, strict=True):
-                for result, value in zip(results, completed, strict=True):
-                    result[key] = value
-        return results
+            finished = await asyncio.gather(*(awaitable for _, awaitable in below))
+            for (position, _), completed in zip(below, finished, strict=True):
+                columns[position] = completed
+        if not columns:  # a fragment on another type selected nothing here
+            return [{} for _ in sources]
+        keys = list(grouped)
+        return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
 
     def complete(
         self,
@@ -190,18 +222,22 @@ class Walk:
             raise Abandon
         if is_leaf_type(inner):
             coerce = inner.coerce_output_value
-            out: list[Any] = []
-            for value in values:
-                if value is None:
-                    out.append(None)
-                    continue
-                try:
-                    coerced = coerce(value)
-                except Exception as error:
-                    raise Abandon from error
-                if coerced is None or coerced is Undefined:
-                    raise Abandon
-                out.append(coerced)
+            try:
+                if None in values:
+                    out = [None if value is None else coerce(value) for value in values]
+                    done = [value for value in out if value is not None]
+                    if len(done) != len(values) - values.count(None):
+                        raise Abandon
+                else:
+                    out = done = list(map(coerce, values))
+                    if None in out:
+                        raise Abandon
+            except Abandon:
+                raise
+            except Exception as error:
+                raise Abandon from error
+            if Undefined in done:
+                raise Abandon
             return out
         if isinstance(inner, GraphQLList):
             return self.lists(inner.of_type, details, info, values)

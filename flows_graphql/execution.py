@@ -68,6 +68,7 @@ def _direct(field: Any) -> Resolve | None:
         def read(source: Any, info: GraphQLResolveInfo) -> Any:
             return get(source)
 
+        breadth_first.ATTRIBUTE_READS[read] = get
         return read
     if resolver.arguments:
         return None

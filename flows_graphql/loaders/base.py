@@ -66,13 +66,17 @@ class Loaders:
         # Set for customers: they read only their own rows (see visibility.py).
         self.customer_id = customer_id
         self._made: dict[Hashable, BaseLoader] = {}
+        # The columns each selection of this request reads (types/projection.py).
+        self.projections: dict[Hashable, frozenset[str] | None] = {}
 
-    def get(self, cls: type[L], *params: Hashable) -> L:
-        """The request's loader of `cls` (with `params`, e.g. a month range)."""
-        key = (cls, params)
+    def get(self, cls: type[L], *params: Hashable, columns: frozenset[str] | None = None) -> L:
+        """The request's loader of `cls` (with `params`, e.g. a month range), fetching
+        `columns` (and what it needs itself) or, by default, every column."""
+        key = (cls, params, columns)
         loader = self._made.get(key)
         if loader is None:
             loader = self._made[key] = cls(self, *params)
+            loader.columns = columns
         return loader  # type: ignore[return-value]  # made as cls above
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -103,10 +107,18 @@ class Loaders:
 class BaseLoader(DataLoader):
     """A loader of one request, made by `Loaders.get` with optional parameters."""
 
+    # Set by Loaders.get: the columns asked for; None for all.
+    columns: frozenset[str] | None = None
+
     def __init__(self, loaders: Loaders, *params: Any) -> None:
         super().__init__()
         self.loaders = loaders
         self.params = params
+
+
+# Projected statements kept per loader class; client queries choose the column sets,
+# so the cache is bounded.
+PROJECTIONS_KEPT = 256
 
 
 class RowLoader(BaseLoader):
@@ -122,10 +134,12 @@ class RowLoader(BaseLoader):
     # benchmark tariffs, contract terms).
     scope_column: ClassVar[str | None] = "esco_id"
     _statements: ClassVar[dict[tuple[type, bool, bool], Select[Any]]]
+    _projected: ClassVar[dict[tuple[int, frozenset[str]], Select[Any]]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls._statements = {}
+        cls._projected = {}
 
     @classmethod
     def base_statement(cls) -> Select[Any]:
@@ -141,13 +155,31 @@ class RowLoader(BaseLoader):
         column = cls.table.c[name]
         return column.desc() if direction.lower() == "desc" else column.asc()
 
-    def statement(self) -> Select[Any]:
+    def full_statement(self) -> Select[Any]:
+        """Every column, within the viewer's limits."""
         loaders = self.loaders
         cache_key = (type(self), loaders.scope is not None, loaders.customer_id is not None)
         stmt = self._statements.get(cache_key)
         if stmt is None:
             stmt = loaders.restrict(self.base_statement(), self.table, self.scope_column)
             self._statements[cache_key] = stmt
+        return stmt
+
+    def statement(self) -> Select[Any]:
+        """The columns asked for, and the key the rows are arranged by."""
+        full = self.full_statement()
+        if self.columns is None:
+            return full
+        cache_key = (id(full), self.columns)
+        stmt = self._projected.get(cache_key)
+        if stmt is None:
+            keep = self.columns | {self.key}
+            stmt = full.with_only_columns(
+                *(c for c in full.selected_columns if c.key in keep), maintain_column_froms=True
+            )
+            if len(self._projected) >= PROJECTIONS_KEPT:
+                self._projected.clear()
+            self._projected[cache_key] = stmt
         return stmt
 
     def bind(self, keys: list[Any]) -> dict[str, Any]:
@@ -243,8 +275,12 @@ class PageLoader(BaseLoader):
             .render_derived(name="parents")
         )
         conditions, order = window(self.sort, table.c.id, self.args)
+        columns: list[Any] = [table]
+        if self.columns is not None:
+            keep = self.columns | {self.parent, "id"}
+            columns = [c for c in table.c if c.key in keep]
         page = (
-            select(table, self.sort.expression().label("sort_value"))
+            select(*columns, self.sort.expression().label("sort_value"))
             .where(table.c[self.parent] == parents.c.id, *conditions)
             .order_by(*order)
             .limit(self.args.limit + 1)

@@ -33,7 +33,7 @@ class UsageByMeterId(RangeLoader):
     range_column = "month"
     order_by = ("month",)
 
-    def statement(self) -> Select[Any]:
+    def full_statement(self) -> Select[Any]:
         loaders = self.loaders
         cache_key = (type(self), loaders.scope is not None, loaders.customer_id is not None)
         stmt = self._statements.get(cache_key)

@@ -19,6 +19,7 @@ from ..loaders import metering as metering_loaders
 from ..rows import PrefixedRow
 from .connection import connection_field
 from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
+from .projection import reads
 from .relations import relation
 
 if TYPE_CHECKING:
@@ -50,7 +51,10 @@ class MonthlyUsage(RowType, Node):
         "The meter.",
     )
 
-    @strawberry.field(description="What this month cost, once billed.")
+    @strawberry.field(
+        description="What this month cost, once billed.",
+        metadata=reads("id", "costs_id", prefix="costs_"),
+    )
     def costs(self, info: Info) -> MonthlyCosts | None:
         # Rows of Meter.monthlyUsage carry their costs (UsageByMeterId); others load them.
         mapping = getattr(self, "_mapping", None)
@@ -95,7 +99,12 @@ class MonthlyCosts(RowType, Node):
     benchmark_standing_charge: strawberry.Private[Decimal]
     benchmark_total: strawberry.Private[Decimal]
 
-    @strawberry.field(description="The same usage at the ESCO's microgrid tariff.")
+    @strawberry.field(
+        description="The same usage at the ESCO's microgrid tariff.",
+        metadata=reads(
+            "microgrid_power", "microgrid_heat", "microgrid_standing_charge", "microgrid_total"
+        ),
+    )
     def microgrid(self) -> CostBreakdown:
         return CostBreakdown(
             power=self.microgrid_power,
@@ -104,7 +113,12 @@ class MonthlyCosts(RowType, Node):
             total=self.microgrid_total,
         )
 
-    @strawberry.field(description="The same usage at the region's benchmark.")
+    @strawberry.field(
+        description="The same usage at the region's benchmark.",
+        metadata=reads(
+            "benchmark_power", "benchmark_heat", "benchmark_standing_charge", "benchmark_total"
+        ),
+    )
     def benchmark(self) -> CostBreakdown:
         return CostBreakdown(
             power=self.benchmark_power,
@@ -113,7 +127,10 @@ class MonthlyCosts(RowType, Node):
             total=self.benchmark_total,
         )
 
-    @strawberry.field(description="Benchmark total minus total: what the community saved.")
+    @strawberry.field(
+        description="Benchmark total minus total: what the community saved.",
+        metadata=reads("benchmark_total", "total"),
+    )
     def savings(self) -> Decimal:
         return self.benchmark_total - self.total
 

@@ -13,6 +13,7 @@ import strawberry
 from ..context import Context
 from ..loaders.base import CountLoader, PageLoader, root_page
 from ..pagination import Page, SortKey, encode_cursor, page_args
+from .projection import projection, reads
 
 T = TypeVar("T")
 
@@ -111,7 +112,7 @@ def connection_field(
         )
         parent = getattr(root, parent_key)
         loaders = info.context.loaders
-        page = await loaders.get(pages, None, args).load(parent)
+        page = await loaders.get(pages, None, args, columns=projection(info)).load(parent)
 
         async def count() -> int:
             return await loaders.get(counts).load(parent)
@@ -119,7 +120,7 @@ def connection_field(
         return connection(page, sort, count)
 
     resolve.__annotations__["return"] = Connection[node]
-    return strawberry.field(resolver=resolve, description=description)
+    return strawberry.field(resolver=resolve, description=description, metadata=reads(parent_key))
 
 
 async def root_connection(

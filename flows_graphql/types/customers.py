@@ -19,6 +19,7 @@ from ..loaders import metering as metering_loaders
 from ..loaders import tariffs as tariff_loaders
 from .connection import FromDay, ToDay, connection_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
+from .projection import projection, reads
 from .relations import relation
 
 if TYPE_CHECKING:
@@ -60,28 +61,40 @@ class Customer(RowType, Node):
     )
 
     @strawberry.field(
-        description="Tariffs in force on some day of [from, to] (open ends unbounded)."
+        description="Tariffs in force on some day of [from, to] (open ends unbounded).",
+        metadata=reads("id"),
     )
     async def tariffs(
         self, info: Info, from_: FromDay = None, to: ToDay = None
     ) -> list[Annotated[CustomerTariff, Lazy("flows_graphql.types.tariffs")]]:
-        loader = info.context.loaders.get(tariff_loaders.TariffsByCustomerId, from_, to)
+        loader = info.context.loaders.get(
+            tariff_loaders.TariffsByCustomerId, from_, to, columns=projection(info)
+        )
         return await loader.load(self.id)
 
-    @strawberry.field(description="The tariff in force on a day (default: today, UTC).")
+    @strawberry.field(
+        description="The tariff in force on a day (default: today, UTC).", metadata=reads("id")
+    )
     async def current_tariff(
         self,
         info: Info,
         on: Annotated[date | None, strawberry.argument(description="The day.")] = None,
     ) -> Annotated[CustomerTariff, Lazy("flows_graphql.types.tariffs")] | None:
-        loader = info.context.loaders.get(tariff_loaders.TariffInForceByCustomerId, on or today())
+        loader = info.context.loaders.get(
+            tariff_loaders.TariffInForceByCustomerId, on or today(), columns=projection(info)
+        )
         return await loader.load(self.id)
 
-    @strawberry.field(description="Billed costs for the months of [from, to], oldest first.")
+    @strawberry.field(
+        description="Billed costs for the months of [from, to], oldest first.",
+        metadata=reads("id"),
+    )
     async def monthly_costs(
         self, info: Info, from_: FromDay = None, to: ToDay = None
     ) -> list[Annotated[MonthlyCosts, Lazy("flows_graphql.types.billing")]]:
-        loader = info.context.loaders.get(billing_loaders.CostsByCustomerId, from_, to)
+        loader = info.context.loaders.get(
+            billing_loaders.CostsByCustomerId, from_, to, columns=projection(info)
+        )
         return await loader.load(self.id)
 
     payments = connection_field(

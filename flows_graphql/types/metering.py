@@ -17,6 +17,7 @@ from ..loaders import customers as customer_loaders
 from ..loaders import metering as loaders
 from .connection import FromDay, ToDay
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
+from .projection import projection, reads
 from .relations import relation
 
 if TYPE_CHECKING:
@@ -80,11 +81,15 @@ class Property(RowType, Node):
         "The solar installation of this property, if any.",
     )
 
-    @strawberry.field(description="Monthly solar credits for the months of [from, to].")
+    @strawberry.field(
+        description="Monthly solar credits for the months of [from, to].", metadata=reads("id")
+    )
     async def solar_credits(
         self, info: Info, from_: FromDay = None, to: ToDay = None
     ) -> list[Annotated[MonthlySolarCredit, Lazy("flows_graphql.types.billing")]]:
-        loader = info.context.loaders.get(loaders.SolarCreditsByPropertyId, from_, to)
+        loader = info.context.loaders.get(
+            loaders.SolarCreditsByPropertyId, from_, to, columns=projection(info)
+        )
         return await loader.load(self.id)
 
 
@@ -121,11 +126,15 @@ class Meter(RowType, Node):
         "The circuits this meter measures.",
     )
 
-    @strawberry.field(description="Usage for the months of [from, to], oldest first.")
+    @strawberry.field(
+        description="Usage for the months of [from, to], oldest first.", metadata=reads("id")
+    )
     async def monthly_usage(
         self, info: Info, from_: FromDay = None, to: ToDay = None
     ) -> list[Annotated[MonthlyUsage, Lazy("flows_graphql.types.billing")]]:
-        loader = info.context.loaders.get(billing_loaders.UsageByMeterId, from_, to)
+        loader = info.context.loaders.get(
+            billing_loaders.UsageByMeterId, from_, to, columns=projection(info)
+        )
         return await loader.load(self.id)
 
 

@@ -19,6 +19,7 @@ import strawberry
 from graphql import GraphQLAbstractType, GraphQLResolveInfo
 
 from ..loaders.base import Loaders, RowLoader
+from .projection import reads
 
 
 def to_global_id(type_name: str, key: object) -> str:
@@ -96,6 +97,7 @@ def global_id(type_name: str, *key_columns: str) -> Any:
         return strawberry.field(
             resolver=resolve_uuid_key,
             description="Opaque global id; `node(id:)` resolves it to this object.",
+            metadata=reads("id"),
         )
 
     def resolve_composite(root: Any) -> strawberry.ID:
@@ -106,6 +108,7 @@ def global_id(type_name: str, *key_columns: str) -> Any:
     return strawberry.field(
         resolver=resolve_composite,
         description="Opaque global id; `node(id:)` resolves it to this object.",
+        metadata=reads(*key_columns),
     )
 
 
@@ -114,7 +117,11 @@ def _uuid_of(root: Any) -> uuid_mod.UUID:
 
 
 def uuid_field() -> Any:
-    return strawberry.field(resolver=_uuid_of, description="The id of this object in the database.")
+    return strawberry.field(
+        resolver=_uuid_of,
+        description="The id of this object in the database.",
+        metadata=reads("id"),
+    )
 
 
 # How node(id:) finds each type: the type name → fetch(loaders, key) → row or None.

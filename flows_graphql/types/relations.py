@@ -10,6 +10,7 @@ import strawberry
 
 from ..context import Context
 from ..loaders.base import BaseLoader
+from .projection import projection, reads
 
 
 def relation(target: Any, loader: type[BaseLoader], key: str, description: str) -> Any:
@@ -21,7 +22,7 @@ def relation(target: Any, loader: type[BaseLoader], key: str, description: str) 
         value = getattr(root, key)
         if value is None:
             return None
-        return info.context.loaders.get(loader).load(value)
+        return info.context.loaders.get(loader, columns=projection(info)).load(value)
 
     resolve.__annotations__["return"] = target
-    return strawberry.field(resolver=resolve, description=description)
+    return strawberry.field(resolver=resolve, description=description, metadata=reads(key))

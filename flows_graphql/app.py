@@ -130,12 +130,15 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # A page of rows makes many short-lived objects; with the default thresholds the
-        # collector ran for a third of a dashboard request (bench/README.md). Freeze
-        # what start-up built and collect less often.
+        # A page of rows makes many short-lived objects, alive until the response is
+        # built; with the default thresholds the collector ran for a third of a
+        # dashboard request, walking them again and again (bench/README.md). Freeze
+        # what start-up built, let the young generation grow to 50,000 objects, and
+        # sweep the old one rarely: the objects of a request are freed by reference
+        # counting, not by the collector.
         gc.collect()
         gc.freeze()
-        gc.set_threshold(2_000, 10, 10)
+        gc.set_threshold(50_000, 10, 100)
         log.info("started", extra={"env": settings.env})
         try:
             yield

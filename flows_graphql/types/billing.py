@@ -57,9 +57,8 @@ class MonthlyUsage(RowType, Node):
     )
     def costs(self, info: Info) -> MonthlyCosts | None:
         # Rows of Meter.monthlyUsage carry their costs (UsageByMeterId); others load them.
-        mapping = getattr(self, "_mapping", None)
-        if mapping is not None and "costs_id" in mapping:
-            prefetched = PrefixedRow(self, "costs_") if mapping["costs_id"] else None
+        if "costs_id" in getattr(self, "_fields", ()):
+            prefetched = PrefixedRow(self, "costs_") if self.costs_id else None  # type: ignore[attr-defined]
             return cast(MonthlyCosts | None, prefetched)
         future = info.context.loaders.get(loaders.CostsByUsageId).load(self.id)
         return cast(MonthlyCosts | None, future)

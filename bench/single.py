@@ -1,6 +1,6 @@
 """One dashboard request at a time, in process, no load: where a request's time goes.
 
-    python -m bench.single [--requests 30] [--profile]
+    python -m bench.single [--requests 30] [--concurrency 1] [--profile [tottime|cumulative]]
 
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
 app in this process and times (a)'s request end to end (auth, parse, validate, execute,
@@ -28,7 +28,7 @@ from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
 
 
-async def main(requests: int, profile: str | None) -> None:
+async def main(requests: int, profile: str | None, concurrency: int = 1) -> None:
     bench = BenchSettings.from_env()
     data = await describe(bench, "single")
     settings = Settings.from_env()
@@ -61,7 +61,9 @@ async def main(requests: int, profile: str | None) -> None:
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()
-        times = [await one() for _ in range(requests)]
+        times = []
+        for _ in range(requests // concurrency):
+            times += await asyncio.gather(*(one() for _ in range(concurrency)))
         if profiler:
             profiler.disable()
     wall = sorted(t[0] * 1000 for t in times)
@@ -78,8 +80,9 @@ async def main(requests: int, profile: str | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once")
     parser.add_argument(
         "--profile", nargs="?", const="tottime", choices=["tottime", "cumulative"], default=None
     )
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.profile))
+    asyncio.run(main(args.requests, args.profile, args.concurrency))

@@ -27,7 +27,7 @@ import asyncio
 import datetime
 import decimal
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -56,6 +56,9 @@ GroupedFieldSet = dict[str, FieldDetailsList]
 # Resolvers that only read an attribute of their source (execution.py installs them),
 # with the getter to map over a whole level instead.
 ATTRIBUTE_READS: dict[Callable[..., Any], Callable[[Any], Any]] = {}
+
+# Resolvers with a level resolver (types/levels.py): the whole level in one call.
+LEVEL_RESOLVERS: dict[Callable[..., Any], Callable[..., Awaitable[list[Any]]]] = {}
 
 # Values that are never awaitable: a level of only these skips the per-value check.
 PLAIN_TYPES = frozenset(
@@ -139,7 +142,9 @@ class Walk:
         resolved: list[tuple[GraphQLOutputType, FieldDetailsList, GraphQLResolveInfo]] = []
         columns: list[list[Any]] = []
         waiting: list[Any] = []
-        places: list[tuple[list[Any], int]] = []
+        # Where each awaited value goes: (column, row), or (field position, None) for
+        # a level resolver's whole column.
+        places: list[tuple[Any, int | None]] = []
 
         for key, details in grouped.items():
             node = details[0].node
@@ -156,17 +161,26 @@ class Walk:
             resolved.append((field_def.type, details, info))
             getter = ATTRIBUTE_READS.get(resolve)
             try:
-                if getter is not None:
-                    # A plain attribute read: one C-level pass over the level.
-                    values = list(map(getter, sources))
-                elif field_def.args or node.arguments:
-                    args = get_argument_values(
+                args = (
+                    get_argument_values(
                         field_def,
                         node,
                         executor.variable_values,
                         details[0].fragment_variable_values,
                         executor.hide_suggestions,
                     )
+                    if field_def.args or node.arguments
+                    else {}
+                )
+                if getter is not None:
+                    # A plain attribute read: one C-level pass over the level.
+                    values = list(map(getter, sources))
+                elif (whole := LEVEL_RESOLVERS.get(resolve)) is not None:
+                    waiting.append(whole(sources, info, args))
+                    places.append((len(columns), None))
+                    columns.append([])
+                    continue
+                elif args:
                     values = [resolve(source, info, **args) for source in sources]
                 else:
                     values = [resolve(source, info) for source in sources]
@@ -183,10 +197,15 @@ class Walk:
             # One gather for the whole level: the loaders of every field dispatch
             # together. return_exceptions: nothing is left running when one fails.
             outcomes = await asyncio.gather(*waiting, return_exceptions=True)
-            for (values, index), outcome in zip(places, outcomes, strict=True):
+            for (where, row), outcome in zip(places, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     raise Abandon from outcome
-                values[index] = outcome
+                if row is None:
+                    if len(outcome) != len(sources):
+                        raise Abandon
+                    columns[where] = outcome
+                else:
+                    where[row] = outcome
 
         below: list[tuple[int, Any]] = []
         for position, ((field_type, details, info), values) in enumerate(

@@ -34,6 +34,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from . import breadth_first
 from .rows import PrefixedRow
+from .types.levels import LEVEL
 
 DEFINITION = "strawberry-definition"
 ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
@@ -51,12 +52,16 @@ def install(schema: strawberry.Schema) -> int:
             continue
         for graphql_field in graphql_type.fields.values():
             field = (graphql_field.extensions or {}).get(DEFINITION)
-            if field is None or graphql_field.args or field.extensions:
+            if field is None or field.extensions:
                 continue
-            direct = _direct(field)
-            if direct is not None:
-                graphql_field.resolve = direct
-                installed += 1
+            if not graphql_field.args:
+                direct = _direct(field)
+                if direct is not None:
+                    graphql_field.resolve = direct
+                    installed += 1
+            level = (field.metadata or {}).get(LEVEL)
+            if level is not None and graphql_field.resolve is not None:
+                breadth_first.LEVEL_RESOLVERS[graphql_field.resolve] = level
     return installed
 
 

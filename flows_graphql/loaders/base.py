@@ -115,6 +115,15 @@ class BaseLoader(DataLoader):
         self.loaders = loaders
         self.params = params
 
+    async def load_level(self, keys: list[Any]) -> list[Any]:
+        """The values of a whole level of keys (None for a None key), through the
+        same batch and cache as `load`: one future per distinct key, not per row."""
+        distinct = list(dict.fromkeys(key for key in keys if key is not None))
+        if not distinct:
+            return [None] * len(keys)
+        found = dict(zip(distinct, await self.load_many(distinct), strict=True))
+        return [None if key is None else found[key] for key in keys]
+
 
 # Projected statements kept per loader class; client queries choose the column sets,
 # so the cache is bounded.

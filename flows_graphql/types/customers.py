@@ -18,6 +18,7 @@ from ..loaders import customers as loaders
 from ..loaders import metering as metering_loaders
 from ..loaders import tariffs as tariff_loaders
 from .connection import FromDay, ToDay, connection_field
+from .levels import by_loader, level
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
 from .projection import projection, reads
 from .relations import relation
@@ -62,7 +63,10 @@ class Customer(RowType, Node):
 
     @strawberry.field(
         description="Tariffs in force on some day of [from, to] (open ends unbounded).",
-        metadata=reads("id"),
+        metadata={
+            **reads("id"),
+            **level(by_loader(tariff_loaders.TariffsByCustomerId, "id", "from", "to")),
+        },
     )
     async def tariffs(
         self, info: Info, from_: FromDay = None, to: ToDay = None
@@ -87,7 +91,10 @@ class Customer(RowType, Node):
 
     @strawberry.field(
         description="Billed costs for the months of [from, to], oldest first.",
-        metadata=reads("id"),
+        metadata={
+            **reads("id"),
+            **level(by_loader(billing_loaders.CostsByCustomerId, "id", "from", "to")),
+        },
     )
     async def monthly_costs(
         self, info: Info, from_: FromDay = None, to: ToDay = None

@@ -16,6 +16,7 @@ from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import metering as loaders
 from .connection import FromDay, ToDay
+from .levels import by_loader, level
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
 from .projection import projection, reads
 from .relations import relation
@@ -82,7 +83,11 @@ class Property(RowType, Node):
     )
 
     @strawberry.field(
-        description="Monthly solar credits for the months of [from, to].", metadata=reads("id")
+        description="Monthly solar credits for the months of [from, to].",
+        metadata={
+            **reads("id"),
+            **level(by_loader(loaders.SolarCreditsByPropertyId, "id", "from", "to")),
+        },
     )
     async def solar_credits(
         self, info: Info, from_: FromDay = None, to: ToDay = None
@@ -127,7 +132,11 @@ class Meter(RowType, Node):
     )
 
     @strawberry.field(
-        description="Usage for the months of [from, to], oldest first.", metadata=reads("id")
+        description="Usage for the months of [from, to], oldest first.",
+        metadata={
+            **reads("id"),
+            **level(by_loader(billing_loaders.UsageByMeterId, "id", "from", "to")),
+        },
     )
     async def monthly_usage(
         self, info: Info, from_: FromDay = None, to: ToDay = None

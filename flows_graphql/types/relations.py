@@ -10,6 +10,7 @@ import strawberry
 
 from ..context import Context
 from ..loaders.base import BaseLoader
+from .levels import by_loader, level
 from .projection import projection, reads
 
 
@@ -25,4 +26,8 @@ def relation(target: Any, loader: type[BaseLoader], key: str, description: str) 
         return info.context.loaders.get(loader, columns=projection(info)).load(value)
 
     resolve.__annotations__["return"] = target
-    return strawberry.field(resolver=resolve, description=description, metadata=reads(key))
+    return strawberry.field(
+        resolver=resolve,
+        description=description,
+        metadata={**reads(key), **level(by_loader(loader, key))},
+    )

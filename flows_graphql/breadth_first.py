@@ -38,13 +38,13 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfo,
     OperationType,
-    Undefined,
     is_abstract_type,
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetails, collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
+from graphql.pyutils.undefined import UndefinedType
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -255,7 +255,8 @@ class Walk:
                 raise
             except Exception as error:
                 raise Abandon from error
-            if Undefined in done:
+            # By type: `in` would call Undefined's __eq__ once per value.
+            if UndefinedType in set(map(type, done)):
                 raise Abandon
             return out
         if isinstance(inner, GraphQLList):

@@ -18,8 +18,9 @@ from ..loaders import customers as customer_loaders
 from ..loaders import metering as metering_loaders
 from ..rows import PrefixedRow
 from .connection import connection_field
+from .levels import level
 from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
-from .projection import reads
+from .projection import projection, reads
 from .relations import relation
 
 if TYPE_CHECKING:
@@ -29,6 +30,29 @@ if TYPE_CHECKING:
 
 Info = strawberry.Info[Context, None]
 Lazy = strawberry.lazy
+
+
+def _prefetched_costs(usage: Any) -> PrefixedRow | None:
+    """The costs a usage row carries (null before billing); AttributeError when the row
+    was fetched without them."""
+    return PrefixedRow(usage, "costs_") if usage.costs_id is not None else None
+
+
+async def _costs_level(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    fetch: list[int] = []
+    for position, usage in enumerate(sources):
+        try:
+            out.append(_prefetched_costs(usage))
+        except AttributeError:
+            out.append(None)
+            fetch.append(position)
+    if fetch:
+        loader = info.context.loaders.get(loaders.CostsByUsageId, columns=projection(info))
+        fetched = await loader.load_level([sources[p].id for p in fetch])
+        for position, costs in zip(fetch, fetched, strict=True):
+            out[position] = costs
+    return out
 
 
 @strawberry.type(description="One month of a meter's readings.")
@@ -53,15 +77,16 @@ class MonthlyUsage(RowType, Node):
 
     @strawberry.field(
         description="What this month cost, once billed.",
-        metadata=reads("id", "costs_id", prefix="costs_"),
+        metadata={**reads("id", "costs_id", prefix="costs_"), **level(_costs_level)},
     )
     def costs(self, info: Info) -> MonthlyCosts | None:
         # Rows of Meter.monthlyUsage carry their costs (UsageByMeterId); others load them.
-        if "costs_id" in getattr(self, "_fields", ()):
-            prefetched = PrefixedRow(self, "costs_") if self.costs_id else None  # type: ignore[attr-defined]
-            return cast(MonthlyCosts | None, prefetched)
-        future = info.context.loaders.get(loaders.CostsByUsageId).load(self.id)
-        return cast(MonthlyCosts | None, future)
+        try:
+            prefetched = _prefetched_costs(self)
+        except AttributeError:
+            future = info.context.loaders.get(loaders.CostsByUsageId).load(self.id)
+            return cast(MonthlyCosts | None, future)
+        return cast(MonthlyCosts | None, prefetched)
 
 
 @strawberry.type(

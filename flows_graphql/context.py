@@ -29,3 +29,4 @@ class Context:
 
     async def close(self) -> None:
         await self.db.close()
+        self.loaders.close()

@@ -14,7 +14,10 @@ class PrefixedRow:
     def __init__(self, row: Any, prefix: str) -> None:
         self._row = row
         # The prefixed names, made once per prefix rather than on every read.
-        self._names = _PREFIXED.setdefault(prefix, _Prefixed(prefix))
+        names = _PREFIXED.get(prefix)
+        self._names = (
+            names if names is not None else _PREFIXED.setdefault(prefix, _Prefixed(prefix))
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._row, self._names[name])

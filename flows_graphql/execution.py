@@ -33,7 +33,6 @@ from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from . import breadth_first
-from .rows import PrefixedRow
 from .types.levels import LEVEL
 
 DEFINITION = "strawberry-definition"
@@ -102,7 +101,6 @@ def _direct(field: Any) -> Resolve | None:
 _PLAIN = frozenset(
     {
         Row,
-        PrefixedRow,
         decimal.Decimal,
         datetime.date,
         datetime.datetime,

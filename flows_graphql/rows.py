@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
-
-class PrefixedRow:
-    """The columns of a joined row that carry a prefix, read without it: the costs of a
-    usage row fetched with it are `costs_total`, `costs_id`… and read as `total`, `id`."""
-
-    __slots__ = ("_names", "_row")
-
-    def __init__(self, row: Any, prefix: str) -> None:
-        self._row = row
-        # The prefixed names, made once per prefix rather than on every read.
-        names = _PREFIXED.get(prefix)
-        self._names = (
-            names if names is not None else _PREFIXED.setdefault(prefix, _Prefixed(prefix))
-        )
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, self._names[name])
+# A row shape's part under a prefix: how to pick its values, and the named tuple of them.
+Shape = tuple[Callable[[Any], tuple[Any, ...]], Callable[..., Any]]
+_SHAPES: dict[tuple[str, tuple[str, ...]], Shape] = {}
+# Client queries choose the column sets (types/projection.py): keep a bounded number.
+SHAPES_KEPT = 256
 
 
-class _Prefixed(dict[str, str]):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
+def part_shape(fields: tuple[str, ...], prefix: str) -> Shape:
+    """How to read the columns of rows with `fields` named `prefix…` as an object of
+    their own, named without the prefix: the costs a usage row carries as `costs_id`,
+    `costs_total`… read as `id`, `total`. A named tuple, so each read is one C-level
+    index rather than a name lookup through the row."""
+    key = (prefix, fields)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        indexes = [i for i, name in enumerate(fields) if name.startswith(prefix)]
+        names = [fields[i][len(prefix) :] for i in indexes]
+        cls = namedtuple("RowPart", names)  # type: ignore[misc]  # names known at run time
+        pick = itemgetter(*indexes) if len(indexes) > 1 else lambda row: (row[indexes[0]],)
+        if len(_SHAPES) >= SHAPES_KEPT:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = (pick, cls._make)
+    return shape
 
-    def __missing__(self, name: str) -> str:
-        self[name] = prefixed = self.prefix + name
-        return prefixed
 
-
-_PREFIXED: dict[str, _Prefixed] = {}
+def row_part(row: Any, prefix: str) -> Any:
+    """One row's part under `prefix` (see part_shape)."""
+    pick, make = part_shape(row._fields, prefix)
+    return make(pick(row))

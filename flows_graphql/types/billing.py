@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID
 
 import strawberry
+from sqlalchemy.engine import Row
 
 from ..context import Context
 from ..db.models.enums import BillingRunStatus, PaymentStatus, UsageSource
@@ -16,7 +17,7 @@ from ..loaders import billing as loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import metering as metering_loaders
-from ..rows import PrefixedRow
+from ..rows import Shape, part_shape, row_part
 from .connection import connection_field
 from .levels import level
 from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
@@ -32,21 +33,31 @@ Info = strawberry.Info[Context, None]
 Lazy = strawberry.lazy
 
 
-def _prefetched_costs(usage: Any) -> PrefixedRow | None:
+def _prefetched_costs(usage: Any) -> Any:
     """The costs a usage row carries (null before billing); AttributeError when the row
     was fetched without them."""
-    return PrefixedRow(usage, "costs_") if usage.costs_id is not None else None
+    return row_part(usage, "costs_") if usage.costs_id is not None else None
 
 
 async def _costs_level(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
     out: list[Any] = []
     fetch: list[int] = []
+    # The rows of a level come from one statement: one shape, worked out once.
+    shapes: dict[int, Shape | None] = {}
     for position, usage in enumerate(sources):
-        try:
-            out.append(_prefetched_costs(usage))
-        except AttributeError:
+        width = len(usage) if isinstance(usage, Row) else -1
+        if width not in shapes:
+            carried = width >= 0 and "costs_id" in usage._fields
+            shapes[width] = part_shape(usage._fields, "costs_") if carried else None
+        shape = shapes[width]
+        if shape is None:
             out.append(None)
             fetch.append(position)
+        elif usage.costs_id is None:
+            out.append(None)
+        else:
+            pick, make = shape
+            out.append(make(pick(usage)))
     if fetch:
         loader = info.context.loaders.get(loaders.CostsByUsageId, columns=projection(info))
         fetched = await loader.load_level([sources[p].id for p in fetch])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from operator import attrgetter
@@ -34,6 +35,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from . import breadth_first
 from .types.levels import LEVEL
+
+log = logging.getLogger(__name__)
 
 DEFINITION = "strawberry-definition"
 ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
@@ -117,7 +120,8 @@ _PLAIN = frozenset(
 
 def is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
     kind = type(value)
-    if kind in _PLAIN or isinstance(value, enum.Enum):
+    # Tuples: the rows of db/direct.py (named tuples) are never awaitable either.
+    if kind in _PLAIN or isinstance(value, enum.Enum | tuple):
         return False
     if kind is CoroutineType:
         return True
@@ -143,7 +147,10 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         try:
             data = await breadth_first.execute(self, grouped)
-        except breadth_first.Abandon:
+        except breadth_first.Abandon as abandoned:
+            # Expected for errors (graphql-core reports them); for a happy-path query it
+            # is a lost speed-up worth a look.
+            log.debug("breadth-first walk abandoned: %r", abandoned.__cause__)
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         return self.build_response(data)

@@ -33,7 +33,8 @@ current_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.C
 )
 
 
-def _count_statement(*_: Any) -> None:
+def count_statement(*_: Any) -> None:
+    """Count a statement sent by this request (when FLOWS_DEBUG_SQL counts them)."""
     counter = current_counter.get()
     if counter is not None:
         counter.count += 1
@@ -58,7 +59,7 @@ def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> As
         },
     )
     if settings.debug_sql:
-        event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+        event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
     if api_role:
         event.listen(engine.sync_engine, "connect", _switch_to_api_role)
     return engine

@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .engine import SET_TENANT, tenant_setting
+from .direct import compiled_for
+from .engine import SET_TENANT, count_statement, tenant_setting
 
 
 class RequestFinished(RuntimeError):
@@ -38,6 +39,8 @@ class RequestDb:
         # Row-level security's view of the viewer, set in every transaction.
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
         self._conn: AsyncConnection | None = None
+        # The asyncpg connection under _conn, for db/direct.py's reads.
+        self._driver: Any = None
         self._lock = asyncio.Lock()
         self._finished = False
 
@@ -71,6 +74,20 @@ class RequestDb:
             result = await conn.execute(statement, params or {})
             return result.all()
 
+    async def prepared_rows(self, statement: Executable, params: dict[str, Any]) -> Sequence[Any]:
+        """Rows of a statement built once and run on every request (the loaders'),
+        read past SQLAlchemy's execution layer where it can be (db/direct.py)."""
+        compiled = compiled_for(statement, self._engine.dialect)
+        if compiled is None:
+            return await self.rows(statement, params)
+        async with self._lock:
+            conn = await self._connection()
+            if self._driver is None:
+                self._driver = (await conn.get_raw_connection()).driver_connection
+            count_statement()
+            records = await self._driver.fetch(compiled.sql, *compiled.arguments(params))
+            return compiled.rows(records)
+
     async def scalar(self, statement: Executable, params: dict[str, Any] | None = None) -> Any:
         async with self._lock:
             conn = await self._connection()
@@ -94,6 +111,7 @@ class RequestDb:
             await self._end_read()
 
     async def _end_read(self) -> None:
+        self._driver = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             # Read-only work: ending the transaction is all that is needed.

@@ -207,7 +207,7 @@ class RowLoader(BaseLoader):
         return getattr(row, self.key)
 
     async def batch_load_fn(self, keys: list[Any]) -> list[Any]:
-        rows = await self.loaders.db.rows(self.statement(), self.bind(list(keys)))
+        rows = await self.loaders.db.prepared_rows(self.statement(), self.bind(list(keys)))
         return self.arrange(keys, rows)
 
     def arrange(self, keys: Iterable[Any], rows: Iterable[Any]) -> list[Any]:

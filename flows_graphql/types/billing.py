@@ -45,10 +45,12 @@ async def _costs_level(sources: list[Any], info: Any, args: dict[str, Any]) -> l
     # The rows of a level come from one statement: one shape, worked out once.
     shapes: dict[int, Shape | None] = {}
     for position, usage in enumerate(sources):
-        width = len(usage) if isinstance(usage, Row) else -1
+        # Rows are SQLAlchemy's or db/direct.py's named tuples: both have `_fields`.
+        fields = getattr(usage, "_fields", None) if isinstance(usage, tuple | Row) else None
+        width = len(fields) if fields is not None else -1
         if width not in shapes:
-            carried = width >= 0 and "costs_id" in usage._fields
-            shapes[width] = part_shape(usage._fields, "costs_") if carried else None
+            carried = fields is not None and "costs_id" in fields
+            shapes[width] = part_shape(fields, "costs_") if fields and carried else None
         shape = shapes[width]
         if shape is None:
             out.append(None)

@@ -57,8 +57,13 @@ GroupedFieldSet = dict[str, FieldDetailsList]
 # with the getter to map over a whole level instead.
 ATTRIBUTE_READS: dict[Callable[..., Any], Callable[[Any], Any]] = {}
 
-# Resolvers with a level resolver (types/levels.py): the whole level in one call.
-LEVEL_RESOLVERS: dict[Callable[..., Any], Callable[..., Awaitable[list[Any]]]] = {}
+# Resolvers with a level resolver (types/levels.py): the whole level in one call, its
+# values as a list or an awaitable of one.
+LEVEL_RESOLVERS: dict[Callable[..., Any], Callable[..., list[Any] | Awaitable[list[Any]]]] = {}
+
+# Scalars that serialize a str as itself.
+TEXT_SCALARS = frozenset({"String", "ID"})
+TEXT = frozenset({str, type(None)})
 
 # Values that are never awaitable: a level of only these skips the per-value check.
 PLAIN_TYPES = frozenset(
@@ -176,10 +181,15 @@ class Walk:
                     # A plain attribute read: one C-level pass over the level.
                     values = list(map(getter, sources))
                 elif (whole := LEVEL_RESOLVERS.get(resolve)) is not None:
-                    waiting.append(whole(sources, info, args))
-                    places.append((len(columns), None))
-                    columns.append([])
-                    continue
+                    resolved_level = whole(sources, info, args)
+                    if not isinstance(resolved_level, list):  # awaited with the others below
+                        waiting.append(resolved_level)
+                        places.append((len(columns), None))
+                        columns.append([])
+                        continue
+                    if len(resolved_level) != len(sources):
+                        raise Abandon
+                    values = resolved_level
                 elif args:
                     values = [resolve(source, info, **args) for source in sources]
                 else:
@@ -240,6 +250,8 @@ class Walk:
         if non_null and any(value is None for value in values):
             raise Abandon
         if is_leaf_type(inner):
+            if inner.name in TEXT_SCALARS and TEXT.issuperset(map(type, values)):
+                return values  # text is its own serialization
             coerce = inner.coerce_output_value
             try:
                 if None in values:

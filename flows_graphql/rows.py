@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 from collections.abc import Callable
 from operator import itemgetter
@@ -28,7 +29,7 @@ def part_shape(fields: tuple[str, ...], prefix: str) -> Shape:
         pick = itemgetter(*indexes) if len(indexes) > 1 else lambda row: (row[indexes[0]],)
         if len(_SHAPES) >= SHAPES_KEPT:
             _SHAPES.clear()
-        shape = _SHAPES[key] = (pick, cls._make)
+        shape = _SHAPES[key] = (pick, functools.partial(tuple.__new__, cls))
     return shape
 
 

@@ -16,6 +16,7 @@ statement with any other column type, or one SQLAlchemy must render at execution
 
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -109,13 +110,13 @@ def compile_direct(statement: Executable, dialect: Dialect) -> Compiled | None:
         if processor is not None
     }
     row = namedtuple("DbRow", keys)  # type: ignore[misc]  # names known at run time
+    # tuple.__new__ straight: `_make` is a Python call per row.
+    make = functools.partial(tuple.__new__, row)
     # Literal values of the statement; the named parameters come with each run.
     constants = {
         name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
     }
-    return Compiled(
-        compiled.string, list(compiled.positiontup), constants, binds, row._make, convert
-    )
+    return Compiled(compiled.string, list(compiled.positiontup), constants, binds, make, convert)
 
 
 # Statements are kept with their compiled form, so an id is not reused while cached.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter, sub
 from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID
 
@@ -66,6 +67,13 @@ async def _costs_level(sources: list[Any], info: Any, args: dict[str, Any]) -> l
         for position, costs in zip(fetch, fetched, strict=True):
             out[position] = costs
     return out
+
+
+_BENCHMARK_TOTAL, _TOTAL = attrgetter("benchmark_total"), attrgetter("total")
+
+
+def _savings_level(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
+    return list(map(sub, map(_BENCHMARK_TOTAL, sources), map(_TOTAL, sources)))
 
 
 @strawberry.type(description="One month of a meter's readings.")
@@ -166,7 +174,7 @@ class MonthlyCosts(RowType, Node):
 
     @strawberry.field(
         description="Benchmark total minus total: what the community saved.",
-        metadata=reads("benchmark_total", "total"),
+        metadata={**reads("benchmark_total", "total"), **level(_savings_level)},
     )
     def savings(self) -> Decimal:
         return self.benchmark_total - self.total

@@ -21,8 +21,11 @@ from .projection import projection
 
 LEVEL = "flows.level"
 
-# (the level's source rows, the field's info, its arguments by GraphQL name) → values.
-LevelResolve = Callable[[list[Any], GraphQLResolveInfo, dict[str, Any]], Awaitable[list[Any]]]
+# (the level's source rows, the field's info, its arguments by GraphQL name) → values,
+# or an awaitable of them.
+LevelResolve = Callable[
+    [list[Any], GraphQLResolveInfo, dict[str, Any]], list[Any] | Awaitable[list[Any]]
+]
 
 
 def level(resolve: LevelResolve) -> dict[str, Any]:

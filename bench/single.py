@@ -85,4 +85,9 @@ if __name__ == "__main__":
         "--profile", nargs="?", const="tottime", choices=["tottime", "cumulative"], default=None
     )
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.profile, args.concurrency))
+    try:  # the event loop the server runs on (uvicorn picks uvloop when installed)
+        import uvloop
+
+        uvloop.run(main(args.requests, args.profile, args.concurrency))
+    except ImportError:
+        asyncio.run(main(args.requests, args.profile, args.concurrency))

@@ -17,6 +17,7 @@ searching its columns and raising — the dearest single step of a large page.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import decimal
 import enum
@@ -37,6 +38,10 @@ from . import breadth_first
 from .types.levels import LEVEL
 
 log = logging.getLogger(__name__)
+
+# Set once a request's operation runs: an error without a path after that is a failure
+# of the execution itself, not of the document or its variables (graphql_view._mask).
+executing: contextvars.ContextVar[bool] = contextvars.ContextVar("flows_executing", default=False)
 
 DEFINITION = "strawberry-definition"
 ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
@@ -136,6 +141,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def execute_operation(self, serially: bool | None = None) -> Any:
         """Queries walk breadth-first (breadth_first.py); what that walk cannot
         answer, and every other operation, goes graphql-core's way."""
+        executing.set(True)
         settings = getattr(self.context_value, "settings", None)
         grouped = breadth_first.applies(self) if getattr(settings, "breadth_first", False) else None
         if grouped is None:

@@ -20,7 +20,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from . import logs
+from . import execution, logs
 from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
@@ -189,7 +189,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
         original = error.original_error
         if code in KNOWN_CODES or (isinstance(original, GraphQLError) and code):
             return error
-        if error.path is None:
+        failed_in_execution = execution.executing.get() and not isinstance(
+            original, GraphQLError | None
+        )
+        if error.path is None and not failed_in_execution:
             # Refused before execution: a document or variables that do not validate.
             message = PYTHON_DETAIL.sub("", error.message)
             if self.settings.production:
@@ -201,7 +204,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             )
         request_id = logs.request_id.get()
         log.error(
-            "unexpected error in a resolver",
+            "unexpected error in a resolver" if error.path else "unexpected error in execution",
             exc_info=(type(original), original, original.__traceback__) if original else None,
             extra={"path": error.path},
         )

@@ -327,6 +327,31 @@ async def test_unexpected_errors_are_masked_with_a_request_id(client, monkeypatc
     assert logged and "secret internals" in str(logged[0].exc_info[1])
 
 
+async def test_a_failure_of_execution_itself_is_masked_too(client, monkeypatch, caplog):
+    """An error outside any field (the walk itself failing) has no path, like a
+    validation error, but is INTERNAL: its message never reaches the client."""
+    from flows_graphql import breadth_first
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("secret internals of the walk")
+
+    monkeypatch.setattr(breadth_first, "execute", broken)
+    response = await client.post(
+        "/graphql", json={"query": "{ escos { nodes { code } } }"}, headers={"X-Request-ID": "r-43"}
+    )
+    assert response.status_code == 200
+    [error] = response.json()["errors"]
+    assert error["message"] == "Internal error."
+    assert error["extensions"] == {"code": "INTERNAL", "requestId": "r-43"}
+    assert "secret" not in response.text
+    logged = [r for r in caplog.records if r.name == "flows_graphql.errors"]
+    assert logged and "secret internals of the walk" in str(logged[0].exc_info[1])
+    # A document that does not validate is still told so.
+    invalid = await client.post("/graphql", json={"query": "{ escoss { code } }"})
+    [refused] = invalid.json()["errors"]
+    assert refused["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
 async def test_validation_errors_carry_a_code_and_no_hints_in_production(
     settings, database_url, engine
 ):

@@ -133,6 +133,9 @@ class FlowsGraphQL(GraphQL[Context, None]):
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         data = kwargs["request_data"]
         context: Context = kwargs["context"]
+        # Per request: one request's flag must not classify the next one's errors (in
+        # tests, several requests share a task and its context).
+        execution.executing.set(False)
         if isinstance(data.query, str):
             verdict = check(data.query, data.variables, data.operation_name, self.limits)
             # Queries have no userErrors: such text is refused here. Mutations answer it

@@ -3,6 +3,7 @@ before execution, and masked errors."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -69,6 +70,18 @@ async def test_graphiql_page_needs_no_credentials(anonymous):
     response = await anonymous.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+
+
+async def test_a_token_accepted_once_is_refused_once_expired(anonymous, settings):
+    """Checked tokens are remembered for a while (no HMAC per request), never past
+    their `exp`."""
+    token = issue_token(settings.jwt_secret, sub="x", role="admin", ttl=timedelta(seconds=1))
+    headers = {"Authorization": f"Bearer {token}"}
+    first = await anonymous.post("/graphql", json={"query": ME}, headers=headers)
+    assert first.status_code == 200 and "errors" not in first.json()
+    await asyncio.sleep(2.1)
+    response = await anonymous.post("/graphql", json={"query": ME}, headers=headers)
+    assert "expired" in unauthenticated(response)
 
 
 @pytest.mark.parametrize(

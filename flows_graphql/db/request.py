@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -33,13 +34,28 @@ class RequestFinished(RuntimeError):
     pass
 
 
+_TENANT_VALUE = re.compile(r"\*|[0-9a-f,-]*")
+
+
+def begin_read(esco_ids: str) -> str:
+    """BEGIN of a request's read snapshot and its tenant setting, as one simple query
+    (parameters would take a second round trip). The value is `*` or uuids joined by
+    commas (engine.tenant_setting); anything else is refused, never quoted into SQL."""
+    if not _TENANT_VALUE.fullmatch(esco_ids):
+        raise ValueError("not a tenant setting")
+    return (
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+        f" SELECT set_config('flows.esco_ids', '{esco_ids}', true)"
+    )
+
+
 class RequestDb:
     def __init__(self, engine: AsyncEngine, esco_ids: frozenset[uuid.UUID] | None) -> None:
         self._engine = engine
         # Row-level security's view of the viewer, set in every transaction.
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
         self._conn: AsyncConnection | None = None
-        # The asyncpg connection under _conn, for db/direct.py's reads.
+        # The asyncpg connection under _conn: our transaction, db/direct.py's reads.
         self._driver: Any = None
         self._lock = asyncio.Lock()
         self._finished = False
@@ -53,15 +69,16 @@ class RequestDb:
         if self._conn is None:
             conn = await self._engine.connect()
             try:
-                conn = await conn.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
-                await conn.begin()
-                await conn.execute(SET_TENANT, self._tenant)
+                # The transaction is ours, not SQLAlchemy's: opened with the tenant
+                # setting in one round trip, ended by _end_read.
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                driver: Any = (await conn.get_raw_connection()).driver_connection
+                count_statement()
+                await driver.execute(begin_read(self._tenant["esco_ids"]))
             except BaseException:
                 await conn.close()
                 raise
-            self._conn = conn
+            self._conn, self._driver = conn, driver
         return self._conn
 
     async def rows(
@@ -81,9 +98,7 @@ class RequestDb:
         if compiled is None:
             return await self.rows(statement, params)
         async with self._lock:
-            conn = await self._connection()
-            if self._driver is None:
-                self._driver = (await conn.get_raw_connection()).driver_connection
+            await self._connection()
             count_statement()
             records = await self._driver.fetch(compiled.sql, *compiled.arguments(params))
             return compiled.rows(records)
@@ -111,9 +126,16 @@ class RequestDb:
             await self._end_read()
 
     async def _end_read(self) -> None:
-        self._driver = None
         if self._conn is not None:
-            conn, self._conn = self._conn, None
-            # Read-only work: ending the transaction is all that is needed.
-            await conn.rollback()
-            await conn.close()
+            conn, driver, self._conn, self._driver = self._conn, self._driver, None, None
+            try:
+                # Read-only work: ending the transaction is all that is needed. A
+                # statement cancelled mid-way (graphql-core gives up on the siblings of a
+                # failed field) may have closed the connection: nothing to end then.
+                if not driver.is_closed():
+                    await driver.execute("ROLLBACK")
+            except Exception:
+                # In an unknown state: the pool must not hand it out again.
+                await conn.invalidate()
+            finally:
+                await conn.close()

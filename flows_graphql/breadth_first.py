@@ -228,8 +228,14 @@ class Walk:
                 below.append((position, completed))
         if below:
             # Sibling subtrees run side by side, so their loaders batch together too.
-            finished = await asyncio.gather(*(awaitable for _, awaitable in below))
+            # All of them end before an Abandon goes up: none is left running when
+            # graphql-core starts over.
+            finished = await asyncio.gather(
+                *(awaitable for _, awaitable in below), return_exceptions=True
+            )
             for (position, _), completed in zip(below, finished, strict=True):
+                if isinstance(completed, BaseException):
+                    raise completed
                 columns[position] = completed
         if not columns:  # a fragment on another type selected nothing here
             return [{} for _ in sources]

@@ -29,4 +29,4 @@ class Context:
 
     async def close(self) -> None:
         await self.db.close()
-        self.loaders.close()
+        self.loaders.release()

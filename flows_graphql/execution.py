@@ -157,6 +157,11 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             # Expected for errors (graphql-core reports them); for a happy-path query it
             # is a lost speed-up worth a look.
             log.debug("breadth-first walk abandoned: %r", abandoned.__cause__)
+            # From scratch, as graphql-core alone would run it: with warm caches some
+            # fields would finish sooner and a failed query could report other errors.
+            loaders = getattr(self.context_value, "loaders", None)
+            if loaders is not None:
+                loaders.release()
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         return self.build_response(data)

@@ -13,6 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from datetime import date
+from operator import attrgetter
 from typing import Any, ClassVar, TypeVar
 
 from aiodataloader import DataLoader
@@ -79,10 +80,11 @@ class Loaders:
             loader.columns = columns
         return loader  # type: ignore[return-value]  # made as cls above
 
-    def close(self) -> None:
-        """Let the request's rows go. Each loader points back at this object, so
-        without this they would wait for the cyclic garbage collector: every row
-        and future of a request, collected over and over as they aged (bench/README.md)."""
+    def release(self) -> None:
+        """Drop every loader and what it cached (new ones are made on next use). At a
+        request's end this lets its rows go: each loader points back at this object,
+        so they would otherwise wait for the cyclic garbage collector, every row and
+        future of a request collected over and over as they aged (bench/README.md)."""
         for loader in self._made.values():
             loader.clear_all()
         self._made.clear()
@@ -203,20 +205,18 @@ class RowLoader(BaseLoader):
     def bind(self, keys: list[Any]) -> dict[str, Any]:
         return self.loaders.bind({"keys": keys})
 
-    def key_of(self, row: Any) -> Any:
-        return getattr(row, self.key)
-
     async def batch_load_fn(self, keys: list[Any]) -> list[Any]:
         rows = await self.loaders.db.prepared_rows(self.statement(), self.bind(list(keys)))
         return self.arrange(keys, rows)
 
-    def arrange(self, keys: Iterable[Any], rows: Iterable[Any]) -> list[Any]:
+    def arrange(self, keys: Iterable[Any], rows: Sequence[Any]) -> list[Any]:
+        row_keys = map(attrgetter(self.key), rows)
         if self.many:
             grouped: dict[Any, list[Any]] = defaultdict(list)
-            for row in rows:
-                grouped[self.key_of(row)].append(row)
+            for key, row in zip(row_keys, rows, strict=True):
+                grouped[key].append(row)
             return [grouped.get(k, []) for k in keys]
-        by_key = {self.key_of(row): row for row in rows}
+        by_key = dict(zip(row_keys, rows, strict=True))
         return [by_key.get(k) for k in keys]
 
 

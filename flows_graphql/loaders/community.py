@@ -23,6 +23,13 @@ class EscoById(RowLoader):
     scope_column = "id"  # an ESCO row is the tenant itself
 
 
+class EscoByCode(RowLoader):
+    table = ESCOS
+    key = "code"
+    key_type = TEXT_ARRAY
+    scope_column = "id"
+
+
 class RegionByCode(RowLoader):
     table = REGIONS
     key = "code"

@@ -4,20 +4,22 @@ contract terms."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from sqlalchemy import select
 
 from ..context import Context
 from ..db.models.enums import ContractTermsType, TariffGeneration
-from ..loaders.community import ESCO_SPEC, ESCOS, REGIONS, TERMS
+from ..loaders import community as community_loaders
+from ..loaders.community import ESCO_SPEC, REGIONS, TERMS
 from ..services import community as service
 from ..services.community import KEEP
 from ..types.community import ContractTerms, Esco, Region, Site
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.errors import UserError
 from ..types.node import parse_id
+from ..types.projection import projection
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
@@ -46,10 +48,8 @@ class CommunityQuery:
     async def esco(
         self, info: Info, code: Annotated[str, strawberry.argument(description="ESCO code.")]
     ) -> Esco | None:
-        loaders = info.context.loaders
-        stmt = loaders.restrict(select(ESCOS).where(ESCOS.c.code == code), ESCOS, "id")
-        rows = await info.context.db.rows(stmt, loaders.bind({}))
-        return rows[0] if rows else None
+        loader = info.context.loaders.get(community_loaders.EscoByCode, columns=projection(info))
+        return cast(Esco | None, await loader.load(code))
 
     @strawberry.field(description="Every version of every contract terms, by type and title.")
     async def contract_terms(self, info: Info) -> list[ContractTerms]:

@@ -28,10 +28,12 @@ import datetime
 import decimal
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
     GraphQLAbstractType,
+    GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -45,6 +47,13 @@ from graphql.execution.collect_fields import FieldDetails, collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
 from graphql.pyutils.undefined import UndefinedType
+from graphql.type.scalars import (
+    serialize_boolean,
+    serialize_float,
+    serialize_id,
+    serialize_int,
+    serialize_string,
+)
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -64,6 +73,21 @@ LEVEL_RESOLVERS: dict[Callable[..., Any], Callable[..., list[Any] | Awaitable[li
 # Scalars that serialize a str as itself.
 TEXT_SCALARS = frozenset({"String", "ID"})
 TEXT = frozenset({str, type(None)})
+NoneType = type(None)
+# Serializers that answer a value or raise, never null or Undefined: graphql-core's own
+# and those of our scalars (types/scalars.py).
+ALWAYS_SERIALIZE = frozenset(
+    {
+        serialize_string,
+        serialize_id,
+        serialize_int,
+        serialize_float,
+        serialize_boolean,
+        str,
+        datetime.date.isoformat,
+        datetime.datetime.isoformat,
+    }
+)
 
 # Values that are never awaitable: a level of only these skips the per-value check.
 PLAIN_TYPES = frozenset(
@@ -239,8 +263,9 @@ class Walk:
                 columns[position] = completed
         if not columns:  # a fragment on another type selected nothing here
             return [{} for _ in sources]
-        keys = list(grouped)
-        return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+        # Every column holds one value per source (checked as they were made): the
+        # objects are built in C, without a Python step per object.
+        return list(map(dict, map(zip, repeat(list(grouped)), zip(*columns, strict=True))))
 
     def complete(
         self,
@@ -253,30 +278,10 @@ class Walk:
         done (leaves), else an awaitable of that list (objects below)."""
         non_null = isinstance(field_type, GraphQLNonNull)
         inner: Any = field_type.of_type if non_null else field_type  # type: ignore[union-attr]
-        if non_null and any(value is None for value in values):
-            raise Abandon
         if is_leaf_type(inner):
-            if inner.name in TEXT_SCALARS and TEXT.issuperset(map(type, values)):
-                return values  # text is its own serialization
-            coerce = inner.coerce_output_value
-            try:
-                if None in values:
-                    out = [None if value is None else coerce(value) for value in values]
-                    done = [value for value in out if value is not None]
-                    if len(done) != len(values) - values.count(None):
-                        raise Abandon
-                else:
-                    out = done = list(map(coerce, values))
-                    if None in out:
-                        raise Abandon
-            except Abandon:
-                raise
-            except Exception as error:
-                raise Abandon from error
-            # By type: `in` would call Undefined's __eq__ once per value.
-            if UndefinedType in set(map(type, done)):
-                raise Abandon
-            return out
+            return self.leaves(inner, non_null, values)
+        if non_null and None in values:
+            raise Abandon
         if isinstance(inner, GraphQLList):
             return self.lists(inner.of_type, details, info, values)
         if isinstance(inner, GraphQLObjectType):
@@ -284,6 +289,31 @@ class Walk:
         if is_abstract_type(inner):
             return self.abstract(inner, details, info, values)
         raise Abandon
+
+    @staticmethod
+    def leaves(leaf: Any, non_null: bool, values: list[Any]) -> list[Any]:
+        """A level's values of a scalar or enum field, serialized."""
+        kinds = set(map(type, values))
+        has_null = NoneType in kinds
+        if has_null and non_null:
+            raise Abandon
+        if leaf.name in TEXT_SCALARS and kinds <= TEXT:
+            return values  # text is its own serialization
+        coerce = leaf.coerce_output_value
+        try:
+            if has_null:
+                out = [None if value is None else coerce(value) for value in values]
+            else:
+                out = list(map(coerce, values))
+        except Exception as error:
+            raise Abandon from error
+        if coerce in ALWAYS_SERIALIZE or isinstance(leaf, GraphQLEnumType):
+            return out  # these raise rather than answer null or Undefined
+        done = set(map(type, out))
+        # A serializer answering null for a value, or Undefined: graphql-core's error.
+        if UndefinedType in done or (NoneType in done and out.count(None) != values.count(None)):
+            raise Abandon
+        return out
 
     async def lists(
         self,

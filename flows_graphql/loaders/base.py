@@ -277,13 +277,33 @@ class PageLoader(BaseLoader):
 
     spec: ClassVar[ConnectionSpec]
     parent: ClassVar[str]
+    _pages: ClassVar[dict[tuple[Any, ...], Select[Any]]] = {}
 
     def __init__(self, loaders: Loaders, sort: str | None, args: PageArgs) -> None:
         super().__init__(loaders, sort, args)
         self.sort = self.spec.sort(sort)
         self.args = args
 
-    async def batch_load_fn(self, keys: list[Any]) -> list[Page]:
+    def statement(self) -> Select[Any]:
+        """The page's statement, made once per order, window, columns and viewer kind
+        (it then runs straight on asyncpg, db/direct.py)."""
+        loaders = self.loaders
+        cache_key = (
+            type(self),
+            self.sort.name,
+            self.args,
+            self.columns,
+            loaders.scope is not None,
+            loaders.customer_id is not None,
+        )
+        stmt = self._pages.get(cache_key)
+        if stmt is None:
+            if len(self._pages) >= PROJECTIONS_KEPT:
+                self._pages.clear()
+            stmt = self._pages[cache_key] = self.build_statement()
+        return stmt
+
+    def build_statement(self) -> Select[Any]:
         # For each parent, an index-ordered LIMIT (a LATERAL join) rather than numbering
         # every child row: a page of a large ESCO's customers reads 51 rows, not all.
         table = self.spec.table
@@ -304,8 +324,11 @@ class PageLoader(BaseLoader):
             .limit(self.args.limit + 1)
         )
         lateral = self.loaders.restrict(page, table, self.spec.scope_column).lateral("page")
-        stmt = select(lateral).select_from(parents).join(lateral, true())
-        rows = await self.loaders.db.rows(stmt, self.loaders.bind({"keys": list(keys)}))
+        return select(lateral).select_from(parents).join(lateral, true())
+
+    async def batch_load_fn(self, keys: list[Any]) -> list[Page]:
+        stmt = self.statement()
+        rows = await self.loaders.db.prepared_rows(stmt, self.loaders.bind({"keys": list(keys)}))
         grouped: dict[Any, list[Any]] = defaultdict(list)
         for row in rows:
             grouped[getattr(row, self.parent)].append(row)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from itertools import repeat
@@ -150,6 +151,14 @@ def _is_row_type_check(check: Any) -> bool:
     return getattr(getattr(check, "__func__", None), "__qualname__", "") == "RowType.is_type_of"
 
 
+def _close(awaitables: list[Any]) -> None:
+    """Resolver coroutines made for a level that will not run: closed, not left to warn
+    that they were never awaited."""
+    for awaitable in awaitables:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+
+
 class Walk:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
@@ -219,6 +228,7 @@ class Walk:
                 else:
                     values = [resolve(source, info) for source in sources]
             except Exception as error:
+                _close(waiting)
                 raise Abandon from error
             columns.append(values)
             if not PLAIN_TYPES.issuperset(map(type, values)):

@@ -62,7 +62,17 @@ def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> As
         event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
     if api_role:
         event.listen(engine.sync_engine, "connect", _switch_to_api_role)
+    event.listen(engine.sync_engine.pool, "reset", _end_stray_transaction)
     return engine
+
+
+def _end_stray_transaction(dbapi_connection: Any, connection_record: Any, state: Any) -> None:
+    """A read's transaction is opened on the driver (db/request.py), unknown to
+    SQLAlchemy's own reset: whatever path a connection comes back by, it must not come
+    back inside one. A connection that cannot roll back is discarded by the pool."""
+    driver = dbapi_connection.driver_connection
+    if not driver.is_closed() and driver.is_in_transaction():
+        dbapi_connection.run_async(lambda conn: conn.execute("ROLLBACK"))
 
 
 def _switch_to_api_role(dbapi_connection: Any, connection_record: Any) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -76,7 +77,9 @@ class RequestDb:
                 count_statement()
                 await driver.execute(begin_read(self._tenant["esco_ids"]))
             except BaseException:
-                await conn.close()
+                # Cancelled or failed with our BEGIN perhaps run: SQLAlchemy knows of no
+                # transaction to end, so this connection must not go back to the pool.
+                await conn.invalidate()
                 raise
             self._conn, self._driver = conn, driver
         return self._conn
@@ -129,13 +132,13 @@ class RequestDb:
         if self._conn is not None:
             conn, driver, self._conn, self._driver = self._conn, self._driver, None, None
             try:
-                # Read-only work: ending the transaction is all that is needed. A
-                # statement cancelled mid-way (graphql-core gives up on the siblings of a
-                # failed field) may have closed the connection: nothing to end then.
-                if not driver.is_closed():
-                    await driver.execute("ROLLBACK")
-            except Exception:
-                # In an unknown state: the pool must not hand it out again.
+                # Read-only work: ending the transaction is all that is needed.
+                await driver.execute("ROLLBACK")
+            except BaseException:
+                # Closed (a cancelled statement, a dead server) or cancelled itself: in
+                # an unknown state, so the pool must not hand it out again.
                 await conn.invalidate()
+                if not isinstance(sys.exc_info()[1], Exception):
+                    raise
             finally:
                 await conn.close()

@@ -284,9 +284,12 @@ class PageLoader(BaseLoader):
         self.sort = self.spec.sort(sort)
         self.args = args
 
-    def statement(self) -> Select[Any]:
-        """The page's statement, made once per order, window, columns and viewer kind
-        (it then runs straight on asyncpg, db/direct.py)."""
+    def statement(self) -> Select[Any] | None:
+        """The statement of a first or last page, made once per order, size, columns
+        and viewer kind (it then runs straight on asyncpg, db/direct.py); None for a
+        page after or before a cursor, whose statement is made for it alone."""
+        if self.args.after is not None or self.args.before is not None:
+            return None
         loaders = self.loaders
         cache_key = (
             type(self),
@@ -327,8 +330,12 @@ class PageLoader(BaseLoader):
         return select(lateral).select_from(parents).join(lateral, true())
 
     async def batch_load_fn(self, keys: list[Any]) -> list[Page]:
+        params = self.loaders.bind({"keys": list(keys)})
         stmt = self.statement()
-        rows = await self.loaders.db.prepared_rows(stmt, self.loaders.bind({"keys": list(keys)}))
+        if stmt is not None:
+            rows = await self.loaders.db.prepared_rows(stmt, params)
+        else:  # through SQLAlchemy, which caches it by shape, not by cursor values
+            rows = await self.loaders.db.rows(self.build_statement(), params)
         grouped: dict[Any, list[Any]] = defaultdict(list)
         for row in rows:
             grouped[getattr(row, self.parent)].append(row)

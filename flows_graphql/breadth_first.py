@@ -6,9 +6,10 @@ object and a path, and for every list of objects a gather of one awaitable per i
 three quarters of the request's time (bench/README.md). The loaders already fetch
 breadth-first (one statement per level); this executes the same way. A selection is
 run for all the objects of a level together: each field's resolver is called for every
-object in one loop with one info object, everything awaitable is awaited in one
-gather, leaves are serialized in place, and each object field's children are completed
-as one flat list, one level further down.
+object in one loop with one info object (a field with a level resolver, types/levels.py,
+once for the whole level), everything awaitable is awaited in one gather, leaves are
+serialized in place, and each object field's children are completed as one flat list,
+one level further down.
 
 Field collection (fragments, `@skip`/`@include`), argument coercion, resolvers and
 serializers are graphql-core's and Strawberry's own; only the walk is ours. It gives
@@ -16,9 +17,9 @@ the answer of the happy path only. Anything else is left to graphql-core, which 
 the spec's answer: an operation that is not a query, `@defer`/`@stream`, an abort
 signal; and, found while running, a resolver raising, null in a non-null position, a
 value that does not serialize, an unexpected runtime type. Then the fast result is
-dropped and the operation runs again the standard way: a read is idempotent, sees the
-same snapshot (one transaction per request), and the loaders' caches spare most of its
-statements, so errors, their paths and partial data are exactly graphql-core's.
+dropped and the operation runs again the standard way, from fresh loaders: a read is
+idempotent and sees the same snapshot (one transaction per request), so errors, their
+paths and partial data are exactly graphql-core's. Only a failing query pays twice.
 """
 
 from __future__ import annotations

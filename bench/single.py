@@ -1,9 +1,10 @@
-"""One dashboard request at a time, in process, no load: where a request's time goes.
+"""One request at a time, in process, no load: where a request's time goes.
 
-    python -m bench.single [--requests 30] [--concurrency 1] [--profile [tottime|cumulative]]
+    python -m bench.single [--scenario a|b] [--requests 30] [--concurrency 1]
+                           [--profile [tottime|cumulative]]
 
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
-app in this process and times (a)'s request end to end (auth, parse, validate, execute,
+app in this process and times (a)'s or (b)'s request end to end (auth, parse, validate, execute,
 JSON); `--profile [tottime|cumulative]` prints a cProfile of the timed requests.
 """
 
@@ -21,25 +22,32 @@ import httpx
 
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
+from flows_graphql.types.node import to_global_id
 
 from .dataset import describe
-from .queries import OUR_DASHBOARD
+from .queries import OUR_APP, OUR_DASHBOARD
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
 
 
-async def main(requests: int, profile: str | None, concurrency: int = 1) -> None:
+async def main(
+    requests: int, profile: str | None, concurrency: int = 1, scenario: str = "a"
+) -> None:
     bench = BenchSettings.from_env()
     data = await describe(bench, "single")
     settings = Settings.from_env()
     settings = type(settings)(**{**vars(settings), "jwt_secret": bench.jwt_secret})
     app = create_app(settings, bench.database_url)
     tokens = Tokens(bench, data)
-    body = graphql_body(
-        OUR_DASHBOARD,
-        {"code": data.esco_code, "from": str(data.first_month), "to": str(data.last_month)},
-    )
-    headers = {"authorization": f"Bearer {tokens.operator}", "content-type": "application/json"}
+    months = {"from": str(data.first_month), "to": str(data.last_month)}
+    if scenario == "a":
+        body = graphql_body(OUR_DASHBOARD, {"code": data.esco_code, **months})
+        token = tokens.operator
+    else:  # (b): the first app customer's screen, with their own token
+        customer = data.app_customers[0]
+        body = graphql_body(OUR_APP, {"id": to_global_id("Customer", customer.id), **months})
+        token = tokens.customers[0]
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -68,8 +76,9 @@ async def main(requests: int, profile: str | None, concurrency: int = 1) -> None
             profiler.disable()
     wall = sorted(t[0] * 1000 for t in times)
     cpu = sorted(t[1] * 1000 for t in times)
+    name = "dashboard" if scenario == "a" else "app screen"
     print(
-        f"dashboard, in process: {requests} requests; wall median {statistics.median(wall):.1f}"
+        f"{name}, in process: {requests} requests; wall median {statistics.median(wall):.1f}"
         f" ms, min {wall[0]:.1f} ms; CPU (this process: server and client) median"
         f" {statistics.median(cpu):.1f} ms, min {cpu[0]:.1f} ms"
     )
@@ -80,6 +89,7 @@ async def main(requests: int, profile: str | None, concurrency: int = 1) -> None
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--scenario", choices=["a", "b"], default="a", help="(a) or (b)")
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once")
     parser.add_argument(
         "--profile", nargs="?", const="tottime", choices=["tottime", "cumulative"], default=None
@@ -88,6 +98,6 @@ if __name__ == "__main__":
     try:  # the event loop the server runs on (uvicorn picks uvloop when installed)
         import uvloop
 
-        uvloop.run(main(args.requests, args.profile, args.concurrency))
+        uvloop.run(main(args.requests, args.profile, args.concurrency, args.scenario))
     except ImportError:
-        asyncio.run(main(args.requests, args.profile, args.concurrency))
+        asyncio.run(main(args.requests, args.profile, args.concurrency, args.scenario))

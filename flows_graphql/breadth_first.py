@@ -56,6 +56,7 @@ from graphql.type.scalars import (
     serialize_int,
     serialize_string,
 )
+from sqlalchemy.engine import Row
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -91,7 +92,8 @@ ALWAYS_SERIALIZE = frozenset(
     }
 )
 
-# Values that are never awaitable: a level of only these skips the per-value check.
+# Values that are never awaitable: a level of only these skips the per-value check
+# (execution.is_awaitable answers the same for them).
 PLAIN_TYPES = frozenset(
     {
         str,
@@ -105,6 +107,7 @@ PLAIN_TYPES = frozenset(
         type(None),
         list,
         dict,
+        Row,
     }
 )
 

@@ -18,11 +18,8 @@ searching its columns and raising — the dearest single step of a large page.
 from __future__ import annotations
 
 import contextvars
-import datetime
-import decimal
 import enum
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from operator import attrgetter
 from types import CoroutineType
@@ -30,7 +27,6 @@ from typing import Any, TypeGuard
 
 import strawberry
 from graphql import GraphQLObjectType, GraphQLResolveInfo
-from sqlalchemy.engine import Row
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -105,28 +101,10 @@ def _direct(field: Any) -> Resolve | None:
     return None
 
 
-# Values resolvers return that are never awaitable.
-_PLAIN = frozenset(
-    {
-        Row,
-        decimal.Decimal,
-        datetime.date,
-        datetime.datetime,
-        uuid.UUID,
-        str,
-        int,
-        bool,
-        list,
-        dict,
-        type(None),
-    }
-)
-
-
 def is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
     kind = type(value)
     # Tuples: the rows of db/direct.py (named tuples) are never awaitable either.
-    if kind in _PLAIN or isinstance(value, enum.Enum | tuple):
+    if kind in breadth_first.PLAIN_TYPES or isinstance(value, enum.Enum | tuple):
         return False
     if kind is CoroutineType:
         return True

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
+from .caches import Bounded
+
 # A row shape's part under a prefix: how to pick its values, and the named tuple of them.
 Shape = tuple[Callable[[Any], tuple[Any, ...]], Callable[..., Any]]
-_SHAPES: dict[tuple[str, tuple[str, ...]], Shape] = {}
-# Client queries choose the column sets (types/projection.py): keep a bounded number.
-SHAPES_KEPT = 256
+# Client queries choose the column sets (types/projection.py): a bounded number kept.
+_SHAPES: dict[tuple[str, tuple[str, ...]], Shape] = Bounded(256)
 
 
 def part_shape(fields: tuple[str, ...], prefix: str) -> Shape:
@@ -27,8 +28,6 @@ def part_shape(fields: tuple[str, ...], prefix: str) -> Shape:
         names = [fields[i][len(prefix) :] for i in indexes]
         cls = namedtuple("RowPart", names)  # type: ignore[misc]  # names known at run time
         pick = itemgetter(*indexes) if len(indexes) > 1 else lambda row: (row[indexes[0]],)
-        if len(_SHAPES) >= SHAPES_KEPT:
-            _SHAPES.clear()
         shape = _SHAPES[key] = (pick, functools.partial(tuple.__new__, cls))
     return shape
 

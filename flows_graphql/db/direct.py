@@ -26,6 +26,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import sqltypes
 
+from ..caches import Bounded
+
 # Column types asyncpg returns as SQLAlchemy would (no result processor).
 _PLAIN_TYPES = (
     sqltypes.String,
@@ -120,8 +122,7 @@ def compile_direct(statement: Executable, dialect: Dialect) -> Compiled | None:
 
 
 # Statements are kept with their compiled form, so an id is not reused while cached.
-_COMPILED: dict[int, tuple[Executable, Compiled | None]] = {}
-COMPILED_KEPT = 1024
+_COMPILED: dict[int, tuple[Executable, Compiled | None]] = Bounded(1024)
 
 
 def compiled_for(statement: Executable, dialect: Dialect) -> Compiled | None:
@@ -129,7 +130,5 @@ def compiled_for(statement: Executable, dialect: Dialect) -> Compiled | None:
     if cached is not None and cached[0] is statement:
         return cached[1]
     direct = compile_direct(statement, dialect)
-    if len(_COMPILED) >= COMPILED_KEPT:
-        _COMPILED.clear()
     _COMPILED[id(statement)] = (statement, direct)
     return direct

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from ..caches import Bounded
 from ..db.request import RequestDb
 from ..pagination import Page, PageArgs, SortKey, apply_window, make_page, window
 from .visibility import customer_condition
@@ -136,8 +137,7 @@ class BaseLoader(DataLoader):
         return [None if key is None else found[key] for key in keys]
 
 
-# Projected statements kept per loader class; client queries choose the column sets,
-# so the cache is bounded.
+# Statements kept per loader class: client queries choose the column sets and windows.
 PROJECTIONS_KEPT = 256
 
 
@@ -159,7 +159,7 @@ class RowLoader(BaseLoader):
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls._statements = {}
-        cls._projected = {}
+        cls._projected = Bounded(PROJECTIONS_KEPT)
 
     @classmethod
     def base_statement(cls) -> Select[Any]:
@@ -197,8 +197,6 @@ class RowLoader(BaseLoader):
             stmt = full.with_only_columns(
                 *(c for c in full.selected_columns if c.key in keep), maintain_column_froms=True
             )
-            if len(self._projected) >= PROJECTIONS_KEPT:
-                self._projected.clear()
             self._projected[cache_key] = stmt
         return stmt
 
@@ -277,7 +275,7 @@ class PageLoader(BaseLoader):
 
     spec: ClassVar[ConnectionSpec]
     parent: ClassVar[str]
-    _pages: ClassVar[dict[tuple[Any, ...], Select[Any]]] = {}
+    _pages: ClassVar[dict[tuple[Any, ...], Select[Any]]] = Bounded(PROJECTIONS_KEPT)
 
     def __init__(self, loaders: Loaders, sort: str | None, args: PageArgs) -> None:
         super().__init__(loaders, sort, args)
@@ -301,8 +299,6 @@ class PageLoader(BaseLoader):
         )
         stmt = self._pages.get(cache_key)
         if stmt is None:
-            if len(self._pages) >= PROJECTIONS_KEPT:
-                self._pages.clear()
             stmt = self._pages[cache_key] = self.build_statement()
         return stmt
 

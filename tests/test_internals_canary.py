@@ -1,0 +1,136 @@
+"""Canaries for the private internals of our dependencies that the code relies on.
+
+The fast paths (breadth_first.py, execution.py, db/direct.py, graphql_view.py) reach into
+graphql-core, Strawberry and SQLAlchemy below their public APIs. pyproject.toml pins
+those packages to the ranges these tests were last green on; when an upgrade moves an
+internal, the test of that internal fails here, naming what to check, instead of a
+dashboard failing somewhere deep in a request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import pytest
+from sqlalchemy import Integer, column, select, table
+from sqlalchemy.dialects import postgresql
+
+UPGRADE = "an upgrade of {package} (now {version}) moved an internal that {user} relies on: {what}"
+
+
+def _fail(package: str, user: str, what: str) -> str:
+    return UPGRADE.format(package=package, version=version(package), user=user, what=what)
+
+
+def test_graphql_core_collect_fields() -> None:
+    """breadth_first.py collects fields itself, as graphql-core 3.3's executor does."""
+    from graphql.execution import collect_fields as module
+
+    assert hasattr(module, "FieldDetails"), _fail(
+        "graphql-core", "breadth_first.py", "collect_fields.FieldDetails is gone"
+    )
+    parameters = list(inspect.signature(module.collect_fields).parameters)
+    assert parameters[:6] == [
+        "schema",
+        "fragments",
+        "variable_values",
+        "runtime_type",
+        "operation",
+        "hide_suggestions",
+    ], _fail("graphql-core", "breadth_first.applies", f"collect_fields{parameters}")
+    assert "node" in getattr(module.FieldDetails, "_fields", ()), _fail("graphql-core", "breadth_first.py", "FieldDetails.node")
+
+
+def test_graphql_core_executor_members() -> None:
+    """breadth_first.Walk reads these members of graphql-core's executor."""
+    from graphql.execution import Executor
+
+    members = (
+        "schema",
+        "fragments",
+        "variable_values",
+        "operation",
+        "hide_suggestions",
+        "abort_signal",
+        "is_awaitable",
+        "middleware_manager",
+        "field_resolver",
+        "type_resolver",
+        "build_resolve_info",
+        "collect_subfields",
+        "build_response",
+        "execute_operation",
+    )
+    source = inspect.getsource(Executor)
+    missing = [m for m in members if not hasattr(Executor, m) and f"self.{m}" not in source]
+    assert not missing, _fail("graphql-core", "breadth_first.Walk", f"executor lacks {missing}")
+
+
+def test_strawberry_raw_info() -> None:
+    """types/projection.py reads graphql-core's info through Strawberry's `_raw_info`."""
+    from strawberry.types.info import Info
+
+    assert "_raw_info" in inspect.signature(Info).parameters or hasattr(Info, "_raw_info"), _fail(
+        "strawberry-graphql", "types/projection.py", "Info._raw_info"
+    )
+
+
+def test_strawberry_view_hooks() -> None:
+    """graphql_view.FlowsGraphQL overrides these hooks of Strawberry's async view."""
+    from strawberry.http.async_base_view import AsyncBaseHTTPView
+
+    for hook in ("execute_single", "execute_operation", "process_result", "parse_http_body"):
+        assert inspect.iscoroutinefunction(getattr(AsyncBaseHTTPView, hook, None)), _fail(
+            "strawberry-graphql", "graphql_view.py", f"AsyncBaseHTTPView.{hook}"
+        )
+    parameters = inspect.signature(AsyncBaseHTTPView.execute_single).parameters
+    for name in ("request_data", "context"):
+        assert name in parameters, _fail(
+            "strawberry-graphql", "graphql_view.execute_single", f"keyword {name!r}"
+        )
+
+
+def test_strawberry_execution_context() -> None:
+    """execution.py subclasses Strawberry's execution context and reuses its check."""
+    from strawberry.execution import optimized_is_awaitable
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+    assert callable(optimized_is_awaitable)
+    assert "execute_operation" in vars(
+        StrawberryGraphQLCoreExecutionContext.__mro__[1]
+    ) or hasattr(StrawberryGraphQLCoreExecutionContext, "execute_operation"), _fail(
+        "strawberry-graphql", "execution.py", "StrawberryGraphQLCoreExecutionContext"
+    )
+
+
+def test_strawberry_schema_core() -> None:
+    """execution.install walks the graphql-core schema behind Strawberry's (`_schema`)."""
+    from graphql import GraphQLSchema
+
+    from flows_graphql.schema import schema
+
+    assert isinstance(getattr(schema, "_schema", None), GraphQLSchema), _fail(
+        "strawberry-graphql", "execution.install", "Schema._schema"
+    )
+
+
+def test_sqlalchemy_compiled_internals() -> None:
+    """db/direct.py runs compiled statements on asyncpg with SQLAlchemy's own processors."""
+    rows = table("t", column("a", Integer), column("b", Integer))
+    compiled = select(rows.c.a).where(rows.c.b == 1).compile(dialect=postgresql.asyncpg.dialect())
+    for internal in ("_result_columns", "_bind_processors", "positiontup", "binds"):
+        assert hasattr(compiled, internal), _fail("SQLAlchemy", "db/direct.py", internal)
+    assert [c.keyname for c in compiled._result_columns] == ["a"], _fail(
+        "SQLAlchemy", "db/direct.py", "_result_columns entries lost .keyname"
+    )
+
+
+@pytest.mark.parametrize(
+    ("package", "low", "high"),
+    [("graphql-core", (3, 3), (3, 4)), ("SQLAlchemy", (2, 1), (2, 2))],
+)
+def test_pinned_ranges(package: str, low: tuple[int, int], high: tuple[int, int]) -> None:
+    """The installed versions are inside the ranges pyproject.toml states."""
+    found = tuple(int(part) for part in version(package).split(".")[:2])
+    assert low <= found < high, _fail(package, "pyproject.toml", "outside the pinned range")

@@ -39,7 +39,9 @@ def test_graphql_core_collect_fields() -> None:
         "operation",
         "hide_suggestions",
     ], _fail("graphql-core", "breadth_first.applies", f"collect_fields{parameters}")
-    assert "node" in getattr(module.FieldDetails, "_fields", ()), _fail("graphql-core", "breadth_first.py", "FieldDetails.node")
+    assert "node" in getattr(module.FieldDetails, "_fields", ()), _fail(
+        "graphql-core", "breadth_first.py", "FieldDetails.node"
+    )
 
 
 def test_graphql_core_executor_members() -> None:
@@ -97,11 +99,9 @@ def test_strawberry_execution_context() -> None:
     from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
     assert callable(optimized_is_awaitable)
-    assert "execute_operation" in vars(
-        StrawberryGraphQLCoreExecutionContext.__mro__[1]
-    ) or hasattr(StrawberryGraphQLCoreExecutionContext, "execute_operation"), _fail(
-        "strawberry-graphql", "execution.py", "StrawberryGraphQLCoreExecutionContext"
-    )
+    assert "execute_operation" in vars(StrawberryGraphQLCoreExecutionContext.__mro__[1]) or hasattr(
+        StrawberryGraphQLCoreExecutionContext, "execute_operation"
+    ), _fail("strawberry-graphql", "execution.py", "StrawberryGraphQLCoreExecutionContext")
 
 
 def test_strawberry_schema_core() -> None:

@@ -16,7 +16,7 @@ from cross_web import HTTPException
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -134,6 +134,9 @@ class FlowsGraphQL(GraphQL[Context, None]):
     @property
     def graphql_ide_html(self) -> str:
         return self._graphiql_html
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self._graphiql_html, headers={"content-security-policy": graphiql.CSP})
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         """GraphQL-over-HTTP's status codes: with `application/graphql-response+json` a

@@ -53,6 +53,9 @@ def test_the_page_loads_nothing_from_elsewhere(http):
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "unpkg" not in page.text and "cdn" not in page.text.lower()
+    # Its own policy: scripts from this server only, and no inline script.
+    assert page.headers["content-security-policy"] == graphiql.CSP
+    assert "script-src 'self';" in graphiql.CSP and "<script>" not in page.text
     assets = page_assets(page.text)
     assert len(assets) == 6
     for url, _ in assets:
@@ -209,8 +212,11 @@ def test_graphiql_runs_the_readme_query_in_chromium(live_server, tmp_path, monke
     # The header, as typed into the Headers editor.
     authorization = f"Bearer {live_server.admin_token}"
     assert json.loads(report["headersText"]) == {"Authorization": authorization}
-    # Before it, the schema request is refused (401); with it, nothing fails.
-    assert all(error.startswith("before header:") for error in report["consoleErrors"])
+    # Before it, the schema request is refused (401); with it, nothing fails. (A script
+    # or style the page's policy refused would show here too.)
+    assert all(
+        error.startswith("before header:") and "401" in error for error in report["consoleErrors"]
+    ), report["consoleErrors"]
     sent = [r for r in report["graphqlRequests"] if r["phase"] == "with header"]
     assert sent and all(r["authorization"] == authorization for r in sent)
     assert all(r["status"] == 200 for r in sent)

@@ -72,7 +72,7 @@ def test_negotiation(accept, expected):
 
 
 @pytest.fixture
-def client(live_server) -> Iterator[httpx.Client]:
+def http(live_server) -> Iterator[httpx.Client]:
     """A client of the live server, signed in as its admin."""
     with httpx.Client(
         base_url=live_server.base_url,
@@ -93,8 +93,8 @@ REQUEST_ERRORS = {
 
 
 @pytest.mark.parametrize("payload", REQUEST_ERRORS.values(), ids=REQUEST_ERRORS.keys())
-def test_request_errors_are_400_without_data_for_graphql_response_json(client, payload):
-    response = client.post("/graphql", json=payload, headers={"accept": GRAPHQL_RESPONSE})
+def test_request_errors_are_400_without_data_for_graphql_response_json(http, payload):
+    response = http.post("/graphql", json=payload, headers={"accept": GRAPHQL_RESPONSE})
     assert response.status_code == 400
     assert response.headers["content-type"] == GR
     body = response.json()
@@ -106,12 +106,12 @@ def test_request_errors_are_400_without_data_for_graphql_response_json(client, p
 
 @pytest.mark.parametrize("accept", [None, JSON, "*/*"])
 @pytest.mark.parametrize("payload", REQUEST_ERRORS.values(), ids=REQUEST_ERRORS.keys())
-def test_request_errors_stay_200_with_null_data_for_application_json(client, payload, accept):
+def test_request_errors_stay_200_with_null_data_for_application_json(http, payload, accept):
     headers = {} if accept is None else {"accept": accept}
     if accept is None:
         # httpx sends `Accept: */*` unless told otherwise; this is the header missing.
-        client.headers.pop("accept", None)
-    response = client.post("/graphql", json=payload, headers=headers)
+        http.headers.pop("accept", None)
+    response = http.post("/graphql", json=payload, headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"] == JSON
     body = response.json()
@@ -119,10 +119,10 @@ def test_request_errors_stay_200_with_null_data_for_application_json(client, pay
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
-def test_a_success_in_either_type(client):
+def test_a_success_in_either_type(http):
     query = {"query": "{ regions { code } }"}
-    new = client.post("/graphql", json=query, headers={"accept": GRAPHQL_RESPONSE})
-    old = client.post("/graphql", json=query, headers={"accept": JSON})
+    new = http.post("/graphql", json=query, headers={"accept": GRAPHQL_RESPONSE})
+    old = http.post("/graphql", json=query, headers={"accept": JSON})
     assert (new.status_code, new.headers["content-type"]) == (200, GR)
     assert (old.status_code, old.headers["content-type"]) == (200, JSON)
     assert new.json()["data"] == old.json()["data"]
@@ -130,10 +130,10 @@ def test_a_success_in_either_type(client):
     assert new.content == old.content
 
 
-def test_a_field_error_keeps_data_and_200(client):
+def test_a_field_error_keeps_data_and_200(http):
     """An error during execution is not a request error: `data` is there, so 2xx."""
     query = {"query": '{ escos(after: "not a cursor") { totalCount } }'}
-    response = client.post("/graphql", json=query, headers={"accept": GRAPHQL_RESPONSE})
+    response = http.post("/graphql", json=query, headers={"accept": GRAPHQL_RESPONSE})
     assert response.status_code == 200
     assert response.headers["content-type"] == GR
     body = response.json()
@@ -141,16 +141,16 @@ def test_a_field_error_keeps_data_and_200(client):
     assert body["errors"][0]["extensions"]["code"] == "INVALID"
 
 
-def test_get_queries_negotiate_too(client):
-    response = client.get(
+def test_get_queries_negotiate_too(http):
+    response = http.get(
         "/graphql", params={"query": "{ regions { code } }"}, headers={"accept": GRAPHQL_RESPONSE}
     )
     assert (response.status_code, response.headers["content-type"]) == (200, GR)
     assert response.json()["data"]["regions"][0] == {"code": "east_midlands"}
 
 
-def test_a_mutation_over_get_is_405(client):
-    response = client.get(
+def test_a_mutation_over_get_is_405(http):
+    response = http.get(
         "/graphql",
         params={"query": 'mutation { createEsco(input: {code: "x"}) { esco { id } } }'},
         headers={"accept": GRAPHQL_RESPONSE},
@@ -172,22 +172,22 @@ def test_a_mutation_over_get_is_405(client):
     ids=["no query", "null query", "empty query", "unknown operation"],
 )
 @pytest.mark.parametrize("accept", [JSON, GRAPHQL_RESPONSE])
-def test_no_operation_to_run_is_a_json_400(client, payload, accept):
+def test_no_operation_to_run_is_a_json_400(http, payload, accept):
     """Strawberry answers these in plain text; ours are JSON errors in either type."""
-    response = client.post("/graphql", json=payload, headers={"accept": accept})
+    response = http.post("/graphql", json=payload, headers={"accept": accept})
     assert response.status_code == 400
     assert response.headers["content-type"] == (GR if accept == GRAPHQL_RESPONSE else JSON)
     assert "data" not in response.json()
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
-def test_refusals_take_the_negotiated_type(client):
+def test_refusals_take_the_negotiated_type(http):
     too_deep = "{ " + "escos { nodes { " * 20 + "id" + " } }" * 20 + " }"
     for accept, content_type in [(GRAPHQL_RESPONSE, GR), (JSON, JSON)]:
-        refused = client.post("/graphql", json={"query": too_deep}, headers={"accept": accept})
+        refused = http.post("/graphql", json={"query": too_deep}, headers={"accept": accept})
         assert (refused.status_code, refused.headers["content-type"]) == (400, content_type)
         assert refused.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
-        unauthenticated = client.post(
+        unauthenticated = http.post(
             "/graphql",
             json={"query": "{ regions { code } }"},
             headers={"accept": accept, "authorization": ""},
@@ -198,8 +198,8 @@ def test_refusals_take_the_negotiated_type(client):
 
 
 @pytest.mark.parametrize("accept", ["text/plain", "application/xml", "application/json;q=0"])
-def test_an_unacceptable_accept_is_406(client, accept):
-    response = client.post(
+def test_an_unacceptable_accept_is_406(http, accept):
+    response = http.post(
         "/graphql", json={"query": "{ regions { code } }"}, headers={"accept": accept}
     )
     assert response.status_code == 406
@@ -208,9 +208,9 @@ def test_an_unacceptable_accept_is_406(client, accept):
     assert response.json()["errors"][0]["extensions"]["code"] == "NOT_ACCEPTABLE"
 
 
-def test_the_graphiql_page_is_not_refused_as_unacceptable(client):
-    del client.headers["authorization"]
-    page = client.get("/graphql", headers={"accept": "text/html"})
+def test_the_graphiql_page_is_not_refused_as_unacceptable(http):
+    del http.headers["authorization"]
+    page = http.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
 

@@ -13,10 +13,10 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import logs
+from . import graphiql, logs, negotiation
 from .auth.authenticate import Authenticator, Unauthenticated
 from .auth.tokens import jwt_secret
 from .config import Settings
@@ -96,6 +96,10 @@ class Authenticated:
                     },
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
+                    media_type=negotiation.CONTENT_TYPE[
+                        negotiation.response_media_type(request.headers.get("accept"))
+                        or negotiation.JSON
+                    ],
                 )
                 await response(scope, receive, send)
                 return
@@ -146,18 +150,19 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
             await engine.dispose()
             log.info("stopped")
 
-    app = Starlette(
-        routes=[
-            Route(
-                "/graphql",
-                Authenticated(graphql, authenticator, settings.graphiql),
-                methods=["GET", "POST"],
-            ),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-        ],
-        lifespan=lifespan,
-    )
+    routes: list[BaseRoute] = [
+        Route(
+            "/graphql",
+            Authenticated(graphql, authenticator, settings.graphiql),
+            methods=["GET", "POST"],
+        ),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    if settings.graphiql:
+        # The files GraphiQL's page loads, from the package (no credentials, like the page).
+        routes.append(Mount(graphiql.MOUNT, app=graphiql.assets()))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     return app

@@ -1,11 +1,14 @@
 """The /graphql endpoint: Strawberry's ASGI view with our context, the limits checked
-before execution, masked errors, and the per-request statement count."""
+before execution, masked errors, the per-request statement count, and the media type
+and status codes of GraphQL-over-HTTP (docs/http.md)."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,14 +16,15 @@ from cross_web import HTTPException
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from . import execution, logs
+from . import execution, graphiql, logs, negotiation
 from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
@@ -37,13 +41,22 @@ SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # Python exception details graphql-core appends to coercion errors, e.g. "[<class …>]".
 PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
 
+# The media type negotiated for the request being answered (None: nothing acceptable),
+# set by `__call__` for the hooks Strawberry calls without the request.
+media_type: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "flows_media_type", default=negotiation.JSON
+)
+
 
 class Refused(Exception):
     """A request refused before execution: answered with this status and code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
 
 
 class FlowsGraphQL(GraphQL[Context, None]):
@@ -55,6 +68,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
         )
+        # Our own page, loading the GraphiQL build vendored into the package (no CDN).
+        self._graphiql_html = graphiql.page_html()
         self.settings = settings
         self.engine = engine
         self.today = today
@@ -74,10 +89,15 @@ class FlowsGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        headers = dict(scope["headers"])
         try:
-            length = int(dict(scope["headers"]).get(b"content-length", b"0"))
+            length = int(headers.get(b"content-length", b"0"))
         except ValueError:
             length = 0
+        accept = headers.get(b"accept")
+        token = media_type.set(
+            negotiation.response_media_type(None if accept is None else accept.decode("latin-1"))
+        )
         try:
             if length > self.limits.max_body_bytes:
                 raise Refused(400, "QUERY_TOO_COMPLEX", "The request body is too large.")
@@ -86,6 +106,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             await self._refuse(refused, scope, receive, send)
         except TooComplex as exc:
             await self._refuse(Refused(400, "QUERY_TOO_COMPLEX", exc.message), scope, receive, send)
+        finally:
+            media_type.reset(token)
 
     def _bounded(self, receive: Receive) -> Receive:
         """A body without Content-Length is counted as it arrives."""
@@ -104,7 +126,28 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
     async def _refuse(self, refused: Refused, scope: Scope, receive: Receive, send: Send) -> None:
         body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
-        await JSONResponse(body, status_code=refused.status)(scope, receive, send)
+        response = JSONResponse(
+            body, status_code=refused.status, headers=refused.headers, media_type=_content_type()
+        )
+        await response(scope, receive, send)
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return self._graphiql_html
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self._graphiql_html, headers={"content-security-policy": graphiql.CSP})
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        """GraphQL-over-HTTP's status codes: with `application/graphql-response+json` a
+        response without `data` (a request error, see `process_result`) is a 400;
+        `application/json` keeps 200 for every GraphQL response, as before."""
+        response = super().create_response(response_data, sub_response)
+        if media_type.get() == negotiation.GRAPHQL_RESPONSE:
+            response.headers["content-type"] = _content_type()
+            if isinstance(response_data, dict) and "data" not in response_data:
+                response.status_code = 400
+        return response
 
     async def parse_http_body(self, request_adapter: Any) -> Any:
         """Malformed bodies and batches get a JSON error like every other refusal."""
@@ -136,6 +179,14 @@ class FlowsGraphQL(GraphQL[Context, None]):
         # Per request: one request's flag must not classify the next one's errors (in
         # tests, several requests share a task and its context).
         execution.executing.set(False)
+        if media_type.get() is None:
+            raise Refused(
+                406,
+                "NOT_ACCEPTABLE",
+                f"Responses are {negotiation.GRAPHQL_RESPONSE} or {negotiation.JSON}; "
+                "the Accept header allows neither.",
+                {"Accept": f"{negotiation.GRAPHQL_RESPONSE}, {negotiation.JSON}"},
+            )
         if isinstance(data.query, str):
             verdict = check(data.query, data.variables, data.operation_name, self.limits)
             # Queries have no userErrors: such text is refused here. Mutations answer it
@@ -161,7 +212,16 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 and viewer.role != "admin"
             ):
                 raise Refused(403, "FORBIDDEN", "Introspection is for admins in production.")
-        return await super().execute_single(*args, **kwargs)
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            # No query, no operation to pick, or one the method does not allow:
+            # Strawberry answers these in plain text; ours are JSON like every refusal.
+            method = kwargs["request_adapter"].method
+            if isinstance(exc.__cause__, InvalidOperationTypeError) and method == "GET":
+                # GraphQL-over-HTTP: a mutation over GET MUST be refused with 405.
+                raise Refused(405, "BAD_REQUEST", exc.reason, {"Allow": "POST"}) from exc
+            raise Refused(exc.status_code, "BAD_REQUEST", exc.reason) from exc
 
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         context: Context = kwargs["context"]
@@ -183,7 +243,18 @@ class FlowsGraphQL(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         if result.errors:
             result.errors = [self._mask(error) for error in result.errors]
-        return await super().process_result(request, result)
+        response = await super().process_result(request, result)
+        if (
+            result.errors
+            and not execution.executing.get()
+            and media_type.get() == negotiation.GRAPHQL_RESPONSE
+        ):
+            # Refused before execution (the document does not parse or validate, or
+            # the variables do not coerce): a request error, which has no `data` entry
+            # (GraphQL spec, "Response"). `application/json` keeps Strawberry's
+            # `"data": null` for the clients that already read it.
+            response.pop("data", None)
+        return response
 
     def _mask(self, error: GraphQLError) -> GraphQLError:
         """Unexpected errors become `INTERNAL` with the request id (also in the log):
@@ -216,3 +287,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             path=error.path,
             extensions={"code": "INTERNAL", "requestId": request_id},
         )
+
+
+def _content_type() -> str:
+    return negotiation.CONTENT_TYPE[media_type.get() or negotiation.JSON]

@@ -29,6 +29,7 @@ from flows_graphql.db.engine import create_engine, create_sessionmaker
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models import metadata
 from flows_graphql.db.urls import asyncpg_dsn
+from tests import live
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tables whose rows the migrations seed; every other table starts each test empty.
@@ -148,3 +149,25 @@ async def gql(
     body: dict[str, Any] = response.json()
     body["_status"] = response.status_code
     return body
+
+
+@pytest.fixture(scope="session")
+async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[live.LiveServer]:
+    """`serve --demo` in a subprocess on a loopback port and a database of its own (the
+    other tests empty theirs between tests), for clients that speak real HTTP."""
+    server = _server_url()
+    name = f"flows_live_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(asyncpg_dsn(server))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        with live.demo_server(_with_database(server, name), tmp_path_factory.mktemp("live")) as up:
+            yield up
+    finally:
+        admin = await asyncpg.connect(asyncpg_dsn(server))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

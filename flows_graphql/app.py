@@ -69,6 +69,52 @@ class RequestIdMiddleware:
             logs.request_id.reset(token)
 
 
+# On every answer. The API's answers are per viewer: no cache may keep them.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+]
+# JSON runs nothing; GraphiQL's page runs its inline script and unpkg.com's bundles,
+# and talks to this origin only.
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+GRAPHIQL_CSP = (
+    b"default-src 'none'; script-src 'unsafe-inline' https://unpkg.com; "
+    b"style-src 'unsafe-inline' https://unpkg.com; img-src data: https://unpkg.com; "
+    b"font-src data: https://unpkg.com; connect-src 'self'; "
+    b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP answer (ours and Starlette's own)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                present = {k.lower() for k, _ in headers}
+                html = any(
+                    k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
+                )
+                extra = [
+                    *SECURITY_HEADERS,
+                    (b"content-security-policy", GRAPHIQL_CSP if html else API_CSP),
+                ]
+                message["headers"] = headers + [(k, v) for k, v in extra if k not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class Authenticated:
     """In front of /graphql: every operation needs credentials (GraphiQL's page does
     not); a bad or missing one is answered 401 before any GraphQL work."""
@@ -112,7 +158,9 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
     graphql = FlowsGraphQL(schema, settings=settings, engine=engine, today=today)
-    authenticator = Authenticator(engine, jwt_secret(settings))
+    authenticator = Authenticator(
+        engine, jwt_secret(settings), max_token_lifetime_s=settings.max_token_lifetime_s
+    )
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -163,6 +211,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         # The files GraphiQL's page loads, from the package (no credentials, like the page).
         routes.append(Mount(graphiql.MOUNT, app=graphiql.assets()))
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     return app

@@ -53,13 +53,25 @@ class _Cache:
             self.items.popitem(last=False)
 
 
+# Clocks of token issuers differ a little.
+LEEWAY_S = 60
+# How long an API key id that names no key is remembered as unknown: a flood of bad
+# keys then costs a transaction per id and period, not one per request.
+UNKNOWN_KEY_TTL_S = 10.0
+UNKNOWN = object()
+
+
 class Authenticator:
-    def __init__(self, engine: AsyncEngine, secret: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, secret: str, *, max_token_lifetime_s: int = 24 * 3600
+    ) -> None:
         self.engine = engine
         self.secret = secret
+        self.max_token_lifetime_s = max_token_lifetime_s
         # A customer's ESCO never changes; a revoked key stops working within a minute.
         self.customer_escos = _Cache(size=50_000, ttl=3600)
         self.keys = _Cache(size=10_000, ttl=60)
+        self.unknown_keys = _Cache(size=10_000, ttl=UNKNOWN_KEY_TTL_S)
         # Tokens whose signature was checked: a dashboard polling with one token pays
         # the HMAC and JSON decoding once a minute, not on every request.
         self.tokens = _Cache(size=10_000, ttl=60)
@@ -87,7 +99,7 @@ class Authenticator:
 
     def _verified(self, token: str) -> dict[str, object]:
         try:
-            return decode_token(self.secret, token)
+            claims = decode_token(self.secret, token)
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("The token has expired.") from exc
         except jwt.InvalidSignatureError as exc:
@@ -96,6 +108,14 @@ class Authenticator:
             raise Unauthenticated(f"The token lacks the `{exc.claim}` claim.") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated("The token is malformed.") from exc
+        # A token for the year 3000 is a leaked token forever: `exp` may be at most the
+        # maximum lifetime ahead, whatever `iat` says.
+        if claims["exp"] > time.time() + self.max_token_lifetime_s + LEEWAY_S:
+            raise Unauthenticated(
+                f"The token lives longer than {self.max_token_lifetime_s} seconds "
+                "(FLOWS_MAX_TOKEN_LIFETIME_S)."
+            )
+        return claims
 
     async def _viewer(self, claims: dict[str, object]) -> Viewer:
         role, sub = claims.get("role"), str(claims.get("sub"))
@@ -142,6 +162,8 @@ class Authenticator:
             raise Unauthenticated("The API key is malformed.")
         key_id, secret = parsed
         row = self.keys.get(key_id)
+        if row is None and self.unknown_keys.get(key_id) is UNKNOWN:
+            raise Unauthenticated("The API key is not valid.")
         if row is None:
             async with self.engine.begin() as conn:
                 await conn.execute(SET_TENANT, ALL_ESCOS)
@@ -154,6 +176,8 @@ class Authenticator:
                 ).first()
             if row is not None:
                 self.keys.put(key_id, row)
+            else:
+                self.unknown_keys.put(key_id, UNKNOWN)
         if row is None or not hmac.compare_digest(row.key_hash, hash_secret(secret)):  # type: ignore[attr-defined]
             raise Unauthenticated("The API key is not valid.")
         if row.revoked_at is not None:  # type: ignore[attr-defined]

@@ -1,0 +1,518 @@
+"""Hostile requests (issue 16, the input half): each defect the held-out round found has
+a regression test here, through HTTP, asserting the status, the JSON body and the code.
+
+- fragment bombs are refused in milliseconds, and the event loop stays free;
+- variable defaults and unset variables count at the page size they resolve to;
+- every malformed body is HTTP 400 JSON `BAD_REQUEST`;
+- bad cursors, ids hiding a NUL, out-of-range instants: `INVALID` or a validation error;
+- strict `Decimal` and `Date` scalars;
+- the rows of input a request's mutations carry, aliases counted;
+- security headers, and a maximum token lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from flows_graphql.config import Settings
+from tests import factories as f
+from tests.factories import EscoData, World, module_world
+
+
+@pytest.fixture(scope="module")
+async def world(settings: Settings, database_url: str) -> AsyncIterator[World]:
+    async with module_world(settings, database_url) as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+async def esco(world: World) -> EscoData:
+    return await f.build_esco(world.conn, "hostile", customers=3, months=3)
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def refused(response: httpx.Response, status: int, code: str) -> str:
+    """The answer is `status`, JSON, with exactly one error of `code`; its message."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == code, error
+    assert "Traceback" not in response.text
+    return str(error["message"])
+
+
+def error_codes(response: httpx.Response) -> list[str]:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    return [e["extensions"]["code"] for e in response.json().get("errors", [])]
+
+
+# --- fragment bombs -----------------------------------------------------------------------
+
+
+def fragment_bomb(levels: int) -> str:
+    """Each fragment spreads the next one twice: 2**levels paths in a kilobyte or two."""
+    fragments = [
+        f"fragment F{i} on Customer {{ esco {{ code }} ...F{i + 1} ...F{i + 1} }}"
+        for i in range(levels)
+    ]
+    fragments.append(f"fragment F{levels} on Customer {{ email }}")
+    return "query { customers { nodes { ...F0 } } } " + " ".join(fragments)
+
+
+def alias_bomb(levels: int) -> str:
+    """Fragments spreading the next twice under two aliases: no field repeats a path,
+    so graphql-core's overlap validation has every pair to compare."""
+    fragments = [
+        f"fragment F{i} on Esco {{ "
+        f"a{i}: customers(first: 1) {{ nodes {{ esco {{ ...F{i + 1} }} }} }} "
+        f"b{i}: customers(first: 2) {{ nodes {{ esco {{ ...F{i + 1} }} }} }} }}"
+        for i in range(levels)
+    ]
+    fragments.append(f"fragment F{levels} on Esco {{ code }}")
+    return "query { escos { nodes { ...F0 } } } " + " ".join(fragments)
+
+
+def unused_bomb(levels: int) -> str:
+    """The bomb is in a fragment no operation uses: validation still walks it."""
+    bomb = fragment_bomb(levels)
+    return "query Q { regions { code } } " + bomb[bomb.index("fragment") :]
+
+
+@pytest.mark.parametrize("make", [fragment_bomb, alias_bomb, unused_bomb])
+@pytest.mark.parametrize("levels", [16, 30, 60])
+async def test_fragment_bombs_are_refused_in_milliseconds(world: World, make: Any, levels: int):
+    query = make(levels)
+    assert len(query) < 9_000
+    started = time.perf_counter()
+    response = await world.client.post("/graphql", json={"query": query})
+    elapsed = time.perf_counter() - started
+    message = refused(response, 400, "QUERY_TOO_COMPLEX")
+    assert "cost" in message or "aliases" in message or "deeper" in message, message
+    assert elapsed < 0.5, elapsed  # was ≈10 s at 21 levels, hours at 30
+
+
+async def test_a_fragment_bomb_does_not_block_other_requests(world: World):
+    """While bombs arrive, /healthz answers at once (the analysis never holds the loop)."""
+
+    async def health() -> float:
+        started = time.perf_counter()
+        response = await world.client.get("/healthz")
+        assert response.status_code == 200
+        return time.perf_counter() - started
+
+    bombs = [world.client.post("/graphql", json={"query": fragment_bomb(40)}) for _ in range(5)]
+    results = await asyncio.gather(*bombs, health())
+    for response in results[:-1]:
+        refused(response, 400, "QUERY_TOO_COMPLEX")
+    assert results[-1] < 1.0
+
+
+async def test_a_shared_fragment_within_the_limits_still_runs(world: World, esco: EscoData):
+    """Memoised fragments still cost every spread: the same fragment twice, answered."""
+    query = (
+        "query { a: customers(first: 3) { nodes { ...C } } b: customers(first: 3) "
+        "{ nodes { ...C } } } fragment C on Customer { email esco { code } }"
+    )
+    response = await world.client.post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    assert [n["email"] for n in body["data"]["a"]["nodes"]] == esco.emails
+    assert body["data"]["a"] == body["data"]["b"]
+
+
+async def test_nesting_too_deep_for_the_parser_is_refused(world: World):
+    query = "{" + "a {" * 1500 + "b" + "}" * 1501
+    refused(await world.client.post("/graphql", json={"query": query}), 400, "QUERY_TOO_COMPLEX")
+
+
+# --- variable defaults ------------------------------------------------------------------------
+
+NESTED = (
+    "customers(first: $f) { nodes { payments(first: $f) { nodes { customer { "
+    "payments(first: $f) { nodes { amountPence } } } } } } }"
+)
+
+
+@pytest.mark.parametrize(
+    ("definition", "variables"),
+    [
+        ("$f: Int = 100", None),  # the default, unsent: was counted as a page of 1
+        ("$f: Int = 100", {}),
+        ("$f: Int", {"f": 100}),
+        ("$f: Int", {"f": 100.0}),  # GraphQL's Int takes 100.0 as 100
+        ("$f: Int! = 100", None),
+    ],
+)
+async def test_page_sizes_from_variables_and_defaults_count(
+    world: World, definition: str, variables: Any
+):
+    response = await world.client.post(
+        "/graphql", json={"query": f"query({definition}) {{ {NESTED} }}", "variables": variables}
+    )
+    assert "cost" in refused(response, 400, "QUERY_TOO_COMPLEX")
+
+
+async def test_an_unset_page_size_counts_as_the_default_page(world: World):
+    """`first: $f` with $f unset returns a default page (20), so it costs one."""
+    three = (
+        "query($f: Int) { customers(first: $f) { nodes { payments(first: $f) { nodes { "
+        "customer { payments(first: $f) { nodes { customer { payments(first: $f) "
+        "{ nodes { amountPence } } } } } } } } } } }"
+    )
+    # 20 * 20 * 20 * 20 rows and more: over 50,000 only if unset counts as 20, not 1.
+    assert "cost" in refused(
+        await world.client.post("/graphql", json={"query": three}), 400, "QUERY_TOO_COMPLEX"
+    )
+
+
+async def test_a_default_over_the_page_size_is_refused(world: World):
+    response = await world.client.post(
+        "/graphql",
+        json={"query": "query($f: Int = 1000) { customers(first: $f) { nodes { email } } }"},
+    )
+    assert "page size" in refused(response, 400, "QUERY_TOO_COMPLEX")
+
+
+async def test_a_connection_behind_an_inline_fragment_counts_its_page(world: World):
+    """The type, not the field names around it, tells a connection."""
+    inner = "... on CustomerConnection { nodes { payments { nodes { customer { " * 3
+    query = "{ customers { " + inner + "email" + " } } } } }" * 3 + " } }"
+    assert "cost" in refused(
+        await world.client.post("/graphql", json={"query": query}), 400, "QUERY_TOO_COMPLEX"
+    )
+
+
+# --- malformed bodies ---------------------------------------------------------------------
+
+DEEP = 20_000
+MALFORMED: dict[str, bytes] = {
+    "invalid UTF-8": b'{"query": "{ regions { code } }", "operationName": "\xff\xfe"}',
+    "invalid UTF-8 only": b"\xff\xfe\xfd",
+    "top-level string": b'"{ regions { code } }"',
+    "top-level null": b"null",
+    "top-level number": b"42",
+    "top-level float": b"4.5e1",
+    "top-level true": b"true",
+    "nested 20,000 deep": b"[" * DEEP + b"]" * DEEP,
+    "variables nested 20,000 deep": (
+        b'{"query": "{ regions { code } }", "variables": {"a": ' + b"[" * DEEP + b"]" * DEEP + b"}}"
+    ),
+    "variables nested 100 deep": (
+        b'{"query": "{ regions { code } }", "variables": {"a": '
+        + b'{"b": ' * 100
+        + b"1"
+        + b"}" * 100
+        + b"}}"
+    ),
+    "5,000-digit integer": b'{"query": "{ regions { code } }", "variables": {"n": '
+    + b"9" * 5000
+    + b"}}",
+    "lone surrogate in operationName": b'{"query": "query A { regions { code } }", '
+    b'"operationName": "\\ud800"}',
+    "NUL in operationName": b'{"query": "query A { regions { code } }", '
+    b'"operationName": "A\\u0000"}',
+    "operationName a number": b'{"query": "query A { regions { code } }", "operationName": 5}',
+    "operationName a list": b'{"query": "query A { regions { code } }", "operationName": []}',
+    "truncated": b'{"query": "{ regions',
+    "empty": b"",
+    "query a number": b'{"query": 5}',
+    "variables a string": b'{"query": "{ regions { code } }", "variables": "x"}',
+    "no query": b"{}",
+    "NaN": b'{"query": "{ regions { code } }", "variables": {"n": NaN}}',
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_malformed_bodies_are_400_json_bad_request(world: World, body: bytes):
+    response = await world.client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    refused(response, 400, "BAD_REQUEST")
+
+
+async def test_an_unsupported_content_type_is_400_json(world: World):
+    response = await world.client.post(
+        "/graphql", content=b"{ regions { code } }", headers={"content-type": "text/plain"}
+    )
+    refused(response, 400, "BAD_REQUEST")
+
+
+async def test_malformed_get_variables_are_400_json(world: World):
+    for variables in ("[[[", "null", "5", "[" * DEEP):
+        response = await world.client.get(
+            "/graphql", params={"query": "{ regions { code } }", "variables": variables}
+        )
+        refused(response, 400, "BAD_REQUEST")
+
+
+# --- cursors, ids, instants ---------------------------------------------------------------------
+
+ROW = str(uuid.uuid4())
+CURSORS = {
+    "a dict": json.dumps({"CODE": 1, "x": 2, "y": 3}),
+    "a number": "42",
+    "a list of numbers": "[1, 2, 3]",
+    "a short list": '["CODE"]',
+    "a NUL": json.dumps(["CODE", "\x00", ROW]),
+    "1e400": f'["CODE", 1e400, "{ROW}"]',
+    "a number value": f'["CODE", 7, "{ROW}"]',
+    "null value": f'["CODE", null, "{ROW}"]',
+    "a nested list": f'["CODE", [[[]]], "{ROW}"]',
+    "not a uuid": '["CODE", "abc", "not-a-uuid"]',
+    "deeply nested": "[" * DEEP + "]" * DEEP,
+    "invalid UTF-8": "\udcff",
+}
+
+
+@pytest.mark.parametrize("cursor", CURSORS.values(), ids=CURSORS.keys())
+async def test_bad_cursors_are_invalid(world: World, cursor: str):
+    raw = cursor.encode("utf-8", "surrogateescape")
+    encoded = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = await world.client.post(
+        "/graphql",
+        json={
+            "query": "query($c: String) { escos(after: $c) { nodes { code } } }",
+            "variables": {"c": encoded},
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert error_codes(response) == ["INVALID"]
+    assert response.json()["errors"][0]["extensions"]["argument"] == "after"
+
+
+async def test_a_cursor_with_an_instant_out_of_range_is_invalid(world: World, esco: EscoData):
+    cursor = b64(json.dumps(["NEWEST", "9999-12-31T23:59:59-12:00", ROW]))
+    account = base64.urlsafe_b64encode(f"Account:{esco.account_ids[0]}".encode()).decode()
+    response = await world.client.post(
+        "/graphql",
+        json={
+            "query": "query($id: ID!, $c: String) { node(id: $id) { ... on Account { "
+            "payments(after: $c) { nodes { amountPence } } } } }",
+            "variables": {"id": account, "c": cursor},
+        },
+    )
+    assert error_codes(response) == ["INVALID"], response.text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "BenchmarkTariff:south_west\x00|2024-01-01",
+        "MicrogridTariff:\x00|2024-01-01",
+        "CustomerAccount:\x00|occupier|2024-01-01",
+        "CustomerInvite:\x00",
+        "Region:south_west\x00",
+        "SolarInstallation:\x00",
+    ],
+)
+async def test_global_ids_hiding_a_nul_name_nothing(world: World, key: str):
+    response = await world.client.post(
+        "/graphql",
+        json={"query": "query($id: ID!) { node(id: $id) { id } }", "variables": {"id": b64(key)}},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"] == {"node": None} and "errors" not in body, body
+
+
+PAYMENT = (
+    "mutation($input: CreatePaymentInput!) { createPayment(input: $input) { "
+    "payment { id } userErrors { field code } } }"
+)
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "9999-12-31T23:59:59-12:00",  # year 10000 in UTC: was an OverflowError
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+        "2025-03-10T09:00:00",  # no offset
+        "2025-03-10",
+        "20250310T090000+00:00",
+        "2025-03-10T09:00:00+00:00 ",
+        "٢٠٢٥-03-10T09:00:00+00:00",
+    ],
+)
+async def test_instants_out_of_range_or_form_fail_validation(
+    world: World, esco: EscoData, instant: str
+):
+    response = await world.client.post(
+        "/graphql",
+        json={
+            "query": PAYMENT,
+            "variables": {
+                "input": {
+                    "customerId": str(esco.customer_ids[0]),
+                    "accountId": str(esco.account_ids[0]),
+                    "amountPence": 100,
+                    "idempotencyKey": "k",
+                    "scheduledAt": instant,
+                }
+            },
+        },
+    )
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"], response.text
+
+
+# --- strict scalars --------------------------------------------------------------------------
+
+BENCHMARK = (
+    "mutation($input: PublishBenchmarkTariffInput!) { publishBenchmarkTariff(input: $input) "
+    "{ benchmarkTariff { unitRate } userErrors { field code } } }"
+)
+
+
+def benchmark(**values: Any) -> dict[str, Any]:
+    base = {
+        "regionCode": "south_west",
+        "periodStart": "2025-01-01",
+        "unitRate": "0.2",
+        "standingCharge": "0.5",
+    }
+    return {"input": {**base, **values}}
+
+
+@pytest.mark.parametrize(
+    "decimal",
+    [
+        "1_000",
+        " 7 ",
+        "7 ",
+        "١٢٣",
+        "1e3",
+        "1E-2",
+        "+5",
+        "0x10",
+        "NaN",
+        "Infinity",
+        "1.",
+        ".5",
+        "--1",
+        "1,5",
+        "",
+        "-",
+        "１２",
+        "1" * 41,
+    ],
+)
+async def test_lenient_decimals_are_refused(world: World, decimal: str):
+    response = await world.client.post(
+        "/graphql", json={"query": BENCHMARK, "variables": benchmark(unitRate=decimal)}
+    )
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"], response.text
+    assert "not a decimal number" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("decimal", ["0.17527", "12", "-0", 12])
+async def test_plain_decimals_are_accepted(world: World, decimal: Any):
+    response = await world.client.post(
+        "/graphql", json={"query": BENCHMARK, "variables": benchmark(unitRate=decimal)}
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    payload = body["data"]["publishBenchmarkTariff"]
+    if decimal in ("12", 12):  # within 0..100
+        assert Decimal(payload["benchmarkTariff"]["unitRate"]) == 12
+    assert payload["userErrors"] == [] or decimal == "-0"
+
+
+@pytest.mark.parametrize(
+    "day",
+    [
+        "20250101",
+        "2025-1-1",
+        "2025-W01-1",
+        "2025-001",
+        "٢٠٢٥-٠١-٠١",
+        " 2025-01-01",
+        "2025-01-01T00:00",
+        "2025-02-30",
+    ],
+)
+async def test_dates_other_than_yyyy_mm_dd_are_refused(world: World, day: str):
+    response = await world.client.post(
+        "/graphql", json={"query": BENCHMARK, "variables": benchmark(periodStart=day)}
+    )
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"], response.text
+
+
+async def test_a_literal_decimal_in_the_document_is_strict_too(world: World):
+    query = BENCHMARK.replace("$input", "$unused").replace(
+        "(input: $unused)",
+        '(input: {regionCode: "south_west", periodStart: "2025-01-01", '
+        'unitRate: "1_0", standingCharge: "0.5"})',
+    )
+    query = query.replace("mutation($unused: PublishBenchmarkTariffInput!)", "mutation")
+    response = await world.client.post("/graphql", json={"query": query})
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"], response.text
+
+
+# --- dates out of the business window -------------------------------------------------------
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "2062-12-01"])
+async def test_benchmark_periods_outside_the_window_are_invalid(world: World, day: str):
+    response = await world.client.post(
+        "/graphql", json={"query": BENCHMARK, "variables": benchmark(periodStart=day)}
+    )
+    body = response.json()
+    assert "errors" not in body, body  # was an AssertionError → INTERNAL for 0001-01-01
+    assert body["data"]["publishBenchmarkTariff"]["userErrors"] == [
+        {"field": ["periodStart"], "code": "INVALID"}
+    ]
+
+
+# --- work per request -----------------------------------------------------------------------
+
+IMPORT = "{alias}: importMonthlyUsage(input: $input) {{ createdCount userErrors {{ field code }} }}"
+
+
+async def test_aliased_imports_over_the_row_cap_are_refused_up_front(world: World, esco: EscoData):
+    rows = [
+        {
+            "meterSerial": f"S{i}",
+            "month": "2024-01-01",
+            "powerKwh": "1",
+            "heatKwh": "1",
+            "solarKwh": "0",
+        }
+        for i in range(600)
+    ]
+    aliases = " ".join(IMPORT.format(alias=f"a{i}") for i in range(20))
+    query = f"mutation($input: ImportMonthlyUsageInput!) {{ {aliases} }}"
+    variables = {"input": {"escoId": str(esco.id), "rows": rows}}
+    started = time.perf_counter()
+    response = await world.client.post("/graphql", json={"query": query, "variables": variables})
+    assert "input rows" in refused(response, 400, "QUERY_TOO_COMPLEX")
+    assert time.perf_counter() - started < 1.0
+    usage = await world.conn.fetchval(
+        "SELECT count(*) FROM monthly_usage WHERE esco_id = $1", esco.id
+    )
+    assert usage == 3 * 3  # the factory's rows only: nothing ran
+
+
+async def test_literal_rows_count_too(world: World, esco: EscoData):
+    row = '{meterSerial: "S", month: "2024-01-01", powerKwh: "1", heatKwh: "1", solarKwh: "0"}'
+    rows = ", ".join([row] * 260)
+    fields = " ".join(
+        f'a{i}: importMonthlyUsage(input: {{escoId: "{esco.id}", rows: [{rows}]}}) '
+        "{ createdCount }"
+        for i in range(40)
+    )
+    response = await world.client.post("/graphql", json={"query": f"mutation {{ {fields} }}"})
+    # Over the token limit or the row cap, refused either way before anything runs.
+    refused(response, 400, "QUERY_TOO_COMPLEX")

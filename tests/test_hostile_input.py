@@ -18,13 +18,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from sqlalchemy import event
 
+from flows_graphql import cli
+from flows_graphql.auth import apikeys
+from flows_graphql.auth.authenticate import Authenticator, Unauthenticated
 from flows_graphql.config import Settings
+from flows_graphql.db.engine import create_engine
 from tests import factories as f
 from tests.factories import EscoData, World, module_world
 
@@ -516,3 +524,252 @@ async def test_literal_rows_count_too(world: World, esco: EscoData):
     response = await world.client.post("/graphql", json={"query": f"mutation {{ {fields} }}"})
     # Over the token limit or the row cap, refused either way before anything runs.
     refused(response, 400, "QUERY_TOO_COMPLEX")
+
+
+# --- a mistyped opening date (defect 6) ---------------------------------------------------
+
+OPEN = (
+    "mutation($input: OpenAccountInput!) { openAccount(input: $input) { "
+    "account { uuid openedOn } userErrors { field code message } } }"
+)
+CLOSE = (
+    "mutation($input: CloseAccountInput!) { closeAccount(input: $input) { "
+    "account { uuid status closedOn } userErrors { field code } } }"
+)
+UPDATE = (
+    "mutation($input: UpdateAccountInput!) { updateAccount(input: $input) { "
+    "account { uuid openedOn } userErrors { field code message } } }"
+)
+
+
+async def mutate(world: World, text: str, input: dict[str, Any]) -> dict[str, Any]:
+    response = await world.client.post(
+        "/graphql", json={"query": text, "variables": {"input": input}}
+    )
+    body = response.json()
+    assert response.status_code == 200 and "errors" not in body, body
+    [payload] = body["data"].values()
+    return dict(payload)
+
+
+def codes(payload: dict[str, Any]) -> list[tuple[list[str], str]]:
+    return [(e["field"], e["code"]) for e in payload["userErrors"]]
+
+
+async def free_property(world: World, esco: EscoData) -> uuid.UUID:
+    prop = uuid.uuid4()
+    await world.conn.execute(
+        "INSERT INTO properties (id, esco_id, plot, address) VALUES ($1, $2, $3, 'x')",
+        prop,
+        esco.id,
+        f"free-{prop.hex[:8]}",
+    )
+    return prop
+
+
+@pytest.mark.parametrize("day", ["2062-12-01", "2026-03-11", "1999-12-31", "0001-01-01"])
+async def test_opening_dates_outside_the_window_are_invalid(world: World, esco: EscoData, day: str):
+    prop = await free_property(world, esco)
+    payload = await mutate(world, OPEN, {"propertyId": str(prop), "openedOn": day})
+    assert codes(payload) == [(["openedOn"], "INVALID")] and payload["account"] is None
+    # The window's last day (a year from the billing clock's 2025-03-10) is accepted.
+    payload = await mutate(world, OPEN, {"propertyId": str(prop), "openedOn": "2026-03-10"})
+    assert codes(payload) == [] and payload["account"]["openedOn"] == "2026-03-10"
+
+
+async def test_a_mistyped_opening_date_can_be_corrected(world: World, esco: EscoData):
+    """An account opened on 2062-12-01 (accepted before the window existed) could be
+    neither closed nor replaced; updateAccount corrects it, audited."""
+    prop = await free_property(world, esco)
+    account = uuid.uuid4()
+    await world.conn.execute(
+        "INSERT INTO accounts (id, esco_id, property_id, opened_on) VALUES ($1, $2, $3, $4)",
+        account,
+        esco.id,
+        prop,
+        date(2062, 12, 1),
+    )
+    stuck = await mutate(world, CLOSE, {"accountId": str(account), "closedOn": "2025-03-01"})
+    assert codes(stuck) == [(["closedOn"], "INVALID")]
+    again = await mutate(world, OPEN, {"propertyId": str(prop), "openedOn": "2025-01-01"})
+    assert codes(again) == [(["propertyId"], "DUPLICATE")]
+
+    fixed = await mutate(world, UPDATE, {"accountId": str(account), "openedOn": "2025-01-06"})
+    assert codes(fixed) == [] and fixed["account"] == {
+        "uuid": str(account),
+        "openedOn": "2025-01-06",
+    }
+    audit = await world.conn.fetch(
+        "SELECT action, changes FROM account_audit_logs WHERE account_id = $1", account
+    )
+    assert [(r["action"], json.loads(r["changes"])) for r in audit] == [
+        ("updateAccount", {"changed": {"openedOn": {"old": "2062-12-01", "new": "2025-01-06"}}})
+    ]
+    closed = await mutate(world, CLOSE, {"accountId": str(account), "closedOn": "2025-03-01"})
+    assert codes(closed) == [] and closed["account"]["status"] == "CLOSED"
+    reopened = await mutate(world, OPEN, {"propertyId": str(prop), "openedOn": "2025-03-02"})
+    assert codes(reopened) == []
+
+
+async def test_a_correction_is_refused_across_a_billed_month(world: World, esco: EscoData):
+    """The factory's accounts opened 2024-01-01 and are billed Jan–Mar 2024: moving the
+    opening to 2024-02-15 would un-bill February (and starts after the links)."""
+    account = str(esco.account_ids[1])
+    later = await mutate(world, UPDATE, {"accountId": account, "openedOn": "2024-02-15"})
+    assert {code for _, code in codes(later)} == {"INVALID"}
+    assert any("billed" in e["message"] for e in later["userErrors"]), later
+    assert later["account"] is None
+    # Earlier is fine: no month of 2023 was billed, and the links still start after it.
+    earlier = await mutate(world, UPDATE, {"accountId": account, "openedOn": "2023-11-20"})
+    assert codes(earlier) == [] and earlier["account"]["openedOn"] == "2023-11-20"
+    back = await mutate(world, UPDATE, {"accountId": account, "openedOn": "2024-01-01"})
+    assert codes(back) == []
+
+
+async def test_a_correction_outside_the_window_or_of_a_missing_account_is_refused(
+    world: World, esco: EscoData
+):
+    payload = await mutate(
+        world, UPDATE, {"accountId": str(esco.account_ids[0]), "openedOn": "1999-01-01"}
+    )
+    assert codes(payload) == [(["openedOn"], "INVALID")]
+    payload = await mutate(
+        world, UPDATE, {"accountId": str(uuid.uuid4()), "openedOn": "2024-01-01"}
+    )
+    assert codes(payload) == [(["accountId"], "NOT_FOUND")]
+
+
+# --- security headers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kw"),
+    [
+        ("POST", "/graphql", {"json": {"query": "{ regions { code } }"}}),
+        ("POST", "/graphql", {"content": b"null", "headers": {"content-type": "application/json"}}),
+        (
+            "POST",
+            "/graphql",
+            {"json": {"query": "{ regions { code } }"}, "headers": {"Authorization": "Bearer x"}},
+        ),
+        ("GET", "/healthz", {}),
+        ("GET", "/readyz", {}),
+        ("GET", "/nowhere", {}),
+    ],
+)
+async def test_every_answer_carries_the_security_headers(
+    world: World, method: str, path: str, kw: dict[str, Any]
+):
+    response = await world.client.request(method, path, **kw)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert "server" not in response.headers
+
+
+async def test_the_graphiql_page_has_a_policy_that_lets_it_load(world: World):
+    response = await world.client.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and "graphiql" in response.text.lower()
+    policy = response.headers["content-security-policy"]
+    # Its scripts and styles come from unpkg.com, inline, and it queries this origin.
+    for source in ("https://unpkg.com", "'unsafe-inline'", "connect-src 'self'"):
+        assert source in policy
+    assert "unpkg.com" in response.text
+
+
+# --- token lifetime ----------------------------------------------------------------------------
+
+
+def token_with(settings: Settings, **claims: Any) -> dict[str, str]:
+
+    now = int(time.time())
+    body = {"sub": "x", "role": "admin", "iat": now, "exp": now + 3600, **claims}
+    return {"Authorization": "Bearer " + jwt.encode(body, settings.jwt_secret, "HS256")}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 32503680000},  # the year 3000
+        {"exp": int(time.time()) + 25 * 3600},
+        {"iat": 0, "exp": int(time.time()) + 30 * 24 * 3600},
+    ],
+)
+async def test_tokens_living_too_long_are_401(world: World, settings: Settings, claims: Any):
+    response = await world.client.post(
+        "/graphql", json={"query": "{ viewer { role } }"}, headers=token_with(settings, **claims)
+    )
+    assert "lives longer" in refused(response, 401, "UNAUTHENTICATED")
+
+
+async def test_a_token_within_the_lifetime_is_accepted(world: World, settings: Settings):
+    headers = token_with(settings, exp=int(time.time()) + 24 * 3600)
+    response = await world.client.post(
+        "/graphql", json={"query": "{ viewer { role } }"}, headers=headers
+    )
+    assert response.json()["data"] == {"viewer": {"role": "ADMIN"}}, response.text
+
+
+def test_the_cli_mints_tokens_within_the_lifetime(settings: Settings, capsys):
+
+    short = replace(settings, max_token_lifetime_s=7200)
+    args = cli.build_parser().parse_args(["token", "--role", "admin"])
+    assert cli.cmd_token(args, short) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), settings.jwt_secret, ["HS256"])
+    assert claims["exp"] - claims["iat"] == 7200
+    args = cli.build_parser().parse_args(["token", "--role", "admin", "--hours", "3"])
+    assert cli.cmd_token(args, short) == 2
+    assert "at most 2" in capsys.readouterr().err
+
+
+# --- unknown API keys ------------------------------------------------------------------------
+
+
+async def test_unknown_api_keys_are_remembered_briefly(
+    world: World, esco: EscoData, settings: Settings, database_url: str
+):
+    """A flood of one bad key costs one lookup, not one transaction a request; a key
+    created meanwhile (a new random id: no id is looked up before its key exists)
+    works at once."""
+
+    # An engine of its own: the `engine` fixture would empty the module's tables.
+    engine = create_engine(settings, database_url, api_role=True)
+    authenticator = Authenticator(engine, settings.jwt_secret or "")
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        bad = {"x-api-key": f"flows_{uuid.uuid4().hex}_nope"}
+        for _ in range(20):
+            with pytest.raises(Unauthenticated, match="not valid"):
+                await authenticator.viewer(bad)
+        looked_up = len(statements)
+        assert 0 < looked_up <= 3, statements  # scope + the one SELECT
+
+        key_id, secret = uuid.uuid4(), "fresh-secret"
+        await world.conn.execute(
+            "INSERT INTO api_keys (id, esco_id, name, key_hash, scopes) "
+            "VALUES ($1, $2, 'fresh', $3, ARRAY['read'])",
+            key_id,
+            esco.id,
+            apikeys.hash_secret(secret),
+        )
+        viewer = await authenticator.viewer({"x-api-key": f"flows_{key_id.hex}_{secret}"})
+        assert viewer.role == "partner" and viewer.esco_ids == frozenset({esco.id})
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        await engine.dispose()
+    # Through HTTP: still a 401 JSON, every time.
+    transport = world.client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous:
+        for _ in range(3):
+            response = await anonymous.post(
+                "/graphql",
+                json={"query": "{ viewer { role } }"},
+                headers={"X-API-Key": bad["x-api-key"]},
+            )
+            assert refused(response, 401, "UNAUTHENTICATED") == "The API key is not valid."

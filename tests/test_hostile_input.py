@@ -112,6 +112,43 @@ async def test_fragment_bombs_are_refused_in_milliseconds(world: World, make: An
     assert elapsed < 0.5, elapsed  # was ≈10 s at 21 levels, hours at 30
 
 
+REPEATED = {
+    # graphql-core's overlap validation compares same-path fields pairwise, level by
+    # level: these took it 2–4 s each, within every other limit.
+    "one field 1,200 times": "{ customers { nodes { " + "esco { code } " * 1200 + "} } }",
+    "two levels of 10": "{ customers(first: 1) { nodes { "
+    + ("esco { " + "customers(first: 1) { nodes { email } } " * 10 + "} ") * 10
+    + "} } }",
+    "100 fragments, one field": "{ customers { nodes { "
+    + " ".join(f"...F{i}" for i in range(100))
+    + " } } } "
+    + " ".join(f"fragment F{i} on Customer {{ esco {{ code }} }}" for i in range(100)),
+}
+
+
+@pytest.mark.parametrize("query", REPEATED.values(), ids=REPEATED.keys())
+async def test_fields_repeated_on_one_path_are_refused_before_validation(world: World, query: str):
+    started = time.perf_counter()
+    response = await world.client.post("/graphql", json={"query": query})
+    assert "selected more than 20 times" in refused(response, 400, "QUERY_TOO_COMPLEX")
+    assert time.perf_counter() - started < 0.5
+
+
+async def test_a_field_repeated_a_few_times_through_fragments_still_runs(
+    world: World, esco: EscoData
+):
+    fragments = " ".join(
+        f"fragment F{i} on Customer {{ email esco {{ code }} }}" for i in range(20)
+    )
+    spreads = " ".join(f"...F{i}" for i in range(20))
+    response = await world.client.post(
+        "/graphql", json={"query": f"{{ customers {{ nodes {{ {spreads} }} }} }} {fragments}"}
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    assert [n["email"] for n in body["data"]["customers"]["nodes"]] == esco.emails
+
+
 async def test_a_fragment_bomb_does_not_block_other_requests(world: World):
     """While bombs arrive, /healthz answers at once (the analysis never holds the loop)."""
 

@@ -33,6 +33,8 @@ from flows_graphql.auth import apikeys
 from flows_graphql.auth.authenticate import Authenticator, Unauthenticated
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
+from flows_graphql.limits import Limits, TooComplex, check
+from flows_graphql.schema import schema
 from tests import factories as f
 from tests.factories import EscoData, World, module_world
 
@@ -810,3 +812,12 @@ async def test_unknown_api_keys_are_remembered_briefly(
                 headers={"X-API-Key": bad["x-api-key"]},
             )
             assert refused(response, 401, "UNAUTHENTICATED") == "The API key is not valid."
+
+
+def test_the_analysis_has_a_hard_time_budget():
+    """Whatever the document, the walk gives up at its deadline (0.25 s by default)."""
+    query = "{ customers { nodes { " + " ".join(f"a{i}: email" for i in range(40)) + " } } }"
+    query += " " + " ".join(f"fragment F{i} on Customer {{ email }}" for i in range(100))
+    with pytest.raises(TooComplex, match="too long to analyse"):
+        check(query, None, None, Limits(max_analysis_seconds=0.0), schema._schema)
+    assert check(query, None, None, Limits(), schema._schema) is not None

@@ -750,9 +750,11 @@ async def test_a_token_within_the_lifetime_is_accepted(world: World, settings: S
     assert response.json()["data"] == {"viewer": {"role": "ADMIN"}}, response.text
 
 
-def test_the_cli_mints_tokens_within_the_lifetime(settings: Settings, capsys):
-
-    short = replace(settings, max_token_lifetime_s=7200)
+def test_the_cli_mints_tokens_within_the_lifetime(
+    settings: Settings, database_url: str, capsys: pytest.CaptureFixture[str]
+):
+    # The test database, not an embedded server in the settings' data folder.
+    short = replace(settings, max_token_lifetime_s=7200, database_url=database_url)
     args = cli.build_parser().parse_args(["token", "--role", "admin"])
     assert cli.cmd_token(args, short) == 0
     claims = jwt.decode(capsys.readouterr().out.strip(), settings.jwt_secret, ["HS256"])

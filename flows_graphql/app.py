@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -153,6 +154,18 @@ class Authenticated:
         await self.app(scope, receive, send)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals (an unknown path, a method a route does not take) in
+    JSON with a code, like every other answer."""
+    assert isinstance(exc, HTTPException)
+    code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
+    return JSONResponse(
+        {"errors": [{"message": exc.detail, "extensions": {"code": code}}]},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
 def create_app(settings: Settings, database_url: str, today: Today = london_today) -> Starlette:
     """The application. `today` is the billing clock (tests pass a fixed day)."""
     engine = create_engine(settings, database_url, api_role=True)
@@ -210,7 +223,9 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     if settings.graphiql:
         # The files GraphiQL's page loads, from the package (no credentials, like the page).
         routes.append(Mount(graphiql.MOUNT, app=graphiql.assets()))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine

@@ -823,3 +823,17 @@ def test_the_analysis_has_a_hard_time_budget():
     with pytest.raises(TooComplex, match="too long to analyse"):
         check(query, None, None, Limits(max_analysis_seconds=0.0), schema._schema)
     assert check(query, None, None, Limits(), schema._schema) is not None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "NOT_FOUND"),
+        ("PUT", "/graphql", 405, "BAD_REQUEST"),
+        ("DELETE", "/healthz", 405, "BAD_REQUEST"),
+    ],
+)
+async def test_starlettes_own_refusals_are_json(
+    world: World, method: str, path: str, status: int, code: str
+):
+    refused(await world.client.request(method, path), status, code)

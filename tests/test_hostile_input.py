@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import socket
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +39,7 @@ from flows_graphql.db.engine import create_engine
 from flows_graphql.limits import Limits, TooComplex, check
 from flows_graphql.schema import schema
 from tests import factories as f
+from tests.conftest import bearer
 from tests.factories import EscoData, World, module_world
 
 
@@ -837,3 +841,52 @@ async def test_starlettes_own_refusals_are_json(
     world: World, method: str, path: str, status: int, code: str
 ):
     refused(await world.client.request(method, path), status, code)
+
+
+async def test_the_real_server_sends_no_server_header(
+    settings: Settings, database_url: str, tmp_path: Any
+):
+    """`flows-graphql serve` (uvicorn, started here on a free port): uvicorn adds its
+    `server` header below the ASGI app, so only its option removes it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "FLOWS_PORT": str(port),
+        "FLOWS_DATA_DIR": str(tmp_path),
+        "FLOWS_JWT_SECRET": settings.jwt_secret or "",
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "flows_graphql.cli",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(150):
+                try:
+                    response = await http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the server did not start within 15 s")
+            assert response.status_code == 200
+            assert "server" not in response.headers, response.headers
+            assert response.headers["x-content-type-options"] == "nosniff"
+            bad = await http.post(
+                "/graphql",
+                content=b"\xff",
+                headers={"content-type": "application/json", **bearer(settings, "admin")},
+            )
+            refused(bad, 400, "BAD_REQUEST")
+            assert "server" not in bad.headers
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), timeout=15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -23,6 +24,7 @@ from .auth.tokens import jwt_secret
 from .config import Settings
 from .db.engine import create_engine
 from .db.migrate import head_revision
+from .db.urls import asyncpg_dsn
 from .graphql_view import FlowsGraphQL
 from .rules.clock import Today, london_today
 from .schema import schema
@@ -205,9 +207,11 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         gc.freeze()
         gc.set_threshold(50_000, 10, 100)
         log.info("started", extra={"env": settings.env})
+        watching = asyncio.create_task(authenticator.watch_keys(asyncpg_dsn(database_url)))
         try:
             yield
         finally:
+            watching.cancel()
             await engine.dispose()
             log.info("stopped")
 

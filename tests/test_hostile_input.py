@@ -36,6 +36,7 @@ from flows_graphql.auth import apikeys
 from flows_graphql.auth.authenticate import Authenticator, Unauthenticated
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
+from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.limits import Limits, TooComplex, check
 from flows_graphql.schema import schema
 from tests import factories as f
@@ -771,16 +772,25 @@ def test_the_cli_mints_tokens_within_the_lifetime(
 # --- unknown API keys ------------------------------------------------------------------------
 
 
-async def test_unknown_api_keys_are_remembered_briefly(
+async def until(check: Any, seconds: float = 2.0) -> float:
+    """Wait until `check()` is true; how long it took."""
+    started = time.perf_counter()
+    while not check():
+        assert time.perf_counter() - started < seconds, "not within time"
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started
+
+
+async def test_unknown_api_keys_are_remembered_and_forgotten_when_created(
     world: World, esco: EscoData, settings: Settings, database_url: str
 ):
-    """A flood of one bad key costs one lookup, not one transaction a request; a key
-    created meanwhile (a new random id: no id is looked up before its key exists)
-    works at once."""
-
+    """A flood of one bad key costs one lookup, not a transaction a request; a key
+    created with that very id works as soon as its transaction commits (the server
+    listens for key changes), and a revoked key stops at once too."""
     # An engine of its own: the `engine` fixture would empty the module's tables.
     engine = create_engine(settings, database_url, api_role=True)
     authenticator = Authenticator(engine, settings.jwt_secret or "")
+    watching = asyncio.create_task(authenticator.watch_keys(asyncpg_dsn(database_url)))
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -788,34 +798,69 @@ async def test_unknown_api_keys_are_remembered_briefly(
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
-        bad = {"x-api-key": f"flows_{uuid.uuid4().hex}_nope"}
+        await until(lambda: authenticator.listening)
+        key_id, secret = uuid.uuid4(), "fresh-secret"
+        key = {"x-api-key": f"flows_{key_id.hex}_{secret}"}
         for _ in range(20):
             with pytest.raises(Unauthenticated, match="not valid"):
-                await authenticator.viewer(bad)
-        looked_up = len(statements)
-        assert 0 < looked_up <= 3, statements  # scope + the one SELECT
+                await authenticator.viewer(key)
+        assert 0 < len(statements) <= 3, statements  # the scope and one SELECT
 
-        key_id, secret = uuid.uuid4(), "fresh-secret"
-        await world.conn.execute(
-            "INSERT INTO api_keys (id, esco_id, name, key_hash, scopes) "
-            "VALUES ($1, $2, 'fresh', $3, ARRAY['read'])",
-            key_id,
-            esco.id,
-            apikeys.hash_secret(secret),
-        )
-        viewer = await authenticator.viewer({"x-api-key": f"flows_{key_id.hex}_{secret}"})
+        # The key is created with the id just remembered as unknown (create_key's own
+        # statements, on another connection, as the CLI would).
+        async with world.conn.transaction():
+            await world.conn.execute(
+                "INSERT INTO api_keys (id, esco_id, name, key_hash, scopes) "
+                "VALUES ($1, $2, 'fresh', $3, ARRAY['read'])",
+                key_id,
+                esco.id,
+                apikeys.hash_secret(secret),
+            )
+            await world.conn.execute("SELECT pg_notify($1, $2)", apikeys.KEY_CHANNEL, str(key_id))
+        await until(lambda: key_id not in authenticator.unknown_keys.items)
+        viewer = await authenticator.viewer(key)
         assert viewer.role == "partner" and viewer.esco_ids == frozenset({esco.id})
+
+        # Revoked through the code the CLI runs: refused at once, not a minute later.
+        cli_engine = create_engine(settings, database_url)
+        try:
+            async with cli_engine.begin() as conn:
+                assert await apikeys.revoke_key(conn, key_id)
+        finally:
+            await cli_engine.dispose()
+        await until(lambda: key_id not in authenticator.keys.items)
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await authenticator.viewer(key)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
+        watching.cancel()
         await engine.dispose()
-    # Through HTTP: still a 401 JSON, every time.
+    assert not authenticator.listening
+
+
+async def test_unknown_keys_are_not_remembered_without_listening(
+    settings: Settings, database_url: str
+):
+    """When the server cannot listen for key changes, it looks every key up."""
+    engine = create_engine(settings, database_url, api_role=True)
+    authenticator = Authenticator(engine, settings.jwt_secret or "")
+    try:
+        bad = {"x-api-key": f"flows_{uuid.uuid4().hex}_nope"}
+        for _ in range(3):
+            with pytest.raises(Unauthenticated, match="not valid"):
+                await authenticator.viewer(bad)
+        assert authenticator.unknown_keys.items == {}
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unknown_key_is_401_json_every_time(world: World):
     transport = world.client._transport
+    bad = f"flows_{uuid.uuid4().hex}_nope"
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous:
         for _ in range(3):
             response = await anonymous.post(
-                "/graphql",
-                json={"query": "{ viewer { role } }"},
-                headers={"X-API-Key": bad["x-api-key"]},
+                "/graphql", json={"query": "{ viewer { role } }"}, headers={"X-API-Key": bad}
             )
             assert refused(response, 401, "UNAUTHENTICATED") == "The API key is not valid."
 

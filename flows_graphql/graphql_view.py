@@ -67,6 +67,7 @@ def _nested_deeper(value: object, limit: int) -> bool:
         pending.extend((child, depth + 1) for child in children)
     return False
 
+
 # The media type negotiated for the request being answered (None: nothing acceptable),
 # set by `__call__` for the hooks Strawberry calls without the request.
 media_type: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -22,6 +24,7 @@ from .auth.tokens import jwt_secret
 from .config import Settings
 from .db.engine import create_engine
 from .db.migrate import head_revision
+from .db.urls import asyncpg_dsn
 from .graphql_view import FlowsGraphQL
 from .rules.clock import Today, london_today
 from .schema import schema
@@ -69,6 +72,47 @@ class RequestIdMiddleware:
             logs.request_id.reset(token)
 
 
+# On every answer. The API's answers are per viewer: no cache may keep them.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+]
+# JSON runs nothing. GraphiQL's page brings its own policy (graphiql.CSP); any
+# other HTML gets that one too.
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+HTML_CSP = graphiql.CSP.encode()
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP answer (ours and Starlette's own)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                present = {k.lower() for k, _ in headers}
+                html = any(
+                    k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
+                )
+                extra = [
+                    *SECURITY_HEADERS,
+                    (b"content-security-policy", HTML_CSP if html else API_CSP),
+                ]
+                message["headers"] = headers + [(k, v) for k, v in extra if k not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class Authenticated:
     """In front of /graphql: every operation needs credentials (GraphiQL's page does
     not); a bad or missing one is answered 401 before any GraphQL work."""
@@ -107,12 +151,26 @@ class Authenticated:
         await self.app(scope, receive, send)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals (an unknown path, a method a route does not take) in
+    JSON with a code, like every other answer."""
+    assert isinstance(exc, HTTPException)
+    code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
+    return JSONResponse(
+        {"errors": [{"message": exc.detail, "extensions": {"code": code}}]},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
 def create_app(settings: Settings, database_url: str, today: Today = london_today) -> Starlette:
     """The application. `today` is the billing clock (tests pass a fixed day)."""
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
     graphql = FlowsGraphQL(schema, settings=settings, engine=engine, today=today)
-    authenticator = Authenticator(engine, jwt_secret(settings))
+    authenticator = Authenticator(
+        engine, jwt_secret(settings), max_token_lifetime_s=settings.max_token_lifetime_s
+    )
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -144,9 +202,11 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         gc.freeze()
         gc.set_threshold(50_000, 10, 100)
         log.info("started", extra={"env": settings.env})
+        watching = asyncio.create_task(authenticator.watch_keys(asyncpg_dsn(database_url)))
         try:
             yield
         finally:
+            watching.cancel()
             await engine.dispose()
             log.info("stopped")
 
@@ -162,7 +222,10 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     if settings.graphiql:
         # The files GraphiQL's page loads, from the package (no credentials, like the page).
         routes.append(Mount(graphiql.MOUNT, app=graphiql.assets()))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     return app

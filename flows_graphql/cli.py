@@ -87,14 +87,19 @@ async def _demo_tokens(settings: Settings, url: str) -> dict[str, str]:
     finally:
         await engine.dispose()
     secret = jwt_secret(settings)
-    tokens = {"admin": issue_token(secret, sub="demo-admin", role="admin")}
+    ttl = timedelta(seconds=settings.max_token_lifetime_s)  # the longest the server takes
+    tokens = {"admin": issue_token(secret, sub="demo-admin", role="admin", ttl=ttl)}
     if esco is not None:
         tokens[f"operator ({esco.code})"] = issue_token(
-            secret, sub=f"demo-operator-{esco.code}", role="operator", escos=[str(esco.id)]
+            secret,
+            sub=f"demo-operator-{esco.code}",
+            role="operator",
+            escos=[str(esco.id)],
+            ttl=ttl,
         )
     if customer is not None:
         tokens[f"customer ({customer.email})"] = issue_token(
-            secret, sub=customer.email, role="customer", customer_id=str(customer.id)
+            secret, sub=customer.email, role="customer", customer_id=str(customer.id), ttl=ttl
         )
     return tokens
 
@@ -130,6 +135,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_config=None,
         timeout_graceful_shutdown=10,
+        server_header=False,  # no "server: uvicorn" (docs/limits.md)
     )
     return 0
 
@@ -208,6 +214,15 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if args.role == "operator" and not args.esco:
         print("an operator token needs --esco CODE", file=sys.stderr)
         return 2
+    # The server refuses tokens living longer than its maximum: default to it.
+    hours = settings.max_token_lifetime_s / 3600 if args.hours is None else args.hours
+    if not 0 < hours * 3600 <= settings.max_token_lifetime_s:
+        print(
+            f"--hours must be more than 0 and at most {settings.max_token_lifetime_s / 3600:g} "
+            "(FLOWS_MAX_TOKEN_LIFETIME_S)",
+            file=sys.stderr,
+        )
+        return 2
     if args.role == "customer" and not args.customer:
         print("a customer token needs --customer EMAIL", file=sys.stderr)
         return 2
@@ -218,7 +233,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         role=args.role,
         escos=escos if args.role == "operator" else None,
         customer_id=customer_id if args.role == "customer" else None,
-        ttl=timedelta(hours=args.hours),
+        ttl=timedelta(hours=hours),
     )
     print(token)
     return 0
@@ -367,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--esco", help="ESCO code (operators; narrows --customer)")
     token.add_argument("--customer", help="customer email (customers)")
     token.add_argument("--sub", help="subject claim (default: derived)")
-    token.add_argument("--hours", type=float, default=24 * 7, help="lifetime (default 168)")
+    token.add_argument(
+        "--hours", type=float, help="lifetime (default and maximum: FLOWS_MAX_TOKEN_LIFETIME_S)"
+    )
     token.set_defaults(func=cmd_token)
 
     billing = sub.add_parser("billing", help="billing runs").add_subparsers(

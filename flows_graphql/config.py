@@ -33,6 +33,10 @@ class Settings:
     max_page_size: int = 100
     statement_timeout_ms: int = 5000
     db_pool_size: int = 10
+    # Input rows the mutations of one request may carry, aliases counted.
+    max_input_rows: int = 10_000
+    # A JWT whose `exp` is further ahead than this is refused (docs/limits.md).
+    max_token_lifetime_s: int = 24 * 3600
     # Queries walk breadth-first (breadth_first.py); off = graphql-core's walk only.
     breadth_first: bool = True
 
@@ -58,5 +62,7 @@ class Settings:
             max_page_size=_int("FLOWS_MAX_PAGE_SIZE", 100),
             statement_timeout_ms=_int("FLOWS_STATEMENT_TIMEOUT_MS", 5000),
             db_pool_size=_int("FLOWS_DB_POOL_SIZE", 10),
+            max_input_rows=_int("FLOWS_MAX_INPUT_ROWS", 10_000),
+            max_token_lifetime_s=_int("FLOWS_MAX_TOKEN_LIFETIME_S", 24 * 3600),
             breadth_first=_flag("FLOWS_BREADTH_FIRST", default=True),
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSchema
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -23,6 +23,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from . import execution, graphiql, logs, negotiation
 from .auth.viewer import ANONYMOUS, Viewer
@@ -30,16 +31,42 @@ from .config import Settings
 from .context import Context
 from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
-from .limits import Limits, TooComplex, check, has_unstorable_text
+from .limits import Limits, TooComplex, check, has_unstorable_text, unstorable
 from .rules.clock import Today, london_today
 
 log = logging.getLogger("flows_graphql.errors")
 
 # Error codes our own code raises on purpose; anything else is unexpected.
-KNOWN_CODES = frozenset({"INVALID", "NOT_FOUND", "FORBIDDEN", "QUERY_TOO_COMPLEX"})
+KNOWN_CODES = frozenset({"INVALID", "NOT_FOUND", "FORBIDDEN", "QUERY_TOO_COMPLEX", "BAD_REQUEST"})
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # Python exception details graphql-core appends to coercion errors, e.g. "[<class …>]".
 PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
+# Request JSON deeper than this is refused; our variables need a handful of levels.
+MAX_JSON_DEPTH = 64
+
+
+def _not_json(constant: str) -> None:
+    # Python's json reads NaN and Infinity, which JSON has not.
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _nested_deeper(value: object, limit: int) -> bool:
+    """Whether JSON nests lists/objects more than `limit` deep (iteratively: the value
+    is hostile, and every later walk of it recurses)."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
 
 # The media type negotiated for the request being answered (None: nothing acceptable),
 # set by `__call__` for the hooks Strawberry calls without the request.
@@ -71,10 +98,14 @@ class FlowsGraphQL(GraphQL[Context, None]):
         # Our own page, loading the GraphiQL build vendored into the package (no CDN).
         self._graphiql_html = graphiql.page_html()
         self.settings = settings
+        # The limits tell connections and lists by their types.
+        self.graphql_schema: GraphQLSchema = schema._schema
         self.engine = engine
         self.today = today
         self.limits = Limits(
-            default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            max_input_rows=settings.max_input_rows,
         )
 
     def encode_json(self, data: object) -> bytes:
@@ -108,6 +139,15 @@ class FlowsGraphQL(GraphQL[Context, None]):
             await self._refuse(Refused(400, "QUERY_TOO_COMPLEX", exc.message), scope, receive, send)
         finally:
             media_type.reset(token)
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry answers its own refusals (no query, an unknown operation, a
+        mutation over GET, …) in plain text; ours are JSON with a code."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
+            raise Refused(exc.status_code, code, exc.reason) from exc
 
     def _bounded(self, receive: Receive) -> Receive:
         """A body without Content-Length is counted as it arrives."""
@@ -149,16 +189,36 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 response.status_code = 400
         return response
 
+    def decode_json(self, data: str | bytes) -> object:
+        """The body (or GET's `variables`) as JSON, or a 400 `BAD_REQUEST`: invalid
+        UTF-8, integers of thousands of digits, nesting deep enough to exhaust the
+        stack, or anything but an object (a list is a batch, refused later)."""
+        try:
+            value = json.loads(data, parse_constant=_not_json)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise Refused(400, "BAD_REQUEST", "The request body is not valid JSON.") from exc
+        if not isinstance(value, dict | list):
+            raise Refused(400, "BAD_REQUEST", "The request body must be a JSON object.")
+        if _nested_deeper(value, MAX_JSON_DEPTH):
+            raise Refused(
+                400, "BAD_REQUEST", f"The request's JSON is nested deeper than {MAX_JSON_DEPTH}."
+            )
+        return value
+
     async def parse_http_body(self, request_adapter: Any) -> Any:
         """Malformed bodies and batches get a JSON error like every other refusal."""
         try:
-            return await super().parse_http_body(request_adapter)
+            data = await super().parse_http_body(request_adapter)
         except HTTPException as exc:
             if "batch" in exc.reason.lower() or "operations" in exc.reason.lower():
                 raise Refused(
                     400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted."
                 ) from exc
             raise Refused(exc.status_code, "BAD_REQUEST", exc.reason) from exc
+        name = getattr(data, "operation_name", None)
+        if name is not None and (not isinstance(name, str) or unstorable(name)):
+            raise Refused(400, "BAD_REQUEST", "`operationName` must be a name (a string).")
+        return data
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -188,7 +248,9 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 {"Accept": f"{negotiation.GRAPHQL_RESPONSE}, {negotiation.JSON}"},
             )
         if isinstance(data.query, str):
-            verdict = check(data.query, data.variables, data.operation_name, self.limits)
+            verdict = check(
+                data.query, data.variables, data.operation_name, self.limits, self.graphql_schema
+            )
             # Queries have no userErrors: such text is refused here. Mutations answer it
             # with a user error (their services check it, resolvers/mutation.py backs
             # them up).

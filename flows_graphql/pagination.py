@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_
 
 from .errors import invalid_argument
+from .rules import formats
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ def parse_text(value: str) -> str:
 
 
 def parse_date(value: str) -> date:
-    return date.fromisoformat(value)
+    return formats.parse_date(value)
 
 
 def parse_datetime(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+    return formats.parse_datetime(value)
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,20 @@ def encode_cursor(sort: SortKey, value: Any, row_id: uuid.UUID) -> str:
 def decode_cursor(sort: SortKey, cursor: str, argument: str) -> tuple[Any, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        name, value, row_id = json.loads(raw)
+        decoded = json.loads(raw)
+        # Ours are ["ORDER", "value", "uuid"]: anything else (an object, a number, 1e400,
+        # a NUL that PostgreSQL cannot compare) is not a cursor of this list.
+        if not (
+            isinstance(decoded, list)
+            and len(decoded) == 3
+            and all(isinstance(part, str) and "\x00" not in part for part in decoded)
+        ):
+            raise ValueError("not a cursor")
+        name, value, row_id = decoded
         if name != sort.name:
             raise ValueError("cursor of another order")
         return sort.parse(value), uuid.UUID(row_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, TypeError, RecursionError) as exc:
         raise invalid_argument(f"`{argument}` is not a cursor of this list.", argument) from exc
 
 

@@ -93,6 +93,28 @@ def test_strawberry_view_hooks() -> None:
         )
 
 
+def test_strawberry_body_and_refusal_hooks() -> None:
+    """graphql_view.FlowsGraphQL reads bodies through `decode_json` (called by
+    `parse_json`, which catches only JSONDecodeError) and turns the HTTPException that
+    `run` raises for Strawberry's own refusals into JSON (its ASGI `__call__` would
+    answer plain text)."""
+    from strawberry.asgi import GraphQL
+    from strawberry.http.base import BaseView
+
+    assert "self.decode_json(" in inspect.getsource(BaseView.parse_json), _fail(
+        "strawberry-graphql", "graphql_view.decode_json", "BaseView.parse_json"
+    )
+    assert "await self.run(" in inspect.getsource(GraphQL.__call__), _fail(
+        "strawberry-graphql", "graphql_view.run", "GraphQL.__call__ no longer calls run"
+    )
+    assert list(inspect.signature(GraphQL.run).parameters) == [
+        "self",
+        "request",
+        "context",
+        "root_value",
+    ], _fail("strawberry-graphql", "graphql_view.run", "GraphQL.run's parameters")
+
+
 def test_strawberry_execution_context() -> None:
     """execution.py subclasses Strawberry's execution context and reuses its check."""
     from strawberry.execution import optimized_is_awaitable

@@ -1488,6 +1488,11 @@ MUTATION_PROBES: list[MutationProbe] = [
         lambda t, o, w: {"accountId": t.closing_account, "closedOn": "2025-03-01"},
     ),
     P(
+        "updateAccount",
+        "B",
+        lambda t, o, w: {"accountId": t.closing_account, "openedOn": "2023-12-01"},
+    ),
+    P(
         "addCustomerToAccount",
         "B",
         lambda t, o, w: {

@@ -8,13 +8,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import API_KEY_SCOPES, ApiKey, table_of
 
 KEYS = table_of(ApiKey)
 PREFIX = "flows"
+# Servers listen here (auth/authenticate.py): a created or revoked key's id, sent when
+# its transaction commits, so their caches of keys forget it at once.
+KEY_CHANNEL = "flows_api_keys"
+NOTIFY = text(f"SELECT pg_notify('{KEY_CHANNEL}', :key_id)")
 
 
 def hash_secret(secret: str) -> str:
@@ -54,6 +58,7 @@ async def create_key(
             scopes=sorted(set(scopes)),
         )
     )
+    await conn.execute(NOTIFY, {"key_id": str(key_id)})
     return IssuedKey(key_id, f"{PREFIX}_{key_id.hex}_{secret}")
 
 
@@ -63,6 +68,7 @@ async def revoke_key(conn: AsyncConnection, key_id: uuid.UUID) -> bool:
         .where(KEYS.c.id == key_id, KEYS.c.revoked_at.is_(None))
         .values(revoked_at=func.now())
     )
+    await conn.execute(NOTIFY, {"key_id": str(key_id)})
     return bool(result.rowcount)
 
 

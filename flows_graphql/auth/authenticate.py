@@ -5,22 +5,26 @@ No credentials, or bad ones, raise `Unauthenticated`; the endpoint answers 401.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 
+import asyncpg  # type: ignore[import-untyped]
 import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.engine import SET_TENANT
 from ..db.models import ApiKey, Customer, table_of
-from .apikeys import hash_secret, parse_key
+from .apikeys import KEY_CHANNEL, hash_secret, parse_key
 from .tokens import decode_token
 from .viewer import Viewer
 
+log = logging.getLogger("flows_graphql.auth")
 KEYS = table_of(ApiKey)
 CUSTOMERS = table_of(Customer)
 ALL_ESCOS = {"esco_ids": "*"}
@@ -53,13 +57,30 @@ class _Cache:
             self.items.popitem(last=False)
 
 
+# Clocks of token issuers differ a little.
+LEEWAY_S = 60
+# How long an API key id that names no key is remembered as unknown: a flood of bad
+# keys then costs a transaction per id and period, not one per request. Only while
+# the server listens for key changes (watch_keys): a key created meanwhile is then
+# forgotten as unknown as soon as its transaction commits.
+UNKNOWN_KEY_TTL_S = 10.0
+UNKNOWN = object()
+RECONNECT_S = (0.5, 5.0)
+
+
 class Authenticator:
-    def __init__(self, engine: AsyncEngine, secret: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, secret: str, *, max_token_lifetime_s: int = 24 * 3600
+    ) -> None:
         self.engine = engine
         self.secret = secret
+        self.max_token_lifetime_s = max_token_lifetime_s
         # A customer's ESCO never changes; a revoked key stops working within a minute.
         self.customer_escos = _Cache(size=50_000, ttl=3600)
         self.keys = _Cache(size=10_000, ttl=60)
+        self.unknown_keys = _Cache(size=10_000, ttl=UNKNOWN_KEY_TTL_S)
+        self.listening = False
+        self.key_changes = 0  # a lookup racing a change must not cache its stale answer
         # Tokens whose signature was checked: a dashboard polling with one token pays
         # the HMAC and JSON decoding once a minute, not on every request.
         self.tokens = _Cache(size=10_000, ttl=60)
@@ -87,7 +108,7 @@ class Authenticator:
 
     def _verified(self, token: str) -> dict[str, object]:
         try:
-            return decode_token(self.secret, token)
+            claims = decode_token(self.secret, token)
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("The token has expired.") from exc
         except jwt.InvalidSignatureError as exc:
@@ -96,6 +117,14 @@ class Authenticator:
             raise Unauthenticated(f"The token lacks the `{exc.claim}` claim.") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated("The token is malformed.") from exc
+        # A token for the year 3000 is a leaked token forever: `exp` may be at most the
+        # maximum lifetime ahead, whatever `iat` says.
+        if claims["exp"] > time.time() + self.max_token_lifetime_s + LEEWAY_S:
+            raise Unauthenticated(
+                f"The token lives longer than {self.max_token_lifetime_s} seconds "
+                "(FLOWS_MAX_TOKEN_LIFETIME_S)."
+            )
+        return claims
 
     async def _viewer(self, claims: dict[str, object]) -> Viewer:
         role, sub = claims.get("role"), str(claims.get("sub"))
@@ -142,7 +171,10 @@ class Authenticator:
             raise Unauthenticated("The API key is malformed.")
         key_id, secret = parsed
         row = self.keys.get(key_id)
+        if row is None and self.listening and self.unknown_keys.get(key_id) is UNKNOWN:
+            raise Unauthenticated("The API key is not valid.")
         if row is None:
+            changes = self.key_changes
             async with self.engine.begin() as conn:
                 await conn.execute(SET_TENANT, ALL_ESCOS)
                 row = (
@@ -154,6 +186,8 @@ class Authenticator:
                 ).first()
             if row is not None:
                 self.keys.put(key_id, row)
+            elif self.listening and changes == self.key_changes:
+                self.unknown_keys.put(key_id, UNKNOWN)
         if row is None or not hmac.compare_digest(row.key_hash, hash_secret(secret)):  # type: ignore[attr-defined]
             raise Unauthenticated("The API key is not valid.")
         if row.revoked_at is not None:  # type: ignore[attr-defined]
@@ -164,3 +198,47 @@ class Authenticator:
             esco_ids=frozenset({row.esco_id}),  # type: ignore[attr-defined]
             scopes=frozenset(row.scopes),  # type: ignore[attr-defined]
         )
+
+    # -- key changes ------------------------------------------------------------------
+
+    def key_changed(self, key_id: str) -> None:
+        """A key was created or revoked (by any process): forget what we knew of it."""
+        self.key_changes += 1
+        try:
+            parsed = uuid.UUID(key_id)
+        except ValueError:
+            return
+        self.keys.items.pop(parsed, None)
+        self.unknown_keys.items.pop(parsed, None)
+
+    async def watch_keys(self, dsn: str) -> None:
+        """Listen for key changes until cancelled, reconnecting after a failure. While
+        not listening, unknown ids are not remembered (a key created then must work)."""
+        delay = RECONNECT_S[0]
+        while True:
+            try:
+                await self._listen(dsn)
+                delay = RECONNECT_S[0]
+            except Exception as exc:  # any failure: retry; requests go on without it
+                log.warning(
+                    "not listening for API key changes", extra={"error": type(exc).__name__}
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_S[1])
+
+    async def _listen(self, dsn: str) -> None:
+        """One listening connection, until it ends (or the task is cancelled)."""
+        conn = await asyncpg.connect(dsn, timeout=5)
+        closed = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn: closed.set())
+            await conn.add_listener(
+                KEY_CHANNEL, lambda _conn, _pid, _channel, payload: self.key_changed(payload)
+            )
+            self.listening = True
+            await closed.wait()
+        finally:
+            self.listening = False
+            self.unknown_keys.items.clear()
+            if not conn.is_closed():
+                conn.terminate()

@@ -47,7 +47,7 @@ def issue_token(
     role: str,
     escos: list[str] | None = None,
     customer_id: str | None = None,
-    ttl: timedelta = timedelta(days=7),
+    ttl: timedelta = timedelta(hours=24),
     now: datetime | None = None,
 ) -> str:
     if role not in ROLES:

@@ -178,6 +178,22 @@ class CloseAccountPayload:
     user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
 
 
+@strawberry.input(description="Corrections to an account.")
+class UpdateAccountInput:
+    account_id: strawberry.ID = strawberry.field(description="The account (global id or uuid).")
+    opened_on: date = strawberry.field(
+        description="The corrected first day: within the date window (docs/limits.md), after "
+        "the previous account's closing day, not after its links start, and no billed month "
+        "between the old and the new day."
+    )
+
+
+@strawberry.type(description="The result of updateAccount.")
+class UpdateAccountPayload:
+    account: Account | None = strawberry.field(description="The account as it is now.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
+
+
 @strawberry.input(description="Linking a customer to an account from a day, open-ended.")
 class AddCustomerToAccountInput:
     customer_id: strawberry.ID = strawberry.field(description="The customer (global id or uuid).")
@@ -344,6 +360,26 @@ class Mutations:
             ),
         )
         return CloseAccountPayload(account=row, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Correct an account's opening day (a mistyped one would lock its "
+        "property); refused once a month it moves across is billed."
+    )
+    async def update_account(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdateAccountInput,
+            strawberry.argument(description="The account and its corrected opening day."),
+        ],
+    ) -> UpdateAccountPayload:
+        row, errors = await run(
+            info,
+            lambda tx: service.update_account(
+                tx, parse_id(input.account_id, "Account"), input.opened_on
+            ),
+        )
+        return UpdateAccountPayload(account=row, user_errors=errors)
 
     @strawberry.mutation(description="Link a customer to an account as owner or occupier.")
     async def add_customer_to_account(

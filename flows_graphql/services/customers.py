@@ -33,6 +33,8 @@ from ..db.models import (
     CustomerAccount,
     CustomerInvite,
     Esco,
+    MonthlyCosts,
+    MonthlyUsage,
     Property,
     table_of,
 )
@@ -42,7 +44,7 @@ from ..db.models.enums import (
     CustomerAccountRole,
     CustomerStatus,
 )
-from .problems import ErrorCode, Problems, reject
+from .problems import ErrorCode, Problems, check_window, reject, require_window
 from .scope import find_esco
 from .tx import Row, Tx, changed
 
@@ -54,6 +56,8 @@ ESCOS = table_of(Esco)
 PROPERTIES = table_of(Property)
 TERMS = table_of(ContractTerms)
 TERMS_ESCO = table_of(ContractTermsEsco)
+COSTS = table_of(MonthlyCosts)
+USAGE = table_of(MonthlyUsage)
 
 # Deliberately simple: one @, no spaces, a dot in the domain. (The database CHECK is
 # looser still; this is what the API promises.)
@@ -269,6 +273,7 @@ async def open_account(
     OMITTED (or null in the input) means no terms; None, an id that names no terms."""
     tx.require_role(*OPERATORS)
     problems = Problems()
+    check_window(problems, "openedOn", opened_on, tx.today())
     prop = None
     if property_id is not None:
         prop = (
@@ -438,6 +443,93 @@ async def close_account(tx: Tx, account_id: uuid.UUID | None, closed_on: date) -
     return row
 
 
+async def update_account(tx: Tx, account_id: uuid.UUID | None, opened_on: date) -> Row:
+    """Correct an account's opening day (a mistyped `openedOn` would otherwise lock its
+    property: it cannot be closed before it opened, nor a second account opened).
+    Allowed while no month between the old and the new day is billed for the
+    account's customers, and while the account's links and the property's previous
+    account still fit around it."""
+    tx.require_role(*OPERATORS)
+    problems = Problems()
+    check_window(problems, "openedOn", opened_on, tx.today())
+    account = await _account(tx, account_id, lock=True)
+    if account is None:
+        raise reject("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
+    problems.raise_if_any()
+    if opened_on == account.opened_on:
+        return account  # nothing to correct
+    if account.closed_on is not None and opened_on > account.closed_on:
+        problems.add(
+            "openedOn", ErrorCode.INVALID, f"Must not be after {account.closed_on}, when it closed."
+        )
+    previous = await tx.conn.scalar(
+        select(func.max(ACCOUNTS.c.closed_on)).where(
+            ACCOUNTS.c.property_id == account.property_id,
+            ACCOUNTS.c.esco_id == account.esco_id,
+            ACCOUNTS.c.id != account.id,
+            ACCOUNTS.c.opened_on <= account.opened_on,
+        )
+    )
+    if previous is not None and opened_on <= previous:
+        problems.add(
+            "openedOn",
+            ErrorCode.INVALID,
+            f"Must be after {previous}, the closing day of the property's previous account.",
+        )
+    first_link = await tx.conn.scalar(
+        select(func.min(LINKS.c.start_date)).where(
+            LINKS.c.account_id == account.id, LINKS.c.esco_id == account.esco_id
+        )
+    )
+    if first_link is not None and opened_on > first_link:
+        problems.add(
+            "openedOn",
+            ErrorCode.INVALID,
+            f"Must not be after {first_link}, when a customer's link to it starts; "
+            "correct that link first.",
+        )
+    earlier, later = sorted((opened_on, account.opened_on))
+    billed = await tx.conn.scalar(
+        select(func.min(COSTS.c.month))
+        .select_from(COSTS.join(USAGE, USAGE.c.id == COSTS.c.monthly_usage_id))
+        .join(PROPERTIES, PROPERTIES.c.supply_meter_id == USAGE.c.meter_id)
+        .where(
+            PROPERTIES.c.id == account.property_id,
+            COSTS.c.esco_id == account.esco_id,
+            # Billing counts an account open on the 1st of a month: the months whose
+            # 1st lies between the two days are the ones the correction changes.
+            COSTS.c.month >= earlier,
+            COSTS.c.month < later,
+            COSTS.c.customer_id.in_(
+                select(LINKS.c.customer_id).where(LINKS.c.account_id == account.id)
+            ),
+        )
+    )
+    if billed is not None:
+        problems.add(
+            "openedOn",
+            ErrorCode.INVALID,
+            f"The month of {billed} is already billed for this account; the opening day "
+            "can no longer move across it.",
+        )
+    problems.raise_if_any()
+    row = (
+        await tx.conn.execute(
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == account.id)
+            .values(opened_on=opened_on)
+            .returning(ACCOUNTS)
+        )
+    ).one()
+    await tx.account_audit(
+        row.esco_id,
+        row.id,
+        "updateAccount",
+        changed({"openedOn": account.opened_on}, {"openedOn": row.opened_on}),
+    )
+    return row
+
+
 # --- customer ↔ account links ----------------------------------------------------------
 
 
@@ -451,6 +543,7 @@ async def add_customer_to_account(
     """Link a customer to an active account of their ESCO from `start_date` (open-ended)."""
     tx.require_role(*OPERATORS)
     problems = Problems()
+    check_window(problems, "startDate", start_date, tx.today())
     customer = None
     if customer_id is not None:
         customer = (
@@ -541,6 +634,7 @@ async def end_customer_account(
     """End a link on `end_date` (its last day). The link is (customer, account, role,
     start date); without a start date, the customer's current link in that role."""
     tx.require_role(*OPERATORS)
+    require_window("endDate", end_date, tx.today())
     customer = await _customer(tx, customer_id)
     account = await _account(tx, account_id, lock=True)
     if account is None or account.esco_id != customer.esco_id:

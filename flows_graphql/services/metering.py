@@ -31,7 +31,7 @@ from .community import (
     optional_text,
     required_text,
 )
-from .problems import ErrorCode, Problems
+from .problems import ErrorCode, Problems, check_window
 from .scope import find_esco
 from .tx import Row, Tx, changed
 
@@ -433,6 +433,8 @@ async def set_solar_installation(
         _check_capacity(problems, declared_net_capacity_kw)
         values["declared_net_capacity_kw"] = declared_net_capacity_kw
     if not isinstance(commissioning_date, Unset):
+        if commissioning_date is not None:
+            check_window(problems, "commissioningDate", commissioning_date, tx.today())
         values["commissioning_date"] = commissioning_date
     prop = await _visible(
         tx, problems, PROPERTIES, property_id, "propertyId", "property", lock="update"

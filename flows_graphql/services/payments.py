@@ -41,7 +41,7 @@ from ..db.models import Account, Customer, CustomerAccount, Payment, table_of
 from ..db.models.enums import AccountStatus, CustomerStatus, PaymentStatus
 from ..rules import payments as rules
 from ..rules.clock import BILLING_ZONE
-from .problems import ErrorCode, Problems, Rejected, reject
+from .problems import ErrorCode, Problems, Rejected, check_window, reject
 from .tx import Row, Tx, changed
 
 PAYMENTS = table_of(Payment)
@@ -188,6 +188,8 @@ async def create_payment(
             )
     if scheduled_at is not None and scheduled_at.astimezone(BILLING_ZONE).date() < today:
         problems.add("scheduledAt", ErrorCode.INVALID, "Must not be in the past.")
+    elif scheduled_at is not None:
+        check_window(problems, "scheduledAt", scheduled_at.astimezone(BILLING_ZONE).date(), today)
     problems.raise_if_any()
 
     row = (

@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+
+from ..rules.clock import outside_window
 
 
 class ErrorCode(enum.Enum):
@@ -66,3 +69,16 @@ class Problems:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+def check_window(problems: Problems, field: str | Sequence[str], day: date, today: date) -> None:
+    """A date a mutation records must be within the business window (rules/clock.py)."""
+    why = outside_window(day, today)
+    if why is not None:
+        problems.add(field, ErrorCode.INVALID, why)
+
+
+def require_window(field: str | Sequence[str], day: date, today: date) -> None:
+    problems = Problems()
+    check_window(problems, field, day, today)
+    problems.raise_if_any()

@@ -28,7 +28,7 @@ from ..db.models import (
 from ..db.models.enums import CustomerAccountRole, CustomerStatus, TariffGeneration
 from ..rules import generation, solar
 from ..rules.tariffs import Rates, customer_rates, microgrid_rates
-from .problems import ErrorCode, Problems, reject
+from .problems import ErrorCode, Problems, check_window, reject, require_window
 from .scope import esco_or_reject
 from .tx import Row, Tx, changed
 
@@ -81,6 +81,7 @@ async def publish_benchmark(
 ) -> tuple[Row, GenerationReport]:
     tx.require_role("admin")
     problems = Problems()
+    check_window(problems, "periodStart", period_start, tx.today())
     check_rate(problems, "unitRate", unit_rate)
     check_rate(problems, "standingCharge", standing_charge)
     region = await tx.conn.scalar(select(Region.code).where(Region.code == region_code))
@@ -351,6 +352,7 @@ async def set_microgrid_tariff(
     tx.require_role("admin", "operator")
     esco = await esco_or_reject(tx, esco_id)
     problems = Problems()
+    check_window(problems, "periodStart", period_start, tx.today())
     check_discount(problems, "discountPercent", discount_percent)
     limits = (
         ("emergencyCredit", emergency_credit, Decimal(5000)),
@@ -415,6 +417,7 @@ async def set_customer_discount(
     tx: Tx, customer_id: uuid.UUID | None, period_start: date, discount_percent: int
 ) -> Row:
     tx.require_role("admin", "operator")
+    require_window("periodStart", period_start, tx.today())
     customer = None
     if customer_id is not None:
         customer = (
@@ -483,6 +486,7 @@ async def set_solar_credit_tariff(
 ) -> Row:
     tx.require_role("admin", "operator")
     esco = await esco_or_reject(tx, esco_id)
+    require_window("periodStart", period_start, tx.today())
     if not credit_pence_per_year.is_finite() or not 0 <= credit_pence_per_year <= 30000:
         raise reject("creditPencePerYear", ErrorCode.INVALID, "Must be between 0 and 30000 pence.")
     values = {

@@ -33,7 +33,8 @@ def from_global_id(global_id: str) -> tuple[str, str] | None:
         type_name, sep, key = base64.urlsafe_b64decode(padded).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    return (type_name, key) if sep and type_name and key else None
+    # A NUL cannot reach PostgreSQL: such an id names nothing (composite keys are text).
+    return (type_name, key) if sep and type_name and key and "\x00" not in key else None
 
 
 def parse_id(value: str, type_name: str) -> uuid_mod.UUID | None:

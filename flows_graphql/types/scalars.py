@@ -9,33 +9,26 @@ from typing import Any
 
 import strawberry
 
+from ..rules import formats
+
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
     # Floats are refused: 0.1 as a float is not 0.1, and money must be exact.
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError('A Decimal is written as a string, e.g. "0.17527".')
-    try:
-        parsed = decimal.Decimal(value.strip() if isinstance(value, str) else value)
-    except decimal.InvalidOperation as exc:
-        raise ValueError(f"{value!r} is not a decimal number.") from exc
-    if not parsed.is_finite():
-        raise ValueError("A Decimal must be a finite number.")
-    return parsed
+    return formats.parse_decimal(str(value))
 
 
 def _parse_datetime(value: Any) -> datetime.datetime:
     if not isinstance(value, str):
         raise ValueError("A DateTime is an ISO 8601 string with an offset.")
-    parsed = datetime.datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("A DateTime needs its UTC offset, e.g. 2025-03-10T09:00:00+00:00.")
-    return parsed
+    return formats.parse_datetime(value)
 
 
 def _parse_date(value: Any) -> datetime.date:
     if not isinstance(value, str):
         raise ValueError("A Date is written YYYY-MM-DD.")
-    return datetime.date.fromisoformat(value)
+    return formats.parse_date(value)
 
 
 def _parse_uuid(value: Any) -> uuid.UUID:

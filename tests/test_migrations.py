@@ -214,7 +214,7 @@ async def test_migrated_catalog_equals_create_all_catalog(
         created = await catalog(url)
 
     # The comparison is only worth something if it saw the whole schema.
-    assert len(migrated["tables"]) == len(metadata.tables) == 28
+    assert len(migrated["tables"]) == len(metadata.tables) == 29
     assert migrated["enums"]["customer_status"] == "active, inactive, suspended"
     assert "customers.customers_touch_updated_at" in migrated["triggers"]
     assert "audit_log.audit_log_append_only" in migrated["triggers"]
@@ -249,7 +249,7 @@ async def test_downgrade_to_base_and_upgrade_again(
     engine: AsyncEngine, database_url: str, settings: Settings
 ) -> None:
     head = head_revision()
-    assert head == "0003"
+    assert head == "0004"
     async with scratch_database(database_url, "roundtrip") as url:
         scratch = create_engine(settings, url)
         try:

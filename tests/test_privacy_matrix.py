@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -46,13 +48,21 @@ import asyncpg
 import httpx
 import pytest
 from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLScalarType,
+    Undefined,
     get_named_type,
     is_leaf_type,
 )
 
 from flows_graphql.app import create_app
+from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
+from flows_graphql.db.engine import create_engine
 from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.schema import schema
 from flows_graphql.types.node import from_global_id, to_global_id
@@ -914,3 +924,156 @@ async def test_node_and_nodes_agree_with_the_oracle(world: World, person: str) -
                               {"id": gid})  # fmt: skip
             got = body["data"]["node"]
             assert (got["__typename"] if got else None) == resolved[gid], (person, gid)
+
+
+# --- partner keys: every scope set, every mutation payload ------------------------------
+
+SCOPE_SETS = [
+    sorted(s)
+    for n in (1, 2, 3)
+    for s in itertools.combinations(["read", "usage:write", "payments:write"], n)
+]
+MUTATIONS = sorted(GRAPHQL.mutation_type.fields)  # type: ignore[union-attr]
+SCALAR_DUMMIES: dict[str, Any] = {
+    "ID": lambda: str(uuid.uuid4()),
+    "UUID": lambda: str(uuid.uuid4()),
+    "String": lambda: "x",
+    "Int": lambda: 1,
+    "Boolean": lambda: True,
+    "Date": lambda: "2025-07-01",
+    "DateTime": lambda: "2025-07-01T00:00:00+00:00",
+    "Decimal": lambda: "1",
+    "JSON": lambda: {},
+}
+
+
+def dummy(t: Any) -> Any:
+    """A value of an input type: required fields only, ids of nothing."""
+    if isinstance(t, GraphQLNonNull):
+        return dummy(t.of_type)
+    if isinstance(t, GraphQLList):
+        return [dummy(t.of_type)]
+    if isinstance(t, GraphQLEnumType):
+        return next(iter(t.values))
+    if isinstance(t, GraphQLScalarType):
+        return SCALAR_DUMMIES[t.name]()
+    assert isinstance(t, GraphQLInputObjectType)
+    return {
+        name: dummy(f.type)
+        for name, f in t.fields.items()
+        if isinstance(f.type, GraphQLNonNull) and f.default_value is Undefined
+    }
+
+
+def payload_type(mutation: str) -> GraphQLObjectType:
+    t = get_named_type(GRAPHQL.mutation_type.fields[mutation].type)  # type: ignore[union-attr]
+    assert isinstance(t, GraphQLObjectType)
+    return t
+
+
+def own_selection(mutation: str) -> str:
+    """The payload and the leaves of the objects in it: the written object's own fields."""
+    parts = []
+    for name, f in payload_type(mutation).fields.items():
+        kind = get_named_type(f.type)
+        if is_leaf_type(kind):
+            parts.append(name)
+        else:
+            assert isinstance(kind, GraphQLObjectType)
+            leaves = [n for n, x in kind.fields.items() if is_leaf_type(get_named_type(x.type))]
+            parts.append(f"{name} {{ {' '.join(leaves)} }}")
+    return " ".join(parts)
+
+
+def full_selection(mutation: str) -> tuple[str, bool]:
+    """Every field of the payload's objects, relations too; and whether that reaches
+    past the written objects (something only `read` may follow)."""
+    parts, beyond = [], False
+    for name, f in payload_type(mutation).fields.items():
+        kind = get_named_type(f.type)
+        if is_leaf_type(kind):
+            parts.append(name)
+            continue
+        assert isinstance(kind, GraphQLObjectType)
+        parts.append(f"{name} {{ {selection(kind.name)} }}")
+        beyond |= any(not is_leaf_type(get_named_type(x.type)) for x in kind.fields.values())
+    return " ".join(parts), beyond
+
+
+def mutation_doc(mutation: str, sel: str) -> str:
+    arg = get_named_type(GRAPHQL.mutation_type.fields[mutation].args["input"].type)  # type: ignore[union-attr]
+    return f"mutation($i: {arg.name}!) {{ {mutation}(input: $i) {{ {sel} }} }}"
+
+
+@pytest.fixture(scope="module")
+async def keys(world: World, settings: Settings, database_url: str) -> dict[str, str]:
+    engine = create_engine(settings, database_url)
+    try:
+        async with engine.begin() as conn:
+            return {
+                ",".join(s): (await create_key(conn, world.esco, s, ",".join(s))).key
+                for s in SCOPE_SETS
+            }
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("scopes", [",".join(s) for s in SCOPE_SETS])
+async def test_partner_scopes_on_every_mutation_payload(
+    world: World, keys: dict[str, str], scopes: str
+) -> None:
+    """Without `read` a payload that reaches other rows is refused before anything runs
+    (403, nothing written); the written object's own fields always answer."""
+    headers = {"X-API-Key": keys[scopes]}
+    audited = "SELECT (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM account_events)"
+    for mutation in MUTATIONS:
+        variables = {"i": dummy(GRAPHQL.mutation_type.fields[mutation].args["input"].type)}  # type: ignore[union-attr]
+        full, beyond = full_selection(mutation)
+        before = await world.conn.fetchval(audited)
+        response = await world.client.post(
+            "/graphql", json={"query": mutation_doc(mutation, full), "variables": variables},
+            headers=headers,
+        )  # fmt: skip
+        body = response.json()
+        if beyond and "read" not in scopes:
+            assert response.status_code == 403, (mutation, body)
+            assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
+            assert "data" not in body
+        else:
+            assert response.status_code == 200 and "errors" not in body, (mutation, body)
+        own = await world.client.post(
+            "/graphql",
+            json={"query": mutation_doc(mutation, own_selection(mutation)), "variables": variables},
+            headers=headers,
+        )
+        assert own.status_code == 200 and "errors" not in own.json(), (mutation, own.json())
+        assert await world.conn.fetchval(audited) == before, mutation  # ids of nothing
+
+    # The mutations a scope allows write, and answer their own fields only.
+    if "usage:write" in scopes:
+        row = {"meterId": str(world.meters["M2"]), "month": "2025-07-01", "powerKwh": "9",
+               "heatKwh": "1", "solarKwh": "0"}  # fmt: skip
+        response = await world.client.post(
+            "/graphql",
+            json={"query": mutation_doc("recordMonthlyUsage", own_selection("recordMonthlyUsage")),
+                  "variables": {"i": row}},
+            headers=headers,
+        )  # fmt: skip
+        payload = response.json()["data"]["recordMonthlyUsage"]
+        assert payload["userErrors"] == [] and payload["monthlyUsage"]["powerKwh"] == "9.000"
+        assert set(payload["monthlyUsage"]) == set(
+            own_selection("recordMonthlyUsage").split("monthlyUsage { ")[1].split(" }")[0].split()
+        )
+    if "payments:write" in scopes:
+        pay = {"customerId": str(world.people["C"]), "accountId": str(world.accounts["AC1"]),
+               "amountPence": 100, "idempotencyKey": f"partner-{scopes}"}  # fmt: skip
+        response = await world.client.post(
+            "/graphql",
+            json={"query": mutation_doc("createPayment", own_selection("createPayment")),
+                  "variables": {"i": pay}},
+            headers=headers,
+        )  # fmt: skip
+        payload = response.json()["data"]["createPayment"]
+        assert payload["userErrors"] == [] and payload["payment"]["amountPence"] == 100
+        text = json.dumps(payload)
+        assert str(world.people["C"]) not in text and world.emails["C"] not in text

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
+from flows_graphql.rules.privacy import actor_shown
 from flows_graphql.types.node import from_global_id
 from tests.conftest import bearer, gql
 
@@ -387,3 +388,108 @@ async def _key(engine: AsyncEngine, home: Home, scopes: list[str]) -> str:
     assert decoded is not None
     async with engine.begin() as conn:
         return (await create_key(conn, uuid.UUID(decoded[1]), scopes, "partner")).key
+
+
+# --- the supply history itself ---------------------------------------------------------
+
+
+async def _history(raw: asyncpg.Connection, prop: uuid.UUID) -> list[tuple[str, Any, Any]]:
+    rows = await raw.fetch(
+        "SELECT m.serial, first_month, last_month FROM property_supply_meters s "
+        "JOIN meters m ON m.id = s.meter_id WHERE property_id = $1 "
+        "ORDER BY first_month NULLS FIRST",
+        prop,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def _set_meter(raw: asyncpg.Connection, prop: uuid.UUID, meter: Any, day: str) -> None:
+    async with raw.transaction():
+        await raw.execute("SELECT set_config('flows.today', $1, true)", day)
+        await raw.execute("UPDATE properties SET supply_meter_id = $1 WHERE id = $2", meter, prop)
+
+
+async def test_supply_history_is_kept_by_every_write(
+    engine: AsyncEngine, raw: asyncpg.Connection
+) -> None:
+    """Whoever writes `properties` (here plain SQL, dated by `flows.today`): a change on
+    the 1st applies that month, later in a month from the next; a meter that never
+    supplied a month leaves no period; a meter moved on starts after it left."""
+    esco = await raw.fetchval(
+        "INSERT INTO escos (code, name, region_code) VALUES ('hist', 'H', 'london') RETURNING id"
+    )
+    m1, m2, m3 = [
+        await raw.fetchval(
+            "INSERT INTO meters (esco_id, serial) VALUES ($1, $2) RETURNING id", esco, serial
+        )
+        for serial in ("S1", "S2", "S3")
+    ]
+    p1, p2 = [
+        await raw.fetchval(
+            "INSERT INTO properties (esco_id, plot, supply_meter_id) VALUES ($1, $2, $3) "
+            "RETURNING id",
+            esco,
+            plot,
+            meter,
+        )
+        for plot, meter in (("1", m1), ("2", None))
+    ]
+    assert await _history(raw, p1) == [("S1", None, None)]
+    assert await _history(raw, p2) == []
+
+    await _set_meter(raw, p1, m2, "2025-03-01")  # on the 1st: March is S2's
+    assert await _history(raw, p1) == [
+        ("S1", None, date(2025, 2, 1)),
+        ("S2", date(2025, 3, 1), None),
+    ]
+    await _set_meter(raw, p1, m3, "2025-03-20")  # later: from April
+    await _set_meter(raw, p1, m2, "2025-03-25")  # and back: S3 never supplied a month
+    assert await _history(raw, p1) == [
+        ("S1", None, date(2025, 2, 1)),
+        ("S2", date(2025, 3, 1), date(2025, 3, 1)),
+        ("S2", date(2025, 4, 1), None),
+    ]
+    await _set_meter(raw, p1, None, "2025-06-10")  # no meter from July
+    assert (await _history(raw, p1))[-1] == ("S2", date(2025, 4, 1), date(2025, 6, 1))
+    await _set_meter(raw, p2, m2, "2025-06-11")  # S2 moves on: from the month after it left
+    assert await _history(raw, p2) == [("S2", date(2025, 7, 1), None)]
+    # One meter per home per month, one home per meter per month.
+    with pytest.raises(asyncpg.ExclusionViolationError):
+        await raw.execute(
+            "INSERT INTO property_supply_meters (esco_id, property_id, meter_id, first_month) "
+            "VALUES ($1, $2, $3, '2025-01-01')",
+            esco,
+            p2,
+            m3,
+        )
+    with pytest.raises(asyncpg.ExclusionViolationError):
+        await raw.execute(
+            "INSERT INTO property_supply_meters (esco_id, property_id, meter_id, first_month, "
+            "last_month) VALUES ($1, $2, $3, '2025-05-01', '2025-05-01')",
+            esco,
+            p2,
+            m2,
+        )
+    with pytest.raises(asyncpg.CheckViolationError):
+        await raw.execute(
+            "INSERT INTO property_supply_meters (esco_id, property_id, meter_id, first_month) "
+            "VALUES ($1, $2, $3, '2030-01-15')",
+            esco,
+            p2,
+            m3,
+        )
+
+
+def test_actors_are_roles_to_customers() -> None:
+    me = uuid.uuid4()
+    cases = {
+        f"customer:{me}": "you",
+        f"customer:{uuid.uuid4()}": "customer",
+        "user:alice@esco": "operator",
+        "partner:0b1c": "partner",
+        "system": "system",
+    }
+    for actor, shown in cases.items():
+        assert actor_shown(actor, "customer", me) == shown
+        assert actor_shown(actor, "operator", None) == actor
+        assert actor_shown(actor, "partner", None) == actor

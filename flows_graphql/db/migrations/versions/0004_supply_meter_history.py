@@ -16,8 +16,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from flows_graphql.db.models.supply import TRACK_SUPPLY_FUNCTION_SQL, TRACK_SUPPLY_TRIGGER_SQL
-
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -25,6 +23,46 @@ depends_on: str | Sequence[str] | None = None
 
 API_ROLE = "flows_api"
 MONTHS = "daterange(first_month, last_month, '[]')"
+# The history's writer, as db/models/supply.py has it (tests/test_migrations.py compares).
+TRACK_SUPPLY_FUNCTION_SQL = """CREATE FUNCTION flows_track_supply_meter() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    day date := coalesce(nullif(current_setting('flows.today', true), '')::date,
+                         (now() AT TIME ZONE 'Europe/London')::date);
+    -- The first month the change applies to: the first one starting on or after it.
+    since date := CASE WHEN extract(day FROM day) = 1 THEN day
+                       ELSE (date_trunc('month', day) + interval '1 month')::date END;
+    latest date;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.supply_meter_id IS NOT DISTINCT FROM OLD.supply_meter_id THEN
+            RETURN NULL;
+        END IF;
+        -- The meter so far supplies up to the month before; a period that had not
+        -- begun yet never was.
+        DELETE FROM property_supply_meters
+         WHERE property_id = NEW.id AND last_month IS NULL AND first_month >= since;
+        UPDATE property_supply_meters
+           SET last_month = (since - interval '1 month')::date
+         WHERE property_id = NEW.id AND last_month IS NULL;
+    END IF;
+    IF NEW.supply_meter_id IS NOT NULL THEN
+        -- From the month after the property's and the meter's latest periods; with
+        -- neither, since before any record (a new home's meter had no other home).
+        SELECT max(last_month) INTO latest FROM property_supply_meters
+         WHERE property_id = NEW.id OR meter_id = NEW.supply_meter_id;
+        INSERT INTO property_supply_meters (esco_id, property_id, meter_id, first_month)
+        VALUES (NEW.esco_id, NEW.id, NEW.supply_meter_id,
+                (latest + interval '1 month')::date);
+    END IF;
+    RETURN NULL;
+END
+$$"""
+TRACK_SUPPLY_TRIGGER_SQL = (
+    "CREATE TRIGGER properties_track_supply_meter "
+    "AFTER INSERT OR UPDATE OF supply_meter_id ON properties "
+    "FOR EACH ROW EXECUTE FUNCTION flows_track_supply_meter()"
+)
 
 
 def upgrade() -> None:

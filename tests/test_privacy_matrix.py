@@ -891,6 +891,8 @@ async def test_a_customer_sees_only_their_own(world: World, person: str) -> None
     seen_usage = {g for g, t in found.seen.items() if t == "MonthlyUsage"}
     want_usage = {g for g in allowed.ids if from_global_id(g)[0] == "MonthlyUsage"}  # type: ignore[index]
     assert seen_usage == want_usage, (person, len(seen_usage), len(want_usage))
+    # (A positive control: every occupier has months; the landlord has none.)
+    assert bool(want_usage) == (person != "L"), person
     for type_name in ("MonthlyCosts", "MonthlySolarCredit"):
         seen = {g for g, t in found.seen.items() if t == type_name}
         want = {g for g in allowed.ids if from_global_id(g)[0] == type_name}  # type: ignore[index]

@@ -453,6 +453,18 @@ async def test_supply_history_is_kept_by_every_write(
     assert (await _history(raw, p1))[-1] == ("S2", date(2025, 4, 1), date(2025, 6, 1))
     await _set_meter(raw, p2, m2, "2025-06-11")  # S2 moves on: from the month after it left
     assert await _history(raw, p2) == [("S2", date(2025, 7, 1), None)]
+    await _set_meter(raw, p2, None, "2025-07-02")  # S2 supplies July only, then rests
+    # A meter with a past supplies a new home from the change, not from when it left.
+    async with raw.transaction():
+        await raw.execute("SELECT set_config('flows.today', '2025-09-05', true)")
+        p3 = await raw.fetchval(
+            "INSERT INTO properties (esco_id, plot, supply_meter_id) VALUES ($1, '3', $2) "
+            "RETURNING id",
+            esco,
+            m2,
+        )
+    assert await _history(raw, p2) == [("S2", date(2025, 7, 1), date(2025, 7, 1))]
+    assert await _history(raw, p3) == [("S2", date(2025, 10, 1), None)]
     # One meter per home per month, one home per meter per month.
     with pytest.raises(asyncpg.ExclusionViolationError):
         await raw.execute(

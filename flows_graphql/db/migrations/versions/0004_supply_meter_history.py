@@ -47,13 +47,15 @@ BEGIN
          WHERE property_id = NEW.id AND last_month IS NULL;
     END IF;
     IF NEW.supply_meter_id IS NOT NULL THEN
-        -- From the month after the property's and the meter's latest periods; with
-        -- neither, since before any record (a new home's meter had no other home).
+        -- With no period of the property or the meter before, since before any
+        -- record (a new home's meter had no other home); else from the change, and
+        -- never before the month after the latest of those periods.
         SELECT max(last_month) INTO latest FROM property_supply_meters
          WHERE property_id = NEW.id OR meter_id = NEW.supply_meter_id;
         INSERT INTO property_supply_meters (esco_id, property_id, meter_id, first_month)
         VALUES (NEW.esco_id, NEW.id, NEW.supply_meter_id,
-                (latest + interval '1 month')::date);
+                CASE WHEN latest IS NOT NULL
+                     THEN greatest(since, (latest + interval '1 month')::date) END);
     END IF;
     RETURN NULL;
 END

@@ -505,3 +505,36 @@ def test_actors_are_roles_to_customers() -> None:
         assert actor_shown(actor, "customer", me) == shown
         assert actor_shown(actor, "operator", None) == actor
         assert actor_shown(actor, "partner", None) == actor
+
+
+async def test_an_occupancy_corrected_after_billing_shows_no_stale_bill(
+    app_client: httpx.AsyncClient,
+    bare_client: httpx.AsyncClient,
+    settings: Settings,
+    raw: asyncpg.Connection,
+) -> None:
+    """A's stay is corrected to end in January after February was billed to A: A's
+    February bill (with its usage) stays readable, never an error, until February is
+    billed again — then nobody is billed for it (no occupier on the 1st)."""
+    home = await build_home(app_client, settings)
+    await raw.execute(
+        "UPDATE customer_accounts SET end_date = '2025-01-31' WHERE customer_id = $1",
+        uuid.UUID(home.a),
+    )
+    body = await gql(bare_client, COSTS, headers=home.headers["a"])
+    assert "errors" not in body, body
+    costs = body["data"]["viewer"]["customer"]["monthlyCosts"]
+    assert [(c["month"], c["usage"]["powerKwh"]) for c in costs] == [
+        ("2025-01-01", POWER["2025-01-01"]),
+        ("2025-02-01", POWER["2025-02-01"]),
+    ]
+    await ok(
+        app_client, "runBilling", {"escoId": home.esco, "month": "2025-02-01"}, "billingRun { id }"
+    )
+    assert await raw.fetchval("SELECT count(*) FROM monthly_costs WHERE month = '2025-02-01'") == 0
+    body = await gql(bare_client, COSTS, headers=home.headers["a"])
+    assert [c["month"] for c in body["data"]["viewer"]["customer"]["monthlyCosts"]] == [
+        "2025-01-01"
+    ]
+    body = await gql(bare_client, HOME_USAGE, headers=home.headers["a"])
+    assert usage_months(body) == {"2025-01-01"}

@@ -37,6 +37,7 @@ from ..db.models import (
     Account,
     CircuitMeter,
     CustomerAccount,
+    MonthlyCosts,
     PropertySupplyMeter,
     table_of,
 )
@@ -46,6 +47,7 @@ ACCOUNTS = table_of(Account)
 LINKS = table_of(CustomerAccount)
 SUPPLY = table_of(PropertySupplyMeter)
 CIRCUIT_METER = table_of(CircuitMeter)
+COSTS = table_of(MonthlyCosts)
 
 ME = bindparam("viewer_customer", type_=UUID(as_uuid=True))
 
@@ -108,6 +110,21 @@ def customer_sees_meter_month(meter_id: Any, month: Any) -> Any:
             or_(supply.c.first_month.is_(None), supply.c.first_month <= month),
             or_(supply.c.last_month.is_(None), supply.c.last_month >= month),
         )
+    )
+
+
+def _usage_of_own_months(usage: FromClause) -> Any:
+    """A meter's months that are the viewer's (occupier on day 1, through the supply
+    history), and any month billed to them: a bill stays readable, usage included,
+    when an occupancy is corrected after billing, until the month is billed again."""
+    costs = COSTS.alias("vis_costs")
+    return or_(
+        customer_sees_meter_month(usage.c.meter_id, usage.c.month),
+        exists(
+            select(1)
+            .select_from(costs)
+            .where(costs.c.monthly_usage_id == usage.c.id, costs.c.customer_id == ME)
+        ),
     )
 
 
@@ -184,7 +201,7 @@ CUSTOMER_RULES: dict[str, Rule] = {
     "circuits": lambda t: t.c.id.in_(_own_circuits()),
     # A home's months: only those the customer was billed for (not an owner's, not the
     # households' before or after them).
-    "monthly_usage": lambda t: customer_sees_meter_month(t.c.meter_id, t.c.month),
+    "monthly_usage": _usage_of_own_months,
     "monthly_solar_credits": lambda t: customer_billed_for(t.c.property_id, t.c.month),
 }
 

@@ -18,11 +18,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import Date, bindparam, column, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
+from flows_graphql.loaders.visibility import customer_billed_for, customer_occupied_account_on
 from flows_graphql.rules.privacy import actor_shown
 from flows_graphql.types.node import from_global_id
 from tests.conftest import bearer, gql
@@ -538,3 +541,40 @@ async def test_an_occupancy_corrected_after_billing_shows_no_stale_bill(
     ]
     body = await gql(bare_client, HOME_USAGE, headers=home.headers["a"])
     assert usage_months(body) == {"2025-01-01"}
+
+
+async def test_the_reusable_month_conditions(
+    app_client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    """`customer_billed_for` and `customer_occupied_account_on`, the rule other reads
+    (statements, balances) build on, answer as billing does."""
+    home = await build_home(app_client, settings)
+    months = [date.fromisoformat(m) for m in MONTHS]
+    grid_table = (
+        func.unnest(bindparam("months", type_=ARRAY(Date())))
+        .table_valued(column("month", Date()))
+        .render_derived(name="grid")
+    )
+    month = grid_table.c.month
+    grid = select(month)
+    prop, account = _uuid(home.property), _uuid(home.account)
+    billed = grid.where(customer_billed_for(prop, month)).order_by(month)
+    occupied = grid.where(customer_occupied_account_on(account, month)).order_by(month)
+    seen = {}
+    async with engine.connect() as conn:
+        for who in ("a", "b", "owner"):
+            me = uuid.UUID(getattr(home, who))
+            params = {"months": months, "viewer_customer": me}
+            seen[who] = (
+                [r[0] for r in await conn.execute(billed, params)],
+                [r[0] for r in await conn.execute(occupied, params)],
+            )
+    assert seen["a"] == (months[:2], months[:2])
+    assert seen["b"] == (months[2:], months[2:])
+    assert seen["owner"] == ([], [])
+
+
+def _uuid(gid: str) -> uuid.UUID:
+    decoded = from_global_id(gid)
+    assert decoded is not None
+    return uuid.UUID(decoded[1])

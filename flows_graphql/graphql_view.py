@@ -26,12 +26,13 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from . import execution, graphiql, logs, negotiation
+from .auth.scopes import read_refusal
 from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
 from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
-from .limits import Limits, TooComplex, check, has_unstorable_text, unstorable
+from .limits import Limits, TooComplex, check, document, has_unstorable_text, unstorable
 from .rules.clock import Today, london_today
 
 log = logging.getLogger("flows_graphql.errors")
@@ -101,6 +102,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
         # The limits tell connections and lists by their types.
         self.graphql_schema: GraphQLSchema = schema._schema
         self.engine = engine
+        # graphql-core's schema, which the scope check walks with the document.
+        self.graphql_schema = schema._schema
         self.today = today
         self.limits = Limits(
             default_page_size=settings.default_page_size,
@@ -265,8 +268,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
                     "Text may not contain a NUL character or an unpaired surrogate.",
                 )
             viewer = context.viewer
-            if verdict is not None and verdict.operation == "query" and not viewer.may_read:
-                raise Refused(403, "FORBIDDEN", "This API key lacks the `read` scope.")
+            parsed = document(data.query, self.limits) if verdict is not None else None
+            refusal = read_refusal(viewer, self.graphql_schema, parsed) if parsed else None
+            if refusal is not None:
+                raise Refused(403, "FORBIDDEN", refusal)
             if (
                 verdict is not None
                 and verdict.introspects

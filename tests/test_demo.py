@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from pathlib import Path
 
 from flows_graphql.db.models import metadata
 from flows_graphql.demo import DEMO_ESCO, USAGE_MONTHS, bill_demo, seed_demo
-from tests.conftest import SEEDED_TABLES, gql
+from tests.conftest import SEEDED_TABLES, bearer, gql
 
 TODAY = date(2025, 3, 10)
 
@@ -82,3 +84,32 @@ async def test_demo_is_deterministic(engine, sessionmaker, raw):
         "SELECT md5(string_agg(meter_id::text || month || power_kwh, ',' "
         "ORDER BY meter_id, month)) FROM monthly_usage"
     )
+
+
+def readme_customer_example() -> str:
+    """The customer's query of README.md, as a reader would paste it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```graphql\n(.*?)```", readme, re.S)
+    (block,) = [b for b in blocks if b.lstrip().startswith("{\n  viewer {")]
+    return block
+
+
+async def test_readme_customer_example_shows_data(engine, sessionmaker, settings, client):
+    """The README's customer query, with the demo's customer token, shows their home:
+    its meter's circuits, a year of usage with costs, and their bills."""
+    async with sessionmaker() as session, session.begin():
+        summary = await seed_demo(session, today=TODAY)
+    await bill_demo(engine, today=TODAY)
+    headers = bearer(settings, "customer", sub="demo", customer_id=str(summary.customer_id))
+    body = await gql(client, readme_customer_example(), headers=headers)
+    assert "errors" not in body, body
+    customer = body["data"]["viewer"]["customer"]
+    (link,) = [a for a in customer["accounts"] if a["role"] == "OCCUPIER" and not a["endDate"]]
+    meter = link["account"]["property"]["supplyMeter"]
+    assert {c["type"] for c in meter["circuits"]} >= {"HEAT", "POWER"}
+    assert meter["monthlyUsage"] and all(u["costs"] is not None for u in meter["monthlyUsage"])
+    assert {u["month"] for u in meter["monthlyUsage"]} == {
+        c["month"] for c in customer["monthlyCosts"]
+    }
+    assert link["account"]["events"]["nodes"]
+    assert {e["actor"] for e in link["account"]["events"]["nodes"]} <= {"system", "operator", "you"}

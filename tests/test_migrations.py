@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
@@ -214,7 +215,7 @@ async def test_migrated_catalog_equals_create_all_catalog(
         created = await catalog(url)
 
     # The comparison is only worth something if it saw the whole schema.
-    assert len(migrated["tables"]) == len(metadata.tables) == 28
+    assert len(migrated["tables"]) == len(metadata.tables) == 29
     assert migrated["enums"]["customer_status"] == "active, inactive, suspended"
     assert "customers.customers_touch_updated_at" in migrated["triggers"]
     assert "audit_log.audit_log_append_only" in migrated["triggers"]
@@ -249,7 +250,7 @@ async def test_downgrade_to_base_and_upgrade_again(
     engine: AsyncEngine, database_url: str, settings: Settings
 ) -> None:
     head = head_revision()
-    assert head == "0003"
+    assert head == "0004"
     async with scratch_database(database_url, "roundtrip") as url:
         scratch = create_engine(settings, url)
         try:
@@ -274,3 +275,66 @@ async def test_downgrade_to_base_and_upgrade_again(
 
     assert len(codes) == 14 and names == 14
     assert {"south_west", "north_wales_mersey", "london", "south_scotland"} <= codes
+
+
+# --------------------------------------------------------------------------------------
+# d. 0004 carries today's data into the supply history and names link events' customers
+
+
+async def test_0004_migrates_supply_meters_and_link_events(
+    engine: AsyncEngine, database_url: str, settings: Settings
+) -> None:
+    async with scratch_database(database_url, "m0004") as url:
+        scratch = create_engine(settings, url)
+        try:
+            await upgrade(scratch, "0003")
+            async with connect(url) as conn:
+                esco = await conn.fetchval(
+                    "INSERT INTO escos (code, name, region_code) VALUES ('mig', 'M', 'london') "
+                    "RETURNING id"
+                )
+                meter = await conn.fetchval(
+                    "INSERT INTO meters (esco_id, serial) VALUES ($1, 'M-1') RETURNING id", esco
+                )
+                supplied = await conn.fetchval(
+                    "INSERT INTO properties (esco_id, plot, supply_meter_id) "
+                    "VALUES ($1, '1', $2) RETURNING id",
+                    esco,
+                    meter,
+                )
+                await conn.execute("INSERT INTO properties (esco_id, plot) VALUES ($1, '2')", esco)
+                account = await conn.fetchval(
+                    "INSERT INTO accounts (esco_id, property_id, opened_on) "
+                    "VALUES ($1, $2, '2024-01-01') RETURNING id",
+                    esco,
+                    supplied,
+                )
+                customer = await conn.fetchval(
+                    "INSERT INTO customers (esco_id, email) VALUES ($1, 'a@b.example') "
+                    "RETURNING id",
+                    esco,
+                )
+                for notes in (f"Customer {customer}: occupier from 2024-01-01", None, "Hello"):
+                    await conn.execute(
+                        "INSERT INTO account_events (esco_id, account_id, event_type, notes, "
+                        "actor) VALUES ($1, $2, 'opened', $3, 'system')",
+                        esco,
+                        account,
+                        notes,
+                    )
+            await upgrade(scratch)
+            async with connect(url) as conn:
+                history = await conn.fetch(
+                    "SELECT property_id, meter_id, first_month, last_month "
+                    "FROM property_supply_meters"
+                )
+                events = await conn.fetch(
+                    "SELECT notes, customer_id FROM account_events ORDER BY notes NULLS FIRST"
+                )
+                # The append-only trigger is back on.
+                with pytest.raises(asyncpg.PostgresError):
+                    await conn.execute("UPDATE account_events SET notes = 'x'")
+        finally:
+            await scratch.dispose()
+    assert [tuple(r) for r in history] == [(supplied, meter, None, None)]
+    assert [r["customer_id"] for r in events] == [None, customer, None]  # null, Customer…, Hello

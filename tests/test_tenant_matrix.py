@@ -83,9 +83,10 @@ ALL_SCOPES = ["read", "usage:write", "payments:write"]
 GLOBAL_NODE_TYPES = {"Region", "BenchmarkTariff", "ContractTerms"}
 # What a customer reads (api.md "Auth and tenancy"): their own customer, accounts (and
 # their links and history), properties, meters, usage, costs, tariffs, payments,
-# invites, credits — and their ESCO with its tariffs. Not: sites, circuits, billing
-# runs, audit logs.
+# invites, credits — and their ESCO with its tariffs, and the circuits their meter
+# measures (docs/privacy.md). Not: sites, billing runs, audit logs.
 CUSTOMER_VISIBLE_TYPES = {
+    "Circuit",
     "Esco",
     "Customer",
     "CustomerAccount",

@@ -37,12 +37,6 @@ class Viewer:
         """The ESCOs the viewer acts in (None: all of them)."""
         return self.esco_ids
 
-    @property
-    def may_read(self) -> bool:
-        """Whether the viewer may run queries: a partner key needs the `read` scope
-        (without it, it still reads back what its own mutations wrote)."""
-        return self.role != "partner" or "read" in self.scopes
-
 
 # Sees nothing: the viewer of a request that carried no credentials (only GraphiQL's
 # page is served to it).

@@ -59,16 +59,19 @@ class RunResult:
     skipped: list[tuple[uuid.UUID, rules.SkipReason]] = field(default_factory=list)
 
 
-# Every supply meter of the ESCO with usage for M whose property has an account open
-# on day 1 of M, with that day's occupier and the occupier's tariff in force on M.
+# Every meter of the ESCO with usage for M that supplied a property in M (the supply
+# history: a later swap changes no past month) whose property has an account open on
+# day 1 of M, with that day's occupier and the occupier's tariff in force on M.
 BILLABLE_SQL = text(
     """
 SELECT DISTINCT ON (u.id)
        u.id AS usage_id, u.meter_id, u.power_kwh, u.heat_kwh,
        occ.customer_id, ct.unit_rate, ct.standing_charge
   FROM monthly_usage u
-  JOIN properties p ON p.supply_meter_id = u.meter_id AND p.esco_id = u.esco_id
-  JOIN accounts a ON a.property_id = p.id AND a.esco_id = p.esco_id
+  JOIN property_supply_meters sm ON sm.meter_id = u.meter_id AND sm.esco_id = u.esco_id
+                                AND (sm.first_month IS NULL OR sm.first_month <= :month)
+                                AND (sm.last_month IS NULL OR sm.last_month >= :month)
+  JOIN accounts a ON a.property_id = sm.property_id AND a.esco_id = sm.esco_id
                  AND a.opened_on <= :month
                  AND (a.closed_on IS NULL OR a.closed_on >= :month)
   LEFT JOIN LATERAL (

@@ -426,7 +426,11 @@ async def close_account(tx: Tx, account_id: uuid.UUID | None, closed_on: date) -
     await tx.account_event(row.esco_id, row.id, AccountEventType.CLOSED)
     for link in current:
         await tx.account_event(
-            row.esco_id, row.id, ENDED[link.role], _link_notes(link, closed_on, "account closed")
+            row.esco_id,
+            row.id,
+            ENDED[link.role],
+            _link_notes(link, closed_on, "account closed"),
+            link.customer_id,
         )
     await tx.account_audit(
         row.esco_id,
@@ -613,7 +617,9 @@ async def add_customer_to_account(
             .returning(LINKS)
         )
     ).one()
-    await tx.account_event(row.esco_id, row.account_id, STARTED[role], _link_notes(row))
+    await tx.account_event(
+        row.esco_id, row.account_id, STARTED[role], _link_notes(row), row.customer_id
+    )
     await tx.account_audit(
         row.esco_id,
         row.account_id,
@@ -679,7 +685,9 @@ async def end_customer_account(
             .returning(LINKS)
         )
     ).one()
-    await tx.account_event(row.esco_id, row.account_id, ENDED[role], _link_notes(row, end_date))
+    await tx.account_event(
+        row.esco_id, row.account_id, ENDED[role], _link_notes(row, end_date), row.customer_id
+    )
     await tx.account_audit(
         row.esco_id,
         row.account_id,

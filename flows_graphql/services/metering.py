@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.models import (
@@ -264,6 +264,8 @@ async def create_property(
         "site_id": site_id,
         "supply_meter_id": supply_meter_id,
     }
+    if supply_meter_id is not None:
+        await _date_supply_change(tx)
     row = (await tx.conn.execute(insert(Property).values(**values).returning(PROPERTIES))).one()
     await tx.audit("createProperty", "property", row.id, created(values), esco.id)
     return row
@@ -305,9 +307,17 @@ async def update_property(
     problems.raise_if_any()
     assert prop is not None
 
+    if "supply_meter_id" in values and values["supply_meter_id"] != prop.supply_meter_id:
+        await _date_supply_change(tx)
     return await tx.update_audited(
         PROPERTIES, prop, values, "updateProperty", "property", prop.esco_id
     )
+
+
+async def _date_supply_change(tx: Tx) -> None:
+    """The supply history is written by a trigger on `properties` (db/models/supply.py);
+    it dates a change by the billing clock, which only the application knows."""
+    await tx.conn.execute(select(func.set_config("flows.today", tx.today().isoformat(), True)))
 
 
 # --- circuits -----------------------------------------------------------------------

@@ -113,11 +113,15 @@ class Tx:
         account_id: uuid.UUID,
         event_type: AccountEventType,
         notes: str | None = None,
+        customer_id: uuid.UUID | None = None,
     ) -> None:
+        """An account's event; `customer_id` names the customer whose link it is about
+        (a customer is shown only the events of their own links)."""
         await self.conn.execute(
             insert(AccountEvent).values(
                 esco_id=esco_id,
                 account_id=account_id,
+                customer_id=customer_id,
                 event_type=event_type,
                 notes=notes,
                 actor=self.actor,

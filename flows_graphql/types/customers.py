@@ -17,6 +17,7 @@ from ..loaders import community as community_loaders
 from ..loaders import customers as loaders
 from ..loaders import metering as metering_loaders
 from ..loaders import tariffs as tariff_loaders
+from ..rules.privacy import actor_shown
 from .connection import FromDay, ToDay, connection_field
 from .levels import by_loader, level
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
@@ -241,13 +242,26 @@ class CustomerInvite(RowType, Node):
         return InviteStatus.PENDING
 
 
+ACTOR_DESCRIPTION = (
+    "Who did it: `user:…`, `customer:…`, `partner:…` or `system`; to a customer, only "
+    "a role: `you`, `operator`, `partner`, `customer` or `system`."
+)
+
+
+def _actor(root: Any, info: Info) -> str:
+    viewer = info.context.viewer
+    return actor_shown(root.actor, viewer.role, viewer.customer_id)
+
+
 @strawberry.type(description="An entry of a customer's history (status changes, updates).")
 class CustomerEvent(RowType, Node):
     id: strawberry.ID = global_id("CustomerEvent")
     uuid: UUID = uuid_field()
     event_type: str = strawberry.field(description="What happened.")
     actor: str = strawberry.field(
-        description="Who did it: `user:…`, `customer:…`, `partner:…`, `system`."
+        resolver=_actor,
+        description=ACTOR_DESCRIPTION,
+        metadata=reads("actor"),
     )
     data: JSON = strawberry.field(
         description='Details; updates carry `{"changed": {field: {old, new}}}`.'
@@ -261,7 +275,11 @@ class AccountEvent(RowType, Node):
     uuid: UUID = uuid_field()
     event_type: AccountEventType = strawberry.field(description="What happened.")
     notes: str | None = strawberry.field(description="Free-text notes.")
-    actor: str = strawberry.field(description="Who did it.")
+    actor: str = strawberry.field(
+        resolver=_actor,
+        description=ACTOR_DESCRIPTION,
+        metadata=reads("actor"),
+    )
     created_at: datetime = strawberry.field(description="When.")
 
     @strawberry.field(description='Details (`{"notes": …}`).')

@@ -20,6 +20,7 @@ from .enums import (
     UsageSource,
 )
 from .metering import Circuit, CircuitMeter, Meter, Property, SolarInstallation
+from .supply import PropertySupplyMeter
 from .tariffs import BenchmarkTariff, CustomerTariff, MicrogridTariff, SolarCreditTariff
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "Payment",
     "PaymentStatus",
     "Property",
+    "PropertySupplyMeter",
     "Region",
     "Site",
     "SolarCreditTariff",

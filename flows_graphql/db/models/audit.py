@@ -19,6 +19,7 @@ class AccountEvent(CreatedAt, Base):
     __tablename__ = "account_events"
     __table_args__ = (
         tenant_fk(["account_id"], "accounts"),
+        tenant_fk(["customer_id"], "customers"),
         Index("ix_account_events_account_id_created_at", "account_id", "created_at"),
         APPEND_ONLY,
     )
@@ -26,6 +27,9 @@ class AccountEvent(CreatedAt, Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     esco_id: Mapped[uuid.UUID] = esco_fk()
     account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    # The customer whose link the event is about (null: the account itself); a customer
+    # is shown the events of their own links (loaders/visibility.py).
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     event_type: Mapped[AccountEventType] = mapped_column(
         pg_enum(AccountEventType, "account_event_type"), nullable=False
     )

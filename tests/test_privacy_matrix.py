@@ -1,0 +1,1070 @@
+"""The within-ESCO privacy matrix (rules.md §7, docs/privacy.md): in one ESCO, over
+time, every customer crawls everything reachable from `viewer`, `node` and `nodes`
+and must find nothing of anyone else — and exactly their own months.
+
+Generated from the schema, like the cross-ESCO matrix (tests/test_tenant_matrix.py):
+- the crawl's selections are made from the schema (every field of every type, leaves
+  and relations, connections paged), so a new field is crawled as soon as it exists;
+- `FIELD_CLASSES` must classify every field reachable from `viewer`, `node` and
+  `nodes` (`test_every_reachable_field_is_classified` fails until a new one is), and
+  the classes are enforced: `hidden` fields are null or empty for customers,
+  `identity` fields carry only the viewer's own identity (or a role), the objects
+  behind `link` fields must be ones the oracle allows;
+- `NODE_ROWS` lists how to find every row of every Node type, so `node`/`nodes` of
+  every object of the ESCO is probed; a new Node type fails until listed.
+
+The oracle is independent of the server's rules: the timelines below (who occupied
+which home when, which meter supplied it in which months) decide, in Python, which
+(meter, month) and (property, month) each customer may see, and which rows are theirs.
+
+The ESCO (app clock 2025-07-10; months 2024-01 … 2025-06, all imported and billed):
+- H1: owner-landlord L throughout; A occupier for January 2024 (a 31-day month), B
+  for February 2024 (29 days), C from March 2024; meter M1 swapped for M1B on
+  2025-04-15 (mid-occupancy: M1B from May 2025), M1 then moved to H6.
+- H2: D occupier to 2024-04-30 (a 30-day month), E from May until the account closes
+  on 2024-06-30; a new account from 2024-07-01 with F.
+- H3 and H4: G lives in H3 to June 2024, then in H4 (two homes in turn); K follows G in
+  H3, M precedes G in H4.
+- H5: O to 2024-09-14, N from 2024-09-15 (a part month: N's first month is October) to
+  2025-02-28 (28 days), Q from March 2025.
+- H6: P throughout; meter M6 until April 2025, then M1 (from H1).
+A heat circuit is shared by M1, M2 and M3; H1 and H2 have solar installations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    Undefined,
+    get_named_type,
+    is_leaf_type,
+)
+
+from flows_graphql.app import create_app
+from flows_graphql.auth.apikeys import create_key
+from flows_graphql.config import Settings
+from flows_graphql.db.engine import create_engine
+from flows_graphql.db.urls import asyncpg_dsn
+from flows_graphql.schema import schema
+from flows_graphql.types.node import from_global_id, to_global_id
+from tests.conftest import bearer
+from tests.factories import empty_tables, month_at
+from tests.test_tenant_matrix import _decoded as opened_up
+
+GRAPHQL = schema._schema
+TODAY = date(2025, 7, 10)
+SWAP_DAY = date(2025, 4, 15)
+FIRST = date(2024, 1, 1)
+MONTHS = [month_at(FIRST, i) for i in range(18)]  # 2024-01 .. 2025-06
+ROLE_WORDS = {"you", "operator", "system", "partner", "customer"}
+
+
+def d(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+# --- the scenario: who lived where, when; which meter supplied which home ------------
+
+# Homes: plot -> meters as (meter, first month, last month) — None: open.
+SUPPLY: dict[str, list[tuple[str, date | None, date | None]]] = {
+    "H1": [("M1", None, d("2025-04-01")), ("M1B", d("2025-05-01"), None)],
+    "H2": [("M2", None, None)],
+    "H3": [("M3", None, None)],
+    "H4": [("M4", None, None)],
+    "H5": [("M5", None, None)],
+    "H6": [("M6", None, d("2025-04-01")), ("M1", d("2025-05-01"), None)],
+}
+METERS = ["M1", "M1B", "M2", "M3", "M4", "M5", "M6"]
+# Accounts: name -> (home, opened, closed).
+ACCOUNTS: dict[str, tuple[str, date, date | None]] = {
+    "AC1": ("H1", FIRST, None),
+    "AC2": ("H2", FIRST, d("2024-06-30")),
+    "AC2B": ("H2", d("2024-07-01"), None),
+    "AC3": ("H3", FIRST, None),
+    "AC4": ("H4", FIRST, None),
+    "AC5": ("H5", FIRST, None),
+    "AC6": ("H6", FIRST, None),
+}
+# Links: (customer, account, role, start, end).
+LINKS: list[tuple[str, str, str, date, date | None]] = [
+    ("L", "AC1", "OWNER", FIRST, None),
+    ("A", "AC1", "OCCUPIER", FIRST, d("2024-01-31")),
+    ("B", "AC1", "OCCUPIER", d("2024-02-01"), d("2024-02-29")),
+    ("C", "AC1", "OCCUPIER", d("2024-03-01"), None),
+    ("D", "AC2", "OCCUPIER", FIRST, d("2024-04-30")),
+    ("E", "AC2", "OCCUPIER", d("2024-05-01"), None),  # ended by the account's closing
+    ("F", "AC2B", "OCCUPIER", d("2024-07-01"), None),
+    ("G", "AC3", "OCCUPIER", FIRST, d("2024-06-30")),
+    ("K", "AC3", "OCCUPIER", d("2024-07-01"), None),
+    ("M", "AC4", "OCCUPIER", FIRST, d("2024-06-30")),
+    ("G", "AC4", "OCCUPIER", d("2024-07-01"), None),
+    ("O", "AC5", "OCCUPIER", FIRST, d("2024-09-14")),
+    ("N", "AC5", "OCCUPIER", d("2024-09-15"), d("2025-02-28")),
+    ("Q", "AC5", "OCCUPIER", d("2025-03-01"), None),
+    ("P", "AC6", "OCCUPIER", FIRST, None),
+]
+PEOPLE = sorted({link[0] for link in LINKS})
+SOLAR_HOMES = ["H1", "H2"]
+SHARED_CIRCUIT_METERS = ["M1", "M2", "M3"]
+
+
+def link_end(link: tuple[str, str, str, date, date | None]) -> date | None:
+    closed = ACCOUNTS[link[1]][2]
+    if link[4] is None:
+        return closed
+    return link[4]
+
+
+def occupier_on(home: str, day: date) -> str | None:
+    """Who is billed for `home` on `day` (the oracle: straight from the timelines)."""
+    for person, account, role, start, _ in LINKS:
+        end = link_end((person, account, role, start, _))
+        if ACCOUNTS[account][0] != home or role != "OCCUPIER":
+            continue
+        if start <= day and (end is None or end >= day):
+            return person
+    return None
+
+
+def meter_of(home: str, month: date) -> str | None:
+    for meter, first, last in SUPPLY[home]:
+        if (first is None or first <= month) and (last is None or last >= month):
+            return meter
+    return None
+
+
+def usage_months(person: str) -> set[tuple[str, date]]:
+    """(meter, month) the person may see: billed for the home the meter supplied."""
+    out = set()
+    for home in SUPPLY:
+        for month in MONTHS:
+            meter = meter_of(home, month)
+            if meter is not None and occupier_on(home, month) == person:
+                out.add((meter, month))
+    return out
+
+
+def credit_months(person: str) -> set[tuple[str, date]]:
+    return {
+        (home, month)
+        for home in SOLAR_HOMES
+        for month in MONTHS
+        if occupier_on(home, month) == person
+    }
+
+
+def homes_of(person: str) -> set[str]:
+    return {ACCOUNTS[a][0] for p, a, *_ in LINKS if p == person}
+
+
+def test_the_scenario_has_its_boundaries() -> None:
+    """The oracle itself: part months, 28/29/30/31-day ends, a swap mid-occupancy."""
+    assert usage_months("A") == {("M1", d("2024-01-01"))}
+    assert usage_months("B") == {("M1", d("2024-02-01"))}
+    assert ("M1", d("2025-04-01")) in usage_months("C")
+    assert ("M1B", d("2025-05-01")) in usage_months("C")
+    assert ("M1", d("2025-05-01")) in usage_months("P")
+    assert ("M1", d("2025-05-01")) not in usage_months("C")
+    assert max(m for _, m in usage_months("D")) == d("2024-04-01")
+    assert {m for _, m in usage_months("E")} == {d("2024-05-01"), d("2024-06-01")}
+    assert min(m for _, m in usage_months("N")) == d("2024-10-01")
+    assert max(m for _, m in usage_months("O")) == d("2024-09-01")
+    assert max(m for _, m in usage_months("N")) == d("2025-02-01")
+    assert {meter for meter, _ in usage_months("G")} == {"M3", "M4"}
+    assert usage_months("L") == set()
+
+
+# --- building it through the API ----------------------------------------------------
+
+
+@dataclass
+class World:
+    esco: uuid.UUID
+    people: dict[str, uuid.UUID]
+    emails: dict[str, str]
+    names: dict[str, str]
+    homes: dict[str, uuid.UUID]
+    meters: dict[str, uuid.UUID]
+    accounts: dict[str, uuid.UUID]
+    headers: dict[str, dict[str, str]]
+    client: httpx.AsyncClient
+    conn: asyncpg.Connection
+    # Filled per person by the crawl (tests share it).
+    crawls: dict[str, Crawl] = field(default_factory=dict)
+
+
+async def call(client: httpx.AsyncClient, headers: dict[str, str], field: str, input: Any,
+               sel: str) -> Any:  # fmt: skip
+    arg = GRAPHQL.mutation_type.fields[field].args["input"].type  # type: ignore[union-attr]
+    type_name = get_named_type(arg).name
+    body = (
+        await client.post(
+            "/graphql",
+            json={
+                "query": f"mutation($i: {type_name}!) {{ {field}(input: $i) {{ {sel} "
+                "userErrors { field code message } } }",
+                "variables": {"i": input},
+            },
+            headers=headers,
+        )
+    ).json()
+    assert "errors" not in body, body
+    payload = body["data"][field]
+    assert payload["userErrors"] == [], (field, input, payload)
+    return payload
+
+
+def _uuid_of(gid: str) -> uuid.UUID:
+    decoded = from_global_id(gid)
+    assert decoded is not None
+    return uuid.UUID(decoded[1])
+
+
+async def build_world(settings: Settings, database_url: str) -> AsyncIterator[World]:
+    await empty_tables(settings, database_url)
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    app = create_app(settings, database_url, today=lambda: TODAY)
+    past = create_app(settings, database_url, today=lambda: SWAP_DAY)
+    admin = bearer(settings, "admin", sub="matrix-admin")
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=past), base_url="http://t") as pc,
+        ):
+
+            async def m(field: str, input: Any, sel: str) -> Any:
+                return await call(c, admin, field, input, sel)
+
+            esco_gid = (
+                await m(
+                    "createEsco",
+                    {"code": "privy", "name": "Privy", "regionCode": "london",
+                     "appUrl": "https://privy.example.com"},
+                    "esco { id }",
+                )
+            )["esco"]["id"]  # fmt: skip
+            await m(
+                "publishBenchmarkTariff",
+                {"regionCode": "london", "periodStart": "2023-10-01", "unitRate": "0.25",
+                 "standingCharge": "0.5"},
+                "benchmarkTariff { id }",
+            )  # fmt: skip
+            await m(
+                "setSolarCreditTariff",
+                {"escoId": esco_gid, "periodStart": "2023-10-01", "creditPencePerYear": "3650"},
+                "solarCreditTariff { id }",
+            )
+            meters = {}
+            for name in METERS:
+                meters[name] = (
+                    await m(
+                        "createMeter", {"escoId": esco_gid, "serial": f"PRIVY-{name}"},
+                        "meter { id }",
+                    )
+                )["meter"]["id"]  # fmt: skip
+            homes = {}
+            for home, periods in SUPPLY.items():
+                homes[home] = (
+                    await m(
+                        "createProperty",
+                        {"escoId": esco_gid, "plot": f"PRIVY-{home}",
+                         "address": f"{home} Privy Lane", "supplyMeterId": meters[periods[0][0]]},
+                        "property { id }",
+                    )
+                )["property"]["id"]  # fmt: skip
+            accounts: dict[str, str] = {}
+            people: dict[str, str] = {}
+            for person in PEOPLE:
+                people[person] = (
+                    await m(
+                        "createCustomer",
+                        {"escoId": esco_gid, "email": f"person.{person.lower()}@privy.example",
+                         "fullName": f"Privy Person{person}"},
+                        "customer { id }",
+                    )
+                )["customer"]["id"]  # fmt: skip
+                await m(
+                    "setCustomerDiscount",
+                    {"customerId": people[person], "periodStart": "2023-10-01",
+                     "discountPercent": 10},
+                    "customerTariff { id }",
+                )  # fmt: skip
+                await m("inviteCustomer", {"customerId": people[person]}, "customerInvite { id }")
+            # Accounts and links in time order: closing AC2 precedes opening AC2B.
+            for name in ("AC1", "AC2", "AC3", "AC4", "AC5", "AC6"):
+                home, opened, _ = ACCOUNTS[name]
+                accounts[name] = (
+                    await m(
+                        "openAccount",
+                        {"propertyId": homes[home], "openedOn": opened.isoformat()},
+                        "account { id }",
+                    )
+                )["account"]["id"]
+            for person, account, role, start, end in LINKS:
+                if account == "AC2B":
+                    continue
+                await _link(m, people[person], accounts[account], role, start, end)
+            await m(
+                "closeAccount",
+                {"accountId": accounts["AC2"], "closedOn": "2024-06-30"},
+                "account { id }",
+            )
+            home, opened, _ = ACCOUNTS["AC2B"]
+            accounts["AC2B"] = (
+                await m(
+                    "openAccount",
+                    {"propertyId": homes[home], "openedOn": opened.isoformat()},
+                    "account { id }",
+                )
+            )["account"]["id"]
+            for person, account, role, start, end in LINKS:
+                if account == "AC2B":
+                    await _link(m, people[person], accounts[account], role, start, end)
+            # The swap, on 2025-04-15 by the billing clock: M1B into H1, M1 into H6.
+            for home, meter in (("H1", "M1B"), ("H6", "M1")):
+                await call(
+                    pc,
+                    admin,
+                    "updateProperty",
+                    {"propertyId": homes[home], "supplyMeterId": meters[meter]},
+                    "property { id }",
+                )
+            for home in SOLAR_HOMES:
+                await m(
+                    "setSolarInstallation",
+                    {"propertyId": homes[home], "mcsCertificate": f"MCS-PRIVY-{home}",
+                     "declaredNetCapacityKw": "3.5"},
+                    "solarInstallation { id }",
+                )  # fmt: skip
+            heat = (
+                await m(
+                    "createCircuit",
+                    {"escoId": esco_gid, "type": "HEAT", "name": "Privy shared heat"},
+                    "circuit { id }",
+                )
+            )["circuit"]["id"]
+            for meter in SHARED_CIRCUIT_METERS:
+                await m("connectCircuit", {"circuitId": heat, "meterId": meters[meter]},
+                        "circuit { id }")  # fmt: skip
+            rows = []
+            for i, meter in enumerate(METERS):
+                for j, month in enumerate(MONTHS):
+                    if meter == "M1B" and month < d("2025-05-01"):
+                        continue
+                    rows.append(
+                        {"meterId": meters[meter], "month": month.isoformat(),
+                         "powerKwh": f"{(i + 1) * 100 + j}", "heatKwh": "7", "solarKwh": "1"}
+                    )  # fmt: skip
+            await m("importMonthlyUsage", {"rows": rows}, "importedCount")
+            for month in MONTHS:
+                await m(
+                    "runBilling",
+                    {"escoId": esco_gid, "month": month.isoformat()},
+                    "billingRun { id }",
+                )
+            # Current occupiers each pay once.
+            for person, account, role, _start, end in LINKS:
+                if role == "OCCUPIER" and end is None and ACCOUNTS[account][2] is None:
+                    await m(
+                        "createPayment",
+                        {"customerId": people[person], "accountId": accounts[account],
+                         "amountPence": 1000, "idempotencyKey": f"pay-{person}-{account}"},
+                        "payment { id }",
+                    )  # fmt: skip
+            rows_ = await conn.fetch("SELECT id, email, full_name FROM customers")
+            by_id = {r["id"]: r for r in rows_}
+            person_ids = {p: _uuid_of(g) for p, g in people.items()}
+            headers = {
+                p: bearer(settings, "customer", sub=f"privy-{p}", customer_id=str(i))
+                for p, i in person_ids.items()
+            }
+            yield World(
+                esco=_uuid_of(esco_gid),
+                people=person_ids,
+                emails={p: by_id[i]["email"] for p, i in person_ids.items()},
+                names={p: by_id[i]["full_name"] for p, i in person_ids.items()},
+                homes={h: _uuid_of(g) for h, g in homes.items()},
+                meters={k: _uuid_of(g) for k, g in meters.items()},
+                accounts={k: _uuid_of(g) for k, g in accounts.items()},
+                headers=headers,
+                client=c,
+                conn=conn,
+            )
+    finally:
+        await conn.close()
+        await app.state.engine.dispose()
+        await past.state.engine.dispose()
+
+
+async def _link(m: Any, customer: str, account: str, role: str, start: date,
+                end: date | None) -> None:  # fmt: skip
+    await m(
+        "addCustomerToAccount",
+        {"customerId": customer, "accountId": account, "role": role,
+         "startDate": start.isoformat()},
+        "customerAccount { id }",
+    )  # fmt: skip
+    if end is not None:
+        await m(
+            "endCustomerAccount",
+            {"customerId": customer, "accountId": account, "role": role,
+             "endDate": end.isoformat()},
+            "customerAccount { id }",
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def world(settings: Settings, database_url: str) -> AsyncIterator[World]:
+    async for w in build_world(settings, database_url):
+        yield w
+
+
+# --- the field classes ---------------------------------------------------------------
+
+# How each field reachable by a customer is checked:
+# - "value": a plain value of an object the viewer may see (the text scan still applies);
+# - "identity": names a person — must be the viewer's own (or, for actors, a role);
+# - "link": leads to objects, each judged by the oracle (and node/nodes must agree);
+# - "hidden": null or empty for every customer.
+V, IDENT, LINK, H = "value", "identity", "link", "hidden"
+FIELD_CLASSES: dict[str, dict[str, str]] = {
+    "Viewer": {"role": V, "subject": V, "escos": LINK, "customer": LINK},
+    "Region": {"id": V, "code": V, "name": V},
+    "Esco": {
+        "id": V, "uuid": V, "code": V, "name": V, "appUrl": V, "tariffGeneration": V,
+        "region": LINK, "sites": H, "contractTerms": LINK, "properties": LINK,
+        "customers": LINK, "meters": LINK, "billingRuns": H, "microgridTariffs": LINK,
+        "solarCreditTariffs": LINK,
+    },
+    "Site": {"id": V, "uuid": V, "code": V, "name": V, "esco": LINK, "properties": LINK},
+    "ContractTerms": {
+        "id": V, "uuid": V, "type": V, "version": V, "title": V, "summary": V,
+        "documentUrl": V,
+    },
+    "Property": {
+        "id": V, "uuid": V, "plot": V, "address": V, "esco": LINK, "site": H,
+        "account": LINK, "accounts": LINK, "supplyMeter": LINK, "solarInstallation": LINK,
+        "solarCredits": LINK,
+    },
+    "Meter": {
+        "id": V, "uuid": V, "serial": V, "name": V, "hardware": V, "mode": V, "esco": LINK,
+        "property": LINK, "circuits": LINK, "monthlyUsage": LINK,
+    },
+    "Circuit": {"id": V, "uuid": V, "type": V, "name": V, "meters": LINK},
+    "SolarInstallation": {
+        "id": V, "mcsCertificate": V, "declaredNetCapacityKw": V, "commissioningDate": V,
+        "property": LINK,
+    },
+    "Customer": {
+        "id": IDENT, "uuid": IDENT, "email": IDENT, "fullName": IDENT, "status": V, "esco": LINK,
+        "accounts": LINK, "tariffs": LINK, "currentTariff": LINK, "monthlyCosts": LINK,
+        "payments": LINK, "events": LINK, "invites": LINK,
+    },
+    "CustomerAccount": {
+        "id": V, "role": V, "startDate": V, "endDate": V, "customer": LINK, "account": LINK,
+    },
+    "Account": {
+        "id": V, "uuid": V, "accountNumber": V, "status": V, "openedOn": V, "closedOn": V,
+        "property": LINK, "customers": LINK, "occupier": LINK, "contractTerms": LINK,
+        "events": LINK, "auditLogs": H, "payments": LINK,
+    },
+    "CustomerInvite": {
+        "id": V, "token": V, "inviteUrl": V, "expiresAt": V, "acceptedAt": V, "status": V,
+    },
+    "CustomerEvent": {"id": V, "uuid": V, "eventType": V, "actor": IDENT, "data": V,
+                      "createdAt": V},
+    "AccountEvent": {
+        "id": V, "uuid": V, "eventType": V, "notes": V, "actor": IDENT, "createdAt": V, "data": V,
+    },
+    "AuditLogEntry": {
+        "id": V, "uuid": V, "action": V, "actor": IDENT, "changes": V, "createdAt": V,
+        "eventType": V, "data": V,
+    },
+    "BenchmarkTariff": {
+        "id": V, "periodStart": V, "unitRate": V, "standingCharge": V, "region": LINK,
+    },
+    "MicrogridTariff": {
+        "id": V, "periodStart": V, "discountPercent": V, "unitRate": V, "standingCharge": V,
+        "emergencyCredit": V, "ecreditButtonThreshold": V, "debtRecoveryRate": V,
+        "esco": LINK,
+    },
+    "CustomerTariff": {
+        "id": V, "periodStart": V, "discountPercent": V, "unitRate": V, "standingCharge": V,
+        "customer": LINK,
+    },
+    "SolarCreditTariff": {
+        "id": V, "periodStart": V, "creditPencePerYear": V, "creditPencePerDay": V,
+        "esco": LINK,
+    },
+    "MonthlyUsage": {
+        "id": V, "uuid": V, "month": V, "powerKwh": V, "heatKwh": V, "solarKwh": V,
+        "source": V, "meter": LINK, "costs": LINK,
+    },
+    "MonthlyCosts": {
+        "id": V, "uuid": V, "month": V, "power": V, "heat": V, "standingCharge": V,
+        "total": V, "microgrid": V, "benchmark": V, "savings": V, "customer": LINK,
+        "usage": LINK, "billingRun": H,
+    },
+    "CostBreakdown": {"power": V, "heat": V, "standingCharge": V, "total": V},
+    "MonthlySolarCredit": {"id": V, "uuid": V, "month": V, "creditPence": V,
+                           "property": LINK},
+    "BillingRun": {
+        "id": V, "uuid": V, "month": V, "status": V, "startedAt": V, "finishedAt": V,
+        "customersBilled": V, "total": V, "esco": LINK, "skipped": LINK, "costs": LINK,
+        "solarCredits": LINK,
+    },
+    "SkippedMeter": {"reason": V, "meter": LINK},
+    "Payment": {
+        "id": V, "uuid": V, "amountPence": V, "currency": V, "status": V, "description": V,
+        "providerReference": V, "scheduledAt": V, "createdAt": V, "customer": LINK,
+        "account": LINK,
+    },
+    "PageInfo": {"hasNextPage": V, "hasPreviousPage": V, "startCursor": V, "endCursor": V},
+}  # fmt: skip
+CONNECTION_FIELDS = {"edges", "nodes", "pageInfo", "totalCount"}
+EDGE_FIELDS = {"node", "cursor"}
+
+
+def _is_node(t: Any) -> bool:
+    return isinstance(t, GraphQLObjectType) and any(i.name == "Node" for i in t.interfaces)
+
+
+def _is_connection(t: Any) -> bool:
+    return isinstance(t, GraphQLObjectType) and t.name.endswith("Connection")
+
+
+def reachable_types() -> set[str]:
+    """Every object type reachable from `viewer`, `node` and `nodes` (every Node type)."""
+    todo = ["Viewer"] + [t.name for t in GRAPHQL.type_map.values() if _is_node(t)]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for f in GRAPHQL.type_map[name].fields.values():  # type: ignore[union-attr]
+            kind = get_named_type(f.type)
+            if isinstance(kind, GraphQLObjectType):
+                todo.append(kind.name)
+    return seen
+
+
+def test_every_reachable_field_is_classified() -> None:
+    missing, stale = [], []
+    for name in sorted(reachable_types()):
+        t = GRAPHQL.type_map[name]
+        assert isinstance(t, GraphQLObjectType)
+        if _is_connection(t):
+            assert set(t.fields) == CONNECTION_FIELDS, name
+            continue
+        if name.endswith("Edge"):
+            assert set(t.fields) == EDGE_FIELDS, name
+            continue
+        classes = FIELD_CLASSES.get(name, {})
+        missing += [f"{name}.{f}" for f in t.fields if f not in classes]
+        stale += [f"{name}.{f}" for f in classes if f not in t.fields]
+    assert not missing, f"fields reachable by customers without a class: {missing}"
+    assert not stale, f"classes of fields that no longer exist: {stale}"
+
+
+# --- selections made from the schema -------------------------------------------------
+
+PAGE = 100
+NODE_REF = "__typename id"
+
+
+def selection(type_name: str) -> str:
+    """Every field of a type: leaves as they are, Node relations by id, connections
+    paged (edges with cursors, nodes, counts), other objects inlined."""
+    t = GRAPHQL.type_map[type_name]
+    assert isinstance(t, GraphQLObjectType)
+    parts = ["__typename"]
+    for name, f in t.fields.items():
+        kind = get_named_type(f.type)
+        if is_leaf_type(kind):
+            parts.append(name)
+        elif _is_connection(kind):
+            parts.append(
+                f"{name}(first: {PAGE}) {{ totalCount pageInfo {{ {selection('PageInfo')} }} "
+                f"edges {{ cursor node {{ {NODE_REF} }} }} nodes {{ {NODE_REF} }} }}"
+            )
+        elif _is_node(kind):
+            parts.append(f"{name} {{ {NODE_REF} }}")
+        else:
+            parts.append(f"{name} {{ {selection(kind.name)} }}")
+    return " ".join(parts)
+
+
+def node_query(type_name: str) -> str:
+    return f"query($id: ID!) {{ node(id: $id) {{ __typename id ... on {type_name} {{ " + (
+        selection(type_name) + " } } }"
+    )
+
+
+VIEWER_QUERY = "{ viewer { " + selection("Viewer") + " } }"
+NODES_QUERY = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
+
+
+# --- every row of every Node type, as a global id ------------------------------------
+
+NODE_ROWS: dict[str, str] = {
+    "Region": "SELECT code FROM regions WHERE code = 'london'",
+    "Esco": "SELECT id FROM escos",
+    "Site": "SELECT id FROM sites",
+    "ContractTerms": "SELECT id FROM contract_terms",
+    "Property": "SELECT id FROM properties",
+    "Meter": "SELECT id FROM meters",
+    "Circuit": "SELECT id FROM circuits",
+    "SolarInstallation": "SELECT property_id FROM solar_installation",
+    "Customer": "SELECT id FROM customers",
+    "CustomerAccount": "SELECT customer_id || '|' || account_id || '|' || role || '|' "
+    "|| start_date FROM customer_accounts",
+    "Account": "SELECT id FROM accounts",
+    "CustomerInvite": "SELECT token FROM customer_invites",
+    "CustomerEvent": "SELECT id FROM customer_events",
+    "AccountEvent": "SELECT id FROM account_events",
+    "AuditLogEntry": "SELECT id FROM account_audit_logs",
+    "BenchmarkTariff": "SELECT region_code || '|' || period_start FROM benchmark_tariffs",
+    "MicrogridTariff": "SELECT esco_id || '|' || period_start FROM microgrid_tariffs",
+    "CustomerTariff": "SELECT customer_id || '|' || period_start FROM customer_tariffs",
+    "SolarCreditTariff": "SELECT esco_id || '|' || period_start FROM solar_credit_tariffs",
+    "MonthlyUsage": "SELECT id FROM monthly_usage",
+    "MonthlyCosts": "SELECT id FROM monthly_costs",
+    "MonthlySolarCredit": "SELECT id FROM monthly_solar_credits",
+    "BillingRun": "SELECT id FROM billing_runs",
+    "Payment": "SELECT id FROM payments",
+}
+SHARED_TYPES = {
+    "Region", "Esco", "ContractTerms", "BenchmarkTariff", "MicrogridTariff",
+    "SolarCreditTariff",
+}  # fmt: skip
+
+
+def test_every_node_type_has_rows() -> None:
+    node_types = {t.name for t in GRAPHQL.type_map.values() if _is_node(t)}
+    assert set(NODE_ROWS) == node_types, sorted(node_types ^ set(NODE_ROWS))
+
+
+# --- the oracle: what each person may see ---------------------------------------------
+
+
+@dataclass
+class Allowed:
+    ids: set[str]  # global ids
+    usage: set[tuple[uuid.UUID, date]]
+    credits: set[tuple[uuid.UUID, date]]
+    forbidden_text: set[str]  # other people's e-mails, names and uuids
+    own_identity: set[str]
+
+
+async def allowed_for(w: World, person: str) -> Allowed:
+    me = w.people[person]
+    homes = {w.homes[h] for h in homes_of(person)}
+    my_accounts = {w.accounts[a] for p, a, *_ in LINKS if p == person}
+    meters = {w.meters[m] for h in homes_of(person) for m, *_ in SUPPLY[h]}
+    usage = {(w.meters[m], month) for m, month in usage_months(person)}
+    credits = {(w.homes[h], month) for h, month in credit_months(person)}
+    c = w.conn
+    ids: set[str] = set()
+
+    def add(type_name: str, keys: Any) -> None:
+        ids.update(to_global_id(type_name, k) for k in keys)
+
+    for type_name in SHARED_TYPES:
+        add(type_name, [r[0] for r in await c.fetch(NODE_ROWS[type_name])])
+    add("Customer", [me])
+    add("Account", my_accounts)
+    add("Property", homes)
+    add("Meter", meters)
+    add("SolarInstallation", [h for h in homes if h in {w.homes[x] for x in SOLAR_HOMES}])
+    rows = await c.fetch(
+        "SELECT customer_id || '|' || account_id || '|' || role || '|' || start_date "
+        "FROM customer_accounts WHERE customer_id = $1",
+        me,
+    )
+    add("CustomerAccount", [r[0] for r in rows])
+    rows = await c.fetch(
+        "SELECT DISTINCT circuit_id FROM circuit_meter WHERE meter_id = ANY($1::uuid[])",
+        list(meters),
+    )
+    add("Circuit", [r[0] for r in rows])
+    for type_name, sql in (
+        ("CustomerInvite", "SELECT token FROM customer_invites WHERE customer_id = $1"),
+        ("CustomerEvent", "SELECT id FROM customer_events WHERE customer_id = $1"),
+        ("Payment", "SELECT id FROM payments WHERE customer_id = $1"),
+        ("CustomerTariff", "SELECT customer_id || '|' || period_start FROM customer_tariffs "
+                           "WHERE customer_id = $1"),
+    ):  # fmt: skip
+        add(type_name, [r[0] for r in await c.fetch(sql, me)])
+    for r in await c.fetch("SELECT id, meter_id, month FROM monthly_usage"):
+        if (r["meter_id"], r["month"]) in usage:
+            add("MonthlyUsage", [r["id"]])
+    for r in await c.fetch(
+        "SELECT c.id, u.meter_id, c.month, c.customer_id FROM monthly_costs c "
+        "JOIN monthly_usage u ON u.id = c.monthly_usage_id"
+    ):
+        if (r["meter_id"], r["month"]) in usage:
+            assert r["customer_id"] == me  # the billing run agrees with the oracle
+            add("MonthlyCosts", [r["id"]])
+    for r in await c.fetch("SELECT id, property_id, month FROM monthly_solar_credits"):
+        if (r["property_id"], r["month"]) in credits:
+            add("MonthlySolarCredit", [r["id"]])
+    # Account events: those of the person's own links (their notes name them), and the
+    # account's own ones recorded while they were linked.
+    my_links = [
+        (w.accounts[a], start, link_end((p, a, role, start, end)))
+        for p, a, role, start, end in LINKS
+        if p == person
+    ]
+    for r in await c.fetch(
+        "SELECT id, account_id, notes, (created_at AT TIME ZONE 'Europe/London')::date AS day "
+        "FROM account_events"
+    ):
+        if r["account_id"] not in my_accounts:
+            continue
+        if r["notes"] is not None:
+            if r["notes"].startswith(f"Customer {me}:"):
+                add("AccountEvent", [r["id"]])
+        elif any(
+            a == r["account_id"] and s <= r["day"] and (e is None or e >= r["day"])
+            for a, s, e in my_links
+        ):
+            add("AccountEvent", [r["id"]])
+    others = [p for p in PEOPLE if p != person]
+    forbidden = {w.emails[p] for p in others} | {w.names[p] for p in others}
+    forbidden |= {str(w.people[p]) for p in others}
+    own = {w.emails[person], w.names[person], str(me), to_global_id("Customer", me)}
+    return Allowed(ids, usage, credits, forbidden, own)
+
+
+# --- the crawl -------------------------------------------------------------------------
+
+
+@dataclass
+class Crawl:
+    seen: dict[str, str] = field(default_factory=dict)  # global id -> typename
+    bodies: list[Any] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    identities: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def _walk(value: Any, type_name: str, path: str, out: Crawl) -> Iterator[tuple[str, str]]:
+    """(typename, id) of every object in a response, checking the field classes."""
+    if value is None:
+        return
+    if isinstance(value, list):
+        for v in value:
+            yield from _walk(v, type_name, path, out)
+        return
+    t = GRAPHQL.type_map[value.get("__typename", type_name)]
+    assert isinstance(t, GraphQLObjectType)
+    if _is_node(t) and "id" in value:
+        yield t.name, value["id"]
+    for key, v in value.items():
+        if key == "__typename":
+            continue
+        f = t.fields[key]
+        kind = get_named_type(f.type)
+        cls = FIELD_CLASSES.get(t.name, {}).get(key)
+        where = f"{path}.{key}"
+        if (
+            cls == H
+            and v not in (None, [])
+            and not (isinstance(v, dict) and v.get("totalCount") == 0)
+        ):
+            out.problems.append(f"hidden field {where} holds {v}")
+        if cls == IDENT:
+            out.identities.append((where, v))
+        if isinstance(kind, GraphQLObjectType):
+            if _is_connection(kind):
+                for node in v["nodes"] if v else []:
+                    yield from _walk(
+                        node, get_named_type(kind.fields["nodes"].type).name, where, out
+                    )
+                for edge in v["edges"] if v else []:
+                    yield from _walk(
+                        edge["node"], get_named_type(kind.fields["nodes"].type).name, where, out
+                    )
+            else:
+                yield from _walk(v, kind.name, where, out)
+
+
+async def post(w: World, person: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    body = (
+        await w.client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=w.headers[person]
+        )
+    ).json()
+    assert "errors" not in body, (person, query[:200], body)
+    return body
+
+
+async def crawl(w: World, person: str) -> Crawl:
+    if person in w.crawls:
+        return w.crawls[person]
+    out = Crawl()
+    body = await post(w, person, VIEWER_QUERY)
+    out.bodies.append(body)
+    todo = list(_walk(body["data"]["viewer"], "Viewer", "viewer", out))
+    while todo:
+        type_name, gid = todo.pop()
+        if gid in out.seen:
+            continue
+        out.seen[gid] = type_name
+        body = await post(w, person, node_query(type_name), {"id": gid})
+        out.bodies.append(body)
+        node = body["data"]["node"]
+        if node is None:
+            out.problems.append(f"{type_name} {gid} is reached nested but node() is null")
+            continue
+        assert node["__typename"] == type_name
+        todo += [x for x in _walk(node, type_name, type_name, out) if x[1] not in out.seen]
+    w.crawls[person] = out
+    return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+async def test_a_customer_sees_only_their_own(world: World, person: str) -> None:
+    allowed = await allowed_for(world, person)
+    found = await crawl(world, person)
+    assert not found.problems, found.problems
+
+    # 1. Every object reached is one the oracle allows.
+    strays = sorted(
+        f"{t} {from_global_id(g)}" for g, t in found.seen.items() if g not in allowed.ids
+    )
+    assert not strays, f"{person} reached rows of others: {strays}"
+
+    # 2. Nobody else's e-mail, name or uuid, anywhere (ids and cursors opened up).
+    texts: list[str] = []
+    for body in found.bodies:
+        for s in _strings({k: v for k, v in body.items() if k != "extensions"}):
+            texts.append(s)
+            opened = opened_up(s)
+            if opened is not None:
+                texts.append(opened)
+    blob = "\n".join(texts)
+    leaked = sorted(x for x in allowed.forbidden_text if x in blob)
+    assert not leaked, f"{person} read other people's identity: {leaked}"
+    for where, value in found.identities:
+        assert value in allowed.own_identity | ROLE_WORDS or value is None, (where, value)
+
+    # 3. Exactly their own months: usage, costs, credits (no more, no fewer).
+    seen_usage = {g for g, t in found.seen.items() if t == "MonthlyUsage"}
+    want_usage = {g for g in allowed.ids if from_global_id(g)[0] == "MonthlyUsage"}  # type: ignore[index]
+    assert seen_usage == want_usage, (person, len(seen_usage), len(want_usage))
+    # (A positive control: every occupier has months; the landlord has none.)
+    assert bool(want_usage) == (person != "L"), person
+    for type_name in ("MonthlyCosts", "MonthlySolarCredit"):
+        seen = {g for g, t in found.seen.items() if t == type_name}
+        want = {g for g in allowed.ids if from_global_id(g)[0] == type_name}  # type: ignore[index]
+        assert seen == want, (person, type_name, len(seen), len(want))
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+async def test_node_and_nodes_agree_with_the_oracle(world: World, person: str) -> None:
+    """`node`/`nodes` of every object of the ESCO: resolved exactly when allowed."""
+    allowed = await allowed_for(world, person)
+    every: list[tuple[str, str]] = []
+    for type_name, sql in NODE_ROWS.items():
+        every += [(type_name, to_global_id(type_name, r[0])) for r in await world.conn.fetch(sql)]
+    resolved: dict[str, str | None] = {}
+    for start in range(0, len(every), 50):
+        chunk = every[start : start + 50]
+        body = await post(world, person, NODES_QUERY, {"ids": [g for _, g in chunk]})
+        for (_type, gid), node in zip(chunk, body["data"]["nodes"], strict=True):
+            resolved[gid] = node["__typename"] if node else None
+    wrong = sorted(
+        f"{t} {from_global_id(g)} resolved={resolved[g] is not None}"
+        for t, g in every
+        if (resolved[g] is not None) != (g in allowed.ids)
+    )
+    assert not wrong, f"{person}: nodes() disagrees with the oracle: {wrong}"
+    # node(id) agrees with nodes(ids) (a sample of each type, both ways).
+    for type_name in NODE_ROWS:
+        sample = [g for t, g in every if t == type_name][:3]
+        for gid in sample:
+            body = await post(world, person, "query($id: ID!) { node(id: $id) { __typename } }",
+                              {"id": gid})  # fmt: skip
+            got = body["data"]["node"]
+            assert (got["__typename"] if got else None) == resolved[gid], (person, gid)
+
+
+# --- partner keys: every scope set, every mutation payload ------------------------------
+
+SCOPE_SETS = [
+    sorted(s)
+    for n in (1, 2, 3)
+    for s in itertools.combinations(["read", "usage:write", "payments:write"], n)
+]
+MUTATIONS = sorted(GRAPHQL.mutation_type.fields)  # type: ignore[union-attr]
+SCALAR_DUMMIES: dict[str, Any] = {
+    "ID": lambda: str(uuid.uuid4()),
+    "UUID": lambda: str(uuid.uuid4()),
+    "String": lambda: "x",
+    "Int": lambda: 1,
+    "Boolean": lambda: True,
+    "Date": lambda: "2025-07-01",
+    "DateTime": lambda: "2025-07-01T00:00:00+00:00",
+    "Decimal": lambda: "1",
+    "JSON": lambda: {},
+}
+
+
+def dummy(t: Any) -> Any:
+    """A value of an input type: required fields only, ids of nothing."""
+    if isinstance(t, GraphQLNonNull):
+        return dummy(t.of_type)
+    if isinstance(t, GraphQLList):
+        return [dummy(t.of_type)]
+    if isinstance(t, GraphQLEnumType):
+        return next(iter(t.values))
+    if isinstance(t, GraphQLScalarType):
+        return SCALAR_DUMMIES[t.name]()
+    assert isinstance(t, GraphQLInputObjectType)
+    return {
+        name: dummy(f.type)
+        for name, f in t.fields.items()
+        if isinstance(f.type, GraphQLNonNull) and f.default_value is Undefined
+    }
+
+
+def payload_type(mutation: str) -> GraphQLObjectType:
+    t = get_named_type(GRAPHQL.mutation_type.fields[mutation].type)  # type: ignore[union-attr]
+    assert isinstance(t, GraphQLObjectType)
+    return t
+
+
+def own_selection(mutation: str) -> str:
+    """The payload and the leaves of the objects in it: the written object's own fields."""
+    parts = []
+    for name, f in payload_type(mutation).fields.items():
+        kind = get_named_type(f.type)
+        if is_leaf_type(kind):
+            parts.append(name)
+        else:
+            assert isinstance(kind, GraphQLObjectType)
+            leaves = [n for n, x in kind.fields.items() if is_leaf_type(get_named_type(x.type))]
+            parts.append(f"{name} {{ {' '.join(leaves)} }}")
+    return " ".join(parts)
+
+
+def full_selection(mutation: str) -> tuple[str, bool]:
+    """Every field of the payload's objects, relations too; and whether that reaches
+    past the written objects (something only `read` may follow)."""
+    parts, beyond = [], False
+    for name, f in payload_type(mutation).fields.items():
+        kind = get_named_type(f.type)
+        if is_leaf_type(kind):
+            parts.append(name)
+            continue
+        assert isinstance(kind, GraphQLObjectType)
+        parts.append(f"{name} {{ {selection(kind.name)} }}")
+        beyond |= any(not is_leaf_type(get_named_type(x.type)) for x in kind.fields.values())
+    return " ".join(parts), beyond
+
+
+def mutation_doc(mutation: str, sel: str) -> str:
+    arg = get_named_type(GRAPHQL.mutation_type.fields[mutation].args["input"].type)  # type: ignore[union-attr]
+    return f"mutation($i: {arg.name}!) {{ {mutation}(input: $i) {{ {sel} }} }}"
+
+
+@pytest.fixture(scope="module")
+async def keys(world: World, settings: Settings, database_url: str) -> dict[str, str]:
+    engine = create_engine(settings, database_url)
+    try:
+        async with engine.begin() as conn:
+            return {
+                ",".join(s): (await create_key(conn, world.esco, s, ",".join(s))).key
+                for s in SCOPE_SETS
+            }
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("scopes", [",".join(s) for s in SCOPE_SETS])
+async def test_partner_scopes_on_every_mutation_payload(
+    world: World, keys: dict[str, str], scopes: str
+) -> None:
+    """Without `read` a payload that reaches other rows is refused before anything runs
+    (403, nothing written); the written object's own fields always answer."""
+    headers = {"X-API-Key": keys[scopes]}
+    audited = "SELECT (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM account_events)"
+    for mutation in MUTATIONS:
+        variables = {"i": dummy(GRAPHQL.mutation_type.fields[mutation].args["input"].type)}  # type: ignore[union-attr]
+        full, beyond = full_selection(mutation)
+        before = await world.conn.fetchval(audited)
+        response = await world.client.post(
+            "/graphql", json={"query": mutation_doc(mutation, full), "variables": variables},
+            headers=headers,
+        )  # fmt: skip
+        body = response.json()
+        if beyond and "read" not in scopes:
+            assert response.status_code == 403, (mutation, body)
+            assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
+            assert "data" not in body
+        else:
+            assert response.status_code == 200 and "errors" not in body, (mutation, body)
+        own = await world.client.post(
+            "/graphql",
+            json={"query": mutation_doc(mutation, own_selection(mutation)), "variables": variables},
+            headers=headers,
+        )
+        assert own.status_code == 200 and "errors" not in own.json(), (mutation, own.json())
+        assert await world.conn.fetchval(audited) == before, mutation  # ids of nothing
+
+    # The mutations a scope allows write, and answer their own fields only.
+    if "usage:write" in scopes:
+        row = {"meterId": str(world.meters["M2"]), "month": "2025-07-01", "powerKwh": "9",
+               "heatKwh": "1", "solarKwh": "0"}  # fmt: skip
+        response = await world.client.post(
+            "/graphql",
+            json={"query": mutation_doc("recordMonthlyUsage", own_selection("recordMonthlyUsage")),
+                  "variables": {"i": row}},
+            headers=headers,
+        )  # fmt: skip
+        payload = response.json()["data"]["recordMonthlyUsage"]
+        assert payload["userErrors"] == [] and payload["monthlyUsage"]["powerKwh"] == "9.000"
+        assert set(payload["monthlyUsage"]) == set(
+            own_selection("recordMonthlyUsage").split("monthlyUsage { ")[1].split(" }")[0].split()
+        )
+    if "payments:write" in scopes:
+        pay = {"customerId": str(world.people["C"]), "accountId": str(world.accounts["AC1"]),
+               "amountPence": 100, "idempotencyKey": f"partner-{scopes}"}  # fmt: skip
+        response = await world.client.post(
+            "/graphql",
+            json={"query": mutation_doc("createPayment", own_selection("createPayment")),
+                  "variables": {"i": pay}},
+            headers=headers,
+        )  # fmt: skip
+        payload = response.json()["data"]["createPayment"]
+        assert payload["userErrors"] == [] and payload["payment"]["amountPence"] == 100
+        text = json.dumps(payload)
+        assert str(world.people["C"]) not in text and world.emails["C"] not in text

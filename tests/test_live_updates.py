@@ -138,9 +138,9 @@ class Subscriber:
         await self.socket.send(json.dumps({"id": op, "type": "subscribe", "payload": message}))
         return op
 
-    async def next(self, timeout: float = 5) -> dict[str, Any]:
-        """The next message that is not a ping or pong, within `timeout` seconds."""
-        async with asyncio.timeout(timeout):
+    async def next(self, within: float = 5) -> dict[str, Any]:
+        """The next message that is not a ping or pong, within `within` seconds."""
+        async with asyncio.timeout(within):
             return await self._next()
 
     async def _next(self) -> dict[str, Any]:
@@ -242,4 +242,165 @@ async def test_each_subscriber_gets_exactly_what_it_may_see(
         assert await events("other_operator", 1) == [("payment.created", cat_payment)]
         # Nothing else is on its way to the customers.
         with pytest.raises(TimeoutError):
-            await subs["ann"].next(timeout=0.5)
+            await subs["ann"].next(within=0.5)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {},
+        {"Authorization": "Bearer not-a-token"},
+        {"X-API-Key": "flows_00000000000000000000000000000000_nope"},
+        "usage-only key",
+    ],
+)
+async def test_bad_credentials_close_the_connection_before_any_subscription(
+    server: tuple[str, Any], world: World, engine: AsyncEngine, credentials: Any
+) -> None:
+    url, _ = server
+    if credentials == "usage-only key":
+        _, key = await _key(engine, world.esco, ["usage:write"])
+        credentials = {"X-API-Key": key}
+    code, _reason = await _refused(url, credentials)
+    assert code == 4403
+
+
+async def test_subscribing_before_connection_init_is_unauthorised(
+    server: tuple[str, Any],
+) -> None:
+    url, _ = server
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+        message = {"query": EVENTS, "variables": {}}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": message}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
+    server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World
+) -> None:
+    url, _ = server
+    ann = token(settings, "customer", customer_id=str(world.ann))
+    async with Subscriber.connect(url, ann) as sub:
+        await sub.subscribe(EVENTS)
+        await asyncio.sleep(0.2)
+        first = await _pay(raw, world, world.ann, world.home)
+        seen = (await sub.next())["payload"]["data"]["events"]
+        assert seen["type"] == "payment.created"
+    # Away: two changes, one of them another household's.
+    await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(first))
+    await _pay(raw, world, world.bob, world.bobs_home)
+    second = await _pay(raw, world, world.ann, world.home)
+    async with Subscriber.connect(url, ann) as sub:
+        await sub.subscribe(EVENTS, {"after": seen["id"]})
+        replayed = [(await sub.next())["payload"]["data"]["events"] for _ in range(2)]
+        assert [(e["type"], e["subject"]["id"]) for e in replayed] == [
+            ("payment.status_changed", to_global_id("Payment", first)),
+            ("payment.created", to_global_id("Payment", second)),
+        ]
+        # Then live, without a gap and without the replayed ones again.
+        third = await _pay(raw, world, world.ann, world.home)
+        live = (await sub.next())["payload"]["data"]["events"]
+        assert (live["type"], live["subject"]["id"]) == (
+            "payment.created",
+            to_global_id("Payment", third),
+        )
+        assert int(replayed[0]["id"]) < int(replayed[1]["id"]) < int(live["id"])
+
+
+async def test_a_rolled_back_change_emits_nothing(raw: asyncpg.Connection, world: World) -> None:
+    before = await raw.fetchval("SELECT count(*) FROM events")
+    tx = raw.transaction()
+    await tx.start()
+    await _pay(raw, world, world.ann, world.home)
+    await tx.rollback()
+    assert await raw.fetchval("SELECT count(*) FROM events") == before
+    await _pay(raw, world, world.ann, world.home)
+    assert await raw.fetchval("SELECT count(*) FROM events") == before + 1
+
+
+async def test_a_revoked_key_ends_its_subscriptions_at_once(
+    server: tuple[str, Any], raw: asyncpg.Connection, world: World, engine: AsyncEngine
+) -> None:
+    url, _ = server
+    key_id, key = await _key(engine, world.esco, ["read"])
+    async with Subscriber.connect(url, {"X-API-Key": key}) as sub:
+        await sub.subscribe(EVENTS)
+        await asyncio.sleep(0.2)
+        await raw.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await sub.next(within=1.0)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_a_billing_run_reaches_operators_and_each_bill_its_customer(
+    server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World
+) -> None:
+    url, _ = server
+    runs = "subscription ($esco: ID!) { billingRunChanged(escoId: $esco) { uuid status month } }"
+    bills = "subscription { monthlyBillReady { month customer { email } costs { total } } }"
+    operator = token(settings, "operator", escos=[str(world.esco)])
+    async with (
+        Subscriber.connect(url, operator) as ops,
+        Subscriber.connect(url, token(settings, "customer", customer_id=str(world.ann))) as ann,
+        Subscriber.connect(url, token(settings, "customer", customer_id=str(world.bob))) as bob,
+    ):
+        await ops.subscribe(runs, {"esco": to_global_id("Esco", world.esco)})
+        await ann.subscribe(bills)
+        await bob.subscribe(bills)
+        await asyncio.sleep(0.2)
+        run = await raw.fetchval(
+            "INSERT INTO billing_runs (esco_id, month, status, actor, started_at) "
+            "VALUES ($1, '2025-02-01', 'running', 'system', now()) RETURNING id",
+            world.esco,
+        )
+        meter = await raw.fetchval(
+            "INSERT INTO meters (esco_id, serial) VALUES ($1, 'LIVE-1') RETURNING id", world.esco
+        )
+        usage = await raw.fetchval(
+            "INSERT INTO monthly_usage (esco_id, meter_id, month, power_kwh) "
+            "VALUES ($1, $2, '2025-02-01', 100) RETURNING id",
+            world.esco,
+            meter,
+        )
+        zeros = ", ".join(["0"] * 8)
+        await raw.execute(
+            "INSERT INTO monthly_costs (esco_id, monthly_usage_id, customer_id, month, "
+            "billing_run_id, power, heat, standing_charge, total, microgrid_power, "
+            "microgrid_heat, microgrid_standing_charge, microgrid_total, benchmark_power, "
+            "benchmark_heat, benchmark_standing_charge, benchmark_total) "
+            f"VALUES ($1, $2, $3, '2025-02-01', $4, 21.131, 0, 0, 21.131, {zeros})",
+            world.esco,
+            usage,
+            world.ann,
+            run,
+        )
+        await raw.execute("UPDATE billing_runs SET status = 'completed' WHERE id = $1", run)
+
+        started = (await ops.next())["payload"]["data"]["billingRunChanged"]
+        completed = (await ops.next())["payload"]["data"]["billingRunChanged"]
+        assert (started["uuid"], completed["uuid"]) == (str(run), str(run))
+        assert [started["status"], completed["status"]] == ["RUNNING", "COMPLETED"]
+        bill = (await ann.next())["payload"]["data"]["monthlyBillReady"]
+        assert bill == {
+            "month": "2025-02-01",
+            "customer": {"email": "ann@example.com"},
+            "costs": [{"total": "21.131"}],
+        }
+        with pytest.raises(TimeoutError):
+            await bob.next(within=0.5)
+
+
+async def test_customers_cannot_follow_billing_runs(
+    server: tuple[str, Any], settings: Settings, world: World
+) -> None:
+    url, _ = server
+    runs = "subscription ($esco: ID!) { billingRunChanged(escoId: $esco) { uuid } }"
+    ann = token(settings, "customer", customer_id=str(world.ann))
+    async with Subscriber.connect(url, ann) as sub:
+        await sub.subscribe(runs, {"esco": to_global_id("Esco", world.esco)})
+        message = await sub.next()
+    assert message["type"] in {"next", "error"}
+    errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"

@@ -23,7 +23,7 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.app import create_app
-from flows_graphql.auth.apikeys import create_key
+from flows_graphql.auth.apikeys import create_key, revoke_key
 from flows_graphql.config import Settings
 from flows_graphql.types.node import to_global_id
 from tests.conftest import TODAY, bearer
@@ -163,6 +163,14 @@ async def _refused(url: str, payload: dict[str, str]) -> tuple[int, str]:
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
+async def feeds_open(app: Any, n: int) -> None:
+    """Wait until the server's broker has `n` feeds open: the subscriptions are live
+    (the protocol itself has no "subscribed" message)."""
+    async with asyncio.timeout(10):
+        while len(app.state.broker.feeds) < n:  # noqa: ASYNC110 (another task's state)
+            await asyncio.sleep(0.01)
+
+
 def token(settings: Settings, role: str, **claims: Any) -> dict[str, str]:
     return {"Authorization": bearer(settings, role, **claims)["Authorization"]}
 
@@ -189,7 +197,7 @@ async def _pay(raw: asyncpg.Connection, w: World, customer: uuid.UUID, account: 
 async def test_each_subscriber_gets_exactly_what_it_may_see(
     server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World, engine
 ) -> None:
-    url, _ = server
+    url, app = server
     _, partner_key = await _key(engine, world.esco, ["read"])
     principals = {
         "ann": token(settings, "customer", customer_id=str(world.ann)),
@@ -205,7 +213,7 @@ async def test_each_subscriber_gets_exactly_what_it_may_see(
         }
         for sub in subs.values():
             await sub.subscribe(EVENTS)
-        await asyncio.sleep(0.2)  # the subscriptions are open before anything commits
+        await feeds_open(app, len(subs))  # before anything commits
 
         anns = await _pay(raw, world, world.ann, world.home)
         await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(anns))
@@ -257,7 +265,7 @@ async def test_each_subscriber_gets_exactly_what_it_may_see(
 async def test_bad_credentials_close_the_connection_before_any_subscription(
     server: tuple[str, Any], world: World, engine: AsyncEngine, credentials: Any
 ) -> None:
-    url, _ = server
+    url, _app = server
     if credentials == "usage-only key":
         _, key = await _key(engine, world.esco, ["usage:write"])
         credentials = {"X-API-Key": key}
@@ -268,7 +276,7 @@ async def test_bad_credentials_close_the_connection_before_any_subscription(
 async def test_subscribing_before_connection_init_is_unauthorised(
     server: tuple[str, Any],
 ) -> None:
-    url, _ = server
+    url, _app = server
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
         message = {"query": EVENTS, "variables": {}}
         await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": message}))
@@ -280,11 +288,11 @@ async def test_subscribing_before_connection_init_is_unauthorised(
 async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
     server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World
 ) -> None:
-    url, _ = server
+    url, app = server
     ann = token(settings, "customer", customer_id=str(world.ann))
     async with Subscriber.connect(url, ann) as sub:
         await sub.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await feeds_open(app, 1)
         first = await _pay(raw, world, world.ann, world.home)
         seen = (await sub.next())["payload"]["data"]["events"]
         assert seen["type"] == "payment.created"
@@ -323,12 +331,13 @@ async def test_a_rolled_back_change_emits_nothing(raw: asyncpg.Connection, world
 async def test_a_revoked_key_ends_its_subscriptions_at_once(
     server: tuple[str, Any], raw: asyncpg.Connection, world: World, engine: AsyncEngine
 ) -> None:
-    url, _ = server
+    url, app = server
     key_id, key = await _key(engine, world.esco, ["read"])
     async with Subscriber.connect(url, {"X-API-Key": key}) as sub:
         await sub.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
-        await raw.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id)
+        await feeds_open(app, 1)
+        async with engine.begin() as conn:  # the code `apikey revoke` runs
+            assert await revoke_key(conn, key_id)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await sub.next(within=1.0)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
@@ -337,7 +346,7 @@ async def test_a_revoked_key_ends_its_subscriptions_at_once(
 async def test_a_billing_run_reaches_operators_and_each_bill_its_customer(
     server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World
 ) -> None:
-    url, _ = server
+    url, app = server
     runs = "subscription ($esco: ID!) { billingRunChanged(escoId: $esco) { uuid status month } }"
     bills = "subscription { monthlyBillReady { month customer { email } costs { total } } }"
     operator = token(settings, "operator", escos=[str(world.esco)])
@@ -349,7 +358,7 @@ async def test_a_billing_run_reaches_operators_and_each_bill_its_customer(
         await ops.subscribe(runs, {"esco": to_global_id("Esco", world.esco)})
         await ann.subscribe(bills)
         await bob.subscribe(bills)
-        await asyncio.sleep(0.2)
+        await feeds_open(app, 3)
         run = await raw.fetchval(
             "INSERT INTO billing_runs (esco_id, month, status, actor, started_at) "
             "VALUES ($1, '2025-02-01', 'running', 'system', now()) RETURNING id",
@@ -395,7 +404,7 @@ async def test_a_billing_run_reaches_operators_and_each_bill_its_customer(
 async def test_customers_cannot_follow_billing_runs(
     server: tuple[str, Any], settings: Settings, world: World
 ) -> None:
-    url, _ = server
+    url, _app = server
     runs = "subscription ($esco: ID!) { billingRunChanged(escoId: $esco) { uuid } }"
     ann = token(settings, "customer", customer_id=str(world.ann))
     async with Subscriber.connect(url, ann) as sub:

@@ -249,7 +249,7 @@ class Broker:
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=5)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn: lost.set())
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 for channel in {EVENTS_CHANNEL, *self.channels}:
                     await conn.add_listener(channel, self._notified)
                 self._tell(True)

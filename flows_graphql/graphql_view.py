@@ -21,14 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from . import execution, graphiql, logs, negotiation
 from .auth.authenticate import Authenticator, Unauthenticated
@@ -94,7 +95,22 @@ class Refused(Exception):
         self.headers = dict(headers or {})
 
 
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages are text frames; Strawberry would send our bytes
+    (orjson) as binary ones, which strict clients (graphql-ws) cannot read."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        encoded = self.view.encode_json(message)
+        text = encoded.decode() if isinstance(encoded, bytes) else encoded
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class FlowsGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = TextWebSocketAdapter
+
     def __init__(
         self,
         schema: Any,
@@ -261,7 +277,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             socket=request if isinstance(request, WebSocket) else None,
         )
 
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Credentials come in `connection_init`'s payload, as the HTTP headers would:
         `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403."""
         assert context.socket is not None and self.authenticator is not None
@@ -284,7 +300,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
         state["flows.credentials"] = headers
         self.sockets.setdefault(principal, set()).add(state["flows.ended"])
         await context.renew(viewer)
-        return None
+        # UNSET: an ack without a payload (a null payload is not valid for strict clients).
+        return UNSET
 
     def end_principal(self, principal: str) -> None:
         """End every connection of a principal (a revoked key, a revoked grant)."""

@@ -1,7 +1,7 @@
 """the event log (subscriptions, webhooks): table, writer triggers, notifications
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 
 Ids are handed out in commit order (flows_emit holds an advisory lock to commit).
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

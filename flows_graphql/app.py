@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import graphiql, logs, negotiation
+from .auth.apikeys import KEY_CHANNEL
 from .auth.authenticate import Authenticator, Unauthenticated
 from .auth.tokens import jwt_secret
 from .config import Settings
@@ -26,6 +27,7 @@ from .db.engine import create_engine
 from .db.migrate import head_revision
 from .db.urls import asyncpg_dsn
 from .graphql_view import FlowsGraphQL
+from .live.broker import Broker
 from .rules.clock import Today, london_today
 from .schema import schema
 
@@ -167,10 +169,30 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     """The application. `today` is the billing clock (tests pass a fixed day)."""
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
-    graphql = FlowsGraphQL(schema, settings=settings, engine=engine, today=today)
     authenticator = Authenticator(
         engine, jwt_secret(settings), max_token_lifetime_s=settings.max_token_lifetime_s
     )
+    # The process's one listening connection (as the owner: it serves every ESCO of
+    # the process): the event log for subscriptions, and API key changes.
+    broker = Broker(
+        asyncpg_dsn(database_url), retention=timedelta(days=settings.event_retention_days)
+    )
+    graphql = FlowsGraphQL(
+        schema,
+        settings=settings,
+        engine=engine,
+        today=today,
+        authenticator=authenticator,
+        broker=broker,
+    )
+
+    def key_changed(key_id: str) -> None:
+        authenticator.key_changed(key_id)
+        # A revoked key's subscriptions end at once (a new key has none).
+        graphql.end_principal(f"partner:{key_id}")
+
+    broker.listen(KEY_CHANNEL, key_changed)
+    broker.connected.append(authenticator.listening_changed)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -202,11 +224,11 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         gc.freeze()
         gc.set_threshold(50_000, 10, 100)
         log.info("started", extra={"env": settings.env})
-        watching = asyncio.create_task(authenticator.watch_keys(asyncpg_dsn(database_url)))
+        await broker.start()
         try:
             yield
         finally:
-            watching.cancel()
+            await broker.stop()
             await engine.dispose()
             log.info("stopped")
 
@@ -216,6 +238,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
             Authenticated(graphql, authenticator, settings.graphiql),
             methods=["GET", "POST"],
         ),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -228,6 +251,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
+    app.state.broker = broker
     return app
 
 

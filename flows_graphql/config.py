@@ -39,6 +39,13 @@ class Settings:
     max_token_lifetime_s: int = 24 * 3600
     # Queries walk breadth-first (breadth_first.py); off = graphql-core's walk only.
     breadth_first: bool = True
+    # Live updates (docs/live-updates.md).
+    event_retention_days: int = 30
+    ws_max_subscriptions: int = 20
+    ws_max_connections: int = 10
+    ws_ping_seconds: float = 15.0
+    ws_idle_seconds: float = 60.0
+    ws_recheck_seconds: float = 30.0
 
     @property
     def production(self) -> bool:
@@ -65,4 +72,10 @@ class Settings:
             max_input_rows=_int("FLOWS_MAX_INPUT_ROWS", 10_000),
             max_token_lifetime_s=_int("FLOWS_MAX_TOKEN_LIFETIME_S", 24 * 3600),
             breadth_first=_flag("FLOWS_BREADTH_FIRST", default=True),
+            event_retention_days=_int("FLOWS_EVENT_RETENTION_DAYS", 30),
+            ws_max_subscriptions=_int("FLOWS_WS_MAX_SUBSCRIPTIONS", 20),
+            ws_max_connections=_int("FLOWS_WS_MAX_CONNECTIONS", 10),
+            ws_ping_seconds=_int("FLOWS_WS_PING_SECONDS", 15),
+            ws_idle_seconds=_int("FLOWS_WS_IDLE_SECONDS", 60),
+            ws_recheck_seconds=_int("FLOWS_WS_RECHECK_SECONDS", 30),
         )

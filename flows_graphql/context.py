@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
+from starlette.websockets import WebSocket
 
 from .auth.viewer import Viewer
 from .config import Settings
 from .db.request import RequestDb
+from .live.broker import Broker
 from .loaders import Loaders
 from .rules.clock import Today, london_today
 
@@ -21,6 +25,15 @@ class Context:
     db: RequestDb
     # The billing clock (Europe/London); tests inject a fixed day.
     today: Today = london_today
+    # The process's event-log reader (subscriptions).
+    broker: Broker | None = None
+    # A graphql-transport-ws connection: its socket and `connection_init` payload
+    # (Strawberry sets `connection_params`).
+    socket: WebSocket | None = None
+    connection_params: dict[str, Any] | None = None
+    # The subscriptions of one connection share this context: each event takes its
+    # turn, with a snapshot of its own (renew).
+    delivery: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -30,3 +43,12 @@ class Context:
     async def close(self) -> None:
         await self.db.close()
         self.loaders.release()
+
+    async def renew(self, viewer: Viewer | None = None) -> None:
+        """A fresh snapshot and loaders, for the next event of a long-lived connection
+        (and for its viewer once `connection_init` has said who it is)."""
+        await self.close()
+        if viewer is not None:
+            self.viewer = viewer
+        self.db = self.db.fresh(self.viewer.esco_scope)
+        self.loaders = Loaders(self.db, self.viewer.esco_scope, self.viewer.customer_id)

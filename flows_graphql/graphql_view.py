@@ -4,11 +4,14 @@ and status codes of GraphQL-over-HTTP (docs/http.md)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import json
 import logging
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -18,21 +21,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from . import execution, graphiql, logs, negotiation
-from .auth.scopes import read_refusal
+from .auth.authenticate import Authenticator, Unauthenticated
+from .auth.scopes import needs_read, read_refusal
 from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
 from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
 from .limits import Limits, TooComplex, check, document, has_unstorable_text, unstorable
+from .live.broker import Broker
 from .rules.clock import Today, london_today
 
 log = logging.getLogger("flows_graphql.errors")
@@ -87,14 +95,39 @@ class Refused(Exception):
         self.headers = dict(headers or {})
 
 
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages are text frames; Strawberry would send our bytes
+    (orjson) as binary ones, which strict clients (graphql-ws) cannot read."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        encoded = self.view.encode_json(message)
+        text = encoded.decode() if isinstance(encoded, bytes) else encoded
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class FlowsGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = TextWebSocketAdapter
+
     def __init__(
-        self, schema: Any, *, settings: Settings, engine: AsyncEngine, today: Today = london_today
+        self,
+        schema: Any,
+        *,
+        settings: Settings,
+        engine: AsyncEngine,
+        today: Today = london_today,
+        authenticator: Authenticator | None = None,
+        broker: Broker | None = None,
     ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
         # Our own page, loading the GraphiQL build vendored into the package (no CDN).
         self._graphiql_html = graphiql.page_html()
@@ -102,9 +135,11 @@ class FlowsGraphQL(GraphQL[Context, None]):
         # The limits tell connections and lists by their types.
         self.graphql_schema: GraphQLSchema = schema._schema
         self.engine = engine
-        # graphql-core's schema, which the scope check walks with the document.
-        self.graphql_schema = schema._schema
         self.today = today
+        self.authenticator = authenticator
+        self.broker = broker
+        # Open connections per principal, and how to end each of them at once.
+        self.sockets: dict[str, set[asyncio.Event]] = {}
         self.limits = Limits(
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
@@ -120,6 +155,9 @@ class FlowsGraphQL(GraphQL[Context, None]):
             return json.dumps(data, separators=(",", ":")).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -226,7 +264,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
-        # Set by the Authenticated wrapper; GraphiQL's page needs no viewer.
+        # Set by the Authenticated wrapper; GraphiQL's page needs no viewer. A
+        # WebSocket's viewer comes with its `connection_init` (on_ws_connect).
         viewer: Viewer = request.scope.get("state", {}).get("viewer", ANONYMOUS)
         return Context(
             request=request if isinstance(request, Request) else None,
@@ -234,7 +273,97 @@ class FlowsGraphQL(GraphQL[Context, None]):
             viewer=viewer,
             db=RequestDb(self.engine, viewer.esco_scope),
             today=self.today,
+            broker=self.broker,
+            socket=request if isinstance(request, WebSocket) else None,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Credentials come in `connection_init`'s payload, as the HTTP headers would:
+        `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403."""
+        assert context.socket is not None and self.authenticator is not None
+        params = context.connection_params or {}
+        headers = {
+            str(k).lower(): v for k, v in params.items() if isinstance(v, str) and len(v) < 8192
+        }
+        try:
+            viewer = await self.authenticator.viewer(headers)
+        except Unauthenticated as exc:
+            log.info("subscription refused", extra={"reason": exc.message})
+            raise ConnectionRejectionError({"message": exc.message}) from exc
+        if needs_read(viewer):
+            raise ConnectionRejectionError({"message": "This API key lacks the `read` scope."})
+        principal = f"{viewer.role}:{viewer.sub}"
+        if len(self.sockets.get(principal, ())) >= self.settings.ws_max_connections:
+            raise ConnectionRejectionError({"message": "Too many open connections."})
+        state = context.socket.scope
+        state["flows.principal"] = principal
+        state["flows.credentials"] = headers
+        self.sockets.setdefault(principal, set()).add(state["flows.ended"])
+        await context.renew(viewer)
+        # UNSET: an ack without a payload (a null payload is not valid for strict clients).
+        return UNSET
+
+    def end_principal(self, principal: str) -> None:
+        """End every connection of a principal (a revoked key, a revoked grant)."""
+        for ended in self.sockets.get(principal, ()):
+            ended.set()
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """graphql-transport-ws, with what the protocol leaves to the server: a ping
+        every `ws_ping_seconds`, the connection closed when the client has said
+        nothing for `ws_idle_seconds` or its credentials stop being valid."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        ended = asyncio.Event()
+        scope["flows.ended"] = ended
+
+        async def listening() -> Message:
+            nonlocal heard
+            message = await receive()
+            heard = loop.time()
+            return message
+
+        async def closing(code: int, reason: str) -> None:
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": code, "reason": reason})
+
+        async def watch() -> None:
+            checked = loop.time()
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), self.settings.ws_ping_seconds)
+                if ended.is_set():
+                    await closing(4403, "Credentials revoked")
+                    return
+                now = loop.time()
+                if now - heard > self.settings.ws_idle_seconds:
+                    await closing(4408, "Idle timeout")
+                    return
+                credentials = scope.get("flows.credentials")
+                if credentials is not None and self.authenticator is not None:
+                    if now - checked >= self.settings.ws_recheck_seconds:
+                        checked = now
+                        try:
+                            await self.authenticator.viewer(credentials)
+                        except Unauthenticated:
+                            await closing(4403, "Credentials no longer valid")
+                            return
+                    with contextlib.suppress(Exception):
+                        await send({"type": "websocket.send", "text": '{"type":"ping"}'})
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await super().__call__(scope, listening, send)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+            principal = scope.get("flows.principal")
+            if principal is not None:
+                sockets = self.sockets.get(principal, set())
+                sockets.discard(ended)
+                if not sockets:
+                    self.sockets.pop(principal, None)
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         data = kwargs["request_data"]

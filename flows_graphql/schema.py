@@ -19,6 +19,7 @@ from .resolvers.community import CommunityQuery
 from .resolvers.customers import CustomersQuery
 from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
+from .resolvers.subscriptions import Subscription
 from .resolvers.tariffs import TariffsQuery
 from .types import billing, community, customers, metering, tariffs
 from .types.scalars import SCALAR_MAP
@@ -80,6 +81,7 @@ def build_schema() -> strawberry.Schema:
     built = strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         execution_context_class=execution.ExecutionContext,
         types=NODE_TYPES,

@@ -38,6 +38,7 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.limits import Limits, TooComplex, check
+from flows_graphql.live.broker import Broker
 from flows_graphql.schema import schema
 from tests import factories as f
 from tests.conftest import bearer
@@ -794,7 +795,10 @@ async def test_unknown_api_keys_are_remembered_and_forgotten_when_created(
     # An engine of its own: the `engine` fixture would empty the module's tables.
     engine = create_engine(settings, database_url, api_role=True)
     authenticator = Authenticator(engine, settings.jwt_secret or "")
-    watching = asyncio.create_task(authenticator.watch_keys(asyncpg_dsn(database_url)))
+    broker = Broker(asyncpg_dsn(database_url))
+    broker.listen(apikeys.KEY_CHANNEL, authenticator.key_changed)
+    broker.connected.append(authenticator.listening_changed)
+    await broker.start()
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -837,7 +841,7 @@ async def test_unknown_api_keys_are_remembered_and_forgotten_when_created(
             await authenticator.viewer(key)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
-        watching.cancel()
+        await broker.stop()
         await engine.dispose()
     assert not authenticator.listening
 

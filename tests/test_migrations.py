@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -215,7 +216,7 @@ async def test_migrated_catalog_equals_create_all_catalog(
         created = await catalog(url)
 
     # The comparison is only worth something if it saw the whole schema.
-    assert len(migrated["tables"]) == len(metadata.tables) == 29
+    assert len(migrated["tables"]) == len(metadata.tables) >= 29
     assert migrated["enums"]["customer_status"] == "active, inactive, suspended"
     assert "customers.customers_touch_updated_at" in migrated["triggers"]
     assert "audit_log.audit_log_append_only" in migrated["triggers"]
@@ -246,11 +247,16 @@ USER_OBJECTS = """
     ORDER BY 1"""
 
 
+VERSIONS = Path(__file__).resolve().parent.parent / "flows_graphql/db/migrations/versions"
+
+
 async def test_downgrade_to_base_and_upgrade_again(
     engine: AsyncEngine, database_url: str, settings: Settings
 ) -> None:
     head = head_revision()
-    assert head == "0004"
+    # One linear history: the head is the newest migration file.
+    newest = max(p.name for p in VERSIONS.glob("0*.py"))
+    assert newest.startswith(f"{head}_")
     async with scratch_database(database_url, "roundtrip") as url:
         scratch = create_engine(settings, url)
         try:

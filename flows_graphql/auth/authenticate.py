@@ -5,7 +5,6 @@ No credentials, or bad ones, raise `Unauthenticated`; the endpoint answers 401.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import time
@@ -13,14 +12,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 
-import asyncpg  # type: ignore[import-untyped]
 import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.engine import SET_TENANT
 from ..db.models import ApiKey, Customer, table_of
-from .apikeys import KEY_CHANNEL, hash_secret, parse_key
+from .apikeys import hash_secret, parse_key
 from .tokens import decode_token
 from .viewer import Viewer
 
@@ -65,7 +63,6 @@ LEEWAY_S = 60
 # forgotten as unknown as soon as its transaction commits.
 UNKNOWN_KEY_TTL_S = 10.0
 UNKNOWN = object()
-RECONNECT_S = (0.5, 5.0)
 
 
 class Authenticator:
@@ -211,34 +208,9 @@ class Authenticator:
         self.keys.items.pop(parsed, None)
         self.unknown_keys.items.pop(parsed, None)
 
-    async def watch_keys(self, dsn: str) -> None:
-        """Listen for key changes until cancelled, reconnecting after a failure. While
-        not listening, unknown ids are not remembered (a key created then must work)."""
-        delay = RECONNECT_S[0]
-        while True:
-            try:
-                await self._listen(dsn)
-                delay = RECONNECT_S[0]
-            except Exception as exc:  # any failure: retry; requests go on without it
-                log.warning(
-                    "not listening for API key changes", extra={"error": type(exc).__name__}
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_S[1])
-
-    async def _listen(self, dsn: str) -> None:
-        """One listening connection, until it ends (or the task is cancelled)."""
-        conn = await asyncpg.connect(dsn, timeout=5)
-        closed = asyncio.Event()
-        try:
-            conn.add_termination_listener(lambda _conn: closed.set())
-            await conn.add_listener(
-                KEY_CHANNEL, lambda _conn, _pid, _channel, payload: self.key_changed(payload)
-            )
-            self.listening = True
-            await closed.wait()
-        finally:
-            self.listening = False
+    def listening_changed(self, listening: bool) -> None:
+        """The process's listening connection (live/broker.py) came up or went down.
+        While down, a key created elsewhere would go unheard: remember no unknown ids."""
+        self.listening = listening
+        if not listening:
             self.unknown_keys.items.clear()
-            if not conn.is_closed():
-                conn.terminate()

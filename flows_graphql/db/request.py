@@ -61,6 +61,10 @@ class RequestDb:
         self._lock = asyncio.Lock()
         self._finished = False
 
+    def fresh(self, esco_ids: frozenset[uuid.UUID] | None) -> RequestDb:
+        """A new request's access on the same engine (subscriptions: one per event)."""
+        return RequestDb(self._engine, esco_ids)
+
     async def _connection(self) -> AsyncConnection:
         if self._finished:
             # A resolver still running after its response was sent (graphql-core stops

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.viewer import Viewer
@@ -17,6 +18,8 @@ from ..db.models import AccountAuditLog, AccountEvent, AuditLog, CustomerEvent
 from ..db.models.enums import AccountEventType
 from ..rules.clock import Today, london_today
 from .problems import ErrorCode, reject
+
+EMIT = text("SELECT flows_emit(:esco, :kind, :entity, :key, NULL, NULL, CAST(:payload AS jsonb))")
 
 # A database row as services return it; the GraphQL types read its fields directly.
 Row = Any
@@ -93,6 +96,23 @@ class Tx:
             ).one()
         await self.audit(action, entity, row.id, diff, esco_id)
         return row
+
+    async def emit(
+        self, esco_id: uuid.UUID, kind: str, entity: str, key: object, payload: dict[str, Any]
+    ) -> None:
+        """Append to the event log (db/models/events.py) an event no single row change
+        stands for; the triggers write the others. It commits with the change or not
+        at all."""
+        await self.conn.execute(
+            EMIT,
+            {
+                "esco": esco_id,
+                "kind": kind,
+                "entity": entity,
+                "key": str(key),
+                "payload": json.dumps(jsonable(payload)),
+            },
+        )
 
     async def customer_event(
         self, esco_id: uuid.UUID, customer_id: uuid.UUID, event_type: str, data: dict[str, Any]

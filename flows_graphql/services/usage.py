@@ -366,6 +366,9 @@ async def record_monthly_usage(
         {"meter_id": resolved_meter, "month": month, **changed(old, values)},
         esco_id,
     )
+    await tx.emit(
+        esco_id, "usage.imported", "Esco", esco_id, {"rows": 1, "months": [month], "meters": 1}
+    )
     return saved, before is None
 
 
@@ -454,4 +457,16 @@ async def import_monthly_usage(
         },
         target,
     )
+    if report.created or report.updated:
+        await tx.emit(
+            target,
+            "usage.imported",
+            "Esco",
+            target,
+            {
+                "rows": report.created + report.updated,
+                "months": months,
+                "meters": len(set(meter_ids)),
+            },
+        )
     return report

@@ -19,6 +19,7 @@ from .enums import (
     TariffGeneration,
     UsageSource,
 )
+from .events import Event
 from .metering import Circuit, CircuitMeter, Meter, Property, SolarInstallation
 from .supply import PropertySupplyMeter
 from .tariffs import BenchmarkTariff, CustomerTariff, MicrogridTariff, SolarCreditTariff
@@ -50,6 +51,7 @@ __all__ = [
     "CustomerStatus",
     "CustomerTariff",
     "Esco",
+    "Event",
     "Meter",
     "MeterMode",
     "MicrogridTariff",

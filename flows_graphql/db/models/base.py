@@ -188,7 +188,8 @@ def _install_table_triggers(target: Table, connection: Any, **kw: Any) -> None:
         connection.execute(text(touch_trigger_sql(target.name)))
     if target.info.get("append_only"):
         connection.execute(text(append_only_trigger_sql(target.name)))
-    for sql in grant_sql(target.name, bool(target.info.get("append_only"))):
+    insert_only = target.info.get("append_only") or target.info.get("insert_only")
+    for sql in grant_sql(target.name, bool(insert_only)):
         connection.execute(text(sql))
     if target.name not in GLOBAL_TABLES:
         for sql in rls_sql(target.name, "esco_id" if "esco_id" in target.c else "id"):

@@ -1,0 +1,176 @@
+"""Subscriptions, served over graphql-transport-ws on /graphql (docs/live-updates.md).
+
+Each reads the process's event log through a feed (live/broker.py) filtered by what
+the viewer may see; at delivery the event's object is loaded again through the
+viewer's own reads — the same rules, row-level security included, as a query made at
+that moment — and an event whose object the viewer cannot see is not delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import date
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from graphql import GraphQLError
+
+from ..context import Context
+from ..live.broker import Filter, LoggedEvent
+from ..live.kinds import BILLING_RUN_KINDS, KINDS, PAYMENT_KINDS
+from ..types.events import BillReady, Event
+from ..types.node import NODE_SOURCES, TypedRow, parse_id
+
+if TYPE_CHECKING:
+    from ..types.billing import BillingRun, Payment
+
+Info = strawberry.Info[Context, None]
+Lazy = strawberry.lazy
+
+
+def _invalid(message: str, argument: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "INVALID", "argument": argument})
+
+
+def _forbidden(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "FORBIDDEN"})
+
+
+def _base(context: Context, kinds: frozenset[str] | None, **narrower: object) -> Filter:
+    viewer = context.viewer
+    return Filter(
+        esco_ids=viewer.esco_scope,
+        kinds=kinds,
+        # A customer's events are about them: never another household's.
+        customer_id=viewer.customer_id if viewer.role == "customer" else None,
+        **narrower,  # type: ignore[arg-type]
+    )
+
+
+async def _after(context: Context, after: strawberry.ID | None) -> int | None:
+    if after is None:
+        return None
+    try:
+        value = int(str(after))
+    except ValueError:
+        raise _invalid("`after` is the id of an event.", "after") from None
+    if value < 0:
+        raise _invalid("`after` is the id of an event.", "after")
+    assert context.broker is not None
+    oldest = await context.broker.oldest_id()
+    if oldest is not None and value < oldest - 1:
+        raise _invalid(
+            f"Events before {oldest} are no longer kept; resume from a newer event.", "after"
+        )
+    return value
+
+
+def _broker(context: Context) -> None:
+    if context.broker is None or context.socket is None:
+        raise GraphQLError(
+            "Subscriptions are served over graphql-transport-ws on /graphql.",
+            extensions={"code": "INVALID"},
+        )
+
+
+async def _deliver(
+    context: Context, filter: Filter, after: int | None
+) -> AsyncIterator[tuple[LoggedEvent, TypedRow]]:
+    """The feed's events whose object the viewer can see now, each with that object."""
+    assert context.broker is not None
+    feed = context.broker.open(filter, after)
+    try:
+        async for event in feed:
+            source = NODE_SOURCES.get(event.entity)
+            if source is None:
+                continue
+            # One event at a time per connection: its fields resolve on this snapshot,
+            # which ends before the next event (no transaction idles between events).
+            async with context.delivery:
+                await context.renew()
+                try:
+                    row = await source.fetch(context.loaders, event.entity_key)
+                    if row is not None:
+                        yield event, TypedRow(event.entity, row)
+                finally:
+                    await context.close()
+    finally:
+        context.broker.close(feed)
+
+
+@strawberry.type(description="Live updates; see docs/live-updates.md.")
+class Subscription:
+    @strawberry.subscription(
+        description="Events of the log the viewer may see, from now or after an event id."
+    )
+    async def events(
+        self,
+        info: Info,
+        types: Annotated[
+            list[str] | None,
+            strawberry.argument(description="Only these kinds (e.g. `payment.created`)."),
+        ] = None,
+        after: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Replay the events after this id first."),
+        ] = None,
+    ) -> AsyncGenerator[Event, None]:
+        context = info.context
+        _broker(context)
+        kinds = None
+        if types is not None:
+            unknown = sorted(set(types) - set(KINDS))
+            if unknown:
+                raise _invalid(f"Unknown event types: {', '.join(unknown)}.", "types")
+            kinds = frozenset(types)
+        start = await _after(context, after)
+        async for event, subject in _deliver(context, _base(context, kinds), start):
+            yield Event(
+                id=strawberry.ID(str(event.id)),
+                type=event.type,
+                occurred_at=event.created_at,
+                subject_row=subject,
+            )
+
+    @strawberry.subscription(description="An ESCO's billing runs as they start and end.")
+    async def billing_run_changed(
+        self,
+        info: Info,
+        esco_id: Annotated[strawberry.ID, strawberry.argument(description="The ESCO.")],
+    ) -> AsyncGenerator[Annotated[BillingRun, Lazy("flows_graphql.types.billing")], None]:
+        context = info.context
+        _broker(context)
+        if context.viewer.role == "customer":
+            raise _forbidden("Billing runs are for operators.")
+        esco = parse_id(str(esco_id), "Esco")
+        scope = context.viewer.esco_scope
+        if esco is None or (scope is not None and esco not in scope):
+            raise GraphQLError("No ESCO with this id.", extensions={"code": "NOT_FOUND"})
+        filter = Filter(esco_ids=frozenset({esco}), kinds=BILLING_RUN_KINDS)
+        async for _event, run in _deliver(context, filter, None):
+            yield run.row
+
+    @strawberry.subscription(description="The viewer's bills, as each month is billed.")
+    async def monthly_bill_ready(self, info: Info) -> AsyncGenerator[BillReady, None]:
+        context = info.context
+        _broker(context)
+        filter = _base(context, frozenset({"monthly_costs.ready"}))
+        async for event, customer in _deliver(context, filter, None):
+            yield BillReady(
+                month=date.fromisoformat(str(event.payload["month"])), customer_row=customer.row
+            )
+
+    @strawberry.subscription(description="An account's payments as they are made and move.")
+    async def payment_status_changed(
+        self,
+        info: Info,
+        account_id: Annotated[strawberry.ID, strawberry.argument(description="The account.")],
+    ) -> AsyncGenerator[Annotated[Payment, Lazy("flows_graphql.types.billing")], None]:
+        context = info.context
+        _broker(context)
+        account = parse_id(str(account_id), "Account")
+        if account is None:
+            raise _invalid("Not an account id.", "accountId")
+        filter = _base(context, PAYMENT_KINDS, account_id=account)
+        async for _event, payment in _deliver(context, filter, None):
+            yield payment.row

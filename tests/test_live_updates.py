@@ -1,0 +1,415 @@
+"""Subscriptions over graphql-transport-ws, fed by the event log (issue 12).
+
+A real server (uvicorn on a loopback port, lifespan on, so the event-log reader runs)
+and a real WebSocket client. Rows are written with raw SQL or through the HTTP API;
+the log's triggers turn them into events, the broker hands them to the feeds, and each
+subscriber gets exactly what its own reads could see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+import pytest
+import uvicorn
+import websockets
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from flows_graphql.app import create_app
+from flows_graphql.auth.apikeys import create_key, revoke_key
+from flows_graphql.config import Settings
+from flows_graphql.types.node import to_global_id
+from tests.conftest import TODAY, bearer
+
+EVENTS = "subscription ($after: ID) { events(after: $after) { id type subject { id } } }"
+
+
+@dataclass
+class World:
+    esco: uuid.UUID
+    other_esco: uuid.UUID
+    ann: uuid.UUID  # occupier of `home`
+    bob: uuid.UUID  # another household of the same ESCO
+    cat: uuid.UUID  # a customer of the other ESCO
+    home: uuid.UUID
+    bobs_home: uuid.UUID
+    cats_home: uuid.UUID
+
+
+async def _esco(raw: asyncpg.Connection, code: str) -> uuid.UUID:
+    esco = uuid.uuid4()
+    await raw.execute(
+        "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
+        esco,
+        code,
+        code.upper(),
+    )
+    return esco
+
+
+async def _household(
+    raw: asyncpg.Connection, esco: uuid.UUID, email: str, plot: str
+) -> tuple[uuid.UUID, uuid.UUID]:
+    customer, prop, account = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await raw.execute(
+        "INSERT INTO customers (id, esco_id, email) VALUES ($1, $2, $3)", customer, esco, email
+    )
+    await raw.execute(
+        "INSERT INTO properties (id, esco_id, plot) VALUES ($1, $2, $3)", prop, esco, plot
+    )
+    await raw.execute(
+        "INSERT INTO accounts (id, esco_id, property_id, opened_on) VALUES ($1, $2, $3, "
+        "'2024-01-01')",
+        account,
+        esco,
+        prop,
+    )
+    await raw.execute(
+        "INSERT INTO customer_accounts (customer_id, account_id, esco_id, role, start_date) "
+        "VALUES ($1, $2, $3, 'occupier', '2024-01-01')",
+        customer,
+        account,
+        esco,
+    )
+    return customer, account
+
+
+@pytest.fixture
+async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
+    esco, other = await _esco(raw, "live"), await _esco(raw, "elsewhere")
+    ann, home = await _household(raw, esco, "ann@example.com", "1")
+    bob, bobs_home = await _household(raw, esco, "bob@example.com", "2")
+    cat, cats_home = await _household(raw, other, "cat@example.com", "1")
+    return World(esco, other, ann, bob, cat, home, bobs_home, cats_home)
+
+
+@pytest.fixture
+async def server(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> AsyncIterator[tuple[str, Any]]:
+    """The app on a real socket; yields (ws url, app)."""
+    quick = replace(settings, ws_ping_seconds=0.2, ws_idle_seconds=30, ws_recheck_seconds=0.5)
+    app = create_app(quick, database_url, today=lambda: TODAY)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    served = uvicorn.Server(config)
+    task = asyncio.create_task(served.serve())
+    for _ in range(500):
+        if served.started:
+            break
+        await asyncio.sleep(0.01)
+    port = served.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}/graphql", app
+    finally:
+        served.should_exit = True
+        # Open WebSockets would hold a graceful shutdown: force it after a moment.
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 3)
+        except TimeoutError:
+            served.force_exit = True
+            await task
+
+
+class Subscriber:
+    """A graphql-transport-ws client that answers pings and collects `next` payloads."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, url: str, payload: dict[str, str]) -> AsyncIterator[Subscriber]:
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+            await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+            ack = json.loads(await asyncio.wait_for(socket.recv(), 5))
+            assert ack["type"] == "connection_ack", ack
+            yield cls(socket)
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        op = uuid.uuid4().hex
+        message = {"query": query, "variables": variables or {}}
+        await self.socket.send(json.dumps({"id": op, "type": "subscribe", "payload": message}))
+        return op
+
+    async def next(self, within: float = 5) -> dict[str, Any]:
+        """The next message that is not a ping or pong, within `within` seconds."""
+        async with asyncio.timeout(within):
+            return await self._next()
+
+    async def _next(self) -> dict[str, Any]:
+        while True:
+            message = json.loads(await self.socket.recv())
+            if message["type"] == "ping":
+                await self.socket.send(json.dumps({"type": "pong"}))
+                continue
+            if message["type"] == "pong":
+                continue
+            return message
+
+
+async def _refused(url: str, payload: dict[str, str]) -> tuple[int, str]:
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def feeds_open(app: Any, n: int) -> None:
+    """Wait until the server's broker has `n` feeds open: the subscriptions are live
+    (the protocol itself has no "subscribed" message)."""
+    async with asyncio.timeout(10):
+        while len(app.state.broker.feeds) < n:  # noqa: ASYNC110 (another task's state)
+            await asyncio.sleep(0.01)
+
+
+def token(settings: Settings, role: str, **claims: Any) -> dict[str, str]:
+    return {"Authorization": bearer(settings, role, **claims)["Authorization"]}
+
+
+async def _key(engine: AsyncEngine, esco: uuid.UUID, scopes: list[str]) -> tuple[uuid.UUID, str]:
+    async with engine.begin() as conn:
+        issued = await create_key(conn, esco, scopes, "partner")
+    return issued.id, issued.key
+
+
+async def _pay(raw: asyncpg.Connection, w: World, customer: uuid.UUID, account: uuid.UUID) -> str:
+    esco = await raw.fetchval("SELECT esco_id FROM accounts WHERE id = $1", account)
+    payment = await raw.fetchval(
+        "INSERT INTO payments (esco_id, customer_id, account_id, amount_pence, status, "
+        "idempotency_key) VALUES ($1, $2, $3, 1200, 'created', $4) RETURNING id",
+        esco,
+        customer,
+        account,
+        uuid.uuid4().hex,
+    )
+    return str(payment)
+
+
+async def test_each_subscriber_gets_exactly_what_it_may_see(
+    server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World, engine
+) -> None:
+    url, app = server
+    _, partner_key = await _key(engine, world.esco, ["read"])
+    principals = {
+        "ann": token(settings, "customer", customer_id=str(world.ann)),
+        "bob": token(settings, "customer", customer_id=str(world.bob)),
+        "operator": token(settings, "operator", escos=[str(world.esco)]),
+        "other_operator": token(settings, "operator", escos=[str(world.other_esco)]),
+        "partner": {"X-API-Key": partner_key},
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        subs = {
+            name: await stack.enter_async_context(Subscriber.connect(url, payload))
+            for name, payload in principals.items()
+        }
+        for sub in subs.values():
+            await sub.subscribe(EVENTS)
+        await feeds_open(app, len(subs))  # before anything commits
+
+        anns = await _pay(raw, world, world.ann, world.home)
+        await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(anns))
+        # Markers: the first event each negative subscriber may see.
+        bobs = await _pay(raw, world, world.bob, world.bobs_home)
+        cats = await _pay(raw, world, world.cat, world.cats_home)
+
+        async def events(name: str, n: int) -> list[tuple[str, str]]:
+            got = [await subs[name].next() for _ in range(n)]
+            assert all(m["type"] == "next" for m in got), got
+            return [
+                (
+                    m["payload"]["data"]["events"]["type"],
+                    m["payload"]["data"]["events"]["subject"]["id"],
+                )
+                for m in got
+            ]
+
+        ann_payment = to_global_id("Payment", anns)
+        bob_payment = to_global_id("Payment", bobs)
+        cat_payment = to_global_id("Payment", cats)
+        assert await events("ann", 2) == [
+            ("payment.created", ann_payment),
+            ("payment.status_changed", ann_payment),
+        ]
+        esco_wide = [
+            ("payment.created", ann_payment),
+            ("payment.status_changed", ann_payment),
+            ("payment.created", bob_payment),
+        ]
+        assert await events("operator", 3) == esco_wide
+        assert await events("partner", 3) == esco_wide
+        assert await events("bob", 1) == [("payment.created", bob_payment)]
+        assert await events("other_operator", 1) == [("payment.created", cat_payment)]
+        # Nothing else is on its way to the customers.
+        with pytest.raises(TimeoutError):
+            await subs["ann"].next(within=0.5)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {},
+        {"Authorization": "Bearer not-a-token"},
+        {"X-API-Key": "flows_00000000000000000000000000000000_nope"},
+        "usage-only key",
+    ],
+)
+async def test_bad_credentials_close_the_connection_before_any_subscription(
+    server: tuple[str, Any], world: World, engine: AsyncEngine, credentials: Any
+) -> None:
+    url, _app = server
+    if credentials == "usage-only key":
+        _, key = await _key(engine, world.esco, ["usage:write"])
+        credentials = {"X-API-Key": key}
+    code, _reason = await _refused(url, credentials)
+    assert code == 4403
+
+
+async def test_subscribing_before_connection_init_is_unauthorised(
+    server: tuple[str, Any],
+) -> None:
+    url, _app = server
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+        message = {"query": EVENTS, "variables": {}}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": message}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
+    server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World
+) -> None:
+    url, app = server
+    ann = token(settings, "customer", customer_id=str(world.ann))
+    async with Subscriber.connect(url, ann) as sub:
+        await sub.subscribe(EVENTS)
+        await feeds_open(app, 1)
+        first = await _pay(raw, world, world.ann, world.home)
+        seen = (await sub.next())["payload"]["data"]["events"]
+        assert seen["type"] == "payment.created"
+    # Away: two changes, one of them another household's.
+    await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(first))
+    await _pay(raw, world, world.bob, world.bobs_home)
+    second = await _pay(raw, world, world.ann, world.home)
+    async with Subscriber.connect(url, ann) as sub:
+        await sub.subscribe(EVENTS, {"after": seen["id"]})
+        replayed = [(await sub.next())["payload"]["data"]["events"] for _ in range(2)]
+        assert [(e["type"], e["subject"]["id"]) for e in replayed] == [
+            ("payment.status_changed", to_global_id("Payment", first)),
+            ("payment.created", to_global_id("Payment", second)),
+        ]
+        # Then live, without a gap and without the replayed ones again.
+        third = await _pay(raw, world, world.ann, world.home)
+        live = (await sub.next())["payload"]["data"]["events"]
+        assert (live["type"], live["subject"]["id"]) == (
+            "payment.created",
+            to_global_id("Payment", third),
+        )
+        assert int(replayed[0]["id"]) < int(replayed[1]["id"]) < int(live["id"])
+
+
+async def test_a_rolled_back_change_emits_nothing(raw: asyncpg.Connection, world: World) -> None:
+    before = await raw.fetchval("SELECT count(*) FROM events")
+    tx = raw.transaction()
+    await tx.start()
+    await _pay(raw, world, world.ann, world.home)
+    await tx.rollback()
+    assert await raw.fetchval("SELECT count(*) FROM events") == before
+    await _pay(raw, world, world.ann, world.home)
+    assert await raw.fetchval("SELECT count(*) FROM events") == before + 1
+
+
+async def test_a_revoked_key_ends_its_subscriptions_at_once(
+    server: tuple[str, Any], raw: asyncpg.Connection, world: World, engine: AsyncEngine
+) -> None:
+    url, app = server
+    key_id, key = await _key(engine, world.esco, ["read"])
+    async with Subscriber.connect(url, {"X-API-Key": key}) as sub:
+        await sub.subscribe(EVENTS)
+        await feeds_open(app, 1)
+        async with engine.begin() as conn:  # the code `apikey revoke` runs
+            assert await revoke_key(conn, key_id)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await sub.next(within=1.0)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_a_billing_run_reaches_operators_and_each_bill_its_customer(
+    server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World
+) -> None:
+    url, app = server
+    runs = "subscription ($esco: ID!) { billingRunChanged(escoId: $esco) { uuid status month } }"
+    bills = "subscription { monthlyBillReady { month customer { email } costs { total } } }"
+    operator = token(settings, "operator", escos=[str(world.esco)])
+    async with (
+        Subscriber.connect(url, operator) as ops,
+        Subscriber.connect(url, token(settings, "customer", customer_id=str(world.ann))) as ann,
+        Subscriber.connect(url, token(settings, "customer", customer_id=str(world.bob))) as bob,
+    ):
+        await ops.subscribe(runs, {"esco": to_global_id("Esco", world.esco)})
+        await ann.subscribe(bills)
+        await bob.subscribe(bills)
+        await feeds_open(app, 3)
+        run = await raw.fetchval(
+            "INSERT INTO billing_runs (esco_id, month, status, actor, started_at) "
+            "VALUES ($1, '2025-02-01', 'running', 'system', now()) RETURNING id",
+            world.esco,
+        )
+        meter = await raw.fetchval(
+            "INSERT INTO meters (esco_id, serial) VALUES ($1, 'LIVE-1') RETURNING id", world.esco
+        )
+        usage = await raw.fetchval(
+            "INSERT INTO monthly_usage (esco_id, meter_id, month, power_kwh) "
+            "VALUES ($1, $2, '2025-02-01', 100) RETURNING id",
+            world.esco,
+            meter,
+        )
+        zeros = ", ".join(["0"] * 8)
+        await raw.execute(
+            "INSERT INTO monthly_costs (esco_id, monthly_usage_id, customer_id, month, "
+            "billing_run_id, power, heat, standing_charge, total, microgrid_power, "
+            "microgrid_heat, microgrid_standing_charge, microgrid_total, benchmark_power, "
+            "benchmark_heat, benchmark_standing_charge, benchmark_total) "
+            f"VALUES ($1, $2, $3, '2025-02-01', $4, 21.131, 0, 0, 21.131, {zeros})",
+            world.esco,
+            usage,
+            world.ann,
+            run,
+        )
+        await raw.execute("UPDATE billing_runs SET status = 'completed' WHERE id = $1", run)
+
+        started = (await ops.next())["payload"]["data"]["billingRunChanged"]
+        completed = (await ops.next())["payload"]["data"]["billingRunChanged"]
+        assert (started["uuid"], completed["uuid"]) == (str(run), str(run))
+        assert [started["status"], completed["status"]] == ["RUNNING", "COMPLETED"]
+        bill = (await ann.next())["payload"]["data"]["monthlyBillReady"]
+        assert bill == {
+            "month": "2025-02-01",
+            "customer": {"email": "ann@example.com"},
+            "costs": [{"total": "21.131"}],
+        }
+        with pytest.raises(TimeoutError):
+            await bob.next(within=0.5)
+
+
+async def test_customers_cannot_follow_billing_runs(
+    server: tuple[str, Any], settings: Settings, world: World
+) -> None:
+    url, _app = server
+    runs = "subscription ($esco: ID!) { billingRunChanged(escoId: $esco) { uuid } }"
+    ann = token(settings, "customer", customer_id=str(world.ann))
+    async with Subscriber.connect(url, ann) as sub:
+        await sub.subscribe(runs, {"esco": to_global_id("Esco", world.esco)})
+        message = await sub.next()
+    assert message["type"] in {"next", "error"}
+    errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"

@@ -8,7 +8,9 @@ from starlette.requests import Request
 
 from .auth.viewer import Viewer
 from .config import Settings
+from .cutoff import Cutoff
 from .db.request import RequestDb
+from .faults import Outcome
 from .loaders import Loaders
 from .rules.clock import Today, london_today
 
@@ -21,6 +23,9 @@ class Context:
     db: RequestDb
     # The billing clock (Europe/London); tests inject a fixed day.
     today: Today = london_today
+    # When the request must stop (cutoff.py), and what its mutations met (faults.py).
+    cutoff: Cutoff = field(default_factory=lambda: Cutoff(None))
+    outcome: Outcome = field(default_factory=Outcome)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -18,12 +21,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import graphiql, logs, negotiation
+from . import faults, graphiql, logs, negotiation
 from .auth.apikeys import KEY_CHANNEL
 from .auth.authenticate import Authenticator, Unauthenticated
 from .auth.tokens import jwt_secret
 from .config import Settings
-from .db.engine import create_engine
+from .cutoff import Cutoffs
+from .db.engine import create_engine, discard
 from .db.migrate import head_revision
 from .db.urls import asyncpg_dsn
 from .graphql_view import FlowsGraphQL
@@ -115,6 +119,50 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def fault_response(code: str, message: str) -> JSONResponse:
+    """The answer to a request stopped by a database fault or its cutoff before
+    GraphQL ran (faults.py): 503 with Retry-After, the code and the request id."""
+    body = {
+        "errors": [
+            {"message": message, "extensions": {"code": code, "requestId": logs.request_id.get()}}
+        ]
+    }
+    return JSONResponse(body, 503, headers={"Retry-After": str(faults.RETRY_AFTER_S)})
+
+
+class Bounded:
+    """Outermost on /graphql: gives the request its cutoff (cutoff.py) and answers in
+    JSON whatever database fault or cutoff escapes from below."""
+
+    def __init__(self, app: ASGIApp, cutoffs: Cutoffs) -> None:
+        self.app = app
+        self.cutoffs = cutoffs
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with self.cutoffs.open() as cutoff:
+            scope.setdefault("state", {})["cutoff"] = cutoff
+            try:
+                async with cutoff.scope():
+                    await self.app(scope, receive, tracking)
+            except Exception as exc:
+                code = faults.classify(exc)
+                if code is None or started:
+                    raise
+                logs.failure(log, logging.WARNING, "request stopped", exc, code)
+                message = exc.message if isinstance(exc, faults.Cut) else faults.MESSAGES[code]
+                await fault_response(code, message)(scope, receive, send)
+
+
 class Authenticated:
     """In front of /graphql: every operation needs credentials (GraphiQL's page does
     not); a bad or missing one is answered 401 before any GraphQL work."""
@@ -132,6 +180,8 @@ class Authenticated:
         wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
         if not (wants_page and self.graphiql):
             try:
+                # A credential not seen before is looked up in the database: a fault
+                # there, or the request's cutoff, goes up to Bounded (503 in JSON).
                 viewer = await self.authenticator.viewer(request.headers)
             except Unauthenticated as exc:
                 response = JSONResponse(
@@ -193,19 +243,42 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
 
     broker.listen(KEY_CHANNEL, key_changed)
     broker.connected.append(authenticator.listening_changed)
+    cutoffs = Cutoffs(settings.request_timeout_s, settings.shutdown_grace_s)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> JSONResponse:
+    async def revision() -> Any:
+        conn = await engine.connect()
         try:
-            async with engine.connect() as conn:
-                current = (
-                    await conn.execute(text("SELECT version_num FROM alembic_version"))
-                ).scalar()
+            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        except BaseException:
+            await discard(conn)
+            raise
+        await conn.close()
+        return current
+
+    async def readyz(request: Request) -> JSONResponse:
+        # Answers within FLOWS_READYZ_TIMEOUT_S whatever the database does (a frozen
+        # server would otherwise hold the probe for as long as it is frozen).
+        try:
+            async with asyncio.timeout(settings.readyz_timeout_s):
+                try:
+                    current = await revision()
+                except Exception as exc:
+                    # A connection that died since it was pooled: once more, afresh.
+                    if not faults.is_broken_connection(exc):
+                        raise
+                    current = await revision()
         except Exception as exc:  # any failure to answer means not ready
-            log.warning("readiness check failed", extra={"error": type(exc).__name__})
-            return JSONResponse({"status": "unavailable", "reason": "database"}, 503)
+            logs.failure(
+                log, logging.WARNING, "readiness check failed", exc, faults.classify(exc) or "ERROR"
+            )
+            return JSONResponse(
+                {"status": "unavailable", "reason": "database"},
+                503,
+                headers={"Retry-After": str(faults.RETRY_AFTER_S)},
+            )
         if current != expected_revision:
             return JSONResponse(
                 {"status": "unavailable", "reason": "migrations", "revision": current}, 503
@@ -225,17 +298,18 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         gc.set_threshold(50_000, 10, 100)
         log.info("started", extra={"env": settings.env})
         await broker.start()
-        try:
-            yield
-        finally:
-            await broker.stop()
-            await engine.dispose()
-            log.info("stopped")
+        with _drain_on_exit_signals(cutoffs):
+            try:
+                yield
+            finally:
+                await broker.stop()
+                await engine.dispose()
+                log.info("stopped")
 
     routes: list[BaseRoute] = [
         Route(
             "/graphql",
-            Authenticated(graphql, authenticator, settings.graphiql),
+            Bounded(Authenticated(graphql, authenticator, settings.graphiql), cutoffs),
             methods=["GET", "POST"],
         ),
         WebSocketRoute("/graphql", graphql),
@@ -252,7 +326,36 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     app.state.broker = broker
+    app.state.cutoffs = cutoffs
     return app
+
+
+@contextlib.contextmanager
+def _drain_on_exit_signals(cutoffs: Cutoffs) -> Iterator[None]:
+    """On SIGTERM/SIGINT uvicorn stops accepting, waits up to its graceful-shutdown
+    timeout (FLOWS_SHUTDOWN_GRACE_S) and then cancels what still runs — which answers
+    a plain-text 500. Chained to uvicorn's handler, the signal also brings every
+    request's cutoff to just before that moment, so each is answered in JSON (its
+    committed mutations reported, the one under way rolled back) before it could be
+    cancelled. The lifespan runs inside uvicorn's signal capture."""
+    loop = asyncio.get_running_loop()
+    previous: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(sig)
+        if getattr(handler, "__name__", "") != "handle_exit":  # not under uvicorn
+            continue
+
+        def chained(signum: Any, frame: Any, handler: Any = handler) -> None:
+            loop.call_soon_threadsafe(cutoffs.drain)
+            handler(signum, frame)
+
+        previous[sig] = handler
+        signal.signal(sig, chained)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def create_app_from_env() -> Starlette:

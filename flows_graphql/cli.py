@@ -134,8 +134,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=port,
         workers=args.workers,
         log_config=None,
-        timeout_graceful_shutdown=10,
         server_header=False,  # no "server: uvicorn" (docs/limits.md)
+        # In-flight requests may finish within it; the app answers those that do not
+        # just before it ends (app._drain_on_exit_signals).
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     return 0
 

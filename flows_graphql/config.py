@@ -19,6 +19,11 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -37,6 +42,15 @@ class Settings:
     max_input_rows: int = 10_000
     # A JWT whose `exp` is further ahead than this is refused (docs/limits.md).
     max_token_lifetime_s: int = 24 * 3600
+    # Client-side bounds on the database (docs/failures.md): a server that stops
+    # answering costs a request seconds, not as long as it is frozen.
+    lock_timeout_ms: int = 0  # 0: lock waits end at the statement timeout
+    db_connect_timeout_s: float = 5.0
+    db_command_timeout_s: float | None = None  # None: the statement timeout + 1 s
+    db_pool_timeout_s: float = 5.0
+    request_timeout_s: float = 15.0
+    readyz_timeout_s: float = 2.0
+    shutdown_grace_s: float = 10.0
     # Queries walk breadth-first (breadth_first.py); off = graphql-core's walk only.
     breadth_first: bool = True
     # Live updates (docs/live-updates.md).
@@ -50,6 +64,14 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def command_timeout_s(self) -> float:
+        """asyncpg's timeout of one statement: past the server's own statement timeout,
+        so a server that answers reports it (TIMEOUT) and one that does not is given up."""
+        if self.db_command_timeout_s is not None:
+            return self.db_command_timeout_s
+        return self.statement_timeout_ms / 1000 + 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,6 +93,17 @@ class Settings:
             db_pool_size=_int("FLOWS_DB_POOL_SIZE", 10),
             max_input_rows=_int("FLOWS_MAX_INPUT_ROWS", 10_000),
             max_token_lifetime_s=_int("FLOWS_MAX_TOKEN_LIFETIME_S", 24 * 3600),
+            lock_timeout_ms=_int("FLOWS_LOCK_TIMEOUT_MS", 0),
+            db_connect_timeout_s=_seconds("FLOWS_DB_CONNECT_TIMEOUT_S", 5.0),
+            db_command_timeout_s=(
+                _seconds("FLOWS_DB_COMMAND_TIMEOUT_S", 0.0)
+                if os.environ.get("FLOWS_DB_COMMAND_TIMEOUT_S")
+                else None
+            ),
+            db_pool_timeout_s=_seconds("FLOWS_DB_POOL_TIMEOUT_S", 5.0),
+            request_timeout_s=_seconds("FLOWS_REQUEST_TIMEOUT_S", 15.0),
+            readyz_timeout_s=_seconds("FLOWS_READYZ_TIMEOUT_S", 2.0),
+            shutdown_grace_s=_seconds("FLOWS_SHUTDOWN_GRACE_S", 10.0),
             breadth_first=_flag("FLOWS_BREADTH_FIRST", default=True),
             event_retention_days=_int("FLOWS_EVENT_RETENTION_DAYS", 30),
             ws_max_subscriptions=_int("FLOWS_WS_MAX_SUBSCRIPTIONS", 20),

@@ -11,7 +11,9 @@ from starlette.websockets import WebSocket
 
 from .auth.viewer import Viewer
 from .config import Settings
+from .cutoff import Cutoff
 from .db.request import RequestDb
+from .faults import Outcome
 from .live.broker import Broker
 from .loaders import Loaders
 from .rules.clock import Today, london_today
@@ -34,6 +36,9 @@ class Context:
     # The subscriptions of one connection share this context: each event takes its
     # turn, with a snapshot of its own (renew).
     delivery: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # When the request must stop (cutoff.py), and what its mutations met (faults.py).
+    cutoff: Cutoff = field(default_factory=lambda: Cutoff(None))
+    outcome: Outcome = field(default_factory=Outcome)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

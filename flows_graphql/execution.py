@@ -26,11 +26,11 @@ from types import CoroutineType
 from typing import Any, TypeGuard
 
 import strawberry
-from graphql import GraphQLObjectType, GraphQLResolveInfo
+from graphql import ExecutionResult, GraphQLError, GraphQLObjectType, GraphQLResolveInfo
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from . import breadth_first
+from . import breadth_first, faults
 from .types.levels import LEVEL
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,11 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             # Expected for errors (graphql-core reports them); for a happy-path query it
             # is a lost speed-up worth a look.
             log.debug("breadth-first walk abandoned: %r", abandoned.__cause__)
+            cause = abandoned.__cause__
+            if isinstance(cause, Exception) and faults.classify(cause) is not None:
+                # The database failed (faults.py): graphql-core's walk would meet the
+                # same fault, after waiting for it a second time.
+                return ExecutionResult(None, [GraphQLError(str(cause), original_error=cause)])
             # From scratch, as graphql-core alone would run it: with warm caches some
             # fields would finish sooner and a failed query could report other errors.
             loaders = getattr(self.context_value, "loaders", None)

@@ -31,12 +31,13 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from . import execution, graphiql, logs, negotiation
+from . import execution, faults, graphiql, logs, negotiation
 from .auth.authenticate import Authenticator, Unauthenticated
 from .auth.scopes import needs_read, read_refusal
 from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
+from .cutoff import BACKSTOP_S, Cutoff
 from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
 from .limits import Limits, TooComplex, check, document, has_unstorable_text, unstorable
@@ -46,7 +47,17 @@ from .rules.clock import Today, london_today
 log = logging.getLogger("flows_graphql.errors")
 
 # Error codes our own code raises on purpose; anything else is unexpected.
-KNOWN_CODES = frozenset({"INVALID", "NOT_FOUND", "FORBIDDEN", "QUERY_TOO_COMPLEX", "BAD_REQUEST"})
+KNOWN_CODES = frozenset(
+    {
+        "INVALID",
+        "NOT_FOUND",
+        "FORBIDDEN",
+        "QUERY_TOO_COMPLEX",
+        "BAD_REQUEST",
+        faults.UNAVAILABLE,
+        faults.TIMEOUT,
+    }
+)
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # Python exception details graphql-core appends to coercion errors, e.g. "[<class …>]".
 PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
@@ -266,7 +277,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
     ) -> Context:
         # Set by the Authenticated wrapper; GraphiQL's page needs no viewer. A
         # WebSocket's viewer comes with its `connection_init` (on_ws_connect).
-        viewer: Viewer = request.scope.get("state", {}).get("viewer", ANONYMOUS)
+        state = request.scope.get("state", {})
+        viewer: Viewer = state.get("viewer", ANONYMOUS)
         return Context(
             request=request if isinstance(request, Request) else None,
             settings=self.settings,
@@ -275,6 +287,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             today=self.today,
             broker=self.broker,
             socket=request if isinstance(request, WebSocket) else None,
+            # Set by app.Bounded: the request's cutoff (cutoff.py).
+            cutoff=state.get("cutoff") or Cutoff(None),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -348,6 +362,11 @@ class FlowsGraphQL(GraphQL[Context, None]):
                         except Unauthenticated:
                             await closing(4403, "Credentials no longer valid")
                             return
+                        except Exception as exc:  # an outage: keep the socket, ask later
+                            log.warning(
+                                "subscriber's credentials not rechecked",
+                                extra={"error": type(exc).__name__},
+                            )
                     with contextlib.suppress(Exception):
                         await send({"type": "websocket.send", "text": '{"type":"ping"}'})
 
@@ -408,6 +427,26 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 and viewer.role != "admin"
             ):
                 raise Refused(403, "FORBIDDEN", "Introspection is for admins in production.")
+            if verdict is not None and verdict.operation == "mutation":
+                # Each mutation answers its own cutoff (resolvers/mutation.py); the
+                # request's scope (app.Bounded) only stops what would not stop under them.
+                context.cutoff.relax(BACKSTOP_S)
+                return await self._execute_single(*args, **kwargs)
+        # Reads are stopped at the cutoff (app.Bounded answers them), or as soon as
+        # their client hangs up.
+        request = context.request
+        watcher = (
+            asyncio.ensure_future(_hang_up(request, context.cutoff))
+            if request is not None
+            else None
+        )
+        try:
+            return await self._execute_single(*args, **kwargs)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         try:
             return await super().execute_single(*args, **kwargs)
         except HTTPException as exc:
@@ -432,6 +471,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             current_counter.reset(token)
         if counter is not None and isinstance(result, ExecutionResult):
             result.extensions = {**(result.extensions or {}), "sqlStatements": counter.count}
+        if isinstance(result, ExecutionResult):
+            _fault_status(result, context, kwargs["sub_response"])
         return result
 
     async def process_result(
@@ -454,11 +495,21 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
     def _mask(self, error: GraphQLError) -> GraphQLError:
         """Unexpected errors become `INTERNAL` with the request id (also in the log):
-        no stack trace, SQL or internal name reaches a client."""
+        no stack trace, SQL or internal name reaches a client. Database faults become
+        `UNAVAILABLE` or `TIMEOUT` (faults.py), which a client may retry."""
         code = (error.extensions or {}).get("code")
         original = error.original_error
         if code in KNOWN_CODES or (isinstance(original, GraphQLError) and code):
             return error
+        request_id = logs.request_id.get()
+        fault = faults.classify(original) if original is not None else None
+        if fault is not None and original is not None:
+            logs.failure(log, logging.WARNING, "database fault", original, fault, path=error.path)
+            return GraphQLError(
+                faults.MESSAGES[fault],
+                path=error.path,
+                extensions={"code": fault, "requestId": request_id},
+            )
         failed_in_execution = execution.executing.get() and not isinstance(
             original, GraphQLError | None
         )
@@ -472,7 +523,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 nodes=error.nodes,
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
             )
-        request_id = logs.request_id.get()
+        # A genuine bug: its traceback every time (two bugs may share an exception
+        # type; only database faults, all alike during an outage, are rate-limited).
         log.error(
             "unexpected error in a resolver" if error.path else "unexpected error in execution",
             exc_info=(type(original), original, original.__traceback__) if original else None,
@@ -487,3 +539,35 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
 def _content_type() -> str:
     return negotiation.CONTENT_TYPE[media_type.get() or negotiation.JSON]
+
+
+def _fault_status(result: ExecutionResult, context: Context, sub_response: Any) -> None:
+    """A request that met a database fault answers 503 with Retry-After when nothing of
+    it was committed; when some mutation of it committed, 200 (the body says which
+    mutation did what: repeating the whole request would repeat those), Retry-After
+    still set."""
+    codes = set(context.outcome.faults)
+    for error in result.errors or ():
+        code = (error.extensions or {}).get("code")
+        if code in (faults.UNAVAILABLE, faults.TIMEOUT):
+            codes.add(code)
+        elif error.original_error is not None and code is None:
+            fault = faults.classify(error.original_error)
+            if fault is not None:
+                codes.add(fault)
+    if not codes:
+        return
+    sub_response.headers["Retry-After"] = str(faults.RETRY_AFTER_S)
+    if not context.outcome.committed:
+        sub_response.status_code = 503
+
+
+async def _hang_up(request: Request, cutoff: Cutoff) -> None:
+    """Cut a read when its client disconnects (the ASGI `http.disconnect` message):
+    nobody would read its answer."""
+    with contextlib.suppress(Exception):
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                cutoff.cut_now("disconnected")
+                return

@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,60 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class Throttle:
+    """Tracebacks of failures, rate-limited: during an outage every request fails the
+    same way, and a traceback each would bury the log (946 error lines in 10 s). The
+    first failure of a kind in each window carries its traceback; the others are one
+    line each, the next traceback saying how many of its kind went without."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self.last: dict[object, float] = {}
+        self.without: dict[object, int] = {}
+
+    def due(self, kind: object) -> tuple[bool, int]:
+        """(whether this failure gets its traceback, how many went without since)."""
+        now = time.monotonic()
+        last = self.last.get(kind)
+        if last is not None and now - last < self.window_s:
+            self.without[kind] = self.without.get(kind, 0) + 1
+            return False, 0
+        if len(self.last) > 1000:  # kinds are few; never let them grow without end
+            self.last.clear()
+            self.without.clear()
+        self.last[kind] = now
+        return True, self.without.pop(kind, 0)
+
+
+tracebacks = Throttle()
+
+
+def failure(
+    logger: logging.Logger,
+    level: int,
+    message: str,
+    error: BaseException,
+    code: str,
+    **extra: Any,
+) -> None:
+    """One line for a failure; its traceback only when `tracebacks` says it is due."""
+    due, without = tracebacks.due((code, type(error).__name__))
+    details: dict[str, Any] = {
+        "code": code,
+        "error": type(error).__name__,
+        "detail": str(error)[:300],
+        **extra,
+    }
+    if due and without:
+        details["same_without_traceback"] = without
+    logger.log(
+        level,
+        message,
+        exc_info=(type(error), error, error.__traceback__) if due else None,
+        extra=details,
+    )
 
 
 def configure(level: str = "INFO") -> None:

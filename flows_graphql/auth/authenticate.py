@@ -1,6 +1,7 @@
 """Who is calling: a JWT (admins, operators, customers) or a partner's API key.
 
-No credentials, or bad ones, raise `Unauthenticated`; the endpoint answers 401.
+No credentials, or bad ones, raise `Unauthenticated`; the endpoint answers 401. A
+database fault while looking a credential up propagates (app.py answers it 503).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..db.engine import SET_TENANT
+from ..db.engine import transaction
 from ..db.models import ApiKey, Customer, table_of
 from .apikeys import hash_secret, parse_key
 from .tokens import decode_token
@@ -152,8 +153,7 @@ class Authenticator:
         cached = self.customer_escos.get(customer_id)
         if isinstance(cached, uuid.UUID):
             return cached
-        async with self.engine.begin() as conn:
-            await conn.execute(SET_TENANT, ALL_ESCOS)
+        async with transaction(self.engine, ALL_ESCOS) as conn:
             esco_id = await conn.scalar(
                 select(CUSTOMERS.c.esco_id).where(CUSTOMERS.c.id == customer_id)
             )
@@ -172,8 +172,7 @@ class Authenticator:
             raise Unauthenticated("The API key is not valid.")
         if row is None:
             changes = self.key_changes
-            async with self.engine.begin() as conn:
-                await conn.execute(SET_TENANT, ALL_ESCOS)
+            async with transaction(self.engine, ALL_ESCOS) as conn:
                 row = (
                     await conn.execute(
                         select(

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
+from .. import faults
 from ..config import Settings
 from .models.base import API_ROLE
 from .urls import async_url
@@ -42,28 +46,138 @@ def count_statement(*_: Any) -> None:
 
 def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> AsyncEngine:
     """An engine. With `api_role`, every connection switches to the API's role, which
-    row-level security applies to (migrations and the CLI run as the owner)."""
+    row-level security applies to (migrations and the CLI run as the owner), and every
+    statement is bounded on our side too (the CLI's billing run may take longer)."""
+    server_settings = {
+        "application_name": "flows-graphql",
+        "statement_timeout": str(settings.statement_timeout_ms),
+        # Our statements are small and indexed; JIT compilation only adds latency.
+        "jit": "off",
+        "timezone": "UTC",
+    }
+    if settings.lock_timeout_ms > 0:
+        server_settings["lock_timeout"] = str(settings.lock_timeout_ms)
+    connect_args: dict[str, Any] = {
+        "server_settings": server_settings,
+        # A server that accepts the TCP connection and then says nothing (frozen,
+        # overloaded) must not hold a request for as long as it does.
+        "timeout": settings.db_connect_timeout_s,
+    }
+    if api_role:
+        connect_args["command_timeout"] = settings.command_timeout_s
     engine = create_async_engine(
         async_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
+        # No ping on checkout (a round trip per request, three with SQLAlchemy's
+        # asyncpg ping): a connection the server closed is noticed by the driver and
+        # refused on checkout (_refuse_closed) at no cost; one that dies under a
+        # statement is replaced once when nothing ran yet (transaction, db/request.py).
         pool_pre_ping=False,
-        connect_args={
-            "server_settings": {
-                "application_name": "flows-graphql",
-                "statement_timeout": str(settings.statement_timeout_ms),
-                # Our statements are small and indexed; JIT compilation only adds latency.
-                "jit": "off",
-                "timezone": "UTC",
-            }
-        },
+        connect_args=connect_args,
     )
     if settings.debug_sql:
         event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
     if api_role:
         event.listen(engine.sync_engine, "connect", _switch_to_api_role)
     event.listen(engine.sync_engine.pool, "reset", _end_stray_transaction)
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    event.listen(engine.sync_engine.pool, "invalidate", _abort)
+    event.listen(engine.sync_engine.pool, "close", _close_within_a_second)
     return engine
+
+
+def _abort(dbapi_connection: Any, connection_record: Any, exception: Any) -> None:
+    """An invalidated connection is dropped at once. SQLAlchemy would first try a
+    graceful close for up to 2 s, which a frozen database makes every request pay."""
+    with contextlib.suppress(Exception):
+        dbapi_connection.driver_connection.terminate()
+
+
+def _close_within_a_second(dbapi_connection: Any, connection_record: Any) -> None:
+    """A connection the pool closes (recycled after a disconnect, overflow, disposal)
+    says goodbye to the server, but waits for it at most a second: SQLAlchemy's own
+    close waits for the server without a limit, so a frozen one would hold the request
+    that happened to check the connection out."""
+    driver = dbapi_connection.driver_connection
+    if driver.is_closed():
+        return
+    try:
+        dbapi_connection.run_async(lambda conn: conn.close(timeout=1))
+    except Exception:
+        driver.terminate()
+
+
+def _refuse_closed(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+    """A pooled connection whose server went away (restart, crash, terminated backend)
+    is closed on the driver's side as soon as the server closes the socket: the pool
+    replaces it instead of handing it to a request (the pool's documented way to refuse
+    a connection on checkout)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise exc.DisconnectionError("the database closed this connection")
+
+
+async def discard(conn: AsyncConnection) -> None:
+    """Drop a connection that met a fault or was interrupted, without a round trip:
+    its state is unknown, and a database that does not answer would hold a graceful
+    close (SQLAlchemy's invalidate closes with a 2 s timeout) or a ROLLBACK for as
+    long as it does not."""
+    with contextlib.suppress(Exception):
+        raw = await conn.get_raw_connection()
+        raw.driver_connection.terminate()  # type: ignore[union-attr]
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()
+
+
+def needs_discard(error: BaseException) -> bool:
+    """Whether a connection that raised `error` must be dropped rather than rolled
+    back: interrupted (cancelled, or stopped by the request's cutoff) or cut off from
+    the server. A statement or lock timeout leaves a healthy connection."""
+    if not isinstance(error, Exception) or isinstance(error, faults.Cut):
+        return True
+    return faults.classify(error) == faults.UNAVAILABLE
+
+
+@contextlib.asynccontextmanager
+async def transaction(
+    engine: AsyncEngine, tenant: dict[str, str]
+) -> AsyncIterator[AsyncConnection]:
+    """A read-write transaction with row-level security's tenant set, committed when
+    the block ends without an exception. A connection found broken by the tenant
+    setting (the first statement: nothing ran yet) is replaced once; one that meets a
+    fault later is dropped, not rolled back over a dead or frozen connection."""
+    for attempt in (1, 2):
+        conn = await engine.connect()
+        try:
+            await conn.begin()
+            await conn.execute(SET_TENANT, tenant)
+        except BaseException as error:
+            await discard(conn)
+            if attempt == 1 and isinstance(error, Exception) and faults.is_broken_connection(error):
+                continue
+            raise
+        break
+    try:
+        yield conn
+    except BaseException as error:
+        if needs_discard(error):
+            await discard(conn)
+        else:
+            try:
+                await conn.rollback()
+            finally:
+                await conn.close()
+        raise
+    try:
+        await conn.commit()
+    except BaseException:
+        # The outcome of a COMMIT that fails on the way is unknown to us.
+        await discard(conn)
+        raise
+    await conn.close()
 
 
 def _end_stray_transaction(dbapi_connection: Any, connection_record: Any, state: Any) -> None:
@@ -76,7 +190,13 @@ def _end_stray_transaction(dbapi_connection: Any, connection_record: Any, state:
 
 
 def _switch_to_api_role(dbapi_connection: Any, connection_record: Any) -> None:
-    dbapi_connection.run_async(lambda conn: conn.execute(f"SET ROLE {API_ROLE}"))
+    sql = f"SET ROLE {API_ROLE}"
+    if dbapi_connection.driver_connection.get_server_version().major >= 14:
+        # A statement whose request was stopped (cutoff.py) loses its connection
+        # without a cancel request: the server notices within a second that nobody
+        # waits for it (on a lock, say) and stops, instead of running to its timeout.
+        sql += "; SET client_connection_check_interval = 1000"
+    dbapi_connection.run_async(lambda conn: conn.execute(sql))
 
 
 def tenant_setting(esco_ids: frozenset[uuid.UUID] | None) -> str:

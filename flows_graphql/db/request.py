@@ -27,8 +27,9 @@ from typing import Any
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .. import faults
 from .direct import compiled_for
-from .engine import SET_TENANT, count_statement, tenant_setting
+from .engine import count_statement, discard, needs_discard, tenant_setting, transaction
 
 
 class RequestFinished(RuntimeError):
@@ -60,6 +61,8 @@ class RequestDb:
         self._driver: Any = None
         self._lock = asyncio.Lock()
         self._finished = False
+        # A statement on the read connection was interrupted or lost the server.
+        self._broken = False
 
     def fresh(self, esco_ids: frozenset[uuid.UUID] | None) -> RequestDb:
         """A new request's access on the same engine (subscriptions: one per event)."""
@@ -72,21 +75,42 @@ class RequestDb:
             # connection that nobody would give back.
             raise RequestFinished("the request's database access is closed")
         if self._conn is None:
-            conn = await self._engine.connect()
             try:
-                # The transaction is ours, not SQLAlchemy's: opened with the tenant
-                # setting in one round trip, ended by _end_read.
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                driver: Any = (await conn.get_raw_connection()).driver_connection
-                count_statement()
-                await driver.execute(begin_read(self._tenant["esco_ids"]))
-            except BaseException:
-                # Cancelled or failed with our BEGIN perhaps run: SQLAlchemy knows of no
-                # transaction to end, so this connection must not go back to the pool.
-                await conn.invalidate()
-                raise
-            self._conn, self._driver = conn, driver
+                self._conn, self._driver = await self._begin()
+            except BaseException as error:
+                # A connection that died under our BEGIN (the database restarted since
+                # it was pooled): nothing ran yet, so a fresh connection may try again.
+                if not (isinstance(error, Exception) and faults.is_broken_connection(error)):
+                    raise
+                self._conn, self._driver = await self._begin()
         return self._conn
+
+    async def _begin(self) -> tuple[AsyncConnection, Any]:
+        conn = await self._engine.connect()
+        try:
+            # The transaction is ours, not SQLAlchemy's: opened with the tenant
+            # setting in one round trip, ended by _end_read.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            count_statement()
+            await driver.execute(begin_read(self._tenant["esco_ids"]))
+        except BaseException:
+            # Cancelled or failed with our BEGIN perhaps run: SQLAlchemy knows of no
+            # transaction to end, so this connection must not go back to the pool.
+            await discard(conn)
+            raise
+        return conn, driver
+
+    @contextlib.asynccontextmanager
+    async def _statement(self) -> AsyncIterator[None]:
+        """Marks the read connection broken when a statement on it is interrupted or
+        loses the server: it is then dropped, never rolled back (db/engine.discard)."""
+        try:
+            yield
+        except BaseException as error:
+            if needs_discard(error):
+                self._broken = True
+            raise
 
     async def rows(
         self, statement: Executable, params: dict[str, Any] | None = None
@@ -95,8 +119,9 @@ class RequestDb:
         read their fields straight off them)."""
         async with self._lock:
             conn = await self._connection()
-            result = await conn.execute(statement, params or {})
-            return result.all()
+            async with self._statement():
+                result = await conn.execute(statement, params or {})
+                return result.all()
 
     async def prepared_rows(self, statement: Executable, params: dict[str, Any]) -> Sequence[Any]:
         """Rows of a statement built once and run on every request (the loaders'),
@@ -107,13 +132,15 @@ class RequestDb:
         async with self._lock:
             await self._connection()
             count_statement()
-            records = await self._driver.fetch(compiled.sql, *compiled.arguments(params))
+            async with self._statement():
+                records = await self._driver.fetch(compiled.sql, *compiled.arguments(params))
             return compiled.rows(records)
 
     async def scalar(self, statement: Executable, params: dict[str, Any] | None = None) -> Any:
         async with self._lock:
             conn = await self._connection()
-            return (await conn.execute(statement, params or {})).scalar()
+            async with self._statement():
+                return (await conn.execute(statement, params or {})).scalar()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -122,8 +149,7 @@ class RequestDb:
         reads afterwards includes what the mutation wrote."""
         async with self._lock:
             await self._end_read()
-            async with self._engine.begin() as conn:
-                await conn.execute(SET_TENANT, self._tenant)
+            async with transaction(self._engine, self._tenant) as conn:
                 yield conn
 
     async def close(self) -> None:
@@ -135,14 +161,18 @@ class RequestDb:
     async def _end_read(self) -> None:
         if self._conn is not None:
             conn, driver, self._conn, self._driver = self._conn, self._driver, None, None
+            broken, self._broken = self._broken, False
+            if broken:
+                await discard(conn)
+                return
             try:
                 # Read-only work: ending the transaction is all that is needed.
                 await driver.execute("ROLLBACK")
             except BaseException:
                 # Closed (a cancelled statement, a dead server) or cancelled itself: in
                 # an unknown state, so the pool must not hand it out again.
-                await conn.invalidate()
+                await discard(conn)
                 if not isinstance(sys.exc_info()[1], Exception):
                     raise
-            finally:
+            else:
                 await conn.close()

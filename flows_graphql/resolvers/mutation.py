@@ -9,6 +9,7 @@ from typing import TypeVar
 import strawberry
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from .. import faults, logs
 from ..context import Context
 from ..services.problems import ErrorCode, Problem, Rejected
 from ..services.tx import Tx
@@ -56,22 +57,63 @@ async def run(
     info: strawberry.Info[Context, None], work: Callable[[Tx], Awaitable[R]]
 ) -> tuple[R | None, list[UserError]]:
     """Run `work` in one transaction: (its result, []) when committed, or (None, user
-    errors) when it refused its input — and then nothing it wrote is kept."""
+    errors) when it refused its input — and then nothing it wrote is kept. A database
+    fault, or the request's cutoff, is a user error too (`UNAVAILABLE`, `TIMEOUT`), so
+    a request of several mutations still reports what each one did."""
+    context = info.context
+    committing = False
     try:
-        async with info.context.db.write() as conn:
-            result = await work(Tx(conn, info.context.viewer, info.context.today))
+        context.cutoff.check()
+        async with context.db.write() as conn:
+            async with context.cutoff.scope():
+                result = await work(Tx(conn, context.viewer, context.today))
+            committing = True
     except Rejected as rejected:
         return None, [UserError.of(p) for p in rejected.problems]
     except UnicodeEncodeError:
         # An unpaired surrogate cannot even be encoded for PostgreSQL.
         return None, [UserError.of(Problem((), ErrorCode.INVALID, UNSTORABLE_TEXT))]
+    except faults.Cut as cut:
+        return None, [_fault(context, cut.code, cut, cut.message + NOTHING_WRITTEN)]
     except (IntegrityError, DBAPIError) as exc:
         if _caused_by(exc, UnicodeEncodeError):
             return None, [UserError.of(Problem((), ErrorCode.INVALID, UNSTORABLE_TEXT))]
         state = _sqlstate(exc)
         if state not in SQLSTATE_CODES:
-            raise
+            fault = faults.classify(exc)
+            if fault is None:
+                raise
+            return None, [_fault(context, fault, exc, committing=committing)]
         code, message = SQLSTATE_CODES[state]
         log.info("mutation refused by the database", extra={"sqlstate": state})
         return None, [UserError.of(Problem((), code, message))]
+    except Exception as exc:
+        fault = faults.classify(exc)
+        if fault is None:
+            raise
+        return None, [_fault(context, fault, exc, committing=committing)]
+    context.outcome.committed = True
     return result, []
+
+
+NOTHING_WRITTEN = " Nothing of this mutation was written."
+UNKNOWN_OUTCOME = (
+    "The database went away while this mutation was committing: it may or may not have"
+    " been applied. Retry with the same idempotency key, or check before repeating."
+)
+
+
+def _fault(
+    context: Context,
+    code: str,
+    error: BaseException,
+    message: str | None = None,
+    *,
+    committing: bool = False,
+) -> UserError:
+    """The user error of a mutation stopped by a fault; rolled back unless `committing`."""
+    context.outcome.faults.add(code)
+    if message is None:
+        message = UNKNOWN_OUTCOME if committing else faults.MESSAGES[code]
+    logs.failure(log, logging.WARNING, "mutation stopped", error, code, committing=committing)
+    return UserError.of(Problem((), ErrorCode(code), message))

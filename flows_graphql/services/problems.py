@@ -28,6 +28,10 @@ class ErrorCode(enum.Enum):
     INVITE_EXPIRED = "INVITE_EXPIRED"
     INVITE_USED = "INVITE_USED"
     FORBIDDEN = "FORBIDDEN"
+    # Not the input's fault: the database was unreachable, or the mutation ran out of
+    # time; nothing was written, retry (docs/failures.md).
+    UNAVAILABLE = "UNAVAILABLE"
+    TIMEOUT = "TIMEOUT"
 
 
 @dataclass(frozen=True)

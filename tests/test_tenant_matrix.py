@@ -849,6 +849,7 @@ CUSTOMER_SEL = """
   accounts { id role account { uuid accountNumber property { uuid plot } } }
   tariffs { id unitRate } currentTariff(on: "2024-02-01") { id }
   monthlyCosts { uuid total }
+  balance(on: "2024-03-31")
   payments(first: 10) { totalCount nodes { uuid amountPence account { uuid } } }
   invites { id token inviteUrl }
   events(first: 10) { totalCount nodes { id eventType data } }
@@ -858,6 +859,8 @@ PROPERTY_SEL = """
   account { uuid accountNumber events(first: 10) { nodes { id notes } }
             auditLogs(first: 10) { nodes { id changes } }
             payments(first: 10) { nodes { uuid } }
+            balance statements { month openingBalance closingBalance solarCredit payments
+                                 charges { total } }
             customers { id customer { uuid email } } }
   supplyMeter { uuid serial }
   solarInstallation { id mcsCertificate }

@@ -16,10 +16,12 @@ from ..loaders import billing as billing_loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as loaders
 from ..loaders import metering as metering_loaders
+from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
 from ..rules.privacy import actor_shown
 from .connection import FromDay, ToDay, connection_field
 from .levels import by_loader, level
+from .money import balance_field, statements_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
 from .projection import projection, reads
 from .relations import relation
@@ -126,6 +128,13 @@ class Customer(RowType, Node):
         "Invitations to the ESCO's customer app, newest first.",
     )
 
+    balance = balance_field(
+        money_loaders.MonthsByCustomerId,
+        "What this customer owes on a day, GBP, exact (positive = owed): charges minus "
+        "solar credits minus succeeded payments of the months up to that day's month in "
+        "which they were an account's occupier on the 1st, over all their accounts.",
+    )
+
 
 @strawberry.type(description="A customer's link to an account, as owner or occupier.")
 class CustomerAccount(RowType, Node):
@@ -215,6 +224,21 @@ class Account(RowType, Node):
         billing_loaders.PaymentsByAccountId,
         billing_loaders.PaymentCountByAccountId,
         "Payments towards this account, newest first.",
+    )
+
+    balance = balance_field(
+        money_loaders.MonthsByAccountId,
+        "The account's balance on a day, GBP, exact (positive = owed by the customer): "
+        "charges minus solar credits minus succeeded payments of every month up to that "
+        "day's month. A customer gets the sum over their own months (as occupier on the "
+        "1st) only.",
+    )
+    statements = statements_field(
+        money_loaders.MonthsByAccountId,
+        "One statement per month from the opening month to the closing (or current) "
+        "month, oldest first, limited to [from, to] (days count as their month). A "
+        "customer sees only the months they occupied on the 1st, their balance running "
+        "over those alone.",
     )
 
 

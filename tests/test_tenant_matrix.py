@@ -849,7 +849,7 @@ CUSTOMER_SEL = """
   accounts { id role account { uuid accountNumber property { uuid plot } } }
   tariffs { id unitRate } currentTariff(on: "2024-02-01") { id }
   monthlyCosts { uuid total }
-  balance(on: "2024-03-31")
+  balance(on: "2024-03-31") monthlySummaries { month total outstanding }
   payments(first: 10) { totalCount nodes { uuid amountPence account { uuid } } }
   invites { id token inviteUrl }
   events(first: 10) { totalCount nodes { id eventType data } }
@@ -994,6 +994,10 @@ def _check_esco(data: Any, x: Expect) -> None:
     assert _uuids(esco["sites"]) == x.sites
     assert [t["discountPercent"] for t in esco["microgridTariffs"]] == [10]
     assert [t["title"] for t in esco["contractTerms"]] == [TERMS_TITLE]
+    # An ESCO's figures sum everyone's bills: staff and partners read them, customers not.
+    billed = {s["month"] for s in esco["monthlySummaries"] if s["customersBilled"]}
+    want = set() if x.who == "customer" else {f"2024-0{m}-01" for m in range(1, MONTHS + 1)}
+    assert billed == want, esco["monthlySummaries"]
 
 
 def _positive_list(key: str, attr: str) -> Callable[[Any, Expect], None]:
@@ -1113,9 +1117,11 @@ QUERY_PROBES: list[QueryProbe] = [
         "esco",
         "esco(code)",
         f"""query($code: String!) {{ esco(code: $code) {{ uuid code name appUrl region {{ code }}
-              sites {{ uuid code properties(first: 10) {{ nodes {{ uuid plot }} }} }}
+              sites {{ uuid code properties(first: 10) {{ nodes {{ uuid plot }} }}
+                      monthlySummaries {{ month total }} }}
               contractTerms {{ uuid title }}
               microgridTariffs {{ id discountPercent }} solarCreditTariffs {{ id }}
+              monthlySummaries {{ month customersBilled total paymentsReceived outstanding }}
               customers(first: 10) {{ totalCount nodes {{ {CUSTOMER_SEL} }} }}
               properties(first: 10) {{ totalCount nodes {{ {PROPERTY_SEL} }} }}
               meters(first: 10) {{ totalCount nodes {{ {METER_SEL} }} }}

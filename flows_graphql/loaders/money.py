@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 
 from ..rules.statements import MonthActivity
-from .base import BaseLoader
+from .base import EARLIEST, LATEST, BaseLoader
 
 # A payment's month: its schedule (else creation) on the billing clock.
 PAYMENT_MONTH = (
@@ -188,3 +188,204 @@ class MonthsByCustomerId(_MonthsLoader):
 
 def current_month(today: date) -> date:
     return today.replace(day=1)
+
+
+# --- monthly summaries -----------------------------------------------------------------
+#
+# One statement per batch of ESCOs, sites or customers, whatever the number of months:
+# each measure is aggregated by (key, month) in PostgreSQL, the four are stacked and
+# summed, and `outstanding` runs over every month up to the one shown (a window sum).
+# The figures count what the balances count (the runs in force, credits credited to an
+# account open on day 1, succeeded payments on the billing clock), so an ESCO's
+# `outstanding` is the sum of its accounts' balances at the end of the month.
+
+_SUMMARY_KEYS = {
+    "esco": "SELECT e.id AS key, e.id AS esco_id FROM escos e"
+    " WHERE e.id = ANY(CAST(:keys AS uuid[])) {scope}",
+    "site": "SELECT e.id AS key, e.esco_id FROM sites e"
+    " WHERE e.id = ANY(CAST(:keys AS uuid[])) {scope}",
+    "customer": "SELECT e.id AS key, e.esco_id FROM customers e"
+    " WHERE e.id = ANY(CAST(:keys AS uuid[])) {scope}",
+}
+
+# The billed rows of each key: (key, month, customer, power, heat, solar, total, microgrid,
+# benchmark), from the costs of the month's run in force.
+_SUMMARY_COSTS = {
+    "esco": "JOIN monthly_costs c ON c.billing_run_id = r.id",
+    "site": "JOIN monthly_costs c ON c.billing_run_id = r.id"
+    " JOIN monthly_usage u0 ON u0.id = c.monthly_usage_id"
+    " JOIN properties p ON p.supply_meter_id = u0.meter_id AND p.site_id = k.key",
+    "customer": "JOIN monthly_costs c ON c.billing_run_id = r.id AND c.customer_id = k.key",
+}
+# Skipped meters of each key's month: the run's list (an ESCO), those supplying the
+# site's properties, or the one supplying a home the customer occupied on day 1.
+_SUMMARY_SKIPPED = {
+    "esco": "SELECT k.key, r.month, jsonb_array_length(r.skipped_meters) AS skipped"
+    " FROM keys k JOIN runs r ON r.esco_id = k.esco_id",
+    "site": "SELECT k.key, r.month, count(*) AS skipped"
+    " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
+    " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
+    " JOIN properties p ON p.supply_meter_id = CAST(sm.entry->>'meter_id' AS uuid)"
+    " AND p.site_id = k.key GROUP BY 1, 2",
+    "customer": "SELECT k.key, r.month, count(*) AS skipped"
+    " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
+    " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
+    " JOIN properties p ON p.supply_meter_id = CAST(sm.entry->>'meter_id' AS uuid)"
+    " JOIN accounts a ON a.property_id = p.id AND {open_run}"
+    " WHERE {occupied_run} GROUP BY 1, 2",
+}
+# Solar credits credited to an account open on day 1 (for a customer: one they occupied).
+_SUMMARY_CREDITS = {
+    "esco": "JOIN accounts a ON a.property_id = s.property_id AND {open_credit}",
+    "site": "JOIN properties p ON p.id = s.property_id AND p.site_id = k.key"
+    " JOIN accounts a ON a.property_id = s.property_id AND {open_credit}",
+    "customer": "JOIN accounts a ON a.property_id = s.property_id AND {open_credit}"
+    " AND {occupied_credit}",
+}
+# Succeeded payments (for a customer: towards an account in a month they occupied it).
+_SUMMARY_PAYMENTS = {
+    "esco": "SELECT k.key, {payment_month} AS month, y.amount_pence FROM keys k"
+    " JOIN payments y ON y.esco_id = k.key AND y.status = 'succeeded'",
+    "site": "SELECT k.key, {payment_month} AS month, y.amount_pence FROM keys k"
+    " JOIN properties p ON p.site_id = k.key JOIN accounts a ON a.property_id = p.id"
+    " JOIN payments y ON y.account_id = a.id AND y.status = 'succeeded'",
+    "customer": "SELECT k.key, {payment_month} AS month, y.amount_pence FROM keys k"
+    " JOIN payments y ON y.esco_id = k.esco_id AND y.status = 'succeeded'"
+    " AND y.account_id IN (SELECT l.account_id FROM customer_accounts l"
+    " WHERE l.customer_id = k.key AND l.role = 'occupier')"
+    " WHERE {occupied_payment}",
+}
+
+SUMMARY_SQL = """
+WITH keys AS ({keys}),
+runs AS (
+  -- The run in force of each month: the latest completed or finalized one.
+  SELECT DISTINCT ON (r.esco_id, r.month) r.id, r.esco_id, r.month, r.skipped_meters
+    FROM billing_runs r
+   WHERE r.esco_id IN (SELECT esco_id FROM keys) AND {in_force}
+     AND r.month <= CAST(:range_to AS date)
+   ORDER BY r.esco_id, r.month, r.started_at DESC, r.created_at DESC
+),
+billed AS (
+  SELECT k.key, r.month, count(DISTINCT c.customer_id) AS customers,
+         sum(u.power_kwh) AS power_kwh, sum(u.heat_kwh) AS heat_kwh,
+         sum(u.solar_kwh) AS solar_kwh, sum(c.total) AS total,
+         sum(c.microgrid_total) AS microgrid_total, sum(c.benchmark_total) AS benchmark_total
+    FROM keys k JOIN runs r ON r.esco_id = k.esco_id
+    {costs}
+    JOIN monthly_usage u ON u.id = c.monthly_usage_id
+   GROUP BY 1, 2
+),
+skipped AS ({skipped}),
+credited AS (
+  SELECT k.key, s.month, sum(s.credit_pence) AS pence
+    FROM keys k JOIN runs r ON r.esco_id = k.esco_id
+    JOIN monthly_solar_credits s ON s.billing_run_id = r.id
+    {credits}
+   GROUP BY 1, 2
+),
+paid AS (
+  SELECT x.key, x.month, sum(x.amount_pence) AS pence FROM ({payments}) AS x
+   WHERE x.month <= CAST(:range_to AS date)
+   GROUP BY 1, 2
+),
+stacked AS (
+  SELECT key, month, customers, 0 AS skipped, power_kwh, heat_kwh, solar_kwh, total,
+         microgrid_total, benchmark_total, 0 AS credit_pence, 0 AS paid_pence FROM billed
+  UNION ALL
+  SELECT key, month, 0, skipped, 0, 0, 0, 0, 0, 0, 0, 0 FROM skipped
+  UNION ALL
+  SELECT key, month, 0, 0, 0, 0, 0, 0, 0, 0, pence, 0 FROM credited
+  UNION ALL
+  SELECT key, month, 0, 0, 0, 0, 0, 0, 0, 0, 0, pence FROM paid
+),
+months AS (
+  SELECT key, month, CAST(sum(customers) AS integer) AS customers_billed,
+         CAST(sum(skipped) AS integer) AS meters_skipped,
+         sum(power_kwh) AS power_kwh, sum(heat_kwh) AS heat_kwh, sum(solar_kwh) AS solar_kwh,
+         sum(total) AS total, sum(microgrid_total) AS microgrid_total,
+         sum(benchmark_total) AS benchmark_total,
+         sum(credit_pence) * 0.01 AS solar_credits, sum(paid_pence) * 0.01 AS payments_received
+    FROM stacked GROUP BY key, month
+)
+SELECT key, month, customers_billed, meters_skipped, power_kwh, heat_kwh, solar_kwh, total,
+       microgrid_total, benchmark_total, benchmark_total - total AS savings, solar_credits,
+       payments_received, outstanding
+  FROM (SELECT *, sum(total - solar_credits - payments_received)
+                  OVER (PARTITION BY key ORDER BY month) AS outstanding
+          FROM months) AS running
+ WHERE month >= CAST(:range_from AS date)
+ ORDER BY key, month
+"""
+
+_SUMMARY_STATEMENTS: dict[tuple[str, bool], TextClause] = {}
+
+
+def summary_statement(by: str, scoped: bool) -> TextClause:
+    key = (by, scoped)
+    stmt = _SUMMARY_STATEMENTS.get(key)
+    if stmt is None:
+        parts = {
+            "open_run": _open_on("a", "r.month"),
+            "occupied_run": _occupier_on("k.key", "a.id", "r.month"),
+            "open_credit": _open_on("a", "s.month"),
+            "occupied_credit": _occupier_on("k.key", "a.id", "s.month"),
+            "payment_month": PAYMENT_MONTH,
+            "occupied_payment": _occupier_on("k.key", "y.account_id", PAYMENT_MONTH),
+        }
+        scope = (
+            "AND e.esco_id = ANY(CAST(:scope AS uuid[]))"
+            if by != "esco"
+            else ("AND e.id = ANY(CAST(:scope AS uuid[]))")
+        )
+        stmt = _SUMMARY_STATEMENTS[key] = text(
+            SUMMARY_SQL.format(
+                keys=_SUMMARY_KEYS[by].format(scope=scope if scoped else ""),
+                in_force=IN_FORCE_RUN,
+                costs=_SUMMARY_COSTS[by],
+                skipped=_SUMMARY_SKIPPED[by].format(**parts),
+                credits=_SUMMARY_CREDITS[by].format(**parts),
+                payments=_SUMMARY_PAYMENTS[by].format(**parts),
+            )
+        )
+    return stmt
+
+
+class _SummariesLoader(BaseLoader):
+    """Each key's monthly summaries for the months of [from, to], oldest first: the
+    months with anything billed, credited, skipped or paid."""
+
+    by: str
+
+    async def batch_load_fn(self, keys: list[Any]) -> list[list[Any]]:
+        start, end = self.params
+        loaders = self.loaders
+        if loaders.customer_id is not None and self.by != "customer":
+            # A customer reads their own figures, never their ESCO's or a site's.
+            return [[] for _ in keys]
+        params: dict[str, Any] = {
+            "keys": list(keys),
+            # Months are compared by their 1st: a day counts as its month.
+            "range_from": start.replace(day=1) if start else EARLIEST,
+            "range_to": end or LATEST,
+        }
+        if loaders.scope is not None:
+            params["scope"] = list(loaders.scope)
+        grouped: dict[Any, list[Any]] = defaultdict(list)
+        for row in await loaders.db.rows(
+            summary_statement(self.by, loaders.scope is not None), params
+        ):
+            grouped[row.key].append(row)
+        return [grouped.get(key, []) for key in keys]
+
+
+class SummariesByEscoId(_SummariesLoader):
+    by = "esco"
+
+
+class SummariesBySiteId(_SummariesLoader):
+    by = "site"
+
+
+class SummariesByCustomerId(_SummariesLoader):
+    by = "customer"

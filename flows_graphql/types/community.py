@@ -13,9 +13,11 @@ from ..loaders import billing as billing_loaders
 from ..loaders import community as loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import metering as metering_loaders
+from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
 from . import enums as _registered  # noqa: F401  (registers the GraphQL enums)
 from .connection import FromDay, ToDay, connection_field
+from .money import summaries_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
 from .relations import relation
 
@@ -116,6 +118,13 @@ class Esco(RowType, Node):
         "Solar credit tariffs, oldest first.",
     )
 
+    monthly_summaries = summaries_field(
+        money_loaders.SummariesByEscoId,
+        "The ESCO's months in [from, to] (days count as their month; open ends "
+        "unbounded) with anything billed, skipped, credited or paid, oldest first. Empty "
+        "for customers.",
+    )
+
 
 @strawberry.type(description="A group of properties behind one boundary (settlement) meter.")
 class Site(RowType, Node):
@@ -137,6 +146,12 @@ class Site(RowType, Node):
         metering_loaders.PropertiesBySiteId,
         metering_loaders.PropertyCountBySiteId,
         "The properties of this site, by plot.",
+    )
+
+    monthly_summaries = summaries_field(
+        money_loaders.SummariesBySiteId,
+        "The site's months in [from, to], as Esco.monthlySummaries, over the site's "
+        "properties (their supply meters, solar credits and accounts' payments).",
     )
 
 

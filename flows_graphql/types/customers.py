@@ -21,7 +21,7 @@ from ..loaders import tariffs as tariff_loaders
 from ..rules.privacy import actor_shown
 from .connection import FromDay, ToDay, connection_field
 from .levels import by_loader, level
-from .money import balance_field, statements_field
+from .money import balance_field, statements_field, summaries_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
 from .projection import projection, reads
 from .relations import relation
@@ -133,6 +133,13 @@ class Customer(RowType, Node):
         "What this customer owes on a day, GBP, exact (positive = owed): charges minus "
         "solar credits minus succeeded payments of the months up to that day's month in "
         "which they were an account's occupier on the 1st, over all their accounts.",
+    )
+
+    monthly_summaries = summaries_field(
+        money_loaders.SummariesByCustomerId,
+        "The customer's months in [from, to], as Esco.monthlySummaries, over what they "
+        "were billed and the accounts they occupied on the 1st (outstanding is then "
+        "their balance at the month's end).",
     )
 
 

@@ -117,3 +117,53 @@ def statements_field(loader: type[BaseLoader], description: str) -> Any:
     return strawberry.field(
         resolver=resolve, description=description, metadata={**reads("id"), **level(whole)}
     )
+
+
+@strawberry.type(
+    description="One month of an ESCO, a site or a customer, summed in the database (GBP "
+    "and kWh, exact): what the month's billing run in force billed and skipped, the solar "
+    "credits and payments of the month, and what was outstanding at its end."
+)
+class MonthlySummary:
+    month: date = strawberry.field(description="The month (its 1st).")
+    customers_billed: int = strawberry.field(description="Customers with costs this month.")
+    meters_skipped: int = strawberry.field(
+        description="Supply meters the month's run could not bill (no occupier, no tariff)."
+    )
+    power_kwh: Decimal = strawberry.field(description="Power billed, kWh.")
+    heat_kwh: Decimal = strawberry.field(description="Heat billed, kWh.")
+    solar_kwh: Decimal = strawberry.field(
+        description="Solar generated on the meters billed, kWh (recorded, not billed)."
+    )
+    total: Decimal = strawberry.field(description="Sum of the customers' totals.")
+    microgrid_total: Decimal = strawberry.field(description="The same at the microgrid tariff.")
+    benchmark_total: Decimal = strawberry.field(description="The same at the benchmark.")
+    savings: Decimal = strawberry.field(description="Benchmark total minus total.")
+    solar_credits: Decimal = strawberry.field(
+        description="Solar credits credited to accounts (open on the 1st), GBP."
+    )
+    payments_received: Decimal = strawberry.field(
+        description="Succeeded payments scheduled (or made) in the month, Europe/London."
+    )
+    outstanding: Decimal = strawberry.field(
+        description="Total minus solar credits minus payments of every month up to this one: "
+        "what was owed at the month's end (the sum of the accounts' balances)."
+    )
+
+
+def summaries_field(loader: type[BaseLoader], description: str) -> Any:
+    """`monthlySummaries(from:, to:)` of the row, from `loader` keyed by its id."""
+
+    async def resolve(
+        root: Any, info: Info, from_: FromDay = None, to: ToDay = None
+    ) -> list[MonthlySummary]:
+        made = info.context.loaders.get(loader, from_, to)
+        return await made.load(root.id)
+
+    async def whole(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
+        made = info.context.loaders.get(loader, args.get("from"), args.get("to"))
+        return await made.load_level(list(map(_ID, sources)))
+
+    return strawberry.field(
+        resolver=resolve, description=description, metadata={**reads("id"), **level(whole)}
+    )

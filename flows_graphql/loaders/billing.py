@@ -93,7 +93,10 @@ CREDITS_SPEC = ConnectionSpec(
 )
 PAYMENT_SPEC = ConnectionSpec(
     PAYMENTS,
-    {"NEWEST": SortKey("NEWEST", lambda: PAYMENTS.c.created_at, parse_datetime, descending=True)},
+    {
+        "NEWEST": SortKey("NEWEST", lambda: PAYMENTS.c.created_at, parse_datetime, descending=True),
+        "OLDEST": SortKey("OLDEST", lambda: PAYMENTS.c.created_at, parse_datetime),
+    },
     "NEWEST",
 )
 

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 
 from ..rules.statements import MonthActivity
-from .base import EARLIEST, LATEST, BaseLoader
+from .base import LATEST, BaseLoader, default_from
 
 # A payment's month: its schedule (else creation) on the billing clock.
 PAYMENT_MONTH = (
@@ -366,7 +366,7 @@ class _SummariesLoader(BaseLoader):
         params: dict[str, Any] = {
             "keys": list(keys),
             # Months are compared by their 1st: a day counts as its month.
-            "range_from": start.replace(day=1) if start else EARLIEST,
+            "range_from": start.replace(day=1) if start else default_from(end, loaders.today()),
             "range_to": end or LATEST,
         }
         if loaders.scope is not None:

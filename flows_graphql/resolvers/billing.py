@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import strawberry
 
 from ..context import Context
-from ..db.models.enums import BillingRunStatus
 from ..loaders.billing import RUN_SPEC, RUNS
 from ..services import billing as service
 from ..types.billing import BillingRun
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.errors import UserError
+from ..types.filters import BillingRunFilter, run_filter
 from ..types.node import parse_id
 from .arguments import esco_id_argument
 from .customers import EscoIdArg
@@ -22,23 +22,9 @@ from .mutation import run
 Info = strawberry.Info[Context, None]
 
 
-@strawberry.input(description="Narrows the billing run list; all given conditions apply.")
-class BillingRunFilter:
-    month: date | None = strawberry.field(default=None, description="This month (its 1st).")
-    status: BillingRunStatus | None = strawberry.field(default=None, description="This status.")
-
-
 def run_conditions(esco_id: str | None, filter: BillingRunFilter | None) -> list[Any]:
-    conditions: list[Any] = []
     esco = esco_id_argument(esco_id)
-    if esco is not None:
-        conditions.append(RUNS.c.esco_id == esco)
-    if filter is not None:
-        if filter.month is not None:
-            conditions.append(RUNS.c.month == filter.month)
-        if filter.status is not None:
-            conditions.append(RUNS.c.status == filter.status)
-    return conditions
+    return [*([RUNS.c.esco_id == esco] if esco is not None else []), *run_filter(filter)]
 
 
 @strawberry.type

@@ -20,6 +20,7 @@ from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
 from ..rules.privacy import actor_shown
 from .connection import FromDay, ToDay, connection_field
+from .filters import PaymentFilter, PaymentOrder, payment_filter
 from .levels import by_loader, level
 from .money import balance_field, statements_field, summaries_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
@@ -65,7 +66,8 @@ class Customer(RowType, Node):
     )
 
     @strawberry.field(
-        description="Tariffs in force on some day of [from, to] (open ends unbounded).",
+        description="Tariffs in force on some day of [from, to]; no `to`: unbounded."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(tariff_loaders.TariffsByCustomerId, "id", "from", "to")),
@@ -93,7 +95,8 @@ class Customer(RowType, Node):
         return await loader.load(self.id)
 
     @strawberry.field(
-        description="Billed costs for the months of [from, to], oldest first.",
+        description="Billed costs for the months of [from, to], oldest first."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(billing_loaders.CostsByCustomerId, "id", "from", "to")),
@@ -112,6 +115,10 @@ class Customer(RowType, Node):
         billing_loaders.PaymentsByCustomerId,
         billing_loaders.PaymentCountByCustomerId,
         "This customer's payments, newest first.",
+        filter_type=PaymentFilter,
+        conditions=payment_filter,
+        order_type=PaymentOrder,
+        default_order="NEWEST",
     )
 
     events = connection_field(
@@ -231,6 +238,10 @@ class Account(RowType, Node):
         billing_loaders.PaymentsByAccountId,
         billing_loaders.PaymentCountByAccountId,
         "Payments towards this account, newest first.",
+        filter_type=PaymentFilter,
+        conditions=payment_filter,
+        order_type=PaymentOrder,
+        default_order="NEWEST",
     )
 
     balance = balance_field(

@@ -83,7 +83,8 @@ class Property(RowType, Node):
     )
 
     @strawberry.field(
-        description="Monthly solar credits for the months of [from, to].",
+        description="Monthly solar credits for the months of [from, to]."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(loaders.SolarCreditsByPropertyId, "id", "from", "to")),
@@ -132,7 +133,8 @@ class Meter(RowType, Node):
     )
 
     @strawberry.field(
-        description="Usage for the months of [from, to], oldest first.",
+        description="Usage for the months of [from, to], oldest first."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(billing_loaders.UsageByMeterId, "id", "from", "to")),

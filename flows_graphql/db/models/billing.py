@@ -166,6 +166,8 @@ class Payment(Timestamps, Base):
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_code"),
         Index("ix_payments_account_id", "account_id"),
         Index("ix_payments_esco_id_created_at", "esco_id", "created_at"),
+        # A customer's payments by time (Customer.payments, keyset: created_at, id).
+        Index("ix_payments_customer_id_created_at_id", "customer_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -1,0 +1,48 @@
+"""indexes serving the text-prefix filters and customers' payments by time
+
+Revision ID: 0007
+Revises: 0009
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # LIKE 'prefix%' uses a btree only under the C collation or with text_pattern_ops.
+    op.create_index(
+        "ix_customers_esco_id_lower_email_pattern",
+        "customers",
+        ["esco_id", sa.func.lower(sa.text("email")).label("lower_email")],
+        postgresql_ops={"lower_email": "text_pattern_ops"},
+    )
+    op.create_index(
+        "ix_properties_esco_id_plot_pattern",
+        "properties",
+        ["esco_id", "plot"],
+        postgresql_ops={"plot": "text_pattern_ops"},
+    )
+    op.create_index(
+        "ix_meters_serial_pattern",
+        "meters",
+        ["serial"],
+        postgresql_ops={"serial": "text_pattern_ops"},
+    )
+    op.create_index(
+        "ix_payments_customer_id_created_at_id", "payments", ["customer_id", "created_at", "id"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_payments_customer_id_created_at_id", table_name="payments")
+    op.drop_index("ix_meters_serial_pattern", table_name="meters")
+    op.drop_index("ix_properties_esco_id_plot_pattern", table_name="properties")
+    op.drop_index("ix_customers_esco_id_lower_email_pattern", table_name="customers")

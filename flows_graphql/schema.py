@@ -17,6 +17,7 @@ from .resolvers import usage as usage_resolvers
 from .resolvers.billing import BillingQuery
 from .resolvers.community import CommunityQuery
 from .resolvers.customers import CustomersQuery
+from .resolvers.lookups import LookupsQuery
 from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
 from .resolvers.subscriptions import Subscription
@@ -54,7 +55,15 @@ NODE_TYPES = [
 
 
 @strawberry.type(description="Read the Flows graph.")
-class Query(NodeQuery, CommunityQuery, CustomersQuery, MeteringQuery, TariffsQuery, BillingQuery):
+class Query(
+    NodeQuery,
+    CommunityQuery,
+    CustomersQuery,
+    MeteringQuery,
+    TariffsQuery,
+    BillingQuery,
+    LookupsQuery,
+):
     pass
 
 

@@ -202,6 +202,10 @@ class Tenant:
         return out
 
 
+def provider_reference(code: str, household: int) -> str:
+    return f"pi_{code}_{household}"
+
+
 TERMS_ID = uuid.uuid4()
 TERMS_TITLE = "Supply terms (matrix)"
 START = date(2024, 1, 1)
@@ -346,8 +350,18 @@ async def seed_tenant(conn: asyncpg.Connection, code: str, region: str) -> Tenan
             ),
             (
                 "INSERT INTO payments (id, esco_id, customer_id, account_id, amount_pence, "
-                "description, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                (hh.payment, e.id, hh.customer, hh.account, 2500 + i, f"{cap} top-up", f"k{i}"),
+                "description, idempotency_key, provider_reference)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                (
+                    hh.payment,
+                    e.id,
+                    hh.customer,
+                    hh.account,
+                    2500 + i,
+                    f"{cap} top-up",
+                    f"k{i}",
+                    provider_reference(code, i),
+                ),
             ),
         ]
     async with conn.transaction():
@@ -488,6 +502,8 @@ class View:
     email = property(lambda self: self.hh.email)
     serial = property(lambda self: self.hh.serial)
     plot = property(lambda self: self.hh.plot)
+    account_number = property(lambda self: self.hh.account_number)
+    provider_reference = property(lambda self: provider_reference(self.tenant.code, self.index))
 
     def invite(self, who: str) -> str:
         """The pending invite a principal would accept: its own household's for a
@@ -532,6 +548,8 @@ class Ghost(View):
     email = property(lambda self: "ghost.000@example.com")
     serial = property(lambda self: "GHOST-M000")
     plot = property(lambda self: "GHOST-P000")
+    account_number = property(lambda self: "99999999")
+    provider_reference = property(lambda self: "pi_ghost_0")
 
     def invite(self, who: str) -> str:
         return str(uuid.uuid4())
@@ -1076,6 +1094,59 @@ QUERY_PROBES: list[QueryProbe] = [
         _check_nodes,
         household=True,
         gid_only=True,
+    ),
+    QueryProbe(
+        "meter",
+        "meter(serial)",
+        f"query($s: String!) {{ meter(serial: $s) {{ {METER_SEL} }} }}",
+        lambda t: {"s": t.serial},
+        lambda data: None if data["meter"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None if data["meter"]["uuid"] == x.own_meter else pytest.fail(f"meter: {data}")
+        ),
+        household=True,
+    ),
+    QueryProbe(
+        "account",
+        "account(accountNumber)",
+        """query($n: ID!) { account(accountNumber: $n) { uuid accountNumber
+              property { uuid plot } customers { id customer { uuid email } }
+              payments(first: 10) { nodes { uuid } }
+              balance statements { month closingBalance charges { total } } } }""",
+        lambda t: {"n": t.account_number},
+        lambda data: None if data["account"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None
+            if data["account"]["property"]["uuid"] == x.own_property
+            else pytest.fail(f"account: {data}")
+        ),
+        household=True,
+    ),
+    QueryProbe(
+        "customer",
+        "customer(escoId, email)",
+        f"""query($e: ID!, $m: String!) {{ customer(escoId: $e, email: $m) {{
+              {CUSTOMER_SEL} }} }}""",
+        lambda t: {"e": t.esco, "m": t.email.upper()},
+        lambda data: None if data["customer"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None if data["customer"]["uuid"] == x.own_customer else pytest.fail(f"customer: {data}")
+        ),
+        household=True,
+    ),
+    QueryProbe(
+        "payment",
+        "payment(providerReference)",
+        """query($r: String!) { payment(providerReference: $r) { uuid amountPence
+              providerReference customer { uuid email } account { uuid } } }""",
+        lambda t: {"r": t.provider_reference},
+        lambda data: None if data["payment"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None
+            if data["payment"]["customer"]["uuid"] == x.own_customer
+            else pytest.fail(f"payment: {data}")
+        ),
+        household=True,
     ),
     QueryProbe(
         "regions",

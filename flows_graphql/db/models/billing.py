@@ -168,6 +168,8 @@ class Payment(Timestamps, Base):
         Index("ix_payments_esco_id_created_at", "esco_id", "created_at"),
         # A customer's payments by time (Customer.payments, keyset: created_at, id).
         Index("ix_payments_customer_id_created_at_id", "customer_id", "created_at", "id"),
+        # payment(providerReference:), the key partners reconcile by.
+        Index("ix_payments_provider_reference", "provider_reference"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

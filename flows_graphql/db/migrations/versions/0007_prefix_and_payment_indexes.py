@@ -1,4 +1,5 @@
-"""indexes serving the text-prefix filters and customers' payments by time
+"""indexes serving the text-prefix filters, customers' payments by time and the
+payment look-up by provider reference
 
 Revision ID: 0007
 Revises: 0009
@@ -39,9 +40,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_payments_customer_id_created_at_id", "payments", ["customer_id", "created_at", "id"]
     )
+    op.create_index("ix_payments_provider_reference", "payments", ["provider_reference"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_provider_reference", table_name="payments")
     op.drop_index("ix_payments_customer_id_created_at_id", table_name="payments")
     op.drop_index("ix_meters_serial_pattern", table_name="meters")
     op.drop_index("ix_properties_esco_id_plot_pattern", table_name="properties")

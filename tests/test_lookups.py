@@ -63,3 +63,57 @@ async def test_partner_keys_find_their_objects(client, raw, settings):
     assert d["a1"] == {"uuid": str(a.account_ids[1])}
     assert d["m1"] == {"serial": "LKA-M001"}  # their own meter
     assert (d["m2"], d["c1"], d["c2"], d["p1"]) == (None,) * 4
+
+
+SYNC = """
+query($since: DateTime, $after: String) {
+  customers(updatedSince: $since, orderBy: UPDATED_AT, first: 2, after: $after) {
+    pageInfo { hasNextPage endCursor } nodes { email updatedAt } } }"""
+
+
+async def sync_all(client, since: str | None, after: str | None = None) -> tuple[list[str], str]:
+    """Page through a sync; the emails in order and the last cursor."""
+    emails: list[str] = []
+    cursor = after
+    while True:
+        body = await gql(client, SYNC, {"since": since, "after": cursor})
+        assert "errors" not in body, body
+        page = body["data"]["customers"]
+        emails += [n["email"] for n in page["nodes"]]
+        cursor = page["pageInfo"]["endCursor"] or cursor
+        if not page["pageInfo"]["hasNextPage"]:
+            return emails, cursor
+
+
+async def test_incremental_sync_by_updated_at(client, raw):
+    esco = await f.build_esco(raw, "syn", customers=6, months=1)
+    # Written in the past, a minute apart (triggers off: they would stamp now()).
+    await raw.execute("SET session_replication_role = replica")
+    for i, customer in enumerate(esco.customer_ids):
+        await raw.execute(
+            "UPDATE customers SET updated_at = timestamptz '2025-01-01 10:00Z' + $2 * interval"
+            " '1 minute' WHERE id = $1",
+            customer,
+            i,
+        )
+    await raw.execute("SET session_replication_role = DEFAULT")
+    emails, _ = await sync_all(client, "2025-01-01T10:03:00+00:00")
+    assert emails == [f.email("syn", i) for i in (3, 4, 5)]
+
+    # A first sync reads one page; customer 1 is changed meanwhile (through the API).
+    body = await gql(client, SYNC, {"since": None, "after": None})
+    first = body["data"]["customers"]
+    assert [n["email"] for n in first["nodes"]] == [f.email("syn", i) for i in (0, 1)]
+    change = await gql(
+        client,
+        """mutation($id: ID!) { updateCustomer(input: {customerId: $id, fullName: "New"}) {
+             userErrors { code } } }""",
+        {"id": str(esco.customer_ids[1])},
+    )
+    assert change["data"]["updateCustomer"]["userErrors"] == []
+    # Paging on from the cursor loses nothing: the changed row moved to the end.
+    rest, last = await sync_all(client, None, first["pageInfo"]["endCursor"])
+    assert rest == [f.email("syn", i) for i in (2, 3, 4, 5, 1)]
+    # Nothing changed since: the next sync from the last cursor is empty.
+    again, _ = await sync_all(client, None, last)
+    assert again == []

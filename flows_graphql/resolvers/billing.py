@@ -13,7 +13,8 @@ from ..services import billing as service
 from ..types.billing import BillingRun
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.errors import UserError
-from ..types.filters import BillingRunFilter, run_filter
+from ..types.filters import BillingRunFilter, BillingRunOrder, UpdatedSince, run_filter
+from ..types.filters import updated_since as updated_since_
 from ..types.node import parse_id
 from .arguments import esco_id_argument
 from .customers import EscoIdArg
@@ -37,6 +38,10 @@ class BillingQuery:
         filter: Annotated[
             BillingRunFilter | None, strawberry.argument(description="Conditions.")
         ] = None,
+        order_by: Annotated[
+            BillingRunOrder | None, strawberry.argument(description="Default NEWEST_MONTH.")
+        ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -45,8 +50,8 @@ class BillingQuery:
         return await root_connection(
             info,
             RUN_SPEC,
-            None,
-            run_conditions(esco_id, filter),
+            order_by.value if order_by else None,
+            [*run_conditions(esco_id, filter), *updated_since_(RUNS, updated_since)],
             first=first,
             after=after,
             last=last,

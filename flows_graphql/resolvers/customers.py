@@ -15,7 +15,8 @@ from ..services import customers as service
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.customers import Account, Customer, CustomerAccount, CustomerInvite
 from ..types.errors import UserError
-from ..types.filters import CustomerFilter, CustomerOrder, customer_filter
+from ..types.filters import CustomerFilter, CustomerOrder, UpdatedSince, customer_filter
+from ..types.filters import updated_since as updated_since_
 from ..types.node import parse_id
 from .arguments import esco_id_argument
 from .mutation import run
@@ -47,6 +48,7 @@ class CustomersQuery:
         order_by: Annotated[
             CustomerOrder | None, strawberry.argument(description="Default EMAIL.")
         ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -56,7 +58,7 @@ class CustomersQuery:
             info,
             CUSTOMER_SPEC,
             order_by.value if order_by else None,
-            customer_conditions(esco_id, filter),
+            [*customer_conditions(esco_id, filter), *updated_since_(CUSTOMERS, updated_since)],
             first=first,
             after=after,
             last=last,

@@ -21,9 +21,11 @@ from ..types.filters import (
     MeterOrder,
     PropertyFilter,
     PropertyOrder,
+    UpdatedSince,
     meter_filter,
     property_filter,
 )
+from ..types.filters import updated_since as updated_since_
 from ..types.metering import Circuit, Meter, Property, SolarInstallation
 from ..types.node import parse_id
 from .arguments import esco_id_argument
@@ -60,6 +62,7 @@ class MeteringQuery:
         order_by: Annotated[
             PropertyOrder | None, strawberry.argument(description="Default PLOT.")
         ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -69,7 +72,7 @@ class MeteringQuery:
             info,
             PROPERTY_SPEC,
             order_by.value if order_by else None,
-            property_conditions(esco_id, filter),
+            [*property_conditions(esco_id, filter), *updated_since_(PROPERTIES, updated_since)],
             first=first,
             after=after,
             last=last,
@@ -87,6 +90,7 @@ class MeteringQuery:
         order_by: Annotated[
             MeterOrder | None, strawberry.argument(description="Default SERIAL.")
         ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -96,7 +100,7 @@ class MeteringQuery:
             info,
             METER_SPEC,
             order_by.value if order_by else None,
-            meter_conditions(esco_id, filter),
+            [*meter_conditions(esco_id, filter), *updated_since_(METERS, updated_since)],
             first=first,
             after=after,
             last=last,

@@ -240,6 +240,10 @@ class BillingRun(RowType, Node):
     finished_at: datetime | None = strawberry.field(description="When it finished.")
     customers_billed: int = strawberry.field(description="Customers with costs this month.")
     total: Decimal = strawberry.field(description="Sum of the month's customer totals, GBP.")
+    updated_at: datetime = strawberry.field(
+        description="When this row was last written (its transaction's start): the sort "
+        "key of orderBy: UPDATED_AT and updatedSince."
+    )
     esco_id: strawberry.Private[UUID]
 
     esco = relation(

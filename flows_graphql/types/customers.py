@@ -49,6 +49,10 @@ class Customer(RowType, Node):
     email: str = strawberry.field(description="Email, unique within the ESCO (any case).")
     full_name: str | None = strawberry.field(description="Full name.")
     status: CustomerStatus = strawberry.field(description="Active, inactive or suspended.")
+    updated_at: datetime = strawberry.field(
+        description="When this row was last written (its transaction's start): the sort "
+        "key of orderBy: UPDATED_AT and updatedSince."
+    )
     esco_id: strawberry.Private[UUID]
 
     esco = relation(

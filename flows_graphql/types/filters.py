@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import func
@@ -40,6 +40,7 @@ def filter_key(filter: Any) -> tuple[tuple[str, Any], ...] | None:
 class CustomerOrder(Enum):
     EMAIL = "EMAIL"
     CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
 
 
 @strawberry.input(description="Narrows the customer list; all given conditions apply.")
@@ -68,11 +69,13 @@ def customer_filter(filter: CustomerFilter | None) -> list[Any]:
 @strawberry.enum(description="Orders of the property list.")
 class PropertyOrder(Enum):
     PLOT = "PLOT"
+    UPDATED_AT = "UPDATED_AT"
 
 
 @strawberry.enum(description="Orders of the meter list.")
 class MeterOrder(Enum):
     SERIAL = "SERIAL"
+    UPDATED_AT = "UPDATED_AT"
 
 
 @strawberry.input(description="Narrows the property list; all given conditions apply.")
@@ -113,6 +116,25 @@ def meter_filter(filter: MeterFilter | None) -> list[Any]:
 
 
 # --- billing runs and payments -----------------------------------------------------------
+
+
+@strawberry.enum(description="Orders of the billing run list.")
+class BillingRunOrder(Enum):
+    NEWEST_MONTH = "NEWEST_MONTH"
+    UPDATED_AT = "UPDATED_AT"
+
+
+UpdatedSince = Annotated[
+    datetime | None,
+    strawberry.argument(
+        description="Only rows written (created or changed) at or after this instant: "
+        "incremental sync (docs/money.md). Pair with orderBy: UPDATED_AT."
+    ),
+]
+
+
+def updated_since(table: Any, since: datetime | None) -> list[Any]:
+    return [] if since is None else [table.c.updated_at >= since]
 
 
 @strawberry.input(description="Narrows the billing run list; all given conditions apply.")

@@ -75,6 +75,8 @@ class BillingRun(Timestamps, Base):
             postgresql_where=text("status = 'finalized'"),
         ),
         Index("ix_billing_runs_esco_id_month", "esco_id", "month"),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_billing_runs_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

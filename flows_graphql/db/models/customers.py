@@ -46,6 +46,8 @@ class Customer(Timestamps, Base):
             func.lower(text("email")).label("lower_email"),
             postgresql_ops={"lower_email": "text_pattern_ops"},
         ),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_customers_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

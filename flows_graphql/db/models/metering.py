@@ -20,6 +20,8 @@ class Meter(Timestamps, Base):
         UniqueConstraint("id", "esco_id"),
         # Serves `serialPrefix` (LIKE 'prefix%').
         Index("ix_meters_serial_pattern", "serial", postgresql_ops={"serial": "text_pattern_ops"}),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_meters_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -47,6 +49,8 @@ class Property(Timestamps, Base):
             "plot",
             postgresql_ops={"plot": "text_pattern_ops"},
         ),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_properties_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -1,5 +1,5 @@
 """indexes serving the text-prefix filters, customers' payments by time and the
-payment look-up by provider reference
+payment look-up by provider reference; (esco_id, updated_at, id) for incremental sync
 
 Revision ID: 0007
 Revises: 0009
@@ -15,6 +15,9 @@ revision: str = "0007"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Root lists with updatedSince / orderBy: UPDATED_AT.
+SYNCED = ("customers", "properties", "meters", "billing_runs")
 
 
 def upgrade() -> None:
@@ -41,9 +44,13 @@ def upgrade() -> None:
         "ix_payments_customer_id_created_at_id", "payments", ["customer_id", "created_at", "id"]
     )
     op.create_index("ix_payments_provider_reference", "payments", ["provider_reference"])
+    for table in SYNCED:
+        op.create_index(f"ix_{table}_esco_id_updated_at_id", table, ["esco_id", "updated_at", "id"])
 
 
 def downgrade() -> None:
+    for table in SYNCED:
+        op.drop_index(f"ix_{table}_esco_id_updated_at_id", table_name=table)
     op.drop_index("ix_payments_provider_reference", table_name="payments")
     op.drop_index("ix_payments_customer_id_created_at_id", table_name="payments")
     op.drop_index("ix_meters_serial_pattern", table_name="meters")

@@ -14,6 +14,7 @@ from .resolvers import metering as metering_resolvers
 from .resolvers import payments as payment_resolvers
 from .resolvers import tariffs as tariff_resolvers
 from .resolvers import usage as usage_resolvers
+from .resolvers.audit import AuditQuery
 from .resolvers.billing import BillingQuery
 from .resolvers.community import CommunityQuery
 from .resolvers.customers import CustomersQuery
@@ -63,6 +64,7 @@ class Query(
     TariffsQuery,
     BillingQuery,
     LookupsQuery,
+    AuditQuery,
 ):
     pass
 

@@ -868,7 +868,8 @@ CUSTOMER_SEL = """
   tariffs { id unitRate } currentTariff(on: "2024-02-01") { id }
   monthlyCosts { uuid total }
   balance(on: "2024-03-31") monthlySummaries { month total outstanding }
-  payments(first: 10) { totalCount nodes { uuid amountPence account { uuid } } }
+  payments(first: 10) { totalCount nodes { uuid amountPence account { uuid }
+                        statusHistory { status previousStatus actor } } }
   invites { id token inviteUrl }
   events(first: 10) { totalCount nodes { id eventType data } }
 """
@@ -1094,6 +1095,18 @@ QUERY_PROBES: list[QueryProbe] = [
         _check_nodes,
         household=True,
         gid_only=True,
+    ),
+    QueryProbe(
+        "auditLog",
+        "auditLog(escoId)",
+        """query($e: ID) { auditLog(escoId: $e, first: 50) { totalCount
+              nodes { action actor entity entityId changes } } }""",
+        lambda t: {"e": t.esco},
+        _negative_list("auditLog"),
+        # Staff only: a customer or a partner key reads nothing of the trail.
+        lambda data, x: None
+        if x.who == "operator" or data["auditLog"] == {"totalCount": 0, "nodes": []}
+        else pytest.fail(f"auditLog: {data}"),
     ),
     QueryProbe(
         "meter",

@@ -178,7 +178,7 @@ class PaymentFilter:
     )
 
 
-def _london_midnight(day: date) -> datetime:
+def london_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), BILLING_ZONE)
 
 
@@ -189,8 +189,8 @@ def payment_filter(filter: PaymentFilter | None) -> list[Any]:
             conditions.append(PAYMENTS.c.status == filter.status)
         # Instants, so the (customer_id, created_at) index serves the range.
         if filter.from_ is not None:
-            conditions.append(PAYMENTS.c.created_at >= _london_midnight(filter.from_))
+            conditions.append(PAYMENTS.c.created_at >= london_midnight(filter.from_))
         if filter.to is not None:
             end = date.fromordinal(filter.to.toordinal() + 1)
-            conditions.append(PAYMENTS.c.created_at < _london_midnight(end))
+            conditions.append(PAYMENTS.c.created_at < london_midnight(end))
     return conditions

@@ -1104,9 +1104,11 @@ QUERY_PROBES: list[QueryProbe] = [
         lambda t: {"e": t.esco},
         _negative_list("auditLog"),
         # Staff only: a customer or a partner key reads nothing of the trail.
-        lambda data, x: None
-        if x.who == "operator" or data["auditLog"] == {"totalCount": 0, "nodes": []}
-        else pytest.fail(f"auditLog: {data}"),
+        lambda data, x: (
+            None
+            if x.who == "operator" or data["auditLog"] == {"totalCount": 0, "nodes": []}
+            else pytest.fail(f"auditLog: {data}")
+        ),
     ),
     QueryProbe(
         "meter",

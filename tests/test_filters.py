@@ -151,7 +151,7 @@ PLANS = {
         PROPERTIES,
         filters.property_filter(filters.PropertyFilter(plot_prefix="P0")),
     ),
-    "ix_meters_serial_pattern": (
+    "ix_meters_esco_id_serial_pattern": (
         METERS,
         filters.meter_filter(filters.MeterFilter(serial_prefix="FLT-M")),
     ),

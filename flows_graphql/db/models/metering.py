@@ -19,7 +19,12 @@ class Meter(Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("id", "esco_id"),
         # Serves `serialPrefix` (LIKE 'prefix%').
-        Index("ix_meters_serial_pattern", "serial", postgresql_ops={"serial": "text_pattern_ops"}),
+        Index(
+            "ix_meters_esco_id_serial_pattern",
+            "esco_id",
+            "serial",
+            postgresql_ops={"serial": "text_pattern_ops"},
+        ),
         # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
         Index("ix_meters_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )

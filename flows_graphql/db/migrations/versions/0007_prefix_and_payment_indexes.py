@@ -35,9 +35,9 @@ def upgrade() -> None:
         postgresql_ops={"plot": "text_pattern_ops"},
     )
     op.create_index(
-        "ix_meters_serial_pattern",
+        "ix_meters_esco_id_serial_pattern",
         "meters",
-        ["serial"],
+        ["esco_id", "serial"],
         postgresql_ops={"serial": "text_pattern_ops"},
     )
     op.create_index(
@@ -53,6 +53,6 @@ def downgrade() -> None:
         op.drop_index(f"ix_{table}_esco_id_updated_at_id", table_name=table)
     op.drop_index("ix_payments_provider_reference", table_name="payments")
     op.drop_index("ix_payments_customer_id_created_at_id", table_name="payments")
-    op.drop_index("ix_meters_serial_pattern", table_name="meters")
+    op.drop_index("ix_meters_esco_id_serial_pattern", table_name="meters")
     op.drop_index("ix_properties_esco_id_plot_pattern", table_name="properties")
     op.drop_index("ix_customers_esco_id_lower_email_pattern", table_name="customers")

@@ -122,8 +122,6 @@ async def statement_24(client: httpx.AsyncClient, db: asyncpg.Connection, esco_i
     query = """query($id: ID!, $from: Date) { node(id: $id) { ... on Account {
       balance statements(from: $from) { month openingBalance closingBalance solarCredit payments
         charges { power heat standingCharge total } } } } }"""
-    from flows_graphql.types.node import to_global_id
-
     variables = {
         "id": to_global_id("Account", account),
         "from": add_months(anchor, -23).isoformat(),

@@ -60,8 +60,10 @@ async def generate(raw: Any) -> Generated:
         )
     i, m = SKIPPED
     await raw.execute("DELETE FROM monthly_costs WHERE id = $1", esco.cost_ids[i][m])
+    # As billing would write it: the meter skipped, one customer fewer billed.
     await raw.execute(
-        "UPDATE billing_runs SET skipped_meters = $1::jsonb WHERE id = $2",
+        "UPDATE billing_runs SET skipped_meters = $1::jsonb,"
+        " customers_billed = customers_billed - 1 WHERE id = $2",
         json.dumps([{"meter_id": str(esco.meter_ids[i]), "reason": "NO_TARIFF"}]),
         esco.billing_run_ids[m],
     )

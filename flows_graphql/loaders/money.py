@@ -220,14 +220,16 @@ _SUMMARY_COSTS = {
 # Skipped meters of each key's month: the run's list (an ESCO), those supplying the
 # site's properties, or the one supplying a home the customer occupied on day 1.
 _SUMMARY_SKIPPED = {
-    "esco": "SELECT k.key, r.month, jsonb_array_length(r.skipped_meters) AS skipped"
-    " FROM keys k JOIN runs r ON r.esco_id = k.esco_id",
-    "site": "SELECT k.key, r.month, count(*) AS skipped"
+    # An ESCO's run counted its customers: their number is the run's own figure (a
+    # count(DISTINCT) over the month's cost rows would sort them all).
+    "esco": "SELECT k.key, r.month, jsonb_array_length(r.skipped_meters) AS skipped,"
+    " r.customers_billed AS customers FROM keys k JOIN runs r ON r.esco_id = k.esco_id",
+    "site": "SELECT k.key, r.month, count(*) AS skipped, 0 AS customers"
     " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
     " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
     " JOIN properties p ON p.supply_meter_id = CAST(sm.entry->>'meter_id' AS uuid)"
     " AND p.site_id = k.key GROUP BY 1, 2",
-    "customer": "SELECT k.key, r.month, count(*) AS skipped"
+    "customer": "SELECT k.key, r.month, count(*) AS skipped, 0 AS customers"
     " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
     " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
     " JOIN properties p ON p.supply_meter_id = CAST(sm.entry->>'meter_id' AS uuid)"
@@ -260,14 +262,15 @@ SUMMARY_SQL = """
 WITH keys AS ({keys}),
 runs AS (
   -- The run in force of each month: the latest completed or finalized one.
-  SELECT DISTINCT ON (r.esco_id, r.month) r.id, r.esco_id, r.month, r.skipped_meters
+  SELECT DISTINCT ON (r.esco_id, r.month) r.id, r.esco_id, r.month, r.skipped_meters,
+         r.customers_billed
     FROM billing_runs r
    WHERE r.esco_id IN (SELECT esco_id FROM keys) AND {in_force}
      AND r.month <= CAST(:range_to AS date)
    ORDER BY r.esco_id, r.month, r.started_at DESC, r.created_at DESC
 ),
 billed AS (
-  SELECT k.key, r.month, count(DISTINCT c.customer_id) AS customers,
+  SELECT k.key, r.month, {customers} AS customers,
          sum(u.power_kwh) AS power_kwh, sum(u.heat_kwh) AS heat_kwh,
          sum(u.solar_kwh) AS solar_kwh, sum(c.total) AS total,
          sum(c.microgrid_total) AS microgrid_total, sum(c.benchmark_total) AS benchmark_total
@@ -293,7 +296,7 @@ stacked AS (
   SELECT key, month, customers, 0 AS skipped, power_kwh, heat_kwh, solar_kwh, total,
          microgrid_total, benchmark_total, 0 AS credit_pence, 0 AS paid_pence FROM billed
   UNION ALL
-  SELECT key, month, 0, skipped, 0, 0, 0, 0, 0, 0, 0, 0 FROM skipped
+  SELECT key, month, customers, skipped, 0, 0, 0, 0, 0, 0, 0, 0 FROM skipped
   UNION ALL
   SELECT key, month, 0, 0, 0, 0, 0, 0, 0, 0, pence, 0 FROM credited
   UNION ALL
@@ -343,6 +346,7 @@ def summary_statement(by: str, scoped: bool) -> TextClause:
                 keys=_SUMMARY_KEYS[by].format(scope=scope if scoped else ""),
                 in_force=IN_FORCE_RUN,
                 costs=_SUMMARY_COSTS[by],
+                customers="0" if by == "esco" else "count(DISTINCT c.customer_id)",
                 skipped=_SUMMARY_SKIPPED[by].format(**parts),
                 credits=_SUMMARY_CREDITS[by].format(**parts),
                 payments=_SUMMARY_PAYMENTS[by].format(**parts),

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -170,7 +170,7 @@ async def export_100k(db: asyncpg.Connection, settings: BenchSettings, esco_id, 
                 str(out),
             ]
             started = time.perf_counter()
-            process = subprocess.Popen(command, env=env)
+            process = await asyncio.to_thread(subprocess.Popen, command, env=env)
             # wait4: the peak RSS of this child alone (KiB on Linux), not of every
             # child so far (the data load's migration is one).
             _, status, usage = await asyncio.to_thread(os.wait4, process.pid, 0)

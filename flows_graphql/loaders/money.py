@@ -36,6 +36,14 @@ PAYMENT_MONTH = (
 IN_FORCE_RUN = "r.status IN ('completed', 'finalized')"
 
 
+def supplied(property_: str, meter: str, month: str) -> str:
+    """SQL: the property (an alias of `properties`) was supplied by `meter` in `month`.
+    The one place that says which property a meter's month belongs to: the property's
+    supply meter; where a history of supply meters is kept (rules.md §7), the period of
+    it that covers the month."""
+    return f"{property_}.supply_meter_id = {meter}"
+
+
 def _open_on(account: str, month: str) -> str:
     return (
         f"{account}.opened_on <= {month} "
@@ -73,7 +81,7 @@ activity AS (
          0 AS credit, 0 AS payments
     FROM acc a
     JOIN properties p ON p.id = a.property_id
-    JOIN monthly_usage u ON u.meter_id = p.supply_meter_id
+    JOIN monthly_usage u ON {supplied_usage}
     JOIN monthly_costs c ON c.monthly_usage_id = u.id
     JOIN billing_runs r ON r.id = c.billing_run_id AND {in_force}
    WHERE {open_cost}
@@ -130,6 +138,7 @@ def months_statement(by: str, scoped: bool) -> TextClause:
                 open_credit=_open_on("a", "s.month"),
                 payment_month=PAYMENT_MONTH,
                 occupied=_occupier_on("pairs.occupant", "m.account_id", "m.month"),
+                supplied_usage=supplied("p", "u.meter_id", "u.month"),
             )
         )
     return stmt
@@ -214,7 +223,7 @@ _SUMMARY_COSTS = {
     "esco": "JOIN monthly_costs c ON c.billing_run_id = r.id",
     "site": "JOIN monthly_costs c ON c.billing_run_id = r.id"
     " JOIN monthly_usage u0 ON u0.id = c.monthly_usage_id"
-    " JOIN properties p ON p.supply_meter_id = u0.meter_id AND p.site_id = k.key",
+    " JOIN properties p ON p.site_id = k.key AND {supplied_cost}",
     "customer": "JOIN monthly_costs c ON c.billing_run_id = r.id AND c.customer_id = k.key",
 }
 # Skipped meters of each key's month: the run's list (an ESCO), those supplying the
@@ -227,12 +236,11 @@ _SUMMARY_SKIPPED = {
     "site": "SELECT k.key, r.month, count(*) AS skipped, 0 AS customers"
     " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
     " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
-    " JOIN properties p ON p.supply_meter_id = CAST(sm.entry->>'meter_id' AS uuid)"
-    " AND p.site_id = k.key GROUP BY 1, 2",
+    " JOIN properties p ON p.site_id = k.key AND {supplied_skip} GROUP BY 1, 2",
     "customer": "SELECT k.key, r.month, count(*) AS skipped, 0 AS customers"
     " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
     " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
-    " JOIN properties p ON p.supply_meter_id = CAST(sm.entry->>'meter_id' AS uuid)"
+    " JOIN properties p ON {supplied_skip}"
     " JOIN accounts a ON a.property_id = p.id AND {open_run}"
     " WHERE {occupied_run} GROUP BY 1, 2",
 }
@@ -335,6 +343,8 @@ def summary_statement(by: str, scoped: bool) -> TextClause:
             "occupied_credit": _occupier_on("k.key", "a.id", "s.month"),
             "payment_month": PAYMENT_MONTH,
             "occupied_payment": _occupier_on("k.key", "y.account_id", PAYMENT_MONTH),
+            "supplied_cost": supplied("p", "u0.meter_id", "u0.month"),
+            "supplied_skip": supplied("p", "CAST(sm.entry->>'meter_id' AS uuid)", "r.month"),
         }
         scope = (
             "AND e.esco_id = ANY(CAST(:scope AS uuid[]))"
@@ -345,7 +355,7 @@ def summary_statement(by: str, scoped: bool) -> TextClause:
             SUMMARY_SQL.format(
                 keys=_SUMMARY_KEYS[by].format(scope=scope if scoped else ""),
                 in_force=IN_FORCE_RUN,
-                costs=_SUMMARY_COSTS[by],
+                costs=_SUMMARY_COSTS[by].format(**parts),
                 customers="0" if by == "esco" else "count(DISTINCT c.customer_id)",
                 skipped=_SUMMARY_SKIPPED[by].format(**parts),
                 credits=_SUMMARY_CREDITS[by].format(**parts),

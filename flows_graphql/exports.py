@@ -47,12 +47,12 @@ SELECT c.month, a.account_number, cu.email AS customer_email, m.serial AS meter_
   JOIN monthly_usage u ON u.id = c.monthly_usage_id
   JOIN meters m ON m.id = u.meter_id
   JOIN customers cu ON cu.id = c.customer_id
-  LEFT JOIN properties p ON {supplied}
-  LEFT JOIN accounts a ON a.property_id = p.id AND a.opened_on <= c.month
+  LEFT {supplied}
+  LEFT JOIN accounts a ON a.property_id = sp.property_id AND a.opened_on <= c.month
         AND (a.closed_on IS NULL OR a.closed_on >= c.month)
  WHERE c.esco_id = :esco_id AND c.month = :month
  ORDER BY m.serial, c.id
-""".format(supplied=supplied("p", "u.meter_id", "u.month"))
+""".format(supplied=supplied("u.meter_id", "u.month"))
 # Payments due (scheduled, else created) in the month on the billing clock, any status.
 PAYMENTS_SQL = """
 SELECT y.created_at, y.scheduled_at, y.status, y.amount_pence,
@@ -71,10 +71,11 @@ SELECT u.month, m.serial AS meter_serial, p.plot, u.power_kwh, u.heat_kwh, u.sol
        u.source
   FROM monthly_usage u
   JOIN meters m ON m.id = u.meter_id
-  LEFT JOIN properties p ON {supplied}
+  LEFT {supplied}
+  LEFT JOIN properties p ON p.id = sp.property_id
  WHERE u.esco_id = :esco_id AND u.month = :month
  ORDER BY m.serial
-""".format(supplied=supplied("p", "u.meter_id", "u.month"))
+""".format(supplied=supplied("u.meter_id", "u.month"))
 
 EXPORTS = {
     "costs": Export(
@@ -139,7 +140,7 @@ def parse_month(value: str | None) -> date:
 def may_export(viewer: Viewer) -> bool:
     if viewer.role in ("admin", "operator"):
         return True
-    return viewer.role == "partner" and viewer.may_read
+    return viewer.role == "partner" and "read" in viewer.scopes
 
 
 async def _esco_id(conn: AsyncConnection, viewer: Viewer, code: str | None) -> uuid.UUID:

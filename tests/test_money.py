@@ -318,3 +318,26 @@ async def test_statements_of_many_accounts_in_constant_statements(april, raw):
         counts.append(body["extensions"]["sqlStatements"])
     # esco, customers, links, accounts, months of accounts, months of customers.
     assert set(counts) == {TENANT + 6}, counts
+
+
+async def test_a_meter_swap_changes_no_past_statement(april, raw):
+    """The property's supply meter changes in April (through the API): the months
+    billed on the old meter stay the account's (rules.md §7, supply history)."""
+    community, account = await worked_example(april, raw)
+    before = (await statements_of(april, account))["data"]["node"]
+    meter = uuid.uuid4()
+    await raw.execute(
+        "INSERT INTO meters (id, esco_id, serial) VALUES ($1, $2, 'SWAP-001')",
+        meter,
+        community.esco_id,
+    )
+    body = await gql(
+        april,
+        """mutation($p: ID!, $m: ID) { updateProperty(input: {propertyId: $p, supplyMeterId: $m})
+             { userErrors { field code } } }""",
+        {"p": str(community.properties[0]), "m": str(meter)},
+    )
+    assert body["data"]["updateProperty"]["userErrors"] == [], body
+    after = (await statements_of(april, account))["data"]["node"]
+    assert after == before
+    assert D(after["balance"]) == D("12.70224")

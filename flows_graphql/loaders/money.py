@@ -36,12 +36,22 @@ PAYMENT_MONTH = (
 IN_FORCE_RUN = "r.status IN ('completed', 'finalized')"
 
 
-def supplied(property_: str, meter: str, month: str) -> str:
-    """SQL: the property (an alias of `properties`) was supplied by `meter` in `month`.
-    The one place that says which property a meter's month belongs to: the property's
-    supply meter; where a history of supply meters is kept (rules.md §7), the period of
-    it that covers the month."""
-    return f"{property_}.supply_meter_id = {meter}"
+def supplied(meter: str, month: str, alias: str = "sp") -> str:
+    """SQL: a join of the supply history row (as `alias`) of the property that `meter`
+    supplied in `month` — the one place that says which property a meter's month
+    belongs to (rules.md §7: the meter supplying the property on day 1 of M), so a
+    meter swap changes no past statement. Join `properties` on `{alias}.property_id`."""
+    return f"JOIN property_supply_meters {alias} ON {alias}.meter_id = {meter} AND " + covers(
+        alias, month
+    )
+
+
+def covers(alias: str, month: str) -> str:
+    """SQL: the supply history row `alias` covers `month` (null ends are open)."""
+    return (
+        f"({alias}.first_month IS NULL OR {alias}.first_month <= {month})"
+        f" AND ({alias}.last_month IS NULL OR {alias}.last_month >= {month})"
+    )
 
 
 def _open_on(account: str, month: str) -> str:
@@ -80,8 +90,8 @@ activity AS (
   SELECT a.id AS account_id, c.month, c.power, c.heat, c.standing_charge, c.total,
          0 AS credit, 0 AS payments
     FROM acc a
-    JOIN properties p ON p.id = a.property_id
-    JOIN monthly_usage u ON {supplied_usage}
+    JOIN property_supply_meters sp ON sp.property_id = a.property_id
+    JOIN monthly_usage u ON u.meter_id = sp.meter_id AND {covers_usage}
     JOIN monthly_costs c ON c.monthly_usage_id = u.id
     JOIN billing_runs r ON r.id = c.billing_run_id AND {in_force}
    WHERE {open_cost}
@@ -138,7 +148,7 @@ def months_statement(by: str, scoped: bool) -> TextClause:
                 open_credit=_open_on("a", "s.month"),
                 payment_month=PAYMENT_MONTH,
                 occupied=_occupier_on("pairs.occupant", "m.account_id", "m.month"),
-                supplied_usage=supplied("p", "u.meter_id", "u.month"),
+                covers_usage=covers("sp", "u.month"),
             )
         )
     return stmt
@@ -223,7 +233,7 @@ _SUMMARY_COSTS = {
     "esco": "JOIN monthly_costs c ON c.billing_run_id = r.id",
     "site": "JOIN monthly_costs c ON c.billing_run_id = r.id"
     " JOIN monthly_usage u0 ON u0.id = c.monthly_usage_id"
-    " JOIN properties p ON p.site_id = k.key AND {supplied_cost}",
+    " {supplied_cost} JOIN properties p ON p.id = sp.property_id AND p.site_id = k.key",
     "customer": "JOIN monthly_costs c ON c.billing_run_id = r.id AND c.customer_id = k.key",
 }
 # Skipped meters of each key's month: the run's list (an ESCO), those supplying the
@@ -236,12 +246,12 @@ _SUMMARY_SKIPPED = {
     "site": "SELECT k.key, r.month, count(*) AS skipped, 0 AS customers"
     " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
     " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
-    " JOIN properties p ON p.site_id = k.key AND {supplied_skip} GROUP BY 1, 2",
+    " {supplied_skip} JOIN properties p ON p.id = sp.property_id AND p.site_id = k.key"
+    " GROUP BY 1, 2",
     "customer": "SELECT k.key, r.month, count(*) AS skipped, 0 AS customers"
     " FROM keys k JOIN runs r ON r.esco_id = k.esco_id"
     " CROSS JOIN LATERAL jsonb_array_elements(r.skipped_meters) AS sm(entry)"
-    " JOIN properties p ON {supplied_skip}"
-    " JOIN accounts a ON a.property_id = p.id AND {open_run}"
+    " {supplied_skip} JOIN accounts a ON a.property_id = sp.property_id AND {open_run}"
     " WHERE {occupied_run} GROUP BY 1, 2",
 }
 # Solar credits credited to an account open on day 1 (for a customer: one they occupied).
@@ -343,8 +353,8 @@ def summary_statement(by: str, scoped: bool) -> TextClause:
             "occupied_credit": _occupier_on("k.key", "a.id", "s.month"),
             "payment_month": PAYMENT_MONTH,
             "occupied_payment": _occupier_on("k.key", "y.account_id", PAYMENT_MONTH),
-            "supplied_cost": supplied("p", "u0.meter_id", "u0.month"),
-            "supplied_skip": supplied("p", "CAST(sm.entry->>'meter_id' AS uuid)", "r.month"),
+            "supplied_cost": supplied("u0.meter_id", "u0.month"),
+            "supplied_skip": supplied("CAST(sm.entry->>'meter_id' AS uuid)", "r.month"),
         }
         scope = (
             "AND e.esco_id = ANY(CAST(:scope AS uuid[]))"

@@ -17,8 +17,8 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import faults, graphiql, logs, negotiation
@@ -30,6 +30,7 @@ from .cutoff import Cutoffs
 from .db.engine import create_engine, discard
 from .db.migrate import head_revision
 from .db.urls import asyncpg_dsn
+from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
 from .live.broker import Broker
 from .rules.clock import Today, london_today
@@ -245,6 +246,32 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     broker.connected.append(authenticator.listening_changed)
     cutoffs = Cutoffs(settings.request_timeout_s, settings.shutdown_grace_s)
 
+    async def export(request: Request) -> Response:
+        name: str = request.path_params["name"]
+        kind, dot, suffix = name.rpartition(".")
+        try:
+            if not dot or suffix != "csv":
+                raise ExportRefused(404, "NOT_FOUND", "Exports are /exports/<kind>.csv.")
+            chunks = await export_csv(
+                engine,
+                request.scope["state"]["viewer"],
+                kind,
+                request.query_params.get("esco"),
+                request.query_params.get("month"),
+                today,
+            )
+        except ExportRefused as refused:
+            body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
+            return JSONResponse(body, status_code=refused.status)
+        filename = (
+            f"{request.query_params.get('esco')}-{request.query_params.get('month')}-{kind}.csv"
+        )
+        return StreamingResponse(
+            chunks,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -313,6 +340,11 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
             methods=["GET", "POST"],
         ),
         WebSocketRoute("/graphql", graphql),
+        Route(
+            "/exports/{name}",
+            Authenticated(request_response(export), authenticator, False),
+            methods=["GET"],
+        ),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]

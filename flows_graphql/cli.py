@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -305,6 +306,39 @@ def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(bill())
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    import contextlib
+
+    from .auth.viewer import SYSTEM
+    from .db.embedded import database_url
+    from .exports import ExportRefused, export_csv
+    from .rules.clock import london_today
+
+    async def work(out: Any) -> int:
+        engine = _engine(settings, database_url(settings))
+        lines = 0
+        try:
+            chunks = await export_csv(
+                engine, SYSTEM, args.kind, args.esco, args.month, london_today
+            )
+            async for chunk in chunks:
+                out.write(chunk)
+                lines += chunk.count(b"\n")
+            out.flush()
+        except ExportRefused as refused:
+            print(f"{refused.code}: {refused.message}", file=sys.stderr)
+            return 1
+        finally:
+            await engine.dispose()
+        if args.output:
+            print(f"wrote {lines - 1} rows to {args.output}", file=sys.stderr)
+        return 0
+
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
+        return asyncio.run(work(out))
+
+
 def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
     import uuid
 
@@ -396,6 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
     billing_run.add_argument("--esco", required=True, help="ESCO code")
     billing_run.add_argument("--month", required=True, help="YYYY-MM")
     billing_run.set_defaults(func=cmd_billing_run)
+
+    csv_export = sub.add_parser("export", help="one ESCO's month as CSV (costs, payments, usage)")
+    csv_export.add_argument("kind", choices=["costs", "payments", "usage"])
+    csv_export.add_argument("--esco", required=True, help="ESCO code")
+    csv_export.add_argument("--month", required=True, help="YYYY-MM")
+    csv_export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    csv_export.set_defaults(func=cmd_export)
 
     apikey = sub.add_parser("apikey", help="partner API keys").add_subparsers(
         dest="apikey_command", required=True

@@ -44,6 +44,7 @@ class Context:
     def __post_init__(self) -> None:
         # Every loader reads within the viewer's limits (ESCOs; a customer's own rows).
         self.loaders = Loaders(self.db, self.viewer.esco_scope, self.viewer.customer_id)
+        self.loaders.today = self.today
 
     async def close(self) -> None:
         await self.db.close()

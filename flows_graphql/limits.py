@@ -71,6 +71,8 @@ MONTH_LISTS = frozenset(
         "tariffs",
         "microgridTariffs",
         "benchmarkTariffs",
+        "statements",
+        "monthlySummaries",
     }
 )
 SMALL_LISTS = frozenset(
@@ -87,6 +89,7 @@ SMALL_LISTS = frozenset(
         "nodes",
         "edges",
         "regions",
+        "statusHistory",
     }
 )
 PAGED_ARGS = ("first", "last")

@@ -14,9 +14,11 @@ from .resolvers import metering as metering_resolvers
 from .resolvers import payments as payment_resolvers
 from .resolvers import tariffs as tariff_resolvers
 from .resolvers import usage as usage_resolvers
+from .resolvers.audit import AuditQuery
 from .resolvers.billing import BillingQuery
 from .resolvers.community import CommunityQuery
 from .resolvers.customers import CustomersQuery
+from .resolvers.lookups import LookupsQuery
 from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
 from .resolvers.subscriptions import Subscription
@@ -54,7 +56,16 @@ NODE_TYPES = [
 
 
 @strawberry.type(description="Read the Flows graph.")
-class Query(NodeQuery, CommunityQuery, CustomersQuery, MeteringQuery, TariffsQuery, BillingQuery):
+class Query(
+    NodeQuery,
+    CommunityQuery,
+    CustomersQuery,
+    MeteringQuery,
+    TariffsQuery,
+    BillingQuery,
+    LookupsQuery,
+    AuditQuery,
+):
     pass
 
 

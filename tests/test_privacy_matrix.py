@@ -450,9 +450,10 @@ FIELD_CLASSES: dict[str, dict[str, str]] = {
         "id": V, "uuid": V, "code": V, "name": V, "appUrl": V, "tariffGeneration": V,
         "region": LINK, "sites": H, "contractTerms": LINK, "properties": LINK,
         "customers": LINK, "meters": LINK, "billingRuns": H, "microgridTariffs": LINK,
-        "solarCreditTariffs": LINK,
+        "solarCreditTariffs": LINK, "monthlySummaries": H,
     },
-    "Site": {"id": V, "uuid": V, "code": V, "name": V, "esco": LINK, "properties": LINK},
+    "Site": {"id": V, "uuid": V, "code": V, "name": V, "esco": LINK, "properties": LINK,
+             "monthlySummaries": H},
     "ContractTerms": {
         "id": V, "uuid": V, "type": V, "version": V, "title": V, "summary": V,
         "documentUrl": V,
@@ -460,11 +461,11 @@ FIELD_CLASSES: dict[str, dict[str, str]] = {
     "Property": {
         "id": V, "uuid": V, "plot": V, "address": V, "esco": LINK, "site": H,
         "account": LINK, "accounts": LINK, "supplyMeter": LINK, "solarInstallation": LINK,
-        "solarCredits": LINK,
+        "solarCredits": LINK, "updatedAt": V,
     },
     "Meter": {
         "id": V, "uuid": V, "serial": V, "name": V, "hardware": V, "mode": V, "esco": LINK,
-        "property": LINK, "circuits": LINK, "monthlyUsage": LINK,
+        "property": LINK, "circuits": LINK, "monthlyUsage": LINK, "updatedAt": V,
     },
     "Circuit": {"id": V, "uuid": V, "type": V, "name": V, "meters": LINK},
     "SolarInstallation": {
@@ -474,7 +475,10 @@ FIELD_CLASSES: dict[str, dict[str, str]] = {
     "Customer": {
         "id": IDENT, "uuid": IDENT, "email": IDENT, "fullName": IDENT, "status": V, "esco": LINK,
         "accounts": LINK, "tariffs": LINK, "currentTariff": LINK, "monthlyCosts": LINK,
-        "payments": LINK, "events": LINK, "invites": LINK,
+        "payments": LINK, "events": LINK, "invites": LINK, "updatedAt": V,
+        # Figures of the customer's own months only (tests/test_money.py,
+        # test_summaries.py check which months).
+        "balance": V, "monthlySummaries": V,
     },
     "CustomerAccount": {
         "id": V, "role": V, "startDate": V, "endDate": V, "customer": LINK, "account": LINK,
@@ -483,6 +487,17 @@ FIELD_CLASSES: dict[str, dict[str, str]] = {
         "id": V, "uuid": V, "accountNumber": V, "status": V, "openedOn": V, "closedOn": V,
         "property": LINK, "customers": LINK, "occupier": LINK, "contractTerms": LINK,
         "events": LINK, "auditLogs": H, "payments": LINK,
+        "balance": V, "statements": V,
+    },
+    "Statement": {
+        "month": V, "openingBalance": V, "closingBalance": V, "charges": V, "solarCredit": V,
+        "payments": V,
+    },
+    "StatementCharges": {"power": V, "heat": V, "standingCharge": V, "total": V},
+    "MonthlySummary": {
+        "month": V, "customersBilled": V, "metersSkipped": V, "powerKwh": V, "heatKwh": V,
+        "solarKwh": V, "total": V, "microgridTotal": V, "benchmarkTotal": V, "savings": V,
+        "solarCredits": V, "paymentsReceived": V, "outstanding": V,
     },
     "CustomerInvite": {
         "id": V, "token": V, "inviteUrl": V, "expiresAt": V, "acceptedAt": V, "status": V,
@@ -527,14 +542,16 @@ FIELD_CLASSES: dict[str, dict[str, str]] = {
     "BillingRun": {
         "id": V, "uuid": V, "month": V, "status": V, "startedAt": V, "finishedAt": V,
         "customersBilled": V, "total": V, "esco": LINK, "skipped": LINK, "costs": LINK,
-        "solarCredits": LINK,
+        "solarCredits": LINK, "updatedAt": V,
     },
     "SkippedMeter": {"reason": V, "meter": LINK},
     "Payment": {
         "id": V, "uuid": V, "amountPence": V, "currency": V, "status": V, "description": V,
         "providerReference": V, "scheduledAt": V, "createdAt": V, "customer": LINK,
-        "account": LINK,
+        "account": LINK, "statusHistory": V,
     },
+    # Actors are roles for a customer (`you`, `operator`, …), never a person.
+    "PaymentStatusChange": {"status": V, "previousStatus": V, "actor": IDENT, "changedAt": V},
     "PageInfo": {"hasNextPage": V, "hasPreviousPage": V, "startCursor": V, "endCursor": V},
 }  # fmt: skip
 CONNECTION_FIELDS = {"edges", "nodes", "pageInfo", "totalCount"}

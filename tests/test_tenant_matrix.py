@@ -202,6 +202,10 @@ class Tenant:
         return out
 
 
+def provider_reference(code: str, household: int) -> str:
+    return f"pi_{code}_{household}"
+
+
 TERMS_ID = uuid.uuid4()
 TERMS_TITLE = "Supply terms (matrix)"
 START = date(2024, 1, 1)
@@ -346,8 +350,18 @@ async def seed_tenant(conn: asyncpg.Connection, code: str, region: str) -> Tenan
             ),
             (
                 "INSERT INTO payments (id, esco_id, customer_id, account_id, amount_pence, "
-                "description, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                (hh.payment, e.id, hh.customer, hh.account, 2500 + i, f"{cap} top-up", f"k{i}"),
+                "description, idempotency_key, provider_reference)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                (
+                    hh.payment,
+                    e.id,
+                    hh.customer,
+                    hh.account,
+                    2500 + i,
+                    f"{cap} top-up",
+                    f"k{i}",
+                    provider_reference(code, i),
+                ),
             ),
         ]
     async with conn.transaction():
@@ -488,6 +502,8 @@ class View:
     email = property(lambda self: self.hh.email)
     serial = property(lambda self: self.hh.serial)
     plot = property(lambda self: self.hh.plot)
+    account_number = property(lambda self: self.hh.account_number)
+    provider_reference = property(lambda self: provider_reference(self.tenant.code, self.index))
 
     def invite(self, who: str) -> str:
         """The pending invite a principal would accept: its own household's for a
@@ -532,6 +548,8 @@ class Ghost(View):
     email = property(lambda self: "ghost.000@example.com")
     serial = property(lambda self: "GHOST-M000")
     plot = property(lambda self: "GHOST-P000")
+    account_number = property(lambda self: "99999999")
+    provider_reference = property(lambda self: "pi_ghost_0")
 
     def invite(self, who: str) -> str:
         return str(uuid.uuid4())
@@ -849,7 +867,9 @@ CUSTOMER_SEL = """
   accounts { id role account { uuid accountNumber property { uuid plot } } }
   tariffs { id unitRate } currentTariff(on: "2024-02-01") { id }
   monthlyCosts { uuid total }
-  payments(first: 10) { totalCount nodes { uuid amountPence account { uuid } } }
+  balance(on: "2024-03-31") monthlySummaries { month total outstanding }
+  payments(first: 10) { totalCount nodes { uuid amountPence account { uuid }
+                        statusHistory { status previousStatus actor } } }
   invites { id token inviteUrl }
   events(first: 10) { totalCount nodes { id eventType data } }
 """
@@ -858,6 +878,8 @@ PROPERTY_SEL = """
   account { uuid accountNumber events(first: 10) { nodes { id notes } }
             auditLogs(first: 10) { nodes { id changes } }
             payments(first: 10) { nodes { uuid } }
+            balance statements { month openingBalance closingBalance solarCredit payments
+                                 charges { total } }
             customers { id customer { uuid email } } }
   supplyMeter { uuid serial }
   solarInstallation { id mcsCertificate }
@@ -991,6 +1013,10 @@ def _check_esco(data: Any, x: Expect) -> None:
     assert _uuids(esco["sites"]) == x.sites
     assert [t["discountPercent"] for t in esco["microgridTariffs"]] == [10]
     assert [t["title"] for t in esco["contractTerms"]] == [TERMS_TITLE]
+    # An ESCO's figures sum everyone's bills: staff and partners read them, customers not.
+    billed = {s["month"] for s in esco["monthlySummaries"] if s["customersBilled"]}
+    want = set() if x.who == "customer" else {f"2024-0{m}-01" for m in range(1, MONTHS + 1)}
+    assert billed == want, esco["monthlySummaries"]
 
 
 def _positive_list(key: str, attr: str) -> Callable[[Any, Expect], None]:
@@ -1071,6 +1097,73 @@ QUERY_PROBES: list[QueryProbe] = [
         gid_only=True,
     ),
     QueryProbe(
+        "auditLog",
+        "auditLog(escoId)",
+        """query($e: ID) { auditLog(escoId: $e, first: 50) { totalCount
+              nodes { action actor entity entityId changes } } }""",
+        lambda t: {"e": t.esco},
+        _negative_list("auditLog"),
+        # Staff only: a customer or a partner key reads nothing of the trail.
+        lambda data, x: (
+            None
+            if x.who == "operator" or data["auditLog"] == {"totalCount": 0, "nodes": []}
+            else pytest.fail(f"auditLog: {data}")
+        ),
+    ),
+    QueryProbe(
+        "meter",
+        "meter(serial)",
+        f"query($s: String!) {{ meter(serial: $s) {{ {METER_SEL} }} }}",
+        lambda t: {"s": t.serial},
+        lambda data: None if data["meter"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None if data["meter"]["uuid"] == x.own_meter else pytest.fail(f"meter: {data}")
+        ),
+        household=True,
+    ),
+    QueryProbe(
+        "account",
+        "account(accountNumber)",
+        """query($n: ID!) { account(accountNumber: $n) { uuid accountNumber
+              property { uuid plot } customers { id customer { uuid email } }
+              payments(first: 10) { nodes { uuid } }
+              balance statements { month closingBalance charges { total } } } }""",
+        lambda t: {"n": t.account_number},
+        lambda data: None if data["account"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None
+            if data["account"]["property"]["uuid"] == x.own_property
+            else pytest.fail(f"account: {data}")
+        ),
+        household=True,
+    ),
+    QueryProbe(
+        "customer",
+        "customer(escoId, email)",
+        f"""query($e: ID!, $m: String!) {{ customer(escoId: $e, email: $m) {{
+              {CUSTOMER_SEL} }} }}""",
+        lambda t: {"e": t.esco, "m": t.email.upper()},
+        lambda data: None if data["customer"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None if data["customer"]["uuid"] == x.own_customer else pytest.fail(f"customer: {data}")
+        ),
+        household=True,
+    ),
+    QueryProbe(
+        "payment",
+        "payment(providerReference)",
+        """query($r: String!) { payment(providerReference: $r) { uuid amountPence
+              providerReference customer { uuid email } account { uuid } } }""",
+        lambda t: {"r": t.provider_reference},
+        lambda data: None if data["payment"] is None else pytest.fail(f"resolved: {data}"),
+        lambda data, x: (
+            None
+            if data["payment"]["customer"]["uuid"] == x.own_customer
+            else pytest.fail(f"payment: {data}")
+        ),
+        household=True,
+    ),
+    QueryProbe(
         "regions",
         "regions",
         "{ regions { id code name } }",
@@ -1110,9 +1203,11 @@ QUERY_PROBES: list[QueryProbe] = [
         "esco",
         "esco(code)",
         f"""query($code: String!) {{ esco(code: $code) {{ uuid code name appUrl region {{ code }}
-              sites {{ uuid code properties(first: 10) {{ nodes {{ uuid plot }} }} }}
+              sites {{ uuid code properties(first: 10) {{ nodes {{ uuid plot }} }}
+                      monthlySummaries {{ month total }} }}
               contractTerms {{ uuid title }}
               microgridTariffs {{ id discountPercent }} solarCreditTariffs {{ id }}
+              monthlySummaries {{ month customersBilled total paymentsReceived outstanding }}
               customers(first: 10) {{ totalCount nodes {{ {CUSTOMER_SEL} }} }}
               properties(first: 10) {{ totalCount nodes {{ {PROPERTY_SEL} }} }}
               meters(first: 10) {{ totalCount nodes {{ {METER_SEL} }} }}

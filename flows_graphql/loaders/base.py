@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from ..caches import Bounded
 from ..db.request import RequestDb
 from ..pagination import Page, PageArgs, SortKey, apply_window, make_page, window
+from ..rules.clock import london_today
 from .visibility import customer_condition
 
 L = TypeVar("L", bound="BaseLoader")
@@ -64,6 +65,8 @@ class Loaders:
         customer_id: uuid.UUID | None = None,
     ) -> None:
         self.db = db
+        # The billing clock (Context sets the request's): ranges default from it.
+        self.today: Callable[[], date] = london_today
         self.scope = scope
         # Set for customers: they read only their own rows (see visibility.py).
         self.customer_id = customer_id
@@ -220,11 +223,22 @@ class RowLoader(BaseLoader):
 
 EARLIEST = date(1, 1, 1)
 LATEST = date(9999, 12, 31)
+# Months a ranged list holds when `from` is left out: these, up to `to` (or the
+# current month) — a list of months or quarters stays bounded by default.
+DEFAULT_MONTHS = 24
+
+
+def default_from(end: date | None, today: date) -> date:
+    """The first day of a ranged list whose `from` is left out: the 1st of the month
+    DEFAULT_MONTHS - 1 months before `end`'s month (or the current month)."""
+    anchor = end if end is not None and end < today else today
+    index = anchor.year * 12 + anchor.month - 1 - (DEFAULT_MONTHS - 1)
+    return date(index // 12, index % 12 + 1, 1)
 
 
 class RangeLoader(RowLoader):
     """A RowLoader made with a (from, to) date range over `range_column`, inclusive;
-    an open end is unbounded."""
+    no `to` is unbounded, no `from` is DEFAULT_MONTHS months up to `to` (or now)."""
 
     many = True
     range_column: ClassVar[str]
@@ -241,9 +255,9 @@ class RangeLoader(RowLoader):
 
     def bind(self, keys: list[Any]) -> dict[str, Any]:
         start, end = self.params
-        return self.loaders.bind(
-            {"keys": keys, "range_from": start or EARLIEST, "range_to": end or LATEST}
-        )
+        if start is None:
+            start = default_from(end, self.loaders.today())
+        return self.loaders.bind({"keys": keys, "range_from": start, "range_to": end or LATEST})
 
 
 class ConnectionSpec:
@@ -265,22 +279,41 @@ class ConnectionSpec:
         return self.sorts[name or self.default]
 
 
+class Where:
+    """A nested connection's filter: its SQL conditions, compared and hashed by `key`
+    (the filter's values), so parents asking with the same filter share a loader."""
+
+    __slots__ = ("conditions", "key")
+
+    def __init__(self, key: Hashable, conditions: Sequence[Any]) -> None:
+        self.key = key
+        self.conditions = tuple(conditions)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Where) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
 class PageLoader(BaseLoader):
     """One page of a connection for each parent id, all parents in one statement.
 
-    Made per request with the order and page arguments (hashable), so every parent
-    asking for the same page shares one loader and one statement. Nested connections
-    take no filters (the root lists do).
+    Made per request with the order, page arguments and filter (hashable), so every
+    parent asking for the same page shares one loader and one statement.
     """
 
     spec: ClassVar[ConnectionSpec]
     parent: ClassVar[str]
     _pages: ClassVar[dict[tuple[Any, ...], Select[Any]]] = Bounded(PROJECTIONS_KEPT)
 
-    def __init__(self, loaders: Loaders, sort: str | None, args: PageArgs) -> None:
-        super().__init__(loaders, sort, args)
+    def __init__(
+        self, loaders: Loaders, sort: str | None, args: PageArgs, where: Where | None = None
+    ) -> None:
+        super().__init__(loaders, sort, args, where)
         self.sort = self.spec.sort(sort)
         self.args = args
+        self.where = where
 
     def statement(self) -> Select[Any] | None:
         """The statement of a first or last page, made once per order, size, columns
@@ -293,6 +326,7 @@ class PageLoader(BaseLoader):
             type(self),
             self.sort.name,
             self.args,
+            self.where,
             self.columns,
             loaders.scope is not None,
             loaders.customer_id is not None,
@@ -312,6 +346,8 @@ class PageLoader(BaseLoader):
             .render_derived(name="parents")
         )
         conditions, order = window(self.sort, table.c.id, self.args)
+        if self.where is not None:
+            conditions = [*conditions, *self.where.conditions]
         columns: list[Any] = [table]
         if self.columns is not None:
             keep = self.columns | {self.parent, "id"}
@@ -348,7 +384,8 @@ def _sort_key(row: Any) -> tuple[Any, Any]:
 
 
 class CountLoader(BaseLoader):
-    """The total count of a connection for each parent id, in one GROUP BY."""
+    """The total count of a connection for each parent id, in one GROUP BY (made with
+    the connection's filter, if any)."""
 
     spec: ClassVar[ConnectionSpec]
     parent: ClassVar[str]
@@ -356,7 +393,10 @@ class CountLoader(BaseLoader):
     async def batch_load_fn(self, keys: list[Any]) -> list[int]:
         table = self.spec.table
         parent_col = table.c[self.parent]
+        where: Where | None = self.params[0] if self.params else None
         stmt = select(parent_col, func.count()).where(any_key(parent_col)).group_by(parent_col)
+        if where is not None:
+            stmt = stmt.where(*where.conditions)
         stmt = self.loaders.restrict(stmt, table, self.spec.scope_column)
         rows = await self.loaders.db.rows(stmt, self.loaders.bind({"keys": list(keys)}))
         counts = {row[0]: row[1] for row in rows}

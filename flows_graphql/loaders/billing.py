@@ -85,6 +85,7 @@ def _parse_uuid(value: str) -> uuid.UUID:
 
 RUN_SORTS = {
     "NEWEST_MONTH": SortKey("NEWEST_MONTH", lambda: RUNS.c.month, parse_date, descending=True),
+    "UPDATED_AT": SortKey("UPDATED_AT", lambda: RUNS.c.updated_at, parse_datetime),
 }
 RUN_SPEC = ConnectionSpec(RUNS, RUN_SORTS, "NEWEST_MONTH")
 COSTS_SPEC = ConnectionSpec(COSTS, {"ID": SortKey("ID", lambda: COSTS.c.id, _parse_uuid)}, "ID")
@@ -93,7 +94,10 @@ CREDITS_SPEC = ConnectionSpec(
 )
 PAYMENT_SPEC = ConnectionSpec(
     PAYMENTS,
-    {"NEWEST": SortKey("NEWEST", lambda: PAYMENTS.c.created_at, parse_datetime, descending=True)},
+    {
+        "NEWEST": SortKey("NEWEST", lambda: PAYMENTS.c.created_at, parse_datetime, descending=True),
+        "OLDEST": SortKey("OLDEST", lambda: PAYMENTS.c.created_at, parse_datetime),
+    },
     "NEWEST",
 )
 

@@ -114,6 +114,7 @@ class InviteByToken(RowLoader):
 CUSTOMER_SORTS = {
     "EMAIL": SortKey("EMAIL", lambda: func.lower(CUSTOMERS.c.email), parse_text),
     "CREATED_AT": SortKey("CREATED_AT", lambda: CUSTOMERS.c.created_at, parse_datetime),
+    "UPDATED_AT": SortKey("UPDATED_AT", lambda: CUSTOMERS.c.updated_at, parse_datetime),
 }
 CUSTOMER_SPEC = ConnectionSpec(CUSTOMERS, CUSTOMER_SORTS, "EMAIL")
 

@@ -14,7 +14,7 @@ from ..db.models import (
     Property,
     SolarInstallation,
 )
-from ..pagination import SortKey, parse_text
+from ..pagination import SortKey, parse_datetime, parse_text
 from .base import ConnectionSpec, CountLoader, PageLoader, RangeLoader, RowLoader, any_key
 
 PROPERTIES = Property.__table__
@@ -92,9 +92,15 @@ class SolarCreditById(RowLoader):
     key = "id"
 
 
-PROPERTY_SORTS = {"PLOT": SortKey("PLOT", lambda: PROPERTIES.c.plot, parse_text)}
+PROPERTY_SORTS = {
+    "PLOT": SortKey("PLOT", lambda: PROPERTIES.c.plot, parse_text),
+    "UPDATED_AT": SortKey("UPDATED_AT", lambda: PROPERTIES.c.updated_at, parse_datetime),
+}
 PROPERTY_SPEC = ConnectionSpec(PROPERTIES, PROPERTY_SORTS, "PLOT")
-METER_SORTS = {"SERIAL": SortKey("SERIAL", lambda: METERS.c.serial, parse_text)}
+METER_SORTS = {
+    "SERIAL": SortKey("SERIAL", lambda: METERS.c.serial, parse_text),
+    "UPDATED_AT": SortKey("UPDATED_AT", lambda: METERS.c.updated_at, parse_datetime),
+}
 METER_SPEC = ConnectionSpec(METERS, METER_SORTS, "SERIAL")
 
 

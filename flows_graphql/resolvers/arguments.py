@@ -8,12 +8,6 @@ from ..errors import invalid_argument
 from ..types.node import parse_id
 
 
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching strings that start with `prefix` literally."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
-
-
 def esco_id_argument(value: str | None) -> uuid.UUID | None:
     """`escoId`: a global id of an Esco or a uuid; anything else is INVALID."""
     if value is None:

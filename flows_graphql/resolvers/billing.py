@@ -8,12 +8,13 @@ from typing import Annotated, Any
 import strawberry
 
 from ..context import Context
-from ..db.models.enums import BillingRunStatus
 from ..loaders.billing import RUN_SPEC, RUNS
 from ..services import billing as service
 from ..types.billing import BillingRun
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.errors import UserError
+from ..types.filters import BillingRunFilter, BillingRunOrder, UpdatedSince, run_filter
+from ..types.filters import updated_since as updated_since_
 from ..types.node import parse_id
 from .arguments import esco_id_argument
 from .customers import EscoIdArg
@@ -22,23 +23,9 @@ from .mutation import run
 Info = strawberry.Info[Context, None]
 
 
-@strawberry.input(description="Narrows the billing run list; all given conditions apply.")
-class BillingRunFilter:
-    month: date | None = strawberry.field(default=None, description="This month (its 1st).")
-    status: BillingRunStatus | None = strawberry.field(default=None, description="This status.")
-
-
 def run_conditions(esco_id: str | None, filter: BillingRunFilter | None) -> list[Any]:
-    conditions: list[Any] = []
     esco = esco_id_argument(esco_id)
-    if esco is not None:
-        conditions.append(RUNS.c.esco_id == esco)
-    if filter is not None:
-        if filter.month is not None:
-            conditions.append(RUNS.c.month == filter.month)
-        if filter.status is not None:
-            conditions.append(RUNS.c.status == filter.status)
-    return conditions
+    return [*([RUNS.c.esco_id == esco] if esco is not None else []), *run_filter(filter)]
 
 
 @strawberry.type
@@ -51,6 +38,10 @@ class BillingQuery:
         filter: Annotated[
             BillingRunFilter | None, strawberry.argument(description="Conditions.")
         ] = None,
+        order_by: Annotated[
+            BillingRunOrder | None, strawberry.argument(description="Default NEWEST_MONTH.")
+        ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -59,8 +50,8 @@ class BillingQuery:
         return await root_connection(
             info,
             RUN_SPEC,
-            None,
-            run_conditions(esco_id, filter),
+            order_by.value if order_by else None,
+            [*run_conditions(esco_id, filter), *updated_since_(RUNS, updated_since)],
             first=first,
             after=after,
             last=last,

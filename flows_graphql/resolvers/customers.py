@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import func
 
 from ..context import Context
 from ..db.models.enums import CustomerAccountRole, CustomerStatus
@@ -17,8 +15,10 @@ from ..services import customers as service
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.customers import Account, Customer, CustomerAccount, CustomerInvite
 from ..types.errors import UserError
+from ..types.filters import CustomerFilter, CustomerOrder, UpdatedSince, customer_filter
+from ..types.filters import updated_since as updated_since_
 from ..types.node import parse_id
-from .arguments import esco_id_argument, like_prefix
+from .arguments import esco_id_argument
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
@@ -27,33 +27,12 @@ EscoIdArg = Annotated[
 ]
 
 
-@strawberry.enum(description="Orders of the customer list (each backed by an index).")
-class CustomerOrder(Enum):
-    EMAIL = "EMAIL"
-    CREATED_AT = "CREATED_AT"
-
-
-@strawberry.input(description="Narrows the customer list; all given conditions apply.")
-class CustomerFilter:
-    status: CustomerStatus | None = strawberry.field(default=None, description="This status.")
-    email_prefix: str | None = strawberry.field(
-        default=None, description="Email starts with this (any case)."
-    )
-
-
 def customer_conditions(esco_id: str | None, filter: CustomerFilter | None) -> list[Any]:
-    conditions: list[Any] = []
     esco = esco_id_argument(esco_id)
-    if esco is not None:
-        conditions.append(CUSTOMERS.c.esco_id == esco)
-    if filter is not None:
-        if filter.status is not None:
-            conditions.append(CUSTOMERS.c.status == filter.status)
-        if filter.email_prefix:
-            conditions.append(
-                func.lower(CUSTOMERS.c.email).like(like_prefix(filter.email_prefix.lower()))
-            )
-    return conditions
+    return [
+        *([CUSTOMERS.c.esco_id == esco] if esco is not None else []),
+        *customer_filter(filter),
+    ]
 
 
 @strawberry.type
@@ -69,6 +48,7 @@ class CustomersQuery:
         order_by: Annotated[
             CustomerOrder | None, strawberry.argument(description="Default EMAIL.")
         ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -78,7 +58,7 @@ class CustomersQuery:
             info,
             CUSTOMER_SPEC,
             order_by.value if order_by else None,
-            customer_conditions(esco_id, filter),
+            [*customer_conditions(esco_id, filter), *updated_since_(CUSTOMERS, updated_since)],
             first=first,
             after=after,
             last=last,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from decimal import Decimal
-from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
@@ -17,9 +16,19 @@ from ..loaders.metering import METER_SPEC, METERS, PROPERTIES, PROPERTY_SPEC
 from ..services import metering as service
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.errors import UserError
+from ..types.filters import (
+    MeterFilter,
+    MeterOrder,
+    PropertyFilter,
+    PropertyOrder,
+    UpdatedSince,
+    meter_filter,
+    property_filter,
+)
+from ..types.filters import updated_since as updated_since_
 from ..types.metering import Circuit, Meter, Property, SolarInstallation
 from ..types.node import parse_id
-from .arguments import esco_id_argument, like_prefix
+from .arguments import esco_id_argument
 from .community import NO_SUCH_ID, keep, ref
 from .customers import EscoIdArg
 from .mutation import run
@@ -27,57 +36,17 @@ from .mutation import run
 Info = strawberry.Info[Context, None]
 
 
-@strawberry.enum(description="Orders of the property list.")
-class PropertyOrder(Enum):
-    PLOT = "PLOT"
-
-
-@strawberry.enum(description="Orders of the meter list.")
-class MeterOrder(Enum):
-    SERIAL = "SERIAL"
-
-
-@strawberry.input(description="Narrows the property list; all given conditions apply.")
-class PropertyFilter:
-    site_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Only this site (global id or uuid)."
-    )
-    plot_prefix: str | None = strawberry.field(default=None, description="Plot starts with this.")
-
-
-@strawberry.input(description="Narrows the meter list; all given conditions apply.")
-class MeterFilter:
-    mode: MeterMode | None = strawberry.field(default=None, description="This mode.")
-    serial_prefix: str | None = strawberry.field(
-        default=None, description="Serial starts with this."
-    )
-
-
 def property_conditions(esco_id: str | None, filter: PropertyFilter | None) -> list[Any]:
-    conditions: list[Any] = []
     esco = esco_id_argument(esco_id)
-    if esco is not None:
-        conditions.append(PROPERTIES.c.esco_id == esco)
-    if filter is not None:
-        if filter.site_id is not None:
-            # An id of anything else matches no site, hence no property.
-            conditions.append(PROPERTIES.c.site_id == parse_id(filter.site_id, "Site"))
-        if filter.plot_prefix:
-            conditions.append(PROPERTIES.c.plot.like(like_prefix(filter.plot_prefix)))
-    return conditions
+    return [
+        *([PROPERTIES.c.esco_id == esco] if esco is not None else []),
+        *property_filter(filter),
+    ]
 
 
 def meter_conditions(esco_id: str | None, filter: MeterFilter | None) -> list[Any]:
-    conditions: list[Any] = []
     esco = esco_id_argument(esco_id)
-    if esco is not None:
-        conditions.append(METERS.c.esco_id == esco)
-    if filter is not None:
-        if filter.mode is not None:
-            conditions.append(METERS.c.mode == filter.mode)
-        if filter.serial_prefix:
-            conditions.append(METERS.c.serial.like(like_prefix(filter.serial_prefix)))
-    return conditions
+    return [*([METERS.c.esco_id == esco] if esco is not None else []), *meter_filter(filter)]
 
 
 @strawberry.type
@@ -93,6 +62,7 @@ class MeteringQuery:
         order_by: Annotated[
             PropertyOrder | None, strawberry.argument(description="Default PLOT.")
         ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -102,7 +72,7 @@ class MeteringQuery:
             info,
             PROPERTY_SPEC,
             order_by.value if order_by else None,
-            property_conditions(esco_id, filter),
+            [*property_conditions(esco_id, filter), *updated_since_(PROPERTIES, updated_since)],
             first=first,
             after=after,
             last=last,
@@ -120,6 +90,7 @@ class MeteringQuery:
         order_by: Annotated[
             MeterOrder | None, strawberry.argument(description="Default SERIAL.")
         ] = None,
+        updated_since: UpdatedSince = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -129,7 +100,7 @@ class MeteringQuery:
             info,
             METER_SPEC,
             order_by.value if order_by else None,
-            meter_conditions(esco_id, filter),
+            [*meter_conditions(esco_id, filter), *updated_since_(METERS, updated_since)],
             first=first,
             after=after,
             last=last,

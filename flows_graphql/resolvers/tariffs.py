@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..context import Context
 from ..db.models import BenchmarkTariff as BenchmarkTariffModel
+from ..loaders.base import default_from
 from ..services import tariffs as service
 from ..types.connection import FromDay, ToDay
 from ..types.errors import UserError
@@ -26,6 +27,7 @@ BENCHMARKS = BenchmarkTariffModel.__table__
 class TariffsQuery:
     @strawberry.field(
         description="Benchmark tariffs with a period start in [from, to], oldest first."
+        " Without `from`: the 24 months up to `to` (or the current month)."
     )
     async def benchmark_tariffs(
         self,
@@ -39,8 +41,9 @@ class TariffsQuery:
         stmt = select(BENCHMARKS).order_by(BENCHMARKS.c.region_code, BENCHMARKS.c.period_start)
         if region_code is not None:
             stmt = stmt.where(BENCHMARKS.c.region_code == region_code)
-        if from_ is not None:
-            stmt = stmt.where(BENCHMARKS.c.period_start >= from_)
+        # Bounded by default like the other ranged lists (loaders/base.py).
+        start = from_ if from_ is not None else default_from(to, info.context.today())
+        stmt = stmt.where(BENCHMARKS.c.period_start >= start)
         if to is not None:
             stmt = stmt.where(BENCHMARKS.c.period_start <= to)
         return list(await info.context.db.rows(stmt))

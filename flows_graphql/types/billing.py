@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 
 from ..context import Context
 from ..db.models.enums import BillingRunStatus, PaymentStatus, UsageSource
+from ..loaders import audit as audit_loaders
 from ..loaders import billing as loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
@@ -240,6 +241,10 @@ class BillingRun(RowType, Node):
     finished_at: datetime | None = strawberry.field(description="When it finished.")
     customers_billed: int = strawberry.field(description="Customers with costs this month.")
     total: Decimal = strawberry.field(description="Sum of the month's customer totals, GBP.")
+    updated_at: datetime = strawberry.field(
+        description="When this row was last written (its transaction's start): the sort "
+        "key of orderBy: UPDATED_AT and updatedSince."
+    )
     esco_id: strawberry.Private[UUID]
 
     esco = relation(
@@ -266,6 +271,48 @@ class BillingRun(RowType, Node):
         loaders.SolarCreditCountByBillingRunId,
         "The solar credits this run wrote.",
     )
+
+
+def shown_actor(actor: str, viewer: Any) -> str:
+    """Who made a change, as the viewer may see it: staff and partners see the actor;
+    a customer sees a role (`you`, `operator`, `partner`, `system`), never a person."""
+    if viewer.role != "customer":
+        return actor
+    if actor == viewer.actor:
+        return "you"
+    kind = actor.partition(":")[0]
+    return {"user": "operator", "partner": "partner", "customer": "customer"}.get(kind, "system")
+
+
+@strawberry.type(description="One change of a payment's status.")
+class PaymentStatusChange:
+    status: PaymentStatus = strawberry.field(description="The status it moved to.")
+    previous_status: PaymentStatus | None = strawberry.field(
+        description="The status it left (null for its creation)."
+    )
+    actor: str = strawberry.field(
+        description="Who: `user:…`, `partner:…`, `customer:…`, `system` (for a customer: "
+        "`you`, `operator`, `partner` or `system`)."
+    )
+    changed_at: datetime = strawberry.field(description="When.")
+
+
+def _status_changes(rows: list[Any], viewer: Any) -> list[PaymentStatusChange]:
+    return [
+        PaymentStatusChange(
+            status=PaymentStatus(row.new_status),
+            previous_status=PaymentStatus(row.old_status) if row.old_status else None,
+            actor=shown_actor(row.actor, viewer),
+            changed_at=row.created_at,
+        )
+        for row in rows
+    ]
+
+
+async def _history_level(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
+    loader = info.context.loaders.get(audit_loaders.StatusHistoryByPaymentId)
+    found = await loader.load_level([source.id for source in sources])
+    return [_status_changes(rows or [], info.context.viewer) for rows in found]
 
 
 @strawberry.type(description="A customer's payment towards an account, in pence.")
@@ -297,6 +344,15 @@ class Payment(RowType, Node):
         "account_id",
         "The account paid towards.",
     )
+
+    @strawberry.field(
+        description="Each change of status, oldest first: what it moved from and to, who "
+        "made it and when (from the audit trail every mutation writes).",
+        metadata={**reads("id"), **level(_history_level)},
+    )
+    async def status_history(self, info: Info) -> list[PaymentStatusChange]:
+        loader = info.context.loaders.get(audit_loaders.StatusHistoryByPaymentId)
+        return _status_changes(await loader.load(self.id), info.context.viewer)
 
 
 register_node("MonthlyUsage", by_uuid(loaders.UsageById))

@@ -13,9 +13,24 @@ from ..loaders import billing as billing_loaders
 from ..loaders import community as loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import metering as metering_loaders
+from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
 from . import enums as _registered  # noqa: F401  (registers the GraphQL enums)
 from .connection import FromDay, ToDay, connection_field
+from .filters import (
+    BillingRunFilter,
+    CustomerFilter,
+    CustomerOrder,
+    MeterFilter,
+    MeterOrder,
+    PropertyFilter,
+    PropertyOrder,
+    customer_filter,
+    meter_filter,
+    property_filter,
+    run_filter,
+)
+from .money import summaries_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
 from .relations import relation
 
@@ -79,29 +94,44 @@ class Esco(RowType, Node):
         LazyProperty,
         metering_loaders.PropertiesByEscoId,
         metering_loaders.PropertyCountByEscoId,
-        "This ESCO's properties, by plot.",
+        "This ESCO's properties, by plot (filters and orders as the root `properties`).",
+        filter_type=PropertyFilter,
+        conditions=property_filter,
+        order_type=PropertyOrder,
+        default_order="PLOT",
     )
     customers = connection_field(
         LazyCustomer,
         customer_loaders.CustomersByEscoId,
         customer_loaders.CustomerCountByEscoId,
-        "This ESCO's customers, by email.",
+        "This ESCO's customers, by email (filters and orders as the root `customers`).",
+        filter_type=CustomerFilter,
+        conditions=customer_filter,
+        order_type=CustomerOrder,
+        default_order="EMAIL",
     )
     meters = connection_field(
         LazyMeter,
         metering_loaders.MetersByEscoId,
         metering_loaders.MeterCountByEscoId,
-        "This ESCO's meters, by serial.",
+        "This ESCO's meters, by serial (filters and orders as the root `meters`).",
+        filter_type=MeterFilter,
+        conditions=meter_filter,
+        order_type=MeterOrder,
+        default_order="SERIAL",
     )
     billing_runs = connection_field(
         LazyBillingRun,
         billing_loaders.BillingRunsByEscoId,
         billing_loaders.BillingRunCountByEscoId,
-        "This ESCO's billing runs, newest month first.",
+        "This ESCO's billing runs, newest month first (filters as the root `billingRuns`).",
+        filter_type=BillingRunFilter,
+        conditions=run_filter,
     )
 
     @strawberry.field(
-        description="Microgrid tariffs in force on some day of [from, to] (open ends unbounded)."
+        description="Microgrid tariffs in force on some day of [from, to]; no `to`: unbounded. "
+        "Without `from`: the 24 months up to `to` (or the current month)."
     )
     async def microgrid_tariffs(
         self, info: Info, from_: FromDay = None, to: ToDay = None
@@ -114,6 +144,14 @@ class Esco(RowType, Node):
         tariff_loaders.SolarCreditTariffsByEscoId,
         "id",
         "Solar credit tariffs, oldest first.",
+    )
+
+    monthly_summaries = summaries_field(
+        money_loaders.SummariesByEscoId,
+        "The ESCO's months in [from, to] (days count as their month; no `to`: unbounded. "
+        " no `from`: the 24 months up to `to` or the current month) with anything billed,"
+        " skipped, credited or paid, oldest first. Empty "
+        "for customers.",
     )
 
 
@@ -137,6 +175,12 @@ class Site(RowType, Node):
         metering_loaders.PropertiesBySiteId,
         metering_loaders.PropertyCountBySiteId,
         "The properties of this site, by plot.",
+    )
+
+    monthly_summaries = summaries_field(
+        money_loaders.SummariesBySiteId,
+        "The site's months in [from, to], as Esco.monthlySummaries, over the site's "
+        "properties (their supply meters, solar credits and accounts' payments).",
     )
 
 

@@ -16,10 +16,13 @@ from ..loaders import billing as billing_loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as loaders
 from ..loaders import metering as metering_loaders
+from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
 from ..rules.privacy import actor_shown
 from .connection import FromDay, ToDay, connection_field
+from .filters import PaymentFilter, PaymentOrder, payment_filter
 from .levels import by_loader, level
+from .money import balance_field, statements_field, summaries_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
 from .projection import projection, reads
 from .relations import relation
@@ -46,6 +49,10 @@ class Customer(RowType, Node):
     email: str = strawberry.field(description="Email, unique within the ESCO (any case).")
     full_name: str | None = strawberry.field(description="Full name.")
     status: CustomerStatus = strawberry.field(description="Active, inactive or suspended.")
+    updated_at: datetime = strawberry.field(
+        description="When this row was last written (its transaction's start): the sort "
+        "key of orderBy: UPDATED_AT and updatedSince."
+    )
     esco_id: strawberry.Private[UUID]
 
     esco = relation(
@@ -63,7 +70,8 @@ class Customer(RowType, Node):
     )
 
     @strawberry.field(
-        description="Tariffs in force on some day of [from, to] (open ends unbounded).",
+        description="Tariffs in force on some day of [from, to]; no `to`: unbounded."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(tariff_loaders.TariffsByCustomerId, "id", "from", "to")),
@@ -91,7 +99,8 @@ class Customer(RowType, Node):
         return await loader.load(self.id)
 
     @strawberry.field(
-        description="Billed costs for the months of [from, to], oldest first.",
+        description="Billed costs for the months of [from, to], oldest first."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(billing_loaders.CostsByCustomerId, "id", "from", "to")),
@@ -110,6 +119,10 @@ class Customer(RowType, Node):
         billing_loaders.PaymentsByCustomerId,
         billing_loaders.PaymentCountByCustomerId,
         "This customer's payments, newest first.",
+        filter_type=PaymentFilter,
+        conditions=payment_filter,
+        order_type=PaymentOrder,
+        default_order="NEWEST",
     )
 
     events = connection_field(
@@ -124,6 +137,20 @@ class Customer(RowType, Node):
         loaders.InvitesByCustomerId,
         "id",
         "Invitations to the ESCO's customer app, newest first.",
+    )
+
+    balance = balance_field(
+        money_loaders.MonthsByCustomerId,
+        "What this customer owes on a day, GBP, exact (positive = owed): charges minus "
+        "solar credits minus succeeded payments of the months up to that day's month in "
+        "which they were an account's occupier on the 1st, over all their accounts.",
+    )
+
+    monthly_summaries = summaries_field(
+        money_loaders.SummariesByCustomerId,
+        "The customer's months in [from, to], as Esco.monthlySummaries, over what they "
+        "were billed and the accounts they occupied on the 1st (outstanding is then "
+        "their balance at the month's end).",
     )
 
 
@@ -215,6 +242,25 @@ class Account(RowType, Node):
         billing_loaders.PaymentsByAccountId,
         billing_loaders.PaymentCountByAccountId,
         "Payments towards this account, newest first.",
+        filter_type=PaymentFilter,
+        conditions=payment_filter,
+        order_type=PaymentOrder,
+        default_order="NEWEST",
+    )
+
+    balance = balance_field(
+        money_loaders.MonthsByAccountId,
+        "The account's balance on a day, GBP, exact (positive = owed by the customer): "
+        "charges minus solar credits minus succeeded payments of every month up to that "
+        "day's month. A customer gets the sum over their own months (as occupier on the "
+        "1st) only.",
+    )
+    statements = statements_field(
+        money_loaders.MonthsByAccountId,
+        "One statement per month from the opening month to the closing (or current) "
+        "month, oldest first, limited to [from, to] (days count as their month). A "
+        "customer sees only the months they occupied on the 1st, their balance running "
+        "over those alone.",
     )
 
 

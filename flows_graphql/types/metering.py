@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -36,6 +36,10 @@ class Property(RowType, Node):
     uuid: UUID = uuid_field()
     plot: str = strawberry.field(description="Plot reference, unique within the ESCO.")
     address: str | None = strawberry.field(description="Postal address.")
+    updated_at: datetime = strawberry.field(
+        description="When this row was last written (its transaction's start): the sort "
+        "key of orderBy: UPDATED_AT and updatedSince."
+    )
     esco_id: strawberry.Private[UUID]
     site_id: strawberry.Private[UUID | None]
     supply_meter_id: strawberry.Private[UUID | None]
@@ -83,7 +87,8 @@ class Property(RowType, Node):
     )
 
     @strawberry.field(
-        description="Monthly solar credits for the months of [from, to].",
+        description="Monthly solar credits for the months of [from, to]."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(loaders.SolarCreditsByPropertyId, "id", "from", "to")),
@@ -107,6 +112,10 @@ class Meter(RowType, Node):
     hardware: str | None = strawberry.field(description="Make and model.")
     mode: MeterMode = strawberry.field(
         description="Active, passive (digital twin) or decommissioned."
+    )
+    updated_at: datetime = strawberry.field(
+        description="When this row was last written (its transaction's start): the sort "
+        "key of orderBy: UPDATED_AT and updatedSince."
     )
     esco_id: strawberry.Private[UUID]
 
@@ -132,7 +141,8 @@ class Meter(RowType, Node):
     )
 
     @strawberry.field(
-        description="Usage for the months of [from, to], oldest first.",
+        description="Usage for the months of [from, to], oldest first."
+        " Without `from`: the 24 months up to `to` (or the current month).",
         metadata={
             **reads("id"),
             **level(by_loader(billing_loaders.UsageByMeterId, "id", "from", "to")),

@@ -75,6 +75,8 @@ class BillingRun(Timestamps, Base):
             postgresql_where=text("status = 'finalized'"),
         ),
         Index("ix_billing_runs_esco_id_month", "esco_id", "month"),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_billing_runs_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -166,6 +168,10 @@ class Payment(Timestamps, Base):
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_code"),
         Index("ix_payments_account_id", "account_id"),
         Index("ix_payments_esco_id_created_at", "esco_id", "created_at"),
+        # A customer's payments by time (Customer.payments, keyset: created_at, id).
+        Index("ix_payments_customer_id_created_at_id", "customer_id", "created_at", "id"),
+        # payment(providerReference:), the key partners reconcile by.
+        Index("ix_payments_provider_reference", "provider_reference"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -39,6 +39,15 @@ class Customer(Timestamps, Base):
         CheckConstraint("email ~ '^[^@[:space:]]+@[^@[:space:]]+$'", name="email_shape"),
         # Backs the customers list ordered by CREATED_AT (keyset: created_at, id).
         Index("ix_customers_esco_id_created_at_id", "esco_id", "created_at", "id"),
+        # Serves `emailPrefix` (LIKE 'prefix%' needs pattern ops outside the C collation).
+        Index(
+            "ix_customers_esco_id_lower_email_pattern",
+            "esco_id",
+            func.lower(text("email")).label("lower_email"),
+            postgresql_ops={"lower_email": "text_pattern_ops"},
+        ),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_customers_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, Numeric, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, Index, Numeric, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,7 +16,18 @@ from .enums import CircuitType, MeterMode
 
 class Meter(Timestamps, Base):
     __tablename__ = "meters"
-    __table_args__ = (UniqueConstraint("id", "esco_id"),)
+    __table_args__ = (
+        UniqueConstraint("id", "esco_id"),
+        # Serves `serialPrefix` (LIKE 'prefix%').
+        Index(
+            "ix_meters_esco_id_serial_pattern",
+            "esco_id",
+            "serial",
+            postgresql_ops={"serial": "text_pattern_ops"},
+        ),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_meters_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     esco_id: Mapped[uuid.UUID] = esco_fk()
@@ -36,6 +47,15 @@ class Property(Timestamps, Base):
         UniqueConstraint("supply_meter_id"),
         tenant_fk(["site_id"], "sites"),
         tenant_fk(["supply_meter_id"], "meters"),
+        # Serves `plotPrefix` (LIKE 'prefix%').
+        Index(
+            "ix_properties_esco_id_plot_pattern",
+            "esco_id",
+            "plot",
+            postgresql_ops={"plot": "text_pattern_ops"},
+        ),
+        # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
+        Index("ix_properties_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -108,7 +108,7 @@ class Provider:
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 provider.hits.append(self.path)
                 if provider.stall_s:
                     time.sleep(provider.stall_s)

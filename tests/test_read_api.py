@@ -555,7 +555,11 @@ NODE_QUERIES: dict[str, tuple[str, str, str]] = {
         "customers.nodes.identities",
         "subject",
     ),
-    "StaffGrant": ('esco(code: "small") { staffGrants { id subject } }', "esco.staffGrants", "subject"),
+    "StaffGrant": (
+        'esco(code: "small") { staffGrants { id subject } }',
+        "esco.staffGrants",
+        "subject",
+    ),
     "AccountEvent": (
         SMALL_ACCOUNT % "events { nodes { id eventType } }",
         "customers.nodes.accounts.account.events.nodes",

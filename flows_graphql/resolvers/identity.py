@@ -12,8 +12,8 @@ from ..loaders.customers import CustomerById
 from ..services import identity as service
 from ..types.customers import Customer
 from ..types.errors import UserError
-from ..types.identity import CustomerIdentity, StaffGrant
-from ..types.node import parse_id
+from ..types.identity import StaffGrant
+from ..types.node import parse_id, to_global_id
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
@@ -28,8 +28,8 @@ class UnlinkIdentityInput:
 
 @strawberry.type(description="The result of unlinkIdentity.")
 class UnlinkIdentityPayload:
-    identity: CustomerIdentity | None = strawberry.field(
-        description="The identity as it was; it no longer signs in as the customer."
+    unlinked_identity_id: strawberry.ID | None = strawberry.field(
+        description="The global id of the removed identity (it no longer signs in as the customer)."
     )
     customer: Customer | None = strawberry.field(description="The customer it was linked to.")
     user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
@@ -69,8 +69,9 @@ class RevokeOperatorAccessInput:
 
 @strawberry.type(description="The result of grantOperatorAccess or revokeOperatorAccess.")
 class OperatorAccessPayload:
-    staff_grants: list[StaffGrant] = strawberry.field(
-        description="The grants made (or already in force), or the grants revoked."
+    staff_grants: list[StaffGrant] | None = strawberry.field(
+        description="The grants made (or already in force), or the grants revoked; null "
+        "when refused."
     )
     user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
 
@@ -93,9 +94,17 @@ class Mutations:
             lambda tx: service.unlink_identity(tx, parse_id(input.identity_id, "CustomerIdentity")),
         )
         if result is None:
-            return UnlinkIdentityPayload(identity=None, customer=None, user_errors=errors)
+            return UnlinkIdentityPayload(
+                unlinked_identity_id=None, customer=None, user_errors=errors
+            )
         customer = await info.context.loaders.get(CustomerById).load(result.customer_id)
-        return UnlinkIdentityPayload(identity=result.identity, customer=customer, user_errors=[])
+        return UnlinkIdentityPayload(
+            unlinked_identity_id=strawberry.ID(
+                to_global_id("CustomerIdentity", result.identity.id)
+            ),
+            customer=customer,
+            user_errors=[],
+        )
 
     @strawberry.mutation(
         description="Give an identity-provider account the operator role in ESCOs (admins "
@@ -118,7 +127,7 @@ class Mutations:
                 [parse_id(e, "Esco") for e in input.esco_ids],
             ),
         )
-        return OperatorAccessPayload(staff_grants=rows or [], user_errors=errors)
+        return OperatorAccessPayload(staff_grants=rows, user_errors=errors)
 
     @strawberry.mutation(
         description="End an identity-provider account's operator role (admins only; "
@@ -141,4 +150,4 @@ class Mutations:
                 None if input.esco_ids is None else [parse_id(e, "Esco") for e in input.esco_ids],
             ),
         )
-        return OperatorAccessPayload(staff_grants=rows or [], user_errors=errors)
+        return OperatorAccessPayload(staff_grants=rows, user_errors=errors)

@@ -137,6 +137,25 @@ async def test_a_valid_token_of_an_unknown_identity_sees_only_itself(api, idp, a
     }
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ regions { code } }",
+        '{ viewer { role } benchmarkTariffs(regionCode: "london") { unitRate } }',
+        "{ ...F } fragment F on Query { contractTerms { title } }",
+        "{ ... on Query { escos(first: 1) { totalCount } } }",
+        'mutation { createEsco(input: {code: "x", name: "X", regionCode: "london"}) '
+        "{ userErrors { code } } }",
+    ],
+)
+async def test_an_unknown_identity_may_ask_nothing_else(api, idp, query) -> None:
+    response = await api.post(idp.token("stranger"), query)
+    assert response.status_code == 403
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "FORBIDDEN"}
+    assert "only `viewer` and `acceptInvite`" in error["message"]
+
+
 async def test_an_unverified_email_is_not_an_email(api, idp) -> None:
     token = idp.token("p", email="p@example.com", email_verified=False)
     assert (await api.data(token, ME))["viewer"]["email"] is None

@@ -147,7 +147,7 @@ class IssuerKeys:
         if built is None:
             try:
                 built = jwt.PyJWK(jwk, algorithm=alg)
-            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError) as exc:
                 raise Unauthenticated(
                     "The token's algorithm does not fit its signing key."
                 ) from exc

@@ -106,6 +106,7 @@ class IssuerKeys:
         self.last_error = ""
         self._lock = asyncio.Lock()
         self._attempts = 0
+        self._background: asyncio.Future[None] | None = None
         self._built: dict[tuple[str | None, str], jwt.PyJWK] = {}
 
     async def key(self, kid: str | None, alg: str) -> jwt.PyJWK:
@@ -113,7 +114,11 @@ class IssuerKeys:
         if now < self.retry_at and not self.keys:
             raise ProviderUnavailable(self.last_error)
         if now >= self.fresh_until and now >= self.retry_at:
-            await self._refresh(self._attempts)
+            if self.keys:
+                # Stale but usable: refresh in the background, this request goes on.
+                self._refresh_later()
+            else:
+                await self._refresh(self._attempts)
         found = self._find(kid)
         if (
             found is None
@@ -133,6 +138,14 @@ class IssuerKeys:
                 "The token's signing key (`kid`) is not one of the issuer's keys."
             )
         return self._build(found, alg)
+
+    def _refresh_later(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.ensure_future(self._refresh_quietly(self._attempts))
+
+    async def _refresh_quietly(self, seen: int) -> None:
+        with contextlib.suppress(ProviderUnavailable):
+            await self._refresh(seen)
 
     def _find(self, kid: str | None) -> dict[str, Any] | None:
         if kid is None:

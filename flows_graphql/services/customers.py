@@ -773,6 +773,9 @@ async def accept_invite(tx: Tx, token: uuid.UUID | None) -> InviteResult:
         await tx.conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == invite.customer_id))
     ).one()
     if linked is not None and linked.invite_token == invite.token:
+        # Accepted before with this identity (a retry): nothing changes. Audited under
+        # the customer, since the token itself is a secret.
+        await tx.audit("acceptInvite", "customer", customer.id, {"changed": {}}, customer.esco_id)
         return InviteResult(invite, customer, linked)
     if invite.accepted_at is not None:
         raise reject("token", ErrorCode.INVITE_USED, "This invite has already been accepted.")

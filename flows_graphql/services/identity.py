@@ -232,6 +232,10 @@ async def grant_operator(
     out = []
     for esco_id in escos:
         if esco_id in active:
+            # Already in force: nothing changes, but the request is on the record.
+            await tx.audit(
+                "grantOperatorAccess", "staff_grant", active[esco_id].id, {"changed": {}}, esco_id
+            )
             out.append(active[esco_id])
             continue
         values = {

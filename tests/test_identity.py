@@ -481,7 +481,7 @@ async def test_a_grant_by_email_is_claimed_at_the_first_sign_in(
         "grantOperatorAccess",  # the repeat: on the record, nothing changed
         "claimStaffGrant",
     ]
-    assert audit[1]["actor"] == f"user:{idp.issuer}#sub-ops"
+    assert audit[2]["actor"] == f"user:{idp.issuer}#sub-ops"
 
     # Revoked by the e-mail it was granted to.
     body = await api.data(

@@ -780,3 +780,20 @@ def test_cors_origins_are_exact() -> None:
     for bad in ("*", "https://*.example", "https://a.example/path", "a.example"):
         with pytest.raises(ValueError):
             parse_origins(bad)
+
+
+def test_settings_read_the_issue_s_exact_configuration(monkeypatch) -> None:
+    monkeypatch.setenv(
+        "FLOWS_OIDC_ISSUERS",
+        '[{"issuer": "https://id.example", "audience": "flows-api", '
+        '"jwks_uri": "https://id.example/jwks"}]',
+    )
+    monkeypatch.setenv("FLOWS_CORS_ORIGINS", "https://dash.example")
+    settings = Settings.from_env()
+    assert [i.issuer for i in settings.oidc_issuers] == ["https://id.example"]
+    assert settings.cors_origins == ("https://dash.example",)
+    monkeypatch.setenv("FLOWS_CORS_ORIGINS", "*")
+    with pytest.raises(ValueError, match="exact origin"):
+        Settings.from_env()
+    monkeypatch.delenv("FLOWS_CORS_ORIGINS")
+    assert Settings.from_env().cors_origins is None

@@ -167,6 +167,7 @@ async def test_an_unverified_email_is_not_an_email(api, idp) -> None:
         (lambda p: p.token("x", iss="https://evil.example/"), "issuer is not one"),
         (lambda p: p.token("x", aud="another-api"), "not meant for this API"),
         (lambda p: p.token("x", lifetime=-120), "expired"),
+        (lambda p: p.token("x", lifetime=400 * 24 * 3600), "lives longer than"),
         (lambda p: p.token("x", nbf=int(time.time()) + 3600), "`nbf` is in the future"),
         (lambda p: p.token("x", iat=int(time.time()) + 3600), "`iat` is in the future"),
         (
@@ -213,6 +214,7 @@ async def test_an_unverified_email_is_not_an_email(api, idp) -> None:
         "wrong-issuer",
         "wrong-audience",
         "expired",
+        "too-long-lived",
         "nbf-future",
         "iat-future",
         "bad-signature",

@@ -118,6 +118,9 @@ class Authenticator:
         header, issuer = self._unverified(token)
         if self.oidc.trusts(issuer):
             verified = await self.oidc.verify(token, header, str(issuer))
+            # The same bound as for our own tokens: a provider's too-long token is a
+            # leaked token for too long.
+            self._check_lifetime(verified.expires)
             self.tokens.put(token, verified)
             return await identity_viewer(self.engine, verified)
         if header.get("alg") != ALGORITHM:
@@ -153,12 +156,15 @@ class Authenticator:
             raise Unauthenticated("The token is malformed.") from exc
         # A token for the year 3000 is a leaked token forever: `exp` may be at most the
         # maximum lifetime ahead, whatever `iat` says.
-        if claims["exp"] > time.time() + self.max_token_lifetime_s + LEEWAY_S:
+        self._check_lifetime(float(claims["exp"]))
+        return claims
+
+    def _check_lifetime(self, expires: float) -> None:
+        if expires > time.time() + self.max_token_lifetime_s + LEEWAY_S:
             raise Unauthenticated(
                 f"The token lives longer than {self.max_token_lifetime_s} seconds "
                 "(FLOWS_MAX_TOKEN_LIFETIME_S)."
             )
-        return claims
 
     async def _viewer(self, claims: dict[str, object]) -> Viewer:
         role, sub = claims.get("role"), str(claims.get("sub"))

@@ -226,6 +226,7 @@ class Settings:
             ws_idle_seconds=_int("FLOWS_WS_IDLE_SECONDS", 60),
             ws_recheck_seconds=_int("FLOWS_WS_RECHECK_SECONDS", 30),
             oidc_issuers=parse_issuers(os.environ.get("FLOWS_OIDC_ISSUERS")),
+            oidc_timeout_s=float(os.environ.get("FLOWS_OIDC_TIMEOUT_S") or 5.0),
             cors_origins=(
                 parse_origins(os.environ["FLOWS_CORS_ORIGINS"])
                 if "FLOWS_CORS_ORIGINS" in os.environ

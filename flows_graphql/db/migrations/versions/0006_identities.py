@@ -1,7 +1,7 @@
 """identities of identity providers: customer links and staff grants
 
 Revision ID: 0006
-Revises: 0009
+Revises: 0007
 Create Date: 2026-12-01
 
 `customer_identities` links an (issuer, subject) to a customer; `staff_grants` gives
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0009"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

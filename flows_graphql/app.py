@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute, request_response
@@ -23,9 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import faults, graphiql, logs, negotiation
 from .auth.apikeys import KEY_CHANNEL
-from .auth.authenticate import Authenticator, Unauthenticated
+from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
 from .auth.tokens import jwt_secret
 from .config import Settings
+from .cors import cors_options
 from .cutoff import Cutoffs
 from .db.engine import create_engine, discard
 from .db.migrate import head_revision
@@ -200,6 +202,27 @@ class Authenticated:
                 )
                 await response(scope, receive, send)
                 return
+            except ProviderUnavailable as exc:
+                log.warning("identity provider unavailable", extra={"error": exc.message})
+                response = JSONResponse(
+                    {
+                        "errors": [
+                            {
+                                "message": "The identity provider's keys could not be "
+                                "fetched; try again shortly.",
+                                "extensions": {"code": "UNAVAILABLE"},
+                            }
+                        ]
+                    },
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                    media_type=negotiation.CONTENT_TYPE[
+                        negotiation.response_media_type(request.headers.get("accept"))
+                        or negotiation.JSON
+                    ],
+                )
+                await response(scope, receive, send)
+                return
             scope.setdefault("state", {})["viewer"] = viewer
         await self.app(scope, receive, send)
 
@@ -221,7 +244,11 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
     authenticator = Authenticator(
-        engine, jwt_secret(settings), max_token_lifetime_s=settings.max_token_lifetime_s
+        engine,
+        jwt_secret(settings),
+        max_token_lifetime_s=settings.max_token_lifetime_s,
+        issuers=settings.oidc_issuers,
+        oidc_timeout_s=settings.oidc_timeout_s,
     )
     # The process's one listening connection (as the owner: it serves every ESCO of
     # the process): the event log for subscriptions, and API key changes.
@@ -330,6 +357,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
                 yield
             finally:
                 await broker.stop()
+                await authenticator.oidc.close()
                 await engine.dispose()
                 log.info("stopped")
 
@@ -354,11 +382,15 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
     )
+    # Outside the authentication: a 401 must carry CORS headers too, or the browser
+    # hides it from the dashboard. Inside the security headers: preflights get them.
+    app.add_middleware(CORSMiddleware, **cors_options(settings))
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     app.state.broker = broker
     app.state.cutoffs = cutoffs
+    app.state.authenticator = authenticator
     return app
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def _flag(name: str, default: bool = False) -> bool:
@@ -22,6 +25,110 @@ def _int(name: str, default: int) -> int:
 def _seconds(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
+
+
+# Asymmetric algorithms an identity provider may sign with. Never `none`, never HS*:
+# a provider's public keys are public, so an HMAC "signed" with one proves nothing.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+DEFAULT_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+ISSUER_KEYS = frozenset({"issuer", "audience", "jwks_uri", "algorithms"})
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_url(url: object, what: str) -> str:
+    """An https URL, or http on a loopback host (development and tests)."""
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"{what} must be a URL")
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        return url
+    raise ValueError(f"{what} must be https:// (http:// only on a loopback host): {url!r}")
+
+
+@dataclass(frozen=True)
+class OidcIssuer:
+    """One identity provider whose tokens the API accepts (FLOWS_OIDC_ISSUERS)."""
+
+    issuer: str
+    audience: str
+    # None: found through `<issuer>/.well-known/openid-configuration`.
+    jwks_uri: str | None = None
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+
+    @classmethod
+    def parse(cls, item: object) -> OidcIssuer:
+        if not isinstance(item, dict):
+            raise ValueError("each FLOWS_OIDC_ISSUERS entry must be an object")
+        unknown = sorted(set(item) - ISSUER_KEYS)
+        if unknown:
+            raise ValueError(f"FLOWS_OIDC_ISSUERS: unknown keys {unknown}")
+        issuer = checked_url(item.get("issuer"), "issuer")
+        audience = item.get("audience")
+        if not isinstance(audience, str) or not audience.strip():
+            raise ValueError(f"FLOWS_OIDC_ISSUERS: {issuer} needs an `audience`")
+        jwks_uri = item.get("jwks_uri")
+        if jwks_uri is not None:
+            jwks_uri = checked_url(jwks_uri, "jwks_uri")
+        algorithms = item.get("algorithms", list(DEFAULT_ALGORITHMS))
+        if (
+            not isinstance(algorithms, list)
+            or not algorithms
+            or not set(algorithms) <= ASYMMETRIC_ALGORITHMS
+        ):
+            raise ValueError(
+                f"FLOWS_OIDC_ISSUERS: {issuer}'s algorithms must be among "
+                f"{', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+            )
+        return cls(issuer, audience, jwks_uri, tuple(algorithms))
+
+
+def parse_issuers(text: str | None) -> tuple[OidcIssuer, ...]:
+    if not text or not text.strip():
+        return ()
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"FLOWS_OIDC_ISSUERS is not JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise ValueError("FLOWS_OIDC_ISSUERS must be a JSON list")
+    issuers = tuple(OidcIssuer.parse(i) for i in items)
+    if len({i.issuer for i in issuers}) != len(issuers):
+        raise ValueError("FLOWS_OIDC_ISSUERS names an issuer twice")
+    return issuers
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Exact origins (`scheme://host[:port]`), comma- or space-separated; no wildcard."""
+    out = []
+    for origin in text.replace(",", " ").split():
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or "*" in origin
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                f"FLOWS_CORS_ORIGINS: {origin!r} is not an exact origin like https://app.example"
+            )
+        out.append(origin)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -60,6 +167,13 @@ class Settings:
     ws_ping_seconds: float = 15.0
     ws_idle_seconds: float = 60.0
     ws_recheck_seconds: float = 30.0
+    # Identity providers whose RS256/ES256/EdDSA tokens are accepted (docs/identity.md).
+    oidc_issuers: tuple[OidcIssuer, ...] = ()
+    # Browser origins allowed by CORS; None: localhost origins in development, none in
+    # production.
+    cors_origins: tuple[str, ...] | None = None
+    # How long a JWKS or discovery fetch may take before the request is answered 503.
+    oidc_timeout_s: float = 5.0
 
     @property
     def production(self) -> bool:
@@ -111,4 +225,11 @@ class Settings:
             ws_ping_seconds=_int("FLOWS_WS_PING_SECONDS", 15),
             ws_idle_seconds=_int("FLOWS_WS_IDLE_SECONDS", 60),
             ws_recheck_seconds=_int("FLOWS_WS_RECHECK_SECONDS", 30),
+            oidc_issuers=parse_issuers(os.environ.get("FLOWS_OIDC_ISSUERS")),
+            oidc_timeout_s=float(os.environ.get("FLOWS_OIDC_TIMEOUT_S") or 5.0),
+            cors_origins=(
+                parse_origins(os.environ["FLOWS_CORS_ORIGINS"])
+                if "FLOWS_CORS_ORIGINS" in os.environ
+                else None
+            ),
         )

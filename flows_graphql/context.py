@@ -46,6 +46,14 @@ class Context:
         self.loaders = Loaders(self.db, self.viewer.esco_scope, self.viewer.customer_id)
         self.loaders.today = self.today
 
+    def become(self, viewer: Viewer) -> None:
+        """Run the rest of the request as `viewer` (an identity that a mutation has just
+        linked). Only between statements: the read snapshot was ended by the write."""
+        self.viewer = viewer
+        self.db.rescope(viewer.esco_scope)
+        self.loaders.release()
+        self.loaders = Loaders(self.db, viewer.esco_scope, viewer.customer_id)
+
     async def close(self) -> None:
         await self.db.close()
         self.loaders.release()

@@ -32,8 +32,9 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from . import execution, faults, graphiql, logs, negotiation
-from .auth.authenticate import Authenticator, Unauthenticated
+from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
 from .auth.scopes import needs_read, read_refusal
+from .auth.unlinked import allowed_for_unlinked
 from .auth.viewer import ANONYMOUS, Viewer
 from .config import Settings
 from .context import Context
@@ -304,6 +305,15 @@ class FlowsGraphQL(GraphQL[Context, None]):
         except Unauthenticated as exc:
             log.info("subscription refused", extra={"reason": exc.message})
             raise ConnectionRejectionError({"message": exc.message}) from exc
+        except ProviderUnavailable as exc:
+            log.warning("identity provider unavailable", extra={"error": exc.message})
+            raise ConnectionRejectionError(
+                {"message": "The identity provider's keys could not be fetched; try again."}
+            ) from exc
+        if viewer.role == "unlinked":
+            raise ConnectionRejectionError(
+                {"message": "Signed in, but not linked to a customer or to staff access yet."}
+            )
         if needs_read(viewer):
             raise ConnectionRejectionError({"message": "This API key lacks the `read` scope."})
         principal = f"{viewer.role}:{viewer.sub}"
@@ -420,6 +430,17 @@ class FlowsGraphQL(GraphQL[Context, None]):
             refusal = read_refusal(viewer, self.graphql_schema, parsed) if parsed else None
             if refusal is not None:
                 raise Refused(403, "FORBIDDEN", refusal)
+            if (
+                viewer.role == "unlinked"
+                and parsed is not None
+                and not allowed_for_unlinked(parsed, data.operation_name)
+            ):
+                raise Refused(
+                    403,
+                    "FORBIDDEN",
+                    "Signed in, but not linked to a customer or to staff access yet: "
+                    "only `viewer` and `acceptInvite` are allowed.",
+                )
             if (
                 verdict is not None
                 and verdict.introspects

@@ -10,6 +10,7 @@ from . import execution
 from .resolvers import billing as billing_resolvers
 from .resolvers import community as community_resolvers
 from .resolvers import customers as customer_resolvers
+from .resolvers import identity as identity_resolvers
 from .resolvers import metering as metering_resolvers
 from .resolvers import payments as payment_resolvers
 from .resolvers import tariffs as tariff_resolvers
@@ -23,7 +24,7 @@ from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
 from .resolvers.subscriptions import Subscription
 from .resolvers.tariffs import TariffsQuery
-from .types import billing, community, customers, metering, tariffs
+from .types import billing, community, customers, identity, metering, tariffs
 from .types.scalars import SCALAR_MAP
 
 # Types reached only through `node(id:)` still belong in the schema.
@@ -43,6 +44,8 @@ NODE_TYPES = [
     customers.CustomerEvent,
     customers.AccountEvent,
     customers.AuditLogEntry,
+    identity.CustomerIdentity,
+    identity.StaffGrant,
     tariffs.BenchmarkTariff,
     tariffs.MicrogridTariff,
     tariffs.CustomerTariff,
@@ -76,6 +79,7 @@ MUTATION_CLASSES = [
         community_resolvers,
         metering_resolvers,
         customer_resolvers,
+        identity_resolvers,
         tariff_resolvers,
         usage_resolvers,
         billing_resolvers,

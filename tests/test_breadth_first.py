@@ -967,7 +967,7 @@ def _introspection_check(data: Any, w: Walks) -> tuple[Any, Any]:
                 "ofType": {"kind": "LIST", "name": None, "ofType": {"name": None}},
             },
         },
-        24,
+        26,
         {"enumValues": [{"name": "ACTIVE"}, {"name": "INACTIVE"}, {"name": "SUSPENDED"}]},
     )
     return got, expected

@@ -13,6 +13,10 @@ Generated from the schema, like the cross-ESCO matrix (tests/test_tenant_matrix.
 - `NODE_ROWS` lists how to find every row of every Node type, so `node`/`nodes` of
   every object of the ESCO is probed; a new Node type fails until listed.
 
+Every customer crawls twice: signed in with the server's own JWT, and with a token of
+an identity provider served on loopback (tests/oidc_provider.py) whose identity is
+linked to them in the database (`customer_identities`).
+
 The oracle is independent of the server's rules: the timelines below (who occupied
 which home when, which meter supplied it in which months) decide, in Python, which
 (meter, month) and (property, month) each customer may see, and which rows are theirs.
@@ -37,7 +41,7 @@ import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -58,13 +62,14 @@ from graphql import (
 
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
-from flows_graphql.config import Settings
+from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.schema import schema
 from flows_graphql.types.node import from_global_id, to_global_id
 from tests.conftest import bearer
 from tests.factories import empty_tables, month_at
+from tests.oidc_provider import AUDIENCE, Provider, make_key
 from tests.test_tenant_matrix import _decoded as opened_up
 
 GRAPHQL = schema._schema
@@ -207,6 +212,16 @@ class World:
     conn: asyncpg.Connection
     # Filled per person by the crawl (tests share it).
     crawls: dict[str, Crawl] = field(default_factory=dict)
+    # The same world, its people signed in at the identity provider.
+    oidc: World | None = None
+
+
+def signed_in(w: World, auth: str) -> World:
+    """The world as `auth` ("jwt": the server's own tokens, "oidc": the provider's)."""
+    if auth == "jwt":
+        return w
+    assert w.oidc is not None
+    return w.oidc
 
 
 async def call(client: httpx.AsyncClient, headers: dict[str, str], field: str, input: Any,
@@ -238,6 +253,8 @@ def _uuid_of(gid: str) -> uuid.UUID:
 
 async def build_world(settings: Settings, database_url: str) -> AsyncIterator[World]:
     await empty_tables(settings, database_url)
+    idp = Provider(keys=[make_key("RS256"), make_key("ES256")]).start()
+    settings = replace(settings, oidc_issuers=(OidcIssuer(idp.issuer, AUDIENCE, idp.jwks_uri),))
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     app = create_app(settings, database_url, today=lambda: TODAY)
     past = create_app(settings, database_url, today=lambda: SWAP_DAY)
@@ -394,7 +411,25 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
                 p: bearer(settings, "customer", sub=f"privy-{p}", customer_id=str(i))
                 for p, i in person_ids.items()
             }
-            yield World(
+            # Each person's identity at the provider, linked as accepting an invite
+            # would; and an operator's grant (a row no customer may reach).
+            idp_headers = {}
+            for n, (p, i) in enumerate(person_ids.items()):
+                await conn.execute(
+                    "INSERT INTO customer_identities (esco_id, customer_id, issuer, subject, "
+                    "email) VALUES ($1, $2, $3, $4, $5)",
+                    _uuid_of(esco_gid), i, idp.issuer, f"idp-{p}", by_id[i]["email"],
+                )  # fmt: skip
+                token = idp.token(
+                    f"idp-{p}", key=idp.keys[n % 2], lifetime=3600, email=by_id[i]["email"]
+                )
+                idp_headers[p] = {"Authorization": f"Bearer {token}"}
+            await conn.execute(
+                "INSERT INTO staff_grants (esco_id, issuer, subject, email, granted_by) "
+                "VALUES ($1, $2, 'privy-operator', 'ops@privy.example', 'system')",
+                _uuid_of(esco_gid), idp.issuer,
+            )  # fmt: skip
+            w = World(
                 esco=_uuid_of(esco_gid),
                 people=person_ids,
                 emails={p: by_id[i]["email"] for p, i in person_ids.items()},
@@ -406,10 +441,14 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
                 client=c,
                 conn=conn,
             )
+            w.oidc = replace(w, headers=idp_headers, crawls={})
+            yield w
     finally:
         await conn.close()
-        await app.state.engine.dispose()
-        await past.state.engine.dispose()
+        for a in (app, past):
+            await a.state.authenticator.oidc.close()
+            await a.state.engine.dispose()
+        idp.stop()
 
 
 async def _link(m: Any, customer: str, account: str, role: str, start: date,
@@ -444,13 +483,15 @@ async def world(settings: Settings, database_url: str) -> AsyncIterator[World]:
 # - "hidden": null or empty for every customer.
 V, IDENT, LINK, H = "value", "identity", "link", "hidden"
 FIELD_CLASSES: dict[str, dict[str, str]] = {
-    "Viewer": {"role": V, "subject": V, "escos": LINK, "customer": LINK},
+    "Viewer": {
+        "role": V, "subject": V, "issuer": V, "email": IDENT, "escos": LINK, "customer": LINK,
+    },
     "Region": {"id": V, "code": V, "name": V},
     "Esco": {
         "id": V, "uuid": V, "code": V, "name": V, "appUrl": V, "tariffGeneration": V,
         "region": LINK, "sites": H, "contractTerms": LINK, "properties": LINK,
         "customers": LINK, "meters": LINK, "billingRuns": H, "microgridTariffs": LINK,
-        "solarCreditTariffs": LINK, "monthlySummaries": H,
+        "solarCreditTariffs": LINK, "monthlySummaries": H, "staffGrants": H,
     },
     "Site": {"id": V, "uuid": V, "code": V, "name": V, "esco": LINK, "properties": LINK,
              "monthlySummaries": H},
@@ -478,7 +519,15 @@ FIELD_CLASSES: dict[str, dict[str, str]] = {
         "payments": LINK, "events": LINK, "invites": LINK, "updatedAt": V,
         # Figures of the customer's own months only (tests/test_money.py,
         # test_summaries.py check which months).
-        "balance": V, "monthlySummaries": V,
+        "balance": V, "monthlySummaries": V, "identities": LINK,
+    },
+    "CustomerIdentity": {
+        "id": V, "uuid": V, "issuer": V, "subject": V, "email": IDENT, "createdAt": V,
+        "customer": LINK,
+    },
+    "StaffGrant": {
+        "id": V, "uuid": V, "role": V, "issuer": V, "subject": V, "email": V, "grantedBy": V,
+        "createdAt": V, "revokedAt": V, "revokedBy": V, "esco": LINK,
     },
     "CustomerAccount": {
         "id": V, "role": V, "startDate": V, "endDate": V, "customer": LINK, "account": LINK,
@@ -654,6 +703,8 @@ NODE_ROWS: dict[str, str] = {
     "|| start_date FROM customer_accounts",
     "Account": "SELECT id FROM accounts",
     "CustomerInvite": "SELECT token FROM customer_invites",
+    "CustomerIdentity": "SELECT id FROM customer_identities",
+    "StaffGrant": "SELECT id FROM staff_grants",
     "CustomerEvent": "SELECT id FROM customer_events",
     "AccountEvent": "SELECT id FROM account_events",
     "AuditLogEntry": "SELECT id FROM account_audit_logs",
@@ -723,6 +774,7 @@ async def allowed_for(w: World, person: str) -> Allowed:
     add("Circuit", [r[0] for r in rows])
     for type_name, sql in (
         ("CustomerInvite", "SELECT token FROM customer_invites WHERE customer_id = $1"),
+        ("CustomerIdentity", "SELECT id FROM customer_identities WHERE customer_id = $1"),
         ("CustomerEvent", "SELECT id FROM customer_events WHERE customer_id = $1"),
         ("Payment", "SELECT id FROM payments WHERE customer_id = $1"),
         ("CustomerTariff", "SELECT customer_id || '|' || period_start FROM customer_tariffs "
@@ -868,10 +920,17 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("person", PEOPLE)
-async def test_a_customer_sees_only_their_own(world: World, person: str) -> None:
+@pytest.mark.parametrize("auth", ["jwt", "oidc"])
+async def test_a_customer_sees_only_their_own(world: World, auth: str, person: str) -> None:
+    world = signed_in(world, auth)
     allowed = await allowed_for(world, person)
     found = await crawl(world, person)
     assert not found.problems, found.problems
+    viewer = found.bodies[0]["data"]["viewer"]
+    assert viewer["role"] == "CUSTOMER" and viewer["customer"]["id"] == to_global_id(
+        "Customer", world.people[person]
+    )
+    assert (viewer["issuer"] is None) == (auth == "jwt"), viewer
 
     # 1. Every object reached is one the oracle allows.
     strays = sorted(
@@ -906,8 +965,10 @@ async def test_a_customer_sees_only_their_own(world: World, person: str) -> None
 
 
 @pytest.mark.parametrize("person", PEOPLE)
-async def test_node_and_nodes_agree_with_the_oracle(world: World, person: str) -> None:
+@pytest.mark.parametrize("auth", ["jwt", "oidc"])
+async def test_node_and_nodes_agree_with_the_oracle(world: World, auth: str, person: str) -> None:
     """`node`/`nodes` of every object of the ESCO: resolved exactly when allowed."""
+    world = signed_in(world, auth)
     allowed = await allowed_for(world, person)
     every: list[tuple[str, str]] = []
     for type_name, sql in NODE_ROWS.items():

@@ -98,6 +98,16 @@ async def add_extras(conn: Any, esco: EscoData) -> Extras:
             (x.customer_event, e, customer),
         ),
         (
+            "INSERT INTO customer_identities (esco_id, customer_id, issuer, subject, email) "
+            "VALUES ($1, $2, 'https://id.small.example', 'small-sub-0', 'small.000@x.example')",
+            (e, customer),
+        ),
+        (
+            "INSERT INTO staff_grants (esco_id, issuer, subject, granted_by) "
+            "VALUES ($1, 'https://id.small.example', 'small-operator', 'system')",
+            (e,),
+        ),
+        (
             "INSERT INTO account_events (id, esco_id, account_id, event_type, notes, actor) "
             "VALUES ($1, $2, $3, 'opened', 'welcome', 'system')",
             (x.account_event, e, account),
@@ -540,6 +550,16 @@ NODE_QUERIES: dict[str, tuple[str, str, str]] = {
         "accountNumber",
     ),
     "CustomerInvite": (SMALL_CUSTOMER % "invites { id token }", "customers.nodes.invites", "token"),
+    "CustomerIdentity": (
+        SMALL_CUSTOMER % "identities { id subject }",
+        "customers.nodes.identities",
+        "subject",
+    ),
+    "StaffGrant": (
+        'esco(code: "small") { staffGrants { id subject } }',
+        "esco.staffGrants",
+        "subject",
+    ),
     "AccountEvent": (
         SMALL_ACCOUNT % "events { nodes { id eventType } }",
         "customers.nodes.accounts.account.events.nodes",

@@ -16,7 +16,10 @@ account, an account to close, and a partner API key. Everything of B's that is t
 carries "bravo", so one substring finds any of it in a response.
 
 The principals of A: an operator (JWT escos=[A]), A's customer of household 0, and a
-partner (A's API key with every scope). A probe runs against:
+partner (A's API key with every scope). The whole matrix runs twice: with the
+server's own JWTs, and with tokens of an identity provider served on loopback
+(tests/oidc_provider.py), whose identities are A's operator by a staff grant and
+household 0's customer by a linked identity. A probe runs against:
 - B's objects (as global ids and as bare uuids) — the response must hold none of B's
   row ids (also inside global ids and cursors), none of its text and account numbers;
   queries answer null / empty, mutations a user error NOT_FOUND (FORBIDDEN where the
@@ -38,7 +41,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -55,7 +58,7 @@ from graphql import (
 
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
-from flows_graphql.config import Settings
+from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.models import metadata
 from flows_graphql.db.urls import asyncpg_dsn
@@ -64,6 +67,7 @@ from flows_graphql.types.node import to_global_id
 from tests import factories as f
 from tests.conftest import TODAY, bearer
 from tests.factories import empty_tables
+from tests.oidc_provider import AUDIENCE, Provider, make_key
 
 GRAPHQL = schema._schema
 QUERY_FIELDS = sorted(GRAPHQL.query_type.fields)
@@ -92,6 +96,7 @@ CUSTOMER_VISIBLE_TYPES = {
     "CustomerAccount",
     "Account",
     "CustomerInvite",
+    "CustomerIdentity",
     "CustomerEvent",
     "AccountEvent",
     "Property",
@@ -111,6 +116,7 @@ HOUSEHOLD_NODE_TYPES = {
     "CustomerAccount",
     "Account",
     "CustomerInvite",
+    "CustomerIdentity",
     "CustomerEvent",
     "AccountEvent",
     "AuditLogEntry",
@@ -127,10 +133,16 @@ HOUSEHOLD_NODE_TYPES = {
 
 # Mutations each principal may use at all (the services' role checks); anything else
 # is FORBIDDEN, for its own ESCO's objects as much as for B's.
-ADMIN_ONLY = {"createEsco", "createContractTerms", "publishBenchmarkTariff"}
+ADMIN_ONLY = {
+    "createEsco",
+    "createContractTerms",
+    "publishBenchmarkTariff",
+    "grantOperatorAccess",
+    "revokeOperatorAccess",
+}
 MAY_USE: dict[str, set[str]] = {
     "operator": set(MUTATION_FIELDS) - ADMIN_ONLY,
-    "customer": {"createPayment", "acceptInvite"},
+    "customer": {"createPayment", "acceptInvite", "unlinkIdentity"},
     # Partner keys by scope: `usage:write` and `payments:write` (the key has both).
     "partner": {"recordMonthlyUsage", "importMonthlyUsage", "createPayment", "updatePaymentStatus"},
 }
@@ -163,6 +175,11 @@ class Household:
     usage: list[uuid.UUID]
     costs: list[uuid.UUID]
     invite: uuid.UUID
+    # Linked identities (of the tenant's issuer): `identity` signs in as the customer, `spare`
+    # is a second one (the target of unlinkIdentity's positive control).
+    identity: uuid.UUID
+    spare_identity: uuid.UUID
+    subject: str
     payment: uuid.UUID | None = None
     customer_event: uuid.UUID | None = None
     account_event: uuid.UUID | None = None
@@ -188,6 +205,10 @@ class Tenant:
     closing_account: uuid.UUID
     closing_plot: str
     key: str = ""
+    # A staff grant of the operator role in this ESCO to `operator_subject`.
+    grant: uuid.UUID = field(default_factory=uuid.uuid4)
+    operator_subject: str = ""
+    issuer: str = ""
     # A cursor of each root list, taken from the admin's view of this tenant's rows.
     cursors: dict[str, str] = field(default_factory=dict)
 
@@ -207,11 +228,14 @@ def provider_reference(code: str, household: int) -> str:
 
 
 TERMS_ID = uuid.uuid4()
+# The issuer of the world's identities in the "jwt" run (in the "oidc" run, the
+# loopback provider's).
+JWT_RUN_ISSUER = "http://127.0.0.1/flows-matrix"
 TERMS_TITLE = "Supply terms (matrix)"
 START = date(2024, 1, 1)
 
 
-async def seed_tenant(conn: asyncpg.Connection, code: str, region: str) -> Tenant:
+async def seed_tenant(conn: asyncpg.Connection, code: str, region: str, issuer: str) -> Tenant:
     e = await f.build_esco(conn, code, region, customers=HOUSEHOLDS, months=MONTHS)
     up = code.upper()
     cap = code.capitalize()
@@ -235,6 +259,9 @@ async def seed_tenant(conn: asyncpg.Connection, code: str, region: str) -> Tenan
                 usage=e.usage_ids[i],
                 costs=e.cost_ids[i],
                 invite=uuid.uuid4(),
+                identity=uuid.uuid4(),
+                spare_identity=uuid.uuid4(),
+                subject=f"{code}-customer-{i}",
             )
         )
     t = Tenant(
@@ -252,6 +279,8 @@ async def seed_tenant(conn: asyncpg.Connection, code: str, region: str) -> Tenan
         free_plot=f"{up}-FREE",
         closing_account=uuid.uuid4(),
         closing_plot=f"{up}-CLOSING",
+        operator_subject=f"{code}-operator",
+        issuer=issuer,
     )
     closing_property = uuid.uuid4()
     s: list[tuple[str, tuple[Any, ...]]] = [
@@ -310,6 +339,13 @@ async def seed_tenant(conn: asyncpg.Connection, code: str, region: str) -> Tenan
             (households[2].customer, households[0].account, START, e.id),
         ),
     ]
+    s.append(
+        (
+            "INSERT INTO staff_grants (id, esco_id, issuer, subject, granted_by) "
+            "VALUES ($1, $2, $3, $4, 'system')",
+            (t.grant, e.id, issuer, t.operator_subject),
+        )
+    )
     for i, hh in enumerate(households):
         s.append(
             (
@@ -318,6 +354,17 @@ async def seed_tenant(conn: asyncpg.Connection, code: str, region: str) -> Tenan
                 (hh.invite, e.id, hh.customer, f"https://{code}.example.com/invite/{hh.invite}"),
             )
         )
+        for identity, subject in (
+            (hh.identity, hh.subject),
+            (hh.spare_identity, f"{hh.subject}-b"),
+        ):
+            s.append(
+                (
+                    "INSERT INTO customer_identities (id, esco_id, customer_id, issuer, subject, "
+                    "email) VALUES ($1, $2, $3, $4, $5, $6)",
+                    (identity, e.id, hh.customer, issuer, subject, hh.email),
+                )
+            )
         if i == 2:
             continue
         hh.payment, hh.customer_event, hh.account_event = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -380,6 +427,9 @@ class Matrix:
     # Bumped whenever a positive control writes to A: what a customer may not see
     # (A's other rows) is then computed again.
     generation: int = 0
+    # How the operator and the customer sign in: "jwt" (the server's own tokens) or
+    # "oidc" (the loopback identity provider's).
+    auth: str = "jwt"
     forbidden_cache: dict[tuple[str, int], Forbidden] = field(default_factory=dict)
 
     async def post(self, who: str, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -391,9 +441,17 @@ class Matrix:
         return body
 
 
-@pytest.fixture(scope="module")
-async def matrix(settings: Settings, database_url: str) -> AsyncIterator[Matrix]:
+@pytest.fixture(scope="module", params=["jwt", "oidc"])
+async def matrix(
+    settings: Settings, database_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Matrix]:
+    """The world, and its principals signed in with the server's JWTs ("jwt") or with
+    tokens of an identity provider ("oidc": who they are comes from the database)."""
     await empty_tables(settings, database_url)
+    idp = None
+    if request.param == "oidc":
+        idp = Provider(keys=[make_key("RS256"), make_key("ES256")]).start()
+        settings = replace(settings, oidc_issuers=(OidcIssuer(idp.issuer, AUDIENCE, idp.jwks_uri),))
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     app = create_app(settings, database_url, today=lambda: TODAY)
     try:
@@ -407,8 +465,9 @@ async def matrix(settings: Settings, database_url: str) -> AsyncIterator[Matrix]
             " VALUES ('south_west', $1, 0.245, 0.6), ('london', $1, 0.255, 0.62)",
             START,
         )
-        a = await seed_tenant(conn, "alpha", "south_west")
-        b = await seed_tenant(conn, "bravo", "london")
+        issuer = JWT_RUN_ISSUER if idp is None else idp.issuer
+        a = await seed_tenant(conn, "alpha", "south_west", issuer)
+        b = await seed_tenant(conn, "bravo", "london", issuer)
         owner = create_engine(settings, database_url)
         try:
             async with owner.begin() as c:
@@ -424,16 +483,28 @@ async def matrix(settings: Settings, database_url: str) -> AsyncIterator[Matrix]
             ),
             "partner": {"X-API-Key": a.key},
         }
+        if idp is not None:
+            me = a.households[0]
+            # Two signing algorithms, and the claims a provider might add: ignored.
+            operator = idp.token(a.operator_subject, lifetime=3600, role="admin")
+            customer = idp.token(
+                me.subject, key=idp.keys[1], lifetime=3600, email=me.email, escos=[str(b.id)]
+            )
+            headers["operator"] = {"Authorization": f"Bearer {operator}"}
+            headers["customer"] = {"Authorization": f"Bearer {customer}"}
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://test"
         ) as client:
-            m = Matrix(client, conn, a, b, headers)
+            m = Matrix(client, conn, a, b, headers, auth=request.param)
             for tenant in (a, b):
                 tenant.cursors = await harvest_cursors(m, tenant)
             yield m
     finally:
         await conn.close()
+        await app.state.authenticator.oidc.close()
         await app.state.engine.dispose()
+        if idp is not None:
+            idp.stop()
 
 
 CURSORS = """
@@ -504,11 +575,20 @@ class View:
     plot = property(lambda self: self.hh.plot)
     account_number = property(lambda self: self.hh.account_number)
     provider_reference = property(lambda self: provider_reference(self.tenant.code, self.index))
+    operator_subject = property(lambda self: self.tenant.operator_subject)
+    issuer = property(lambda self: self.tenant.issuer)
 
     def invite(self, who: str) -> str:
         """The pending invite a principal would accept: its own household's for a
         customer, household 2's for the others (so positive controls do not collide)."""
         return str((self.hh if who == "customer" else self.victim).invite)
+
+    def identity(self, who: str) -> str:
+        """The identity a principal would unlink: a customer its own spare one (not the
+        one it signs in with), the others household 2's."""
+        if who == "customer":
+            return self.ref("CustomerIdentity", self.hh.spare_identity)
+        return self.ref("CustomerIdentity", self.victim.identity)
 
     def cursor(self, field_name: str) -> str:
         return self.tenant.cursors[field_name]
@@ -550,9 +630,14 @@ class Ghost(View):
     plot = property(lambda self: "GHOST-P000")
     account_number = property(lambda self: "99999999")
     provider_reference = property(lambda self: "pi_ghost_0")
+    operator_subject = property(lambda self: "ghost-operator")
+    issuer = property(lambda self: "https://ghost.example")
 
     def invite(self, who: str) -> str:
         return str(uuid.uuid4())
+
+    def identity(self, who: str) -> str:
+        return self.ref("CustomerIdentity", uuid.uuid4())
 
 
 # --- what a principal must not see -------------------------------------------------------
@@ -585,6 +670,7 @@ UNION SELECT id FROM monthly_costs WHERE customer_id = $1
 UNION SELECT id FROM payments WHERE customer_id = $1
 UNION SELECT token FROM customer_invites WHERE customer_id = $1
 UNION SELECT id FROM customer_events WHERE customer_id = $1
+UNION SELECT id FROM customer_identities WHERE customer_id = $1
 UNION SELECT id FROM account_events WHERE account_id IN (SELECT id FROM acc)
 UNION SELECT id FROM monthly_solar_credits WHERE property_id IN (SELECT id FROM prop)
 UNION SELECT circuit_id FROM circuit_meter WHERE meter_id IN (SELECT id FROM met)
@@ -763,6 +849,8 @@ NODE_KEYS: dict[str, Callable[[Tenant, Household], object]] = {
     "CustomerAccount": lambda t, h: f"{h.customer}|{h.account}|occupier|{START}",
     "Account": lambda t, h: h.account,
     "CustomerInvite": lambda t, h: h.invite,
+    "CustomerIdentity": lambda t, h: h.identity,
+    "StaffGrant": lambda t, h: t.grant,
     "CustomerEvent": lambda t, h: h.customer_event,
     "AccountEvent": lambda t, h: h.account_event,
     "AuditLogEntry": lambda t, h: h.audit_log,
@@ -808,6 +896,19 @@ query($id: ID!, $ids: [ID!]!) {
   nodes(ids: $ids) { __typename id }
 }
 """
+
+
+@pytest.mark.parametrize("who", ["operator", "customer"])
+async def test_principals_sign_in_as_the_run_says(matrix: Matrix, who: str) -> None:
+    body = await matrix.post(who, "{ viewer { role issuer subject } }")
+    viewer = body["data"]["viewer"]
+    assert viewer["role"] == who.upper()
+    if matrix.auth == "oidc":
+        assert viewer["issuer"] == matrix.a.issuer
+        own = matrix.a.operator_subject if who == "operator" else matrix.a.households[0].subject
+        assert viewer["subject"] == own
+    else:
+        assert viewer["issuer"] is None
 
 
 async def test_admin_resolves_every_probed_id(matrix: Matrix) -> None:
@@ -871,6 +972,7 @@ CUSTOMER_SEL = """
   payments(first: 10) { totalCount nodes { uuid amountPence account { uuid }
                         statusHistory { status previousStatus actor } } }
   invites { id token inviteUrl }
+  identities { id issuer subject email }
   events(first: 10) { totalCount nodes { id eventType data } }
 """
 PROPERTY_SEL = """
@@ -1017,6 +1119,9 @@ def _check_esco(data: Any, x: Expect) -> None:
     billed = {s["month"] for s in esco["monthlySummaries"] if s["customersBilled"]}
     want = set() if x.who == "customer" else {f"2024-0{m}-01" for m in range(1, MONTHS + 1)}
     assert billed == want, esco["monthlySummaries"]
+    # Staff grants: the ESCO's staff and systems see them, customers never.
+    grants = [g["subject"] for g in esco["staffGrants"]]
+    assert grants == ([] if x.who == "customer" else ["alpha-operator"])
 
 
 def _positive_list(key: str, attr: str) -> Callable[[Any, Expect], None]:
@@ -1208,6 +1313,7 @@ QUERY_PROBES: list[QueryProbe] = [
               contractTerms {{ uuid title }}
               microgridTariffs {{ id discountPercent }} solarCreditTariffs {{ id }}
               monthlySummaries {{ month customersBilled total paymentsReceived outstanding }}
+              staffGrants {{ id issuer subject esco {{ uuid }} }}
               customers(first: 10) {{ totalCount nodes {{ {CUSTOMER_SEL} }} }}
               properties(first: 10) {{ totalCount nodes {{ {PROPERTY_SEL} }} }}
               meters(first: 10) {{ totalCount nodes {{ {METER_SEL} }} }}
@@ -1654,6 +1760,17 @@ MUTATION_PROBES: list[MutationProbe] = [
     ),
     P("inviteCustomer", "B", lambda t, o, w: {"customerId": t.customer}),
     P("acceptInvite", "B", lambda t, o, w: {"token": t.invite(w)}),
+    P("unlinkIdentity", "B", lambda t, o, w: {"identityId": t.identity(w)}),
+    P(
+        "grantOperatorAccess",
+        "B",
+        lambda t, o, w: {"issuer": t.issuer, "subject": uniq("op"), "escoIds": [t.esco]},
+    ),
+    P(
+        "revokeOperatorAccess",
+        "B",
+        lambda t, o, w: {"issuer": t.issuer, "subject": t.operator_subject, "escoIds": [t.esco]},
+    ),
     P(
         "publishBenchmarkTariff",
         "B's region",

@@ -1,7 +1,9 @@
-"""Who is calling: a JWT (admins, operators, customers) or a partner's API key.
+"""Who is calling: a JWT (admins, operators, customers), a token of a configured
+identity provider (docs/identity.md) or a partner's API key.
 
 No credentials, or bad ones, raise `Unauthenticated`; the endpoint answers 401. A
-database fault while looking a credential up propagates (app.py answers it 503).
+database fault while looking a credential up propagates (app.py answers it 503). An
+identity provider whose keys cannot be fetched raises `ProviderUnavailable` (503).
 """
 
 from __future__ import annotations
@@ -17,22 +19,22 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..config import OidcIssuer
 from ..db.engine import transaction
 from ..db.models import ApiKey, Customer, table_of
 from .apikeys import hash_secret, parse_key
-from .tokens import decode_token
+from .errors import ProviderUnavailable, Unauthenticated
+from .identities import identity_viewer
+from .oidc import OidcVerifier, Verified
+from .tokens import ALGORITHM, decode_token
 from .viewer import Viewer
+
+__all__ = ["Authenticator", "ProviderUnavailable", "Unauthenticated"]
 
 log = logging.getLogger("flows_graphql.auth")
 KEYS = table_of(ApiKey)
 CUSTOMERS = table_of(Customer)
 ALL_ESCOS = {"esco_ids": "*"}
-
-
-class Unauthenticated(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class _Cache:
@@ -68,11 +70,18 @@ UNKNOWN = object()
 
 class Authenticator:
     def __init__(
-        self, engine: AsyncEngine, secret: str, *, max_token_lifetime_s: int = 24 * 3600
+        self,
+        engine: AsyncEngine,
+        secret: str,
+        *,
+        max_token_lifetime_s: int = 24 * 3600,
+        issuers: tuple[OidcIssuer, ...] = (),
+        oidc_timeout_s: float = 5.0,
     ) -> None:
         self.engine = engine
         self.secret = secret
         self.max_token_lifetime_s = max_token_lifetime_s
+        self.oidc = OidcVerifier(issuers, timeout_s=oidc_timeout_s)
         # A customer's ESCO never changes; a revoked key stops working within a minute.
         self.customer_escos = _Cache(size=50_000, ttl=3600)
         self.keys = _Cache(size=10_000, ttl=60)
@@ -80,7 +89,9 @@ class Authenticator:
         self.listening = False
         self.key_changes = 0  # a lookup racing a change must not cache its stale answer
         # Tokens whose signature was checked: a dashboard polling with one token pays
-        # the HMAC and JSON decoding once a minute, not on every request.
+        # the HMAC (or RSA/ECDSA) check and JSON decoding once a minute, not on every
+        # request. Only the check is remembered: who a provider's token is comes from
+        # the database on every request (auth/identities.py).
         self.tokens = _Cache(size=10_000, ttl=60)
 
     async def viewer(self, headers: Mapping[str, str]) -> Viewer:
@@ -98,11 +109,39 @@ class Authenticator:
         raise Unauthenticated("Authentication required: a bearer token or an X-API-Key.")
 
     async def _from_token(self, token: str) -> Viewer:
-        claims = self.tokens.get(token)
-        if not isinstance(claims, dict) or claims["exp"] <= time.time():
-            claims = self._verified(token)
-            self.tokens.put(token, claims)
+        checked = self.tokens.get(token)
+        if isinstance(checked, Verified):
+            if checked.expires > time.time():
+                return await identity_viewer(self.engine, checked)
+        elif isinstance(checked, dict) and checked["exp"] > time.time():
+            return await self._viewer(checked)
+        header, issuer = self._unverified(token)
+        if self.oidc.trusts(issuer):
+            verified = await self.oidc.verify(token, header, str(issuer))
+            # The same bound as for our own tokens: a provider's too-long token is a
+            # leaked token for too long.
+            self._check_lifetime(verified.expires)
+            self.tokens.put(token, verified)
+            return await identity_viewer(self.engine, verified)
+        if header.get("alg") != ALGORITHM:
+            if issuer is not None:
+                raise Unauthenticated("The token's issuer is not one this server trusts.")
+            raise Unauthenticated("The token's algorithm is not accepted.")
+        claims = self._verified(token)
+        self.tokens.put(token, claims)
         return await self._viewer(claims)
+
+    def _unverified(self, token: str) -> tuple[dict[str, object], object]:
+        """The header and `iss` of a token not checked yet: they only choose how it
+        is checked (an issuer's keys, or the server's own secret)."""
+        try:
+            header = jwt.get_unverified_header(token)
+            payload = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated("The token is malformed.") from exc
+        if str(header.get("alg", "")).lower() == "none":
+            raise Unauthenticated("The token is not signed (`alg: none`).")
+        return header, payload.get("iss")
 
     def _verified(self, token: str) -> dict[str, object]:
         try:
@@ -117,12 +156,15 @@ class Authenticator:
             raise Unauthenticated("The token is malformed.") from exc
         # A token for the year 3000 is a leaked token forever: `exp` may be at most the
         # maximum lifetime ahead, whatever `iat` says.
-        if claims["exp"] > time.time() + self.max_token_lifetime_s + LEEWAY_S:
+        self._check_lifetime(float(claims["exp"]))
+        return claims
+
+    def _check_lifetime(self, expires: float) -> None:
+        if expires > time.time() + self.max_token_lifetime_s + LEEWAY_S:
             raise Unauthenticated(
                 f"The token lives longer than {self.max_token_lifetime_s} seconds "
                 "(FLOWS_MAX_TOKEN_LIFETIME_S)."
             )
-        return claims
 
     async def _viewer(self, claims: dict[str, object]) -> Viewer:
         role, sub = claims.get("role"), str(claims.get("sub"))

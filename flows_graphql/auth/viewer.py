@@ -21,6 +21,10 @@ class Viewer:
     scopes: frozenset[str] = frozenset()
     # The platform itself (CLI jobs, the demo seed): audited as `system`.
     system: bool = False
+    # Signed in at an identity provider: its issuer and the verified e-mail it vouched
+    # for (None for the server's own tokens and API keys).
+    issuer: str | None = None
+    email: str | None = None
 
     @property
     def actor(self) -> str:
@@ -30,6 +34,8 @@ class Viewer:
             return f"customer:{self.customer_id}"
         if self.role == "partner":
             return f"partner:{self.sub}"
+        if self.issuer is not None:
+            return f"user:{self.issuer}#{self.sub}"
         return f"user:{self.sub}"
 
     @property

@@ -85,6 +85,13 @@ class RequestDb:
                 self._conn, self._driver = await self._begin()
         return self._conn
 
+    def rescope(self, esco_ids: frozenset[uuid.UUID] | None) -> None:
+        """The ESCOs of the request's later transactions (after a mutation linked the
+        viewer's identity); refused while a read holds the old scope."""
+        if self._conn is not None:
+            raise RuntimeError("cannot change the scope of an open read")
+        self._tenant = {"esco_ids": tenant_setting(esco_ids)}
+
     async def _begin(self) -> tuple[AsyncConnection, Any]:
         conn = await self._engine.connect()
         try:

@@ -185,6 +185,7 @@ CUSTOMER_RULES: dict[str, Rule] = {
     "customer_accounts": lambda t: t.c.customer_id == ME,
     "customer_invites": lambda t: t.c.customer_id == ME,
     "customer_events": lambda t: t.c.customer_id == ME,
+    "customer_identities": lambda t: t.c.customer_id == ME,
     "customer_tariffs": lambda t: t.c.customer_id == ME,
     # Costs carry the customer billing charged (the occupier on day 1 of the month).
     "monthly_costs": lambda t: t.c.customer_id == ME,

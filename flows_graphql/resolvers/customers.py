@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from ..types.customers import Account, Customer, CustomerAccount, CustomerInvite
 from ..types.errors import UserError
 from ..types.filters import CustomerFilter, CustomerOrder, UpdatedSince, customer_filter
 from ..types.filters import updated_since as updated_since_
+from ..types.identity import CustomerIdentity
 from ..types.node import parse_id
 from .arguments import esco_id_argument
 from .mutation import run
@@ -238,6 +240,10 @@ class AcceptInviteInput:
 class AcceptInvitePayload:
     customer_invite: CustomerInvite | None = strawberry.field(description="The accepted invite.")
     customer: Customer | None = strawberry.field(description="The customer it was for.")
+    identity: CustomerIdentity | None = strawberry.field(
+        description="The identity-provider sign-in now linked to the customer (null when "
+        "the caller did not sign in at an identity provider)."
+    )
     user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
 
 
@@ -431,7 +437,24 @@ class Mutations:
     ) -> AcceptInvitePayload:
         result, errors = await run(info, lambda tx: service.accept_invite(tx, _token(input.token)))
         if result is None:
-            return AcceptInvitePayload(customer_invite=None, customer=None, user_errors=errors)
+            return AcceptInvitePayload(
+                customer_invite=None, customer=None, identity=None, user_errors=errors
+            )
+        viewer = info.context.viewer
+        if viewer.role == "unlinked" and result.identity is not None:
+            # From now on this sign-in is the customer: so is the rest of this request
+            # (the payload reads the customer's accounts, bills, …).
+            info.context.become(
+                replace(
+                    viewer,
+                    role="customer",
+                    esco_ids=frozenset({result.customer.esco_id}),
+                    customer_id=result.customer.id,
+                )
+            )
         return AcceptInvitePayload(
-            customer_invite=result.invite, customer=result.customer, user_errors=[]
+            customer_invite=result.invite,
+            customer=result.customer,
+            identity=result.identity,
+            user_errors=[],
         )

@@ -24,6 +24,13 @@ Info = strawberry.Info[Context, None]
 class Viewer:
     role: Role = strawberry.field(description="The principal's role.")
     subject: str = strawberry.field(description="The token's subject (or API key id).")
+    issuer: str | None = strawberry.field(
+        description="The identity provider that signed the token (null for the server's "
+        "own tokens and API keys)."
+    )
+    email: str | None = strawberry.field(
+        description="The e-mail the identity provider says is verified (null otherwise)."
+    )
     customer_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field(description="The ESCOs in the viewer's scope, by code.")
@@ -44,7 +51,13 @@ class NodeQuery:
     @strawberry.field(description="Who the request runs as.")
     def viewer(self, info: Info) -> Viewer:
         viewer = info.context.viewer
-        return Viewer(role=Role(viewer.role), subject=viewer.sub, customer_id=viewer.customer_id)
+        return Viewer(
+            role=Role(viewer.role),
+            subject=viewer.sub,
+            issuer=viewer.issuer,
+            email=viewer.email,
+            customer_id=viewer.customer_id,
+        )
 
     @strawberry.field(description="Any object by its global id; null when missing or out of scope.")
     async def node(

@@ -44,6 +44,7 @@ from ..db.models.enums import (
     CustomerAccountRole,
     CustomerStatus,
 )
+from . import identity
 from .problems import ErrorCode, Problems, check_window, reject, require_window
 from .scope import find_esco
 from .tx import Row, Tx, changed
@@ -704,6 +705,8 @@ async def end_customer_account(
 class InviteResult:
     invite: Row
     customer: Row
+    # The identity provider's sign-in linked by acceptInvite (None otherwise).
+    identity: Row | None = None
 
 
 async def invite_customer(
@@ -746,10 +749,16 @@ async def invite_customer(
 
 
 async def accept_invite(tx: Tx, token: uuid.UUID | None) -> InviteResult:
-    """Accept a pending invite. Customers may accept only their own invites."""
-    tx.require_role(*OPERATORS, "customer")
+    """Accept a pending invite. Customers may accept only their own invites; an
+    identity provider's sign-in (docs/identity.md) whose verified e-mail is the
+    invited customer's is linked to that customer, and accepting the same invite
+    again with it changes nothing."""
+    tx.require_role(*OPERATORS, "customer", "unlinked")
+    with_identity = identity.signs_in_with_provider(tx)
     invite = None
     if token is not None:
+        if tx.viewer.role == "unlinked":
+            await identity.reach_invite(tx, token)
         invite = (
             await tx.conn.execute(
                 select(INVITES, (INVITES.c.expires_at <= func.now()).label("expired"))
@@ -759,10 +768,21 @@ async def accept_invite(tx: Tx, token: uuid.UUID | None) -> InviteResult:
         ).first()
     if invite is None or not _may_accept(tx, invite):
         raise reject("token", ErrorCode.NOT_FOUND, "No invite with this token.")
+    linked = await identity.identity_of_viewer(tx) if with_identity else None
+    customer = (
+        await tx.conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == invite.customer_id))
+    ).one()
+    if linked is not None and linked.invite_token == invite.token:
+        # Accepted before with this identity (a retry): nothing changes. Audited under
+        # the customer, since the token itself is a secret.
+        await tx.audit("acceptInvite", "customer", customer.id, {"changed": {}}, customer.esco_id)
+        return InviteResult(invite, customer, linked)
     if invite.accepted_at is not None:
         raise reject("token", ErrorCode.INVITE_USED, "This invite has already been accepted.")
     if invite.expired:
         raise reject("token", ErrorCode.INVITE_EXPIRED, "This invite has expired.")
+    if with_identity:
+        identity.check_email(tx, customer)
 
     row = (
         await tx.conn.execute(
@@ -772,16 +792,18 @@ async def accept_invite(tx: Tx, token: uuid.UUID | None) -> InviteResult:
             .returning(INVITES)
         )
     ).one()
-    customer = (
-        await tx.conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == row.customer_id))
-    ).one()
     await tx.customer_event(
         row.esco_id, row.customer_id, "invite_accepted", {"acceptedAt": row.accepted_at}
     )
-    return InviteResult(row, customer)
+    if with_identity:
+        linked = await identity.link(tx, row, linked)
+    return InviteResult(row, customer, linked)
 
 
 def _may_accept(tx: Tx, invite: Row) -> bool:
+    if tx.viewer.role == "unlinked":
+        # Holds the invite's secret token (identity.reach_invite found it by that alone).
+        return True
     if not tx.may_see(invite.esco_id):
         return False
     if tx.viewer.role == "customer":

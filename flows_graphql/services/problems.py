@@ -27,6 +27,7 @@ class ErrorCode(enum.Enum):
     NO_APP_URL = "NO_APP_URL"
     INVITE_EXPIRED = "INVITE_EXPIRED"
     INVITE_USED = "INVITE_USED"
+    INVITE_EMAIL_MISMATCH = "INVITE_EMAIL_MISMATCH"
     FORBIDDEN = "FORBIDDEN"
     # Not the input's fault: the database was unreachable, or the mutation ran out of
     # time; nothing was written, retry (docs/failures.md).

@@ -12,6 +12,7 @@ from ..db.models.enums import ContractTermsType, TariffGeneration
 from ..loaders import billing as billing_loaders
 from ..loaders import community as loaders
 from ..loaders import customers as customer_loaders
+from ..loaders import identity as identity_loaders
 from ..loaders import metering as metering_loaders
 from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
@@ -37,6 +38,7 @@ from .relations import relation
 if TYPE_CHECKING:
     from .billing import BillingRun
     from .customers import Customer
+    from .identity import StaffGrant
     from .metering import Meter, Property
     from .tariffs import MicrogridTariff, SolarCreditTariff
 
@@ -74,6 +76,14 @@ class Esco(RowType, Node):
         loaders.RegionByCode,
         "region_code",
         "The price-cap region whose benchmark applies.",
+    )
+
+    staff_grants = relation(
+        list[Annotated["StaffGrant", Lazy("flows_graphql.types.identity")]],
+        identity_loaders.StaffGrantsByEscoId,
+        "id",
+        "Operator access granted to identity-provider accounts, newest first (revoked "
+        "ones too; hidden from customers).",
     )
 
     sites = relation(

@@ -15,6 +15,7 @@ from ..db.models.enums import AccountEventType, AccountStatus, CustomerAccountRo
 from ..loaders import billing as billing_loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as loaders
+from ..loaders import identity as identity_loaders
 from ..loaders import metering as metering_loaders
 from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
@@ -30,6 +31,7 @@ from .relations import relation
 if TYPE_CHECKING:
     from .billing import MonthlyCosts, Payment
     from .community import ContractTerms, Esco
+    from .identity import CustomerIdentity
     from .metering import Property
     from .tariffs import CustomerTariff
 
@@ -151,6 +153,14 @@ class Customer(RowType, Node):
         "The customer's months in [from, to], as Esco.monthlySummaries, over what they "
         "were billed and the accounts they occupied on the 1st (outstanding is then "
         "their balance at the month's end).",
+    )
+
+    identities = relation(
+        list[Annotated["CustomerIdentity", Lazy("flows_graphql.types.identity")]],
+        identity_loaders.IdentitiesByCustomerId,
+        "id",
+        "The identity-provider accounts this customer signs in with, oldest first "
+        "(empty: never signed in to the app).",
     )
 
 

@@ -20,6 +20,7 @@ from .enums import (
     UsageSource,
 )
 from .events import Event
+from .identities import CustomerIdentity, StaffGrant
 from .metering import Circuit, CircuitMeter, Meter, Property, SolarInstallation
 from .supply import PropertySupplyMeter
 from .tariffs import BenchmarkTariff, CustomerTariff, MicrogridTariff, SolarCreditTariff
@@ -47,6 +48,7 @@ __all__ = [
     "CustomerAccount",
     "CustomerAccountRole",
     "CustomerEvent",
+    "CustomerIdentity",
     "CustomerInvite",
     "CustomerStatus",
     "CustomerTariff",
@@ -66,6 +68,7 @@ __all__ = [
     "Site",
     "SolarCreditTariff",
     "SolarInstallation",
+    "StaffGrant",
     "TariffGeneration",
     "UsageSource",
     "metadata",

@@ -23,6 +23,7 @@ from .resolvers.lookups import LookupsQuery
 from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
 from .resolvers.subscriptions import Subscription
+from .resolvers.ratelimit import RateLimitQuery
 from .resolvers.tariffs import TariffsQuery
 from .types import billing, community, customers, identity, metering, tariffs
 from .types.scalars import SCALAR_MAP
@@ -68,6 +69,7 @@ class Query(
     BillingQuery,
     LookupsQuery,
     AuditQuery,
+    RateLimitQuery,
 ):
     pass
 

@@ -1,0 +1,157 @@
+"""OpenTelemetry: one span per operation, a child span per SQL statement (both the
+SQLAlchemy path and the loaders' direct asyncpg one), none per field; nothing at all
+when tracing is off."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from flows_graphql import tracing
+from flows_graphql.config import RateLimits
+from tests.conftest import bearer, gql
+from tests.factories import build_esco
+
+DASHBOARD = """
+query Dashboard($code: String!) {
+  esco(code: $code) {
+    name
+    customers(first: 20) {
+      nodes {
+        email
+        accounts { account { property { supplyMeter {
+          serial circuits { type } monthlyUsage(from: "2024-01-01") { month costs { total } }
+        } } } }
+      }
+    }
+  }
+}"""
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.uninstall()
+
+
+def tree(exporter: InMemorySpanExporter):
+    finished = exporter.get_finished_spans()
+    roots = [s for s in finished if s.kind == SpanKind.SERVER]
+    assert len(roots) == 1, [s.name for s in finished]
+    root = roots[0]
+    children = [s for s in finished if s is not root]
+    return root, children
+
+
+async def test_one_span_per_operation_with_a_child_per_statement(client, raw, settings, spans):
+    esco = await build_esco(raw, "tr", customers=3, months=2)
+    # The first request opens the pool's connection (the dialect's own queries, the
+    # role switch: children of that request's span too); the next one reuses it.
+    await gql(client, DASHBOARD, {"code": "tr"})
+    spans.clear()
+    body = await gql(client, DASHBOARD, {"code": "tr"})
+    assert "errors" not in body, body
+    assert len(body["data"]["esco"]["customers"]["nodes"]) == 3
+    root, children = tree(spans)
+
+    assert root.name == "query Dashboard"
+    attrs = dict(root.attributes or {})
+    assert attrs["graphql.operation.name"] == "Dashboard"
+    assert attrs["graphql.operation.type"] == "query"
+    assert attrs["flows.role"] == "admin" and attrs["flows.esco"] == "*"
+    assert attrs["flows.cost"] == body["extensions"]["cost"]["requested"] > 100
+    assert attrs["flows.sql_statements"] == body["extensions"]["sqlStatements"]
+    assert "flows.error_code" not in attrs
+    assert root.status.status_code != StatusCode.ERROR
+
+    # Every other span is a PostgreSQL statement, a child of the operation: the
+    # snapshot's BEGIN, each loader's batched SELECT, and the ROLLBACK at the end —
+    # no span for any of the hundreds of fields.
+    assert all(s.kind == SpanKind.CLIENT for s in children), [s.name for s in children]
+    assert all(s.parent is not None and s.parent.span_id == root.context.span_id for s in children)
+    assert all(s.context.trace_id == root.context.trace_id for s in children)
+    statements = [str((s.attributes or {}).get("db.statement", "")) for s in children]
+    assert statements[0].startswith("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    assert statements[-1] == "ROLLBACK"
+    selects = [s for s in statements if s.startswith("SELECT")]
+    # Counted statements are the BEGIN and the SELECTs (the ROLLBACK is not counted).
+    assert len(selects) + 1 == attrs["flows.sql_statements"]
+    assert any("monthly_usage" in s for s in selects)
+    assert esco.code == "tr"
+
+
+async def test_the_loaders_direct_reads_are_traced(client, raw, spans):
+    """db/direct.py fetches on the asyncpg connection itself, past SQLAlchemy."""
+    await build_esco(raw, "td", customers=2, months=1)
+    spans.clear()
+    await gql(client, DASHBOARD, {"code": "td"})
+    _, children = tree(spans)
+    fetches = [s for s in children if "meters" in str((s.attributes or {}).get("db.statement"))]
+    assert fetches, [s.attributes for s in children]
+
+
+async def test_an_error_code_marks_the_span(client, settings, spans):
+    body = await gql(client, "query Bad { regions { nope } }")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    root, children = tree(spans)
+    assert root.attributes["flows.error_code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert root.status.status_code == StatusCode.ERROR
+    assert children == []  # refused before any statement
+
+
+async def test_a_rate_limited_request_is_one_span_with_its_code(
+    settings, database_url, engine, spans
+):
+    import httpx
+
+    from flows_graphql.app import create_app
+
+    tight = dataclasses.replace(settings, rate_limits=RateLimits(operator=3))
+    app = create_app(tight, database_url)
+    esco = "00000000-0000-0000-0000-000000000001"
+    headers = bearer(settings, "operator", sub="traced", escos=[esco])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
+    ) as http:
+        response = await http.post("/graphql", json={"query": "query R { regions { code } }"})
+    await app.state.engine.dispose()
+    assert response.status_code == 429
+    root, children = tree(spans)
+    assert root.name == "query R"
+    assert root.attributes["flows.error_code"] == "RATE_LIMITED"
+    assert root.attributes["flows.role"] == "operator"
+    assert root.attributes["flows.esco"] == esco
+    assert root.attributes["http.response.status_code"] == 429
+    assert children == []
+
+
+async def test_off_means_no_tracer_and_asyncpg_untouched(client):
+    assert tracing.tracer is None and not tracing.enabled()
+    # The instrumentation wraps asyncpg's methods only while tracing is on.
+    assert not hasattr(asyncpg.Connection.fetch, "__wrapped__")
+    body = await gql(client, "{ regions { code } }")
+    assert len(body["data"]["regions"]) == 14
+
+
+def test_tracing_is_wanted_only_with_an_otlp_endpoint(monkeypatch):
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    assert not tracing.wanted()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    assert tracing.wanted()
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert not tracing.wanted()

@@ -319,11 +319,11 @@ class PlainProgress:
         self.stage: str | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
-            self.stage = stage
-            sys.stderr.write(f"{stage}: {done}/{total}\n")
-        elif done == total:
+        if done == total:
             sys.stderr.write(f"{stage}: done ({total})\n")
+        elif stage != self.stage:
+            sys.stderr.write(f"{stage}: {done}/{total}\n")
+        self.stage = stage
         sys.stderr.flush()
 
     def close(self) -> None:

@@ -77,8 +77,11 @@ def configure_from_env() -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES over this.
-    provider = TracerProvider(resource=Resource.create({"service.name": "flows-graphql"}))
+    # From OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; our name when they give none.
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": "flows-graphql"}))
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     install(provider)

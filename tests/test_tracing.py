@@ -155,3 +155,92 @@ def test_tracing_is_wanted_only_with_an_otlp_endpoint(monkeypatch):
     assert tracing.wanted()
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert not tracing.wanted()
+
+
+def test_serve_exports_over_otlp_with_the_standard_variables(
+    settings, database_url, engine, tmp_path
+):
+    """A real server process, an OTLP/HTTP receiver of ours on loopback: the spans
+    arrive, under the service name OTEL_SERVICE_NAME gave."""
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import httpx
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from tests.conftest import ROOT
+    from tests.test_metrics import free_port, wait_for
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/traces":
+                message = ExportTraceServiceRequest()
+                message.ParseFromString(body)
+                received.append(message)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FLOWS_", "OTEL_"))},
+        "DATABASE_URL": database_url,
+        "FLOWS_JWT_SECRET": settings.jwt_secret or "",
+        "FLOWS_DATA_DIR": str(tmp_path),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_port}",
+        "OTEL_SERVICE_NAME": "flows-under-test",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows_graphql.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": "query Regions { regions { code } }"},
+            headers=bearer(settings, "admin"),
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 20
+        names: list[str] = []
+        while time.monotonic() < deadline and "query Regions" not in names:
+            time.sleep(0.2)
+            spans_seen = [
+                (resource, span)
+                for message in list(received)
+                for resource in message.resource_spans
+                for scope in resource.scope_spans
+                for span in scope.spans
+            ]
+            names = [span.name for _, span in spans_seen]
+        assert "query Regions" in names, names
+        resource = next(r for r, s in spans_seen if s.name == "query Regions").resource
+        service = {a.key: a.value.string_value for a in resource.attributes}["service.name"]
+        assert service == "flows-under-test"
+        root = next(s for _, s in spans_seen if s.name == "query Regions")
+        children = [s for _, s in spans_seen if s.parent_span_id == root.span_id]
+        assert any(s.name == "SELECT" for s in children), [s.name for s in children]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        receiver.shutdown()

@@ -244,7 +244,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     """The application. `today` is the billing clock (tests pass a fixed day)."""
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
-    metrics.instrument_pool(engine)
+    metrics.instrument_pool(engine, capacity=2 * settings.db_pool_size)  # + as many overflow
     authenticator = Authenticator(
         engine,
         jwt_secret(settings),

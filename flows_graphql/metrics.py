@@ -140,15 +140,16 @@ async def timed_job(job: str, work: Awaitable[T]) -> T:
         JOBS.labels(job, outcome).observe(time.perf_counter() - started)
 
 
-def instrument_pool(engine: AsyncEngine) -> None:
+def instrument_pool(engine: AsyncEngine, capacity: int) -> None:
     """Keep the pool gauges current from the pool's own events."""
     pool: Any = engine.sync_engine.pool
-    POOL_CAPACITY.inc(pool.size() + max(pool._max_overflow, 0))
+    POOL_CAPACITY.inc(capacity)
     event.listen(pool, "connect", lambda *_: POOL_OPEN.inc())
     event.listen(pool, "close", lambda *_: POOL_OPEN.dec())
     event.listen(pool, "close_detached", lambda *_: POOL_OPEN.dec())
     event.listen(pool, "checkout", lambda *_: POOL_IN_USE.inc())
     event.listen(pool, "checkin", lambda *_: POOL_IN_USE.dec())
+    # QueuePool._do_get: where a checkout waits for the queue (a canary test holds it).
     take = pool._do_get
 
     def counted_get() -> Any:

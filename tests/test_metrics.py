@@ -3,6 +3,7 @@ who may scrape them; one set for `serve --workers N`."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import socket
@@ -100,6 +101,36 @@ async def test_pool_gauges_follow_the_connections(settings, make_client):
     assert value(after, "flows_db_pool_open") >= value(before, "flows_db_pool_open") + 1
     assert value(after, "flows_db_pool_in_use") == value(before, "flows_db_pool_in_use")
     assert value(after, "flows_db_pool_waiting") == 0
+
+
+async def test_waiting_for_a_connection_is_seen(settings, make_client):
+    """Every connection of a pool of one (plus one overflow) taken: the next request
+    waits, and the gauge says so until a connection comes back."""
+    small = dataclasses.replace(settings, db_pool_size=1)
+    client = await make_client(small)
+    engine = client._transport.app.state.engine  # type: ignore[attr-defined]
+    held = [await engine.connect(), await engine.connect()]
+    request = asyncio.create_task(client.post("/graphql", json={"query": REGIONS}))
+    try:
+        for _ in range(100):
+            if value(await scrape(client), "flows_db_pool_waiting") == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert value(await scrape(client), "flows_db_pool_waiting") == 1
+        assert not request.done()
+    finally:
+        for conn in held:
+            await conn.close()
+    assert (await request).status_code == 200
+    assert value(await scrape(client), "flows_db_pool_waiting") == 0
+
+
+def test_the_pool_internal_the_waiting_gauge_wraps_exists():
+    """Canary: SQLAlchemy's queue pool still waits in `_do_get` (metrics.instrument_pool)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine("postgresql+asyncpg://u@127.0.0.1:1/x")
+    assert callable(engine.sync_engine.pool._do_get)  # type: ignore[attr-defined]
 
 
 async def test_rate_limit_refusals_are_counted(settings, make_client):

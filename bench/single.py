@@ -1,14 +1,16 @@
 """One request at a time, in process, no load: where a request's time goes.
 
     python -m bench.single [--scenario a|b] [--requests 30] [--concurrency 1]
-                           [--profile [tottime|cumulative]] [--trace]
+                           [--profile [tottime|cumulative]] [--trace | --trace-ab]
 
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
 app in this process and times (a)'s or (b)'s request end to end (auth, parse, validate, execute,
 JSON); `--profile [tottime|cumulative]` prints a cProfile of the timed requests.
 `--trace` times it with tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on: the
 OTLP/HTTP exporter behind a batch processor, sending to a receiver in another process
-(started here, on loopback) that answers every export with 200.
+(started here, on loopback) that answers every export with 200. `--trace-ab` alternates
+batches of 10 requests with tracing off and on in this one process (the order swapped
+every round), so the machine's other load weighs on both alike; it prints both.
 """
 
 from __future__ import annotations
@@ -79,13 +81,19 @@ async def main(
     concurrency: int = 1,
     scenario: str = "a",
     trace: bool = False,
+    trace_ab: bool = False,
 ) -> None:
-    with traced(trace):
-        await _main(requests, profile, concurrency, scenario, trace)
+    with traced(trace or trace_ab):
+        await _main(requests, profile, concurrency, scenario, trace, trace_ab)
 
 
 async def _main(
-    requests: int, profile: str | None, concurrency: int, scenario: str, trace: bool
+    requests: int,
+    profile: str | None,
+    concurrency: int,
+    scenario: str,
+    trace: bool,
+    trace_ab: bool = False,
 ) -> None:
     bench = BenchSettings.from_env()
     data = await describe(bench, "single")
@@ -126,6 +134,32 @@ async def _main(
         if profiler:
             profiler.enable()
         times = []
+        if trace_ab:
+            from flows_graphql import tracing
+
+            provider = tracing.uninstall(shutdown=False)
+            by_mode: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            for batch in range(requests // 10):
+                on = (batch % 2 == 1) != (batch // 2 % 2 == 1)
+                if on:
+                    tracing.install(provider)
+                for _ in range(10):
+                    by_mode[on].append(await one())
+                if on:
+                    tracing.uninstall(shutdown=False)
+            tracing.install(provider)
+            for on, measured in by_mode.items():
+                cpu_ms = sorted(t[1] * 1000 for t in measured)
+                wall_ms = sorted(t[0] * 1000 for t in measured)
+                print(
+                    f"tracing {'on ' if on else 'off'}: {len(measured)} requests; CPU median"
+                    f" {statistics.median(cpu_ms):.2f} ms, mean {statistics.fmean(cpu_ms):.2f}"
+                    f" ms; wall median {statistics.median(wall_ms):.1f} ms"
+                )
+            off_cpu = statistics.fmean(t[1] for t in by_mode[False])
+            on_cpu = statistics.fmean(t[1] for t in by_mode[True])
+            print(f"tracing on / off, CPU per request (means): {on_cpu / off_cpu:.3f}")
+            return
         for _ in range(requests // concurrency):
             times += await asyncio.gather(*(one() for _ in range(concurrency)))
         if profiler:
@@ -152,8 +186,13 @@ if __name__ == "__main__":
         "--profile", nargs="?", const="tottime", choices=["tottime", "cumulative"], default=None
     )
     parser.add_argument("--trace", action="store_true", help="with tracing on (OTLP exporter)")
+    parser.add_argument(
+        "--trace-ab", action="store_true", help="alternate batches with tracing off and on"
+    )
     args = parser.parse_args()
-    run = main(args.requests, args.profile, args.concurrency, args.scenario, args.trace)
+    run = main(
+        args.requests, args.profile, args.concurrency, args.scenario, args.trace, args.trace_ab
+    )
     try:  # the event loop the server runs on (uvicorn picks uvloop when installed)
         import uvloop
 

@@ -55,16 +55,19 @@ def install(provider: Any) -> None:
     tracer = provider.get_tracer("flows_graphql")
 
 
-def uninstall() -> None:
+def uninstall(*, shutdown: bool = True) -> Any:
+    """Tracing off again; returns the provider (still usable unless shut down)."""
     global tracer, _provider
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
     instrumentor = AsyncPGInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
-    if _provider is not None:
-        _provider.shutdown()
+    provider = _provider
+    if provider is not None and shutdown:
+        provider.shutdown()
     tracer = _provider = None
+    return provider
 
 
 def configure_from_env() -> bool:

@@ -149,7 +149,7 @@ def instrument_pool(engine: AsyncEngine, capacity: int) -> None:
     event.listen(pool, "close_detached", lambda *_: POOL_OPEN.dec())
     event.listen(pool, "checkout", lambda *_: POOL_IN_USE.inc())
     event.listen(pool, "checkin", lambda *_: POOL_IN_USE.dec())
-    # QueuePool._do_get: where a checkout waits for the queue (a canary test holds it).
+    # QueuePool._do_get: where a checkout waits (tests/test_internals_canary.py holds it).
     take = pool._do_get
 
     def counted_get() -> Any:

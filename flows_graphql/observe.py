@@ -70,7 +70,8 @@ class Observed:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _wants_page(scope):
+            # GraphiQL's page is no operation: neither counted nor traced.
             await self.app(scope, receive, send)
             return
         operation = Operation()
@@ -106,6 +107,13 @@ class Observed:
             metrics.observe_request(
                 operation.name, operation.type, status, code, time.perf_counter() - started
             )
+
+
+def _wants_page(scope: Scope) -> bool:
+    if scope.get("method") != "GET":
+        return False
+    accept = dict(scope.get("headers") or []).get(b"accept", b"")
+    return b"text/html" in accept
 
 
 def _describe(span: Any, scope: Scope, operation: Operation, status: int, body: bytearray) -> None:

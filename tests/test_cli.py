@@ -13,6 +13,7 @@ import sys
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from flows_graphql.cli import money
 from tests.conftest import ROOT
@@ -56,7 +57,8 @@ def test_unreachable_database(tmp_path):
 
 
 def test_missing_database(database_url):
-    url = re.sub(r"/[^/]+$", "/no_such_database_i15", database_url)
+    url = make_url(database_url).set(database="no_such_database_i15")
+    url = url.render_as_string(hide_password=False)
     result = run("token", "--role", "admin", env={"DATABASE_URL": url, "FLOWS_JWT_SECRET": "x"})
     one_line_failure(result, "no_such_database_i15", "does not exist", "createdb")
 

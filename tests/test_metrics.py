@@ -125,14 +125,6 @@ async def test_waiting_for_a_connection_is_seen(settings, make_client):
     assert value(await scrape(client), "flows_db_pool_waiting") == 0
 
 
-def test_the_pool_internal_the_waiting_gauge_wraps_exists():
-    """Canary: SQLAlchemy's queue pool still waits in `_do_get` (metrics.instrument_pool)."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine("postgresql+asyncpg://u@127.0.0.1:1/x")
-    assert callable(engine.sync_engine.pool._do_get)  # type: ignore[attr-defined]
-
-
 async def test_rate_limit_refusals_are_counted(settings, make_client):
     tight = dataclasses.replace(settings, rate_limits=RateLimits(admin=10))
     client = await make_client(tight, **bearer(settings, "admin", sub=f"m-{uuid.uuid4()}"))
@@ -271,3 +263,17 @@ def test_workers_report_one_set_on_the_metrics_port(settings, database_url, engi
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+async def test_the_graphiql_page_is_no_operation(settings, make_client):
+    client = await make_client(settings)
+
+    def total(text: str) -> float:
+        return sum(
+            v for (name, _), v in samples(text).items() if name == "flows_graphql_requests_total"
+        )
+
+    before = total(await scrape(client))
+    page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert total(await scrape(client)) == before

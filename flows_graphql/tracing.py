@@ -80,6 +80,17 @@ def configure_from_env() -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    if protocol != "http/protobuf":
+        # Only the HTTP exporter is installed (no gRPC stack in the server's dependencies).
+        log.warning(
+            "OTLP protocol not available: exporting with http/protobuf",
+            extra={"asked": protocol},
+        )
     # From OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; our name when they give none.
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):

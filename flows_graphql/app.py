@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 import uuid
@@ -362,6 +363,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
                 await authenticator.oidc.close()
                 await graphql.admission.close()
                 await engine.dispose()
+                metrics.process_exited(os.getpid())  # its pool gauges leave the sums
                 log.info("stopped")
 
     routes: list[BaseRoute] = [

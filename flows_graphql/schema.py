@@ -22,8 +22,8 @@ from .resolvers.customers import CustomersQuery
 from .resolvers.lookups import LookupsQuery
 from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
-from .resolvers.subscriptions import Subscription
 from .resolvers.ratelimit import RateLimitQuery
+from .resolvers.subscriptions import Subscription
 from .resolvers.tariffs import TariffsQuery
 from .types import billing, community, customers, identity, metering, tariffs
 from .types.scalars import SCALAR_MAP

@@ -572,7 +572,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure()
     try:
-        settings = Settings.from_env()
+        try:
+            settings = Settings.from_env()
+        except ValueError as exc:  # each setting's refusal names its variable
+            return _fail(args, exc, str(exc), 2)
         result: int = args.func(args, settings)
         return result
     except (ConfigError, Unusable) as exc:

@@ -1,11 +1,16 @@
 """One request at a time, in process, no load: where a request's time goes.
 
     python -m bench.single [--scenario a|b] [--requests 30] [--concurrency 1]
-                           [--profile [tottime|cumulative]]
+                           [--profile [tottime|cumulative]] [--trace | --trace-ab]
 
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
 app in this process and times (a)'s or (b)'s request end to end (auth, parse, validate, execute,
 JSON); `--profile [tottime|cumulative]` prints a cProfile of the timed requests.
+`--trace` times it with tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on: the
+OTLP/HTTP exporter behind a batch processor, sending to a receiver in another process
+(started here, on loopback) that answers every export with 200. `--trace-ab` alternates
+batches of 10 requests with tracing off and on in this one process (the order swapped
+every round), so the machine's other load weighs on both alike; it prints both.
 """
 
 from __future__ import annotations
@@ -13,15 +18,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import gc
 import pstats
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 
 from flows_graphql.app import create_app
-from flows_graphql.config import Settings
+from flows_graphql.config import RateLimits, Settings
+from flows_graphql.ratelimit import TIERS
 from flows_graphql.types.node import to_global_id
 
 from .dataset import describe
@@ -29,14 +40,67 @@ from .queries import OUR_APP, OUR_DASHBOARD
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
 
+# An OTLP/HTTP receiver that only says yes, in a process of its own.
+RECEIVER = """
+import http.server, sys
+class R(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), R)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def traced(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    import os
+
+    from flows_graphql import tracing
+
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(receiver.stdout.readline()) if receiver.stdout else 0
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+        assert tracing.configure_from_env()
+        yield
+    finally:
+        tracing.uninstall()
+        receiver.terminate()
+        receiver.wait()
+
 
 async def main(
-    requests: int, profile: str | None, concurrency: int = 1, scenario: str = "a"
+    requests: int,
+    profile: str | None,
+    concurrency: int = 1,
+    scenario: str = "a",
+    trace: bool = False,
+    trace_ab: bool = False,
+) -> None:
+    with traced(trace or trace_ab):
+        await _main(requests, profile, concurrency, scenario, trace, trace_ab)
+
+
+async def _main(
+    requests: int,
+    profile: str | None,
+    concurrency: int,
+    scenario: str,
+    trace: bool,
+    trace_ab: bool = False,
 ) -> None:
     bench = BenchSettings.from_env()
     data = await describe(bench, "single")
     settings = Settings.from_env()
-    settings = type(settings)(**{**vars(settings), "jwt_secret": bench.jwt_secret})
+    # Budgets no run reaches (as bench.servers sets them): the accounting is measured.
+    budgets = RateLimits(**{tier: 2_000_000_000 for tier in TIERS})
+    settings = dataclasses.replace(settings, jwt_secret=bench.jwt_secret, rate_limits=budgets)
     app = create_app(settings, bench.database_url)
     tokens = Tokens(bench, data)
     months = {"from": str(data.first_month), "to": str(data.last_month)}
@@ -70,6 +134,32 @@ async def main(
         if profiler:
             profiler.enable()
         times = []
+        if trace_ab:
+            from flows_graphql import tracing
+
+            provider = tracing.uninstall(shutdown=False)
+            by_mode: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            for batch in range(requests // 10):
+                on = (batch % 2 == 1) != (batch // 2 % 2 == 1)
+                if on:
+                    tracing.install(provider)
+                for _ in range(10):
+                    by_mode[on].append(await one())
+                if on:
+                    tracing.uninstall(shutdown=False)
+            tracing.install(provider)
+            for on, measured in by_mode.items():
+                cpu_ms = sorted(t[1] * 1000 for t in measured)
+                wall_ms = sorted(t[0] * 1000 for t in measured)
+                print(
+                    f"tracing {'on ' if on else 'off'}: {len(measured)} requests; CPU median"
+                    f" {statistics.median(cpu_ms):.2f} ms, mean {statistics.fmean(cpu_ms):.2f}"
+                    f" ms; wall median {statistics.median(wall_ms):.1f} ms"
+                )
+            off_cpu = statistics.fmean(t[1] for t in by_mode[False])
+            on_cpu = statistics.fmean(t[1] for t in by_mode[True])
+            print(f"tracing on / off, CPU per request (means): {on_cpu / off_cpu:.3f}")
+            return
         for _ in range(requests // concurrency):
             times += await asyncio.gather(*(one() for _ in range(concurrency)))
         if profiler:
@@ -77,6 +167,7 @@ async def main(
     wall = sorted(t[0] * 1000 for t in times)
     cpu = sorted(t[1] * 1000 for t in times)
     name = "dashboard" if scenario == "a" else "app screen"
+    name += ", traced" if trace else ""
     print(
         f"{name}, in process: {requests} requests; wall median {statistics.median(wall):.1f}"
         f" ms, min {wall[0]:.1f} ms; CPU (this process: server and client) median"
@@ -94,10 +185,17 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", nargs="?", const="tottime", choices=["tottime", "cumulative"], default=None
     )
+    parser.add_argument("--trace", action="store_true", help="with tracing on (OTLP exporter)")
+    parser.add_argument(
+        "--trace-ab", action="store_true", help="alternate batches with tracing off and on"
+    )
     args = parser.parse_args()
+    run = main(
+        args.requests, args.profile, args.concurrency, args.scenario, args.trace, args.trace_ab
+    )
     try:  # the event loop the server runs on (uvicorn picks uvloop when installed)
         import uvloop
 
-        uvloop.run(main(args.requests, args.profile, args.concurrency, args.scenario))
+        uvloop.run(run)
     except ImportError:
-        asyncio.run(main(args.requests, args.profile, args.concurrency, args.scenario))
+        asyncio.run(run)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 import uuid
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import faults, graphiql, logs, negotiation
+from . import faults, graphiql, logs, metrics, negotiation, tracing
 from .auth.apikeys import KEY_CHANNEL
 from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
 from .auth.tokens import jwt_secret
@@ -35,6 +36,7 @@ from .db.urls import asyncpg_dsn
 from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
 from .live.broker import Broker
+from .observe import Observed
 from .rules.clock import Today, london_today
 from .schema import schema
 
@@ -243,6 +245,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     """The application. `today` is the billing clock (tests pass a fixed day)."""
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
+    metrics.instrument_pool(engine, capacity=2 * settings.db_pool_size)  # + as many overflow
     authenticator = Authenticator(
         engine,
         jwt_secret(settings),
@@ -358,13 +361,16 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
             finally:
                 await broker.stop()
                 await authenticator.oidc.close()
+                await graphql.admission.close()
                 await engine.dispose()
+                metrics.process_exited(os.getpid())  # its pool gauges leave the sums
                 log.info("stopped")
 
     routes: list[BaseRoute] = [
         Route(
             "/graphql",
-            Bounded(Authenticated(graphql, authenticator, settings.graphiql), cutoffs),
+            # Observed (metrics, traces) outside: refusals of every kind are counted.
+            Observed(Bounded(Authenticated(graphql, authenticator, settings.graphiql), cutoffs)),
             methods=["GET", "POST"],
         ),
         WebSocketRoute("/graphql", graphql),
@@ -373,6 +379,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
             Authenticated(request_response(export), authenticator, False),
             methods=["GET"],
         ),
+        Route("/metrics", metrics.endpoint(settings)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -426,6 +433,7 @@ def create_app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` (serve --workers N): DATABASE_URL is set by the CLI."""
     settings = Settings.from_env()
     logs.configure()
+    tracing.configure_from_env()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set; start the server with `flows-graphql serve`")
     return create_app(settings, settings.database_url)

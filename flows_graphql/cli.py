@@ -1,14 +1,24 @@
-"""`flows-graphql`: serve, migrate, seed, export the schema, issue tokens."""
+"""`flows-graphql`: serve, migrate, seed, export the schema, issue tokens.
+
+A failure a person can fix (a setting, an unreachable database, a port in use) is one
+line on stderr naming what to change, and a non-zero exit; `--debug` shows the
+traceback as well."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +26,38 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import logs
-from .config import Settings
+from .config import ConfigError, Settings
+
+
+class Unusable(Exception):
+    """A failure the user can act on: its message says what to change."""
+
+
+def money(amount: Decimal) -> str:
+    """An amount as shown to people: 2 decimals, half up (the stored value is exact)."""
+    return str(Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    """Refuse early, before anything is printed, when the port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # As uvicorn binds: a port in TIME_WAIT is free, one listened on is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Unusable(
+                    f"port {port} on {host} is in use: stop what listens there or choose "
+                    f"another {what}"
+                ) from exc
+            if exc.errno == errno.EACCES:
+                raise Unusable(
+                    f"port {port} on {host} needs privileges: choose one above 1023 ({what})"
+                ) from exc
+            raise Unusable(
+                f"cannot listen on {host}:{port} ({exc.strerror}): check {what}"
+            ) from exc
 
 
 def _engine(settings: Settings, url: str) -> AsyncEngine:
@@ -112,6 +153,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    if args.workers < 1:
+        raise Unusable("--workers must be at least 1")
+    check_port_free(host, port, "with --port or FLOWS_PORT")
+    if settings.metrics_port is not None:
+        check_port_free(host, settings.metrics_port, "with FLOWS_METRICS_PORT")
     url = database_url(settings)
     asyncio.run(_migrate(settings, url))
     if args.demo and asyncio.run(_seed_demo(settings, url, only_if_empty=True)):
@@ -124,6 +170,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(flush=True)
     # Workers (and the single-process server) build the app from the environment.
     os.environ["DATABASE_URL"] = url
+    _metrics_for_all_workers(host, settings)
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with
     # this handler that ends in a normal exit, so the embedded PostgreSQL is stopped
     # by its exit hook instead of being left running.
@@ -141,6 +188,29 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     return 0
+
+
+def _metrics_for_all_workers(host: str, settings: Settings) -> None:
+    """Every worker writes its metrics into one directory, summed by any scrape; it is
+    set before anything imports prometheus_client (metrics.py)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        # Samples of an earlier run would be summed into this one's.
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    else:
+        directory = tempfile.mkdtemp(prefix="flows-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        import atexit
+
+        atexit.register(shutil.rmtree, directory, True)
+    if settings.metrics_port is not None:
+        from .metrics import start_metrics_server
+
+        start_metrics_server(host, settings.metrics_port)
+        print(
+            f"flows-graphql: metrics at http://{host}:{settings.metrics_port}/metrics", flush=True
+        )
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -242,8 +312,26 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class PlainProgress:
+    """Progress as plain lines (stderr is a file or a pipe): each stage's start and end."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if done == total:
+            sys.stderr.write(f"{stage}: done ({total})\n")
+        elif stage != self.stage:
+            sys.stderr.write(f"{stage}: {done}/{total}\n")
+        self.stage = stage
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        return None
+
+
 class ProgressBar:
-    """A one-line progress bar on stderr, redrawn in place."""
+    """A one-line progress bar on stderr, redrawn in place (on a terminal only)."""
 
     WIDTH = 30
 
@@ -274,7 +362,7 @@ def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def bill() -> int:
         engine = _engine(settings, database_url(settings))
-        bar = ProgressBar()
+        bar: ProgressBar | PlainProgress = ProgressBar() if sys.stderr.isatty() else PlainProgress()
         try:
             async with engine.begin() as conn:
                 esco_id = await conn.scalar(select(Esco.id).where(Esco.code == args.esco))
@@ -294,7 +382,7 @@ def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
             run = result.run
             print(
                 f"billed {args.esco} {args.month}: {run.customers_billed} customers, "
-                f"total {run.total} GBP, {len(result.skipped)} meters skipped "
+                f"total {money(run.total)} GBP, {len(result.skipped)} meters skipped "
                 f"(run {run.id})"
             )
             for meter_id, reason in result.skipped:
@@ -391,8 +479,29 @@ def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(work())
 
 
+def _positive_hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of hours, not {text!r}") from None
+    if not hours > 0:  # the most is FLOWS_MAX_TOKEN_LIFETIME_S (cmd_token)
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return hours
+
+
+def _version() -> str:
+    try:
+        return version("flows-graphql")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flows-graphql", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"flows-graphql {_version()}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure as well"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="migrate, then run the HTTP server")
@@ -419,7 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--customer", help="customer email (customers)")
     token.add_argument("--sub", help="subject claim (default: derived)")
     token.add_argument(
-        "--hours", type=float, help="lifetime (default and maximum: FLOWS_MAX_TOKEN_LIFETIME_S)"
+        "--hours",
+        type=_positive_hours,
+        help="lifetime, > 0 (default and maximum: FLOWS_MAX_TOKEN_LIFETIME_S)",
     )
     token.set_defaults(func=cmd_token)
 
@@ -461,12 +572,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure()
     try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    result: int = args.func(args, settings)
-    return result
+        try:
+            settings = Settings.from_env()
+        except ValueError as exc:  # each setting's refusal names its variable
+            return _fail(args, exc, str(exc), 2)
+        result: int = args.func(args, settings)
+        return result
+    except (ConfigError, Unusable) as exc:
+        return _fail(args, exc, str(exc), 2)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from .db.failures import explain
+
+        reason = explain(exc)
+        if reason is not None:
+            return _fail(args, exc, reason, 1)
+        return _fail(
+            args,
+            exc,
+            f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            1,
+        )
+
+
+def _fail(args: argparse.Namespace, exc: BaseException, message: str, code: int) -> int:
+    if args.debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"flows-graphql: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,30 +1,135 @@
-"""Settings, read once from the environment (see README "Configuration")."""
+"""Settings, read once from the environment (see README "Configuration").
+
+A bad value is refused with a `ConfigError` naming the variable and what it may be, so
+the command line can print one line a person can act on."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable and the fix."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _flag(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, on/off), not {value!r}")
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, *, minimum: int = 1, maximum: int | None = None) -> int:
     value = os.environ.get(name)
-    return int(value) if value else default
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{name} must be {bounds}, not {number}")
+    return number
+
+
+def _optional_int(name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
+    if not (os.environ.get(name) or "").strip():
+        return None
+    return _int(name, 0, minimum=minimum, maximum=maximum)
+
+
+# Budgets are GraphQL Ints (32-bit) in `rateLimit`.
+MAX_BUDGET = 2**31 - 1
+PG_SCHEMES = ("postgresql", "postgres")
+
+
+def check_database_url(url: str, name: str = "DATABASE_URL") -> str:
+    """The URL when it names a PostgreSQL database; a ConfigError saying why not."""
+    example = "postgresql://user:password@host:5432/database"
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{name} is not a database URL; write it as {example}") from None
+    scheme = parsed.drivername.split("+", 1)[0]
+    if scheme not in PG_SCHEMES:
+        raise ConfigError(
+            f"{name} names a {scheme!r} database; flows-graphql runs on PostgreSQL only: {example}"
+        )
+    if not parsed.database:
+        raise ConfigError(f"{name} names no database; add it after the host: {example}")
+    return url.strip()
+
+
+def _rate_limit_keys(name: str) -> dict[str, int]:
+    """`<key id>=<points>,…`: budgets of single partner keys, over their tier's."""
+    value = (os.environ.get(name) or "").strip()
+    budgets: dict[str, int] = {}
+    if not value:
+        return budgets
+    for item in value.split(","):
+        key, _, points = item.partition("=")
+        try:
+            key_id = str(uuid.UUID(key.strip()))
+            budget = int(points.strip())
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be `<key id>=<points>` pairs separated by commas, not {item!r}"
+            ) from None
+        if not 1 <= budget <= MAX_BUDGET:
+            raise ConfigError(f"{name}: the budget of {key_id} must be from 1 to {MAX_BUDGET}")
+        budgets[key_id] = budget
+    return budgets
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Cost points each principal may spend per window (flows_graphql/ratelimit.py)."""
+
+    window_s: int = 60
+    customer: int = 50_000
+    operator: int = 250_000
+    partner: int = 100_000
+    admin: int = 1_000_000
+    # Partner key id → its own budget (FLOWS_RATE_LIMIT_KEYS).
+    keys: dict[str, int] = field(default_factory=dict)
+    enabled: bool = True
+
+    def budget(self, role: str, sub: str) -> int:
+        if role == "partner" and sub in self.keys:
+            return self.keys[sub]
+        return int(getattr(self, role, self.customer))
 
 
 def _seconds(name: str, default: float) -> float:
     value = os.environ.get(name)
-    return float(value) if value else default
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not seconds > 0:
+        raise ConfigError(f"{name} must be more than 0 seconds, not {value.strip()}")
+    return seconds
 
 
 # Asymmetric algorithms an identity provider may sign with. Never `none`, never HS*:
@@ -174,6 +279,14 @@ class Settings:
     cors_origins: tuple[str, ...] | None = None
     # How long a JWKS or discovery fetch may take before the request is answered 503.
     oidc_timeout_s: float = 5.0
+    # Rate-limit budgets, shared by all processes through Redis when it is named.
+    redis_url: str | None = None
+    # Prefix of every Redis key the server writes (several deployments, one Redis).
+    redis_prefix: str = "flows:rl:"
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    # /metrics: behind this bearer token, or on a port of its own (flows_graphql/metrics.py).
+    metrics_token: str | None = None
+    metrics_port: int | None = None
 
     @property
     def production(self) -> bool:
@@ -189,25 +302,40 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = os.environ.get("FLOWS_ENV", "development")
+        env = os.environ.get("FLOWS_ENV", "development").strip() or "development"
         if env not in {"development", "production"}:
-            raise ValueError(f"FLOWS_ENV must be development or production, not {env!r}")
+            raise ConfigError(f"FLOWS_ENV must be development or production, not {env!r}")
+        url = (os.environ.get("DATABASE_URL") or "").strip() or None
+        if url is not None:
+            check_database_url(url)
+        redis_url = (os.environ.get("FLOWS_REDIS_URL") or "").strip() or None
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"FLOWS_REDIS_URL must be a redis:// (or rediss://) URL, not {redis_url!r}"
+            )
+        default_page = _int("FLOWS_DEFAULT_PAGE_SIZE", 20)
+        max_page = _int("FLOWS_MAX_PAGE_SIZE", 100)
+        if default_page > max_page:
+            raise ConfigError(
+                f"FLOWS_DEFAULT_PAGE_SIZE ({default_page}) must not be over "
+                f"FLOWS_MAX_PAGE_SIZE ({max_page})"
+            )
         return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
+            database_url=url,
             data_dir=Path(os.environ.get("FLOWS_DATA_DIR") or ".flows"),
             env=env,
             host=os.environ.get("FLOWS_HOST") or "127.0.0.1",
-            port=_int("FLOWS_PORT", 8000),
+            port=_int("FLOWS_PORT", 8000, maximum=65535),
             debug_sql=_flag("FLOWS_DEBUG_SQL"),
             jwt_secret=os.environ.get("FLOWS_JWT_SECRET") or None,
             graphiql=_flag("FLOWS_GRAPHIQL", default=env != "production"),
-            default_page_size=_int("FLOWS_DEFAULT_PAGE_SIZE", 20),
-            max_page_size=_int("FLOWS_MAX_PAGE_SIZE", 100),
-            statement_timeout_ms=_int("FLOWS_STATEMENT_TIMEOUT_MS", 5000),
+            default_page_size=default_page,
+            max_page_size=max_page,
+            statement_timeout_ms=_int("FLOWS_STATEMENT_TIMEOUT_MS", 5000, minimum=0),
             db_pool_size=_int("FLOWS_DB_POOL_SIZE", 10),
             max_input_rows=_int("FLOWS_MAX_INPUT_ROWS", 10_000),
             max_token_lifetime_s=_int("FLOWS_MAX_TOKEN_LIFETIME_S", 24 * 3600),
-            lock_timeout_ms=_int("FLOWS_LOCK_TIMEOUT_MS", 0),
+            lock_timeout_ms=_int("FLOWS_LOCK_TIMEOUT_MS", 0, minimum=0),
             db_connect_timeout_s=_seconds("FLOWS_DB_CONNECT_TIMEOUT_S", 5.0),
             db_command_timeout_s=(
                 _seconds("FLOWS_DB_COMMAND_TIMEOUT_S", 0.0)
@@ -232,4 +360,17 @@ class Settings:
                 if "FLOWS_CORS_ORIGINS" in os.environ
                 else None
             ),
+            redis_url=redis_url,
+            redis_prefix=os.environ.get("FLOWS_REDIS_PREFIX") or "flows:rl:",
+            rate_limits=RateLimits(
+                window_s=_int("FLOWS_RATE_LIMIT_WINDOW_S", 60, maximum=86_400),
+                customer=_int("FLOWS_RATE_LIMIT_CUSTOMER", 50_000, maximum=MAX_BUDGET),
+                operator=_int("FLOWS_RATE_LIMIT_OPERATOR", 250_000, maximum=MAX_BUDGET),
+                partner=_int("FLOWS_RATE_LIMIT_PARTNER", 100_000, maximum=MAX_BUDGET),
+                admin=_int("FLOWS_RATE_LIMIT_ADMIN", 1_000_000, maximum=MAX_BUDGET),
+                keys=_rate_limit_keys("FLOWS_RATE_LIMIT_KEYS"),
+                enabled=_flag("FLOWS_RATE_LIMITS", default=True),
+            ),
+            metrics_token=(os.environ.get("FLOWS_METRICS_TOKEN") or "").strip() or None,
+            metrics_port=_optional_int("FLOWS_METRICS_PORT", maximum=65535),
         )

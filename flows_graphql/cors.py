@@ -12,7 +12,14 @@ from .config import Settings
 
 # Development without FLOWS_CORS_ORIGINS: a dashboard served from this machine.
 LOCALHOST_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"
-ALLOWED_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"]
+# X-Flows-Cost-Only: ask for a query's cost without running it (docs/operations.md).
+ALLOWED_HEADERS = [
+    "Authorization",
+    "X-API-Key",
+    "Content-Type",
+    "X-Request-ID",
+    "X-Flows-Cost-Only",
+]
 # What a browser script may read of a response besides the simple headers.
 EXPOSED_HEADERS = [
     "X-Request-ID",

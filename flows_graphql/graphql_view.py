@@ -31,7 +31,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from . import execution, faults, graphiql, logs, negotiation
+from . import execution, faults, graphiql, logs, metrics, negotiation
 from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
 from .auth.scopes import needs_read, read_refusal
 from .auth.unlinked import allowed_for_unlinked
@@ -43,6 +43,7 @@ from .db.engine import StatementCounter, current_counter
 from .db.request import RequestDb
 from .limits import Limits, TooComplex, check, document, has_unstorable_text, unstorable
 from .live.broker import Broker
+from .observe import Admission, OverBudget, operation_of
 from .rules.clock import Today, london_today
 
 log = logging.getLogger("flows_graphql.errors")
@@ -57,6 +58,7 @@ KNOWN_CODES = frozenset(
         "BAD_REQUEST",
         faults.UNAVAILABLE,
         faults.TIMEOUT,
+        "RATE_LIMITED",
     }
 )
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
@@ -132,6 +134,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         today: Today = london_today,
         authenticator: Authenticator | None = None,
         broker: Broker | None = None,
+        admission: Admission | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -157,6 +160,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             max_page_size=settings.max_page_size,
             max_input_rows=settings.max_input_rows,
         )
+        # Rate limits and the cost-only answer (observe.py).
+        self.admission = admission or Admission(settings)
 
     def encode_json(self, data: object) -> bytes:
         # orjson writes a dashboard's ~4,600 values in a fifth of json.dumps's time; text
@@ -190,6 +195,9 @@ class FlowsGraphQL(GraphQL[Context, None]):
             await self._refuse(refused, scope, receive, send)
         except TooComplex as exc:
             await self._refuse(Refused(400, "QUERY_TOO_COMPLEX", exc.message), scope, receive, send)
+        except OverBudget as over:
+            limited = Refused(429, "RATE_LIMITED", over.message, over.headers)
+            await self._refuse(limited, scope, receive, send)
         finally:
             media_type.reset(token)
 
@@ -448,6 +456,17 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 and viewer.role != "admin"
             ):
                 raise Refused(403, "FORBIDDEN", "Introspection is for admins in production.")
+            answered = await self.admission.admit(
+                context.request,
+                context.viewer,
+                data.query,
+                data.operation_name,
+                verdict,
+                self.limits,
+                kwargs["sub_response"],
+            )
+            if answered is not None:
+                return answered
             if verdict is not None and verdict.operation == "mutation":
                 # Each mutation answers its own cutoff (resolvers/mutation.py); the
                 # request's scope (app.Bounded) only stops what would not stop under them.
@@ -469,7 +488,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
     async def _execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         try:
-            return await super().execute_single(*args, **kwargs)
+            result = await super().execute_single(*args, **kwargs)
         except HTTPException as exc:
             # No query, no operation to pick, or one the method does not allow:
             # Strawberry answers these in plain text; ours are JSON like every refusal.
@@ -478,19 +497,25 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 # GraphQL-over-HTTP: a mutation over GET MUST be refused with 405.
                 raise Refused(405, "BAD_REQUEST", exc.reason, {"Allow": "POST"}) from exc
             raise Refused(exc.status_code, "BAD_REQUEST", exc.reason) from exc
+        self.admission.finish(kwargs["context"].request, result)
+        return result
 
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         context: Context = kwargs["context"]
         if isinstance(kwargs["request_data"], list):
             raise Refused(400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted.")
-        counter = StatementCounter() if self.settings.debug_sql else None
+        counter = StatementCounter()
         token = current_counter.set(counter)
         try:
             result = await super().execute_operation(*args, **kwargs)
         finally:
             await context.close()
             current_counter.reset(token)
-        if counter is not None and isinstance(result, ExecutionResult):
+            if context.request is not None:
+                operation_of(context.request.scope).statements = counter.count
+        if context.request is not None:
+            metrics.observe_statements(operation_of(context.request.scope).name, counter.count)
+        if self.settings.debug_sql and isinstance(result, ExecutionResult):
             result.extensions = {**(result.extensions or {}), "sqlStatements": counter.count}
         if isinstance(result, ExecutionResult):
             _fault_status(result, context, kwargs["sub_response"])
@@ -501,6 +526,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         if result.errors:
             result.errors = [self._mask(error) for error in result.errors]
+            operation_of(request.scope).error_code = (result.errors[0].extensions or {}).get("code")
         response = await super().process_result(request, result)
         if (
             result.errors

@@ -22,6 +22,7 @@ from .resolvers.customers import CustomersQuery
 from .resolvers.lookups import LookupsQuery
 from .resolvers.metering import MeteringQuery
 from .resolvers.node import NodeQuery
+from .resolvers.ratelimit import RateLimitQuery
 from .resolvers.subscriptions import Subscription
 from .resolvers.tariffs import TariffsQuery
 from .types import billing, community, customers, identity, metering, tariffs
@@ -68,6 +69,7 @@ class Query(
     BillingQuery,
     LookupsQuery,
     AuditQuery,
+    RateLimitQuery,
 ):
     pass
 

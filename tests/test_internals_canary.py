@@ -87,7 +87,8 @@ def test_strawberry_view_hooks() -> None:
             "strawberry-graphql", "graphql_view.py", f"AsyncBaseHTTPView.{hook}"
         )
     parameters = inspect.signature(AsyncBaseHTTPView.execute_single).parameters
-    for name in ("request_data", "context"):
+    # sub_response: the response whose headers observe.Admission sets (X-RateLimit-*).
+    for name in ("request_data", "context", "sub_response"):
         assert name in parameters, _fail(
             "strawberry-graphql", "graphql_view.execute_single", f"keyword {name!r}"
         )
@@ -145,6 +146,15 @@ def test_sqlalchemy_compiled_internals() -> None:
         assert hasattr(compiled, internal), _fail("SQLAlchemy", "db/direct.py", internal)
     assert [c.keyname for c in compiled._result_columns] == ["a"], _fail(
         "SQLAlchemy", "db/direct.py", "_result_columns entries lost .keyname"
+    )
+
+
+def test_sqlalchemy_queue_pool_wait() -> None:
+    """metrics.instrument_pool counts the requests waiting in QueuePool._do_get."""
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    assert callable(getattr(AsyncAdaptedQueuePool, "_do_get", None)), _fail(
+        "SQLAlchemy", "metrics.instrument_pool", "QueuePool._do_get"
     )
 
 

@@ -1,4 +1,4 @@
-"""The rules of shared/rules.md, unit by unit, on their worked examples and edges."""
+"""The rules of docs/rules.md, unit by unit, on their worked examples and edges."""
 
 from __future__ import annotations
 

@@ -1165,6 +1165,12 @@ def _check_runs_of_month(data: Any, x: Expect) -> None:
     assert len(got) == (0 if x.who == "customer" else 1) and got <= x.runs, data
 
 
+def _check_rate_limit(data: Any) -> None:
+    limit = data["rateLimit"]
+    assert limit["limit"] > 0 and limit["cost"] >= 1, data
+    assert limit["remaining"] == limit["limit"] - limit["used"], data
+
+
 def _list_query(name: str, args: str, params: str, selection: str) -> str:
     return f"query({params}) {{ {name}({args}) {{ totalCount nodes {{ {selection} }} }} }}"
 
@@ -1459,6 +1465,15 @@ QUERY_PROBES: list[QueryProbe] = [
         lambda t: {"c": t.cursor("billingRuns")},
         None,
         _scan_only_subset("billingRuns", "runs"),
+    ),
+    # The viewer's own budget: no tenant data, only its own counters.
+    QueryProbe(
+        "rateLimit",
+        "rateLimit",
+        "{ rateLimit { limit cost used remaining resetAt windowSeconds } }",
+        lambda t: {},
+        None,
+        lambda data, x: _check_rate_limit(data),
     ),
 ]
 

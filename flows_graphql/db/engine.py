@@ -30,15 +30,15 @@ class StatementCounter:
         self.count = 0
 
 
-# Set per request when FLOWS_DEBUG_SQL is on; tasks spawned by the request (loaders)
-# inherit the same counter object through the context.
+# Set per request (its metrics count statements; FLOWS_DEBUG_SQL shows the count); tasks
+# spawned by the request (loaders) inherit the same counter object through the context.
 current_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
     "flows_statement_counter", default=None
 )
 
 
 def count_statement(*_: Any) -> None:
-    """Count a statement sent by this request (when FLOWS_DEBUG_SQL counts them)."""
+    """Count a statement sent by this request."""
     counter = current_counter.get()
     if counter is not None:
         counter.count += 1
@@ -77,8 +77,7 @@ def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> As
         pool_pre_ping=False,
         connect_args=connect_args,
     )
-    if settings.debug_sql:
-        event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
+    event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
     if api_role:
         event.listen(engine.sync_engine, "connect", _switch_to_api_role)
     event.listen(engine.sync_engine.pool, "reset", _end_stray_transaction)

@@ -9,6 +9,7 @@ import strawberry
 
 from ..context import Context
 from ..loaders.billing import RUN_SPEC, RUNS
+from ..metrics import timed_job
 from ..services import billing as service
 from ..types.billing import BillingRun
 from ..types.connection import After, Before, Connection, First, Last, root_connection
@@ -101,7 +102,10 @@ class Mutations:
     ) -> RunBillingPayload:
         result, errors = await run(
             info,
-            lambda tx: service.run_billing(tx, parse_id(input.esco_id, "Esco"), input.month),
+            lambda tx: timed_job(
+                "billing_run",
+                service.run_billing(tx, parse_id(input.esco_id, "Esco"), input.month),
+            ),
         )
         return RunBillingPayload(billing_run=result.run if result else None, user_errors=errors)
 

@@ -10,6 +10,7 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import UsageSource
+from ..metrics import timed_job
 from ..services import usage as service
 from ..types.billing import MonthlyUsage
 from ..types.errors import UserError
@@ -153,8 +154,11 @@ class Mutations:
         rows = [_row(r) for r in input.rows]
         report, errors = await run(
             info,
-            lambda tx: service.import_monthly_usage(
-                tx, esco_id, rows, esco_id_given=input.esco_id is not None
+            lambda tx: timed_job(
+                "usage_import",
+                service.import_monthly_usage(
+                    tx, esco_id, rows, esco_id_given=input.esco_id is not None
+                ),
             ),
         )
         if report is None:

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of every table in shared/domain.md."""
+"""SQLAlchemy models of every table in docs/domain.md."""
 
 from .audit import AccountAuditLog, AccountEvent, AuditLog
 from .auth import API_KEY_SCOPES, ApiKey

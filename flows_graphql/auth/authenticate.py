@@ -23,7 +23,7 @@ from ..config import OidcIssuer
 from ..db.engine import transaction
 from ..db.models import ApiKey, Customer, table_of
 from .apikeys import hash_secret, parse_key
-from .errors import ProviderUnavailable, Unauthenticated
+from .errors import ProviderUnavailable, Unauthenticated, refusal
 from .identities import identity_viewer
 from .oidc import OidcVerifier, Verified
 from .tokens import ALGORITHM, decode_token
@@ -146,14 +146,8 @@ class Authenticator:
     def _verified(self, token: str) -> dict[str, object]:
         try:
             claims = decode_token(self.secret, token)
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("The token has expired.") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise Unauthenticated("The token's signature is not valid.") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise Unauthenticated(f"The token lacks the `{exc.claim}` claim.") from exc
         except jwt.InvalidTokenError as exc:
-            raise Unauthenticated("The token is malformed.") from exc
+            raise refusal(exc) from exc
         # A token for the year 3000 is a leaked token forever: `exp` may be at most the
         # maximum lifetime ahead, whatever `iat` says.
         self._check_lifetime(float(claims["exp"]))

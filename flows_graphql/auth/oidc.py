@@ -27,7 +27,7 @@ import httpx
 import jwt
 
 from ..config import OidcIssuer, checked_url
-from .errors import ProviderUnavailable, Unauthenticated
+from .errors import ProviderUnavailable, Unauthenticated, refusal
 
 log = logging.getLogger("flows_graphql.oidc")
 
@@ -284,25 +284,8 @@ class OidcVerifier:
                 leeway=LEEWAY_S,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("The token has expired.") from exc
-        except jwt.ImmatureSignatureError as exc:
-            which = "iat" if "iat" in str(exc) else "nbf"
-            raise Unauthenticated(
-                f"The token is not valid yet (`{which}` is in the future)."
-            ) from exc
-        except jwt.InvalidAudienceError as exc:
-            raise Unauthenticated("The token is not meant for this API (`aud`).") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise Unauthenticated("The token's issuer is not one this server trusts.") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise Unauthenticated("The token's signature is not valid.") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise Unauthenticated(f"The token lacks the `{exc.claim}` claim.") from exc
-        except jwt.InvalidAlgorithmError as exc:
-            raise Unauthenticated("The token's algorithm is not allowed for its issuer.") from exc
         except jwt.InvalidTokenError as exc:
-            raise Unauthenticated("The token is malformed.") from exc
+            raise refusal(exc) from exc
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject or len(subject) > 255:
             raise Unauthenticated("The token's `sub` is not a usable subject.")

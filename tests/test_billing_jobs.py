@@ -473,9 +473,7 @@ async def test_cli_billing_run_takes_the_same_path_and_shows_progress(
     )
     assert done.returncode == 0, done.stderr
     assert "3/3 meters" in done.stderr
-    assert (
-        "billed sunny 2025-03: 3 customers, total 225.70 GBP, 0 meters skipped" in done.stdout
-    )
+    assert "billed sunny 2025-03: 3 customers, total 225.70 GBP, 0 meters skipped" in done.stdout
     row = await raw.fetchrow(
         "SELECT status, progress_billed, progress_total, actor FROM billing_runs"
     )

@@ -141,9 +141,17 @@ query Page($esco: ID!, $after: String) {
 RUN_BILLING = """
 mutation Bill($input: RunBillingInput!) {
   runBilling(input: $input) {
-    billingRun { status customersBilled total skipped { reason } }
+    billingRun {
+      id status error customersBilled total skipped { reason } progress { billed total }
+    }
     userErrors { field message code }
   }
+}
+"""
+
+BILLING_RUN = """
+query Run($id: ID!) {
+  node(id: $id) { ... on BillingRun { status error customersBilled progress { billed total } } }
 }
 """
 

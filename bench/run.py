@@ -22,7 +22,7 @@ from datetime import datetime
 
 import psutil
 
-from . import floor, profile, report
+from . import floor, growth, profile, report
 from .datagen import Shape
 from .dataset import DataSet, describe
 from .driver import Result, closed_loop
@@ -239,6 +239,17 @@ async def run(args: argparse.Namespace) -> int:
         ]
     )
     (RESULTS_DIR / "latest.md").write_text(text + "\n")
+    # Machine-readable, one file per scale: `python -m bench.growth` sets two side by side.
+    growth.save(
+        RESULTS_DIR / f"scale-{args.scale}.json",
+        scale=args.scale,
+        label=data.label,
+        code=code_version(),
+        command=f"python -m bench.run {' '.join(sys.argv[1:])}".rstrip(),
+        loads=(load_before, os.getloadavg()),
+        results=results,
+        timed=timed,
+    )
     print("\n" + text, flush=True)
     return 1 if any(r.errors for r in results) else 0
 

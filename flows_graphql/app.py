@@ -39,6 +39,7 @@ from .live.broker import Broker
 from .observe import Observed
 from .rules.clock import Today, london_today
 from .schema import schema
+from .services.billing_jobs import BillingJobs
 
 log = logging.getLogger("flows_graphql.http")
 
@@ -246,6 +247,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
     metrics.instrument_pool(engine, capacity=2 * settings.db_pool_size)  # + as many overflow
+    billing_jobs = BillingJobs(engine, settings)
     authenticator = Authenticator(
         engine,
         jwt_secret(settings),
@@ -265,6 +267,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         today=today,
         authenticator=authenticator,
         broker=broker,
+        billing_jobs=billing_jobs,
     )
 
     def key_changed(key_id: str) -> None:
@@ -353,12 +356,22 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 10, 100)
+        first_pass = asyncio.Event()
+        recovery = asyncio.create_task(_recover(billing_jobs, first_pass))
+        # Normally done before the first request; a database that does not answer
+        # yet does not hold the start-up up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_pass.wait(), RECOVERY_WAIT_S)
         log.info("started", extra={"env": settings.env})
         await broker.start()
         with _drain_on_exit_signals(cutoffs):
             try:
                 yield
             finally:
+                recovery.cancel()
+                # Runs in progress: waited for, then rolled back and marked failed
+                # (docs/billing-runs.md).
+                await billing_jobs.shutdown()
                 await broker.stop()
                 await authenticator.oidc.close()
                 await graphql.admission.close()
@@ -398,6 +411,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
     app.state.broker = broker
     app.state.cutoffs = cutoffs
     app.state.authenticator = authenticator
+    app.state.billing_jobs = billing_jobs
     return app
 
 
@@ -427,6 +441,32 @@ def _drain_on_exit_signals(cutoffs: Cutoffs) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+RECOVERY_WAIT_S = 5.0
+RECOVERY_RETRY_S = 5.0
+
+
+async def _recover(billing_jobs: BillingJobs, first_pass: asyncio.Event) -> None:
+    """Billing runs a crash or a restart left `running` are marked failed. The server
+    starts without waiting for the database: until it answers, this tries again; and
+    a run whose month's lock is still held (another process's, or a killed process's
+    statement still finishing) is looked at again until it is no longer running."""
+    while True:
+        try:
+            found = await billing_jobs.recover()
+        except Exception as exc:
+            log.warning(
+                "interrupted billing runs not checked yet", extra={"error": type(exc).__name__}
+            )
+            await asyncio.sleep(RECOVERY_RETRY_S)
+            continue
+        first_pass.set()
+        if found.marked:
+            log.warning("interrupted billing runs marked failed", extra={"runs": len(found.marked)})
+        if not found.busy:
+            return
+        await asyncio.sleep(RECOVERY_RETRY_S)
 
 
 def create_app_from_env() -> Starlette:

@@ -313,17 +313,10 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class PlainProgress:
-    """Progress as plain lines (stderr is a file or a pipe): each stage's start and end."""
+    """Progress as plain lines (stderr is a file or a pipe): one per batch."""
 
-    def __init__(self) -> None:
-        self.stage: str | None = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if done == total:
-            sys.stderr.write(f"{stage}: done ({total})\n")
-        elif stage != self.stage:
-            sys.stderr.write(f"{stage}: {done}/{total}\n")
-        self.stage = stage
+    def __call__(self, done: int, total: int) -> None:
+        sys.stderr.write(f"billed {done}/{total} meters\n")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -331,14 +324,16 @@ class PlainProgress:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr, redrawn in place (on a terminal only)."""
+    """A one-line progress bar on stderr, redrawn in place (on a terminal only): the
+    meters done of the meters to bill, the figures the API shows as
+    `BillingRun.progress`."""
 
     WIDTH = 30
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int) -> None:
         filled = self.WIDTH * done // total if total else self.WIDTH
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        sys.stderr.write(f"\r[{bar}] {stage:<14} {done}/{total}   ")
+        sys.stderr.write(f"\r[{bar}] {done}/{total} meters   ")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -349,10 +344,10 @@ def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
     from .auth.viewer import SYSTEM
     from .db.embedded import database_url
     from .db.models import Esco
+    from .db.models.enums import BillingRunStatus
     from .rules.clock import london_today
-    from .services.billing import run_billing
+    from .services.billing_jobs import BillingJobs
     from .services.problems import Rejected
-    from .services.tx import Tx
 
     try:
         month = date.fromisoformat(args.month + "-01")
@@ -362,33 +357,38 @@ def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def bill() -> int:
         engine = _engine(settings, database_url(settings))
+        # The API's path: the same checks, lock, bound (FLOWS_BILLING_TIMEOUT_S) and
+        # progress; Ctrl-C rolls the run back and records it failed.
+        jobs = BillingJobs(engine, settings)
         bar: ProgressBar | PlainProgress = ProgressBar() if sys.stderr.isatty() else PlainProgress()
         try:
-            async with engine.begin() as conn:
+            async with engine.connect() as conn:
                 esco_id = await conn.scalar(select(Esco.id).where(Esco.code == args.esco))
-                if esco_id is None:
-                    print(f"no ESCO with code {args.esco!r}", file=sys.stderr)
-                    return 1
-                # A large ESCO's run may take longer than the API's statement timeout.
-                await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
-                try:
-                    result = await run_billing(Tx(conn, SYSTEM, london_today), esco_id, month, bar)
-                except Rejected as rejected:
-                    bar.close()
-                    for problem in rejected.problems:
-                        print(f"{problem.code.value}: {problem.message}", file=sys.stderr)
-                    return 1
+            if esco_id is None:
+                print(f"no ESCO with code {args.esco!r}", file=sys.stderr)
+                return 1
+            try:
+                job = await jobs.start(SYSTEM, esco_id, month, london_today, listener=bar)
+            except Rejected as rejected:
+                for problem in rejected.problems:
+                    print(f"{problem.code.value}: {problem.message}", file=sys.stderr)
+                return 1
+            print(f"billing {args.esco} {args.month}: run {job.run.id}", file=sys.stderr)
+            run = await job.task
             bar.close()
-            run = result.run
+            if run.status != BillingRunStatus.COMPLETED:
+                print(f"run {run.id} {run.status.value}: {run.error}", file=sys.stderr)
+                return 1
+            skipped = run.skipped_meters
             print(
                 f"billed {args.esco} {args.month}: {run.customers_billed} customers, "
-                f"total {money(run.total)} GBP, {len(result.skipped)} meters skipped "
-                f"(run {run.id})"
+                f"total {money(run.total)} GBP, {len(skipped)} meters skipped (run {run.id})"
             )
-            for meter_id, reason in result.skipped:
-                print(f"  skipped meter {meter_id}: {reason.value}")
+            for entry in skipped:
+                print(f"  skipped meter {entry['meter_id']}: {entry['reason']}")
             return 0
         finally:
+            await jobs.shutdown(grace_s=0)
             await engine.dispose()
 
     return asyncio.run(bill())

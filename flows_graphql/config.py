@@ -132,6 +132,13 @@ def _seconds(name: str, default: float) -> float:
     return seconds
 
 
+def _positive_seconds(name: str, default: float) -> float:
+    seconds = _seconds(name, default)
+    if not 0 < seconds < 10**6:
+        raise ValueError(f"{name} must be a number of seconds above 0, not {seconds!r}")
+    return seconds
+
+
 # Asymmetric algorithms an identity provider may sign with. Never `none`, never HS*:
 # a provider's public keys are public, so an HMAC "signed" with one proves nothing.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -287,6 +294,12 @@ class Settings:
     # /metrics: behind this bearer token, or on a port of its own (flows_graphql/metrics.py).
     metrics_token: str | None = None
     metrics_port: int | None = None
+    # A billing run's bound: its statement timeout and the longest it may take in all
+    # (docs/billing-runs.md). Not the read path's statement_timeout_ms.
+    billing_timeout_s: float = 600.0
+    # On shutdown, how long running billing runs are waited for before they are
+    # cancelled (rolled back and marked failed).
+    billing_shutdown_grace_s: float = 15.0
 
     @property
     def production(self) -> bool:
@@ -373,4 +386,6 @@ class Settings:
             ),
             metrics_token=(os.environ.get("FLOWS_METRICS_TOKEN") or "").strip() or None,
             metrics_port=_optional_int("FLOWS_METRICS_PORT", maximum=65535),
+            billing_timeout_s=_positive_seconds("FLOWS_BILLING_TIMEOUT_S", 600.0),
+            billing_shutdown_grace_s=_positive_seconds("FLOWS_BILLING_SHUTDOWN_GRACE_S", 15.0),
         )

@@ -17,6 +17,7 @@ from .faults import Outcome
 from .live.broker import Broker
 from .loaders import Loaders
 from .rules.clock import Today, london_today
+from .services.billing_jobs import BillingJobs
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Context:
     # When the request must stop (cutoff.py), and what its mutations met (faults.py).
     cutoff: Cutoff = field(default_factory=lambda: Cutoff(None))
     outcome: Outcome = field(default_factory=Outcome)
+    # The server's billing runs (runBilling starts them here).
+    billing_jobs: BillingJobs | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

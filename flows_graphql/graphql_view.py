@@ -45,6 +45,7 @@ from .limits import Limits, TooComplex, check, document, has_unstorable_text, un
 from .live.broker import Broker
 from .observe import Admission, OverBudget, operation_of
 from .rules.clock import Today, london_today
+from .services.billing_jobs import BillingJobs
 
 log = logging.getLogger("flows_graphql.errors")
 
@@ -135,6 +136,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         authenticator: Authenticator | None = None,
         broker: Broker | None = None,
         admission: Admission | None = None,
+        billing_jobs: BillingJobs | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -155,6 +157,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         self.broker = broker
         # Open connections per principal, and how to end each of them at once.
         self.sockets: dict[str, set[asyncio.Event]] = {}
+        self.billing_jobs = billing_jobs
         self.limits = Limits(
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
@@ -298,6 +301,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             socket=request if isinstance(request, WebSocket) else None,
             # Set by app.Bounded: the request's cutoff (cutoff.py).
             cutoff=state.get("cutoff") or Cutoff(None),
+            billing_jobs=self.billing_jobs,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -452,10 +452,12 @@ async def test_billing_runs_a_constant_number_of_statements(april, raw):
         )
         counts.append(body["extensions"]["sqlStatements"])
         assert body["data"]["runBilling"]["billingRun"]["customersBilled"] in (1, 40)
-    # 1 home or 40, the same statements: tenant setting, ESCO, lock, finalized?,
-    # microgrid, benchmark, usage, solar tariff, installations, 2 deletes, run row,
-    # costs, credits, run update, audit — no round trip per customer.
-    assert counts == [16, 16]
+    # 1 home or 40, the same statements. The run's transaction: its settings (tenant,
+    # statement timeout, client check), ESCO, lock, finalized?, microgrid, benchmark, usage, solar
+    # tariff, installations, 2 deletes, costs (one batch), credits, run update, audit;
+    # the run's row (tenant, stale rows, insert) and two progress reports (tenant,
+    # update) each committed apart — no round trip per customer.
+    assert counts == [22, 22]
 
 
 async def test_customer_tariff_examples_of_rules_md_through_the_api(client, raw):

@@ -157,7 +157,7 @@ async def test_billing_run_prints_plain_lines_and_money_to_two_decimals(database
     assert total.group(1) == money(stored)
     # Not a terminal: plain lines, no carriage returns redrawing a bar.
     assert "\r" not in result.stderr
-    assert "pricing: done (3)" in result.stderr
+    assert "billed 3/3 meters" in result.stderr  # the figures of BillingRun.progress
 
 
 async def test_billing_run_on_a_terminal_draws_a_bar(database_url, raw):

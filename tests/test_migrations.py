@@ -9,6 +9,7 @@ downgrade/upgrade round trip.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -354,3 +355,27 @@ async def test_0004_migrates_supply_meters_and_link_events(
             await scratch.dispose()
     assert [tuple(r) for r in history] == [(supplied, meter, None, None)]
     assert [r["customer_id"] for r in events] == [None, customer, None]  # null, Customer…, Hello
+
+
+async def test_migrations_are_not_cut_by_the_api_statement_timeout(
+    database_url: str, settings: Settings
+) -> None:
+    # A read may take 1 ms here; a migration (a big database's backfill, or waiting
+    # for another process's migration) is not a read.
+    tiny = dataclasses.replace(settings, statement_timeout_ms=1)
+    async with scratch_database(database_url, "timeout") as url:
+        scratch = create_engine(tiny, url)
+        try:
+            async with scratch.connect() as conn:
+                with pytest.raises(Exception, match="statement timeout"):
+                    await conn.exec_driver_sql("SELECT pg_sleep(0.05)")
+            await upgrade(scratch)
+            await downgrade(scratch, "0003")
+            await upgrade(scratch)
+        finally:
+            await scratch.dispose()
+        check = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            assert await check.fetchval("SELECT version_num FROM alembic_version") == "0005"
+        finally:
+            await check.close()

@@ -591,8 +591,9 @@ FIELD_CLASSES: dict[str, dict[str, str]] = {
     "BillingRun": {
         "id": V, "uuid": V, "month": V, "status": V, "startedAt": V, "finishedAt": V,
         "customersBilled": V, "total": V, "esco": LINK, "skipped": LINK, "costs": LINK,
-        "solarCredits": LINK, "updatedAt": V,
+        "solarCredits": LINK, "updatedAt": V, "error": V, "progress": V,
     },
+    "BillingRunProgress": {"billed": V, "total": V},
     "SkippedMeter": {"reason": V, "meter": LINK},
     "Payment": {
         "id": V, "uuid": V, "amountPence": V, "currency": V, "status": V, "description": V,

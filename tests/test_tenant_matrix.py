@@ -1845,6 +1845,11 @@ MUTATION_PROBES: list[MutationProbe] = [
         mixed=True,
     ),
     P("runBilling", "B", lambda t, o, w: {"escoId": t.esco, "month": "2025-02-01"}),
+    P(
+        "runBilling",
+        "B, in the background",
+        lambda t, o, w: {"escoId": t.esco, "month": "2025-02-01", "background": True},
+    ),
     P("finalizeBillingRun", "B", lambda t, o, w: {"billingRunId": t.first_run}),
     P(
         "createPayment",

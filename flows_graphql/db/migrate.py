@@ -40,12 +40,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as conn:
         # Several processes may start at once (serve --workers N): one migrates, the
         # others wait on this lock and then find nothing left to do.
+        # A migration's backfill of a big database takes longer than a read may (the
+        # engine's statement_timeout), and so may the wait of another process for
+        # it: 0004's supply history of 107,000 properties was cancelled, and `serve`
+        # could not start (docs/billing-runs.md).
+        await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7140001)")
         await conn.run_sync(_upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as conn:
+        await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         await conn.run_sync(_downgrade, revision)
 
 

@@ -159,6 +159,12 @@ class RequestDb:
             async with transaction(self._engine, self._tenant) as conn:
                 yield conn
 
+    async def end_snapshot(self) -> None:
+        """Drop the read snapshot: later reads see what has been committed since (a
+        billing run's, written on connections of its own)."""
+        async with self._lock:
+            await self._end_read()
+
     async def close(self) -> None:
         """End the request's database access; later reads are refused."""
         async with self._lock:

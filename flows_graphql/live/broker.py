@@ -265,8 +265,12 @@ class Broker:
                     if loop.time() - swept > 3600:
                         swept = loop.time()
                         await self._sweep(conn)
+                    # asyncio.timeout, not wait_for: on 3.11 a cancellation that meets
+                    # the timeout comes out of wait_for as TimeoutError, which this
+                    # swallows, and stop() then waits for the task for ever.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                        async with asyncio.timeout(self.poll_seconds):
+                            await self._wake.wait()
                     self._wake.clear()
                     if lost.is_set():
                         raise ConnectionResetError("the listening connection closed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, Select, bindparam, func, or_, select
+from sqlalchemy import Date, Select, bindparam, or_, select
 
 from ..db.models import (
     Account,
@@ -112,7 +112,7 @@ class InviteByToken(RowLoader):
 
 
 CUSTOMER_SORTS = {
-    "EMAIL": SortKey("EMAIL", lambda: func.lower(CUSTOMERS.c.email), parse_text),
+    "EMAIL": SortKey("EMAIL", lambda: CUSTOMERS.c.email_key, parse_text),
     "CREATED_AT": SortKey("CREATED_AT", lambda: CUSTOMERS.c.created_at, parse_datetime),
     "UPDATED_AT": SortKey("UPDATED_AT", lambda: CUSTOMERS.c.updated_at, parse_datetime),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Annotated, Any
 
@@ -9,8 +10,8 @@ import strawberry
 
 from ..context import Context
 from ..loaders.billing import RUN_SPEC, RUNS
-from ..metrics import timed_job
 from ..services import billing as service
+from ..services.problems import Rejected
 from ..types.billing import BillingRun
 from ..types.connection import After, Before, Connection, First, Last, root_connection
 from ..types.errors import UserError
@@ -66,12 +67,19 @@ class RunBillingInput:
     month: date = strawberry.field(
         description="The month, as its 1st; the current month bills month-to-date."
     )
+    background: bool = strawberry.field(
+        default=False,
+        description="True: answer at once with the run RUNNING and carry it on in the "
+        "server (follow it by `node(id:)` or `billingRuns`: `status`, `progress`). "
+        "False: answer when the run has completed or failed.",
+    )
 
 
 @strawberry.type(description="The result of runBilling.")
 class RunBillingPayload:
     billing_run: BillingRun | None = strawberry.field(
-        description="The run, with its totals and skipped meters."
+        description="The run: COMPLETED with its totals and skipped meters, FAILED with "
+        "its `error`, or RUNNING when started in the background."
     )
     user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
 
@@ -100,14 +108,24 @@ class Mutations:
         info: Info,
         input: Annotated[RunBillingInput, strawberry.argument(description="What to change.")],
     ) -> RunBillingPayload:
-        result, errors = await run(
-            info,
-            lambda tx: timed_job(
-                "billing_run",
-                service.run_billing(tx, parse_id(input.esco_id, "Esco"), input.month),
-            ),
-        )
-        return RunBillingPayload(billing_run=result.run if result else None, user_errors=errors)
+        context = info.context
+        assert context.billing_jobs is not None, "the app gives every request its jobs"
+        try:
+            job = await context.billing_jobs.start(
+                context.viewer, parse_id(input.esco_id, "Esco"), input.month, context.today
+            )
+        except Rejected as rejected:
+            return RunBillingPayload(
+                billing_run=None, user_errors=[UserError.of(p) for p in rejected.problems]
+            )
+        row = job.run
+        if not input.background:
+            # Shielded: a caller who goes away does not stop the run; it completes
+            # (or fails) as a background one would.
+            row = await asyncio.shield(job.task)
+        # What the payload reads next comes after the run's own commits.
+        await context.db.end_snapshot()
+        return RunBillingPayload(billing_run=row, user_errors=[])
 
     @strawberry.mutation(description="Freeze a month: its costs never change again.")
     async def finalize_billing_run(

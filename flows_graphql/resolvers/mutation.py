@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .. import faults, logs
 from ..context import Context
-from ..services.problems import ErrorCode, Problem, Rejected
+from ..services.problems import ErrorCode, Problem, Rejected, sqlstate
 from ..services.tx import Tx
 from ..types.errors import UserError
 
@@ -32,13 +32,6 @@ SQLSTATE_CODES = {
     "22021": (ErrorCode.INVALID, UNSTORABLE_TEXT),
     "22P05": (ErrorCode.INVALID, UNSTORABLE_TEXT),
 }
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) or getattr(
-        getattr(orig, "__cause__", None), "sqlstate", None
-    )
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -78,7 +71,7 @@ async def run(
     except (IntegrityError, DBAPIError) as exc:
         if _caused_by(exc, UnicodeEncodeError):
             return None, [UserError.of(Problem((), ErrorCode.INVALID, UNSTORABLE_TEXT))]
-        state = _sqlstate(exc)
+        state = sqlstate(exc)
         if state not in SQLSTATE_CODES:
             fault = faults.classify(exc)
             if fault is None:

@@ -87,3 +87,11 @@ def require_window(field: str | Sequence[str], day: date, today: date) -> None:
     problems = Problems()
     check_window(problems, field, day, today)
     problems.raise_if_any()
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (the driver wraps it twice), if any."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )

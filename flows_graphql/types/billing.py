@@ -231,6 +231,14 @@ class MonthlySolarCredit(RowType, Node):
     )
 
 
+@strawberry.type(description="How far a billing run is.")
+class BillingRunProgress:
+    billed: int = strawberry.field(
+        description="Supply meters done so far: their costs written, or skipped."
+    )
+    total: int = strawberry.field(description="Supply meters the run bills or skips.")
+
+
 @strawberry.type(description="One billing of one ESCO for one month.")
 class BillingRun(RowType, Node):
     id: strawberry.ID = global_id("BillingRun")
@@ -245,6 +253,9 @@ class BillingRun(RowType, Node):
         description="When this row was last written (its transaction's start): the sort "
         "key of orderBy: UPDATED_AT and updatedSince."
     )
+    error: str | None = strawberry.field(
+        description="Why the run failed (FAILED only); nothing of a failed run is written."
+    )
     esco_id: strawberry.Private[UUID]
 
     esco = relation(
@@ -253,6 +264,18 @@ class BillingRun(RowType, Node):
         "esco_id",
         "The ESCO billed.",
     )
+
+    @strawberry.field(
+        description="Meters done of the meters to bill, updated while the run is RUNNING; "
+        "null until it has read the month's usage.",
+        metadata=reads("progress_billed", "progress_total"),
+    )
+    def progress(self) -> BillingRunProgress | None:
+        billed: int | None = getattr(self, "progress_billed", None)
+        total: int | None = getattr(self, "progress_total", None)
+        if billed is None or total is None:
+            return None
+        return BillingRunProgress(billed=billed, total=total)
 
     @strawberry.field(description="Supply meters the run could not bill, with the reason.")
     def skipped(self) -> list[SkippedMeter]:

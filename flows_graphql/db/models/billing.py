@@ -77,6 +77,17 @@ class BillingRun(Timestamps, Base):
         Index("ix_billing_runs_esco_id_month", "esco_id", "month"),
         # updatedSince / orderBy: UPDATED_AT (incremental sync, keyset: updated_at, id).
         Index("ix_billing_runs_esco_id_updated_at_id", "esco_id", "updated_at", "id"),
+        # Runs still marked running: what start-up looks through for interrupted ones.
+        Index(
+            "ix_billing_runs_running",
+            "esco_id",
+            "month",
+            postgresql_where=text("status = 'running'"),
+        ),
+        CheckConstraint(
+            "progress_billed >= 0 AND progress_billed <= progress_total",
+            name="progress_within_total",
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -99,6 +110,10 @@ class BillingRun(Timestamps, Base):
     skipped_meters: Mapped[list[dict[str, str]]] = mapped_column(
         JSONB, nullable=False, server_default=text("'[]'::jsonb")
     )
+    # How far the run is: meters done of the meters it bills; null until it has read
+    # the month's usage (and for runs recorded before progress was).
+    progress_billed: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
 
 
 class MonthlyCosts(Timestamps, Base):

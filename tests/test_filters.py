@@ -169,6 +169,17 @@ async def test_text_prefix_filters_are_served_by_an_index(raw, engine, index):
     async with raw.transaction():
         await raw.execute("SET LOCAL enable_seqscan = off")
         await raw.execute("SET LOCAL enable_bitmapscan = on")
+        # On a table this small the planner's choice among the indexes that lead with
+        # esco_id is a coin toss that differs between PostgreSQL versions; the question
+        # is whether this one serves the prefix, so the others go (rolled back after).
+        others = await raw.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = $1 AND indexname <> $2"
+            " AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+            table.name,
+            index,
+        )
+        for other in others:
+            await raw.execute(f'DROP INDEX "{other["indexname"]}"')
         plan = "\n".join(r[0] for r in await raw.fetch(f"EXPLAIN {sql}"))
     assert index in plan, plan
     assert "Index Cond" in plan and "~>=~" in plan, plan  # the prefix is an index range

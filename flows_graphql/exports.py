@@ -145,7 +145,8 @@ def may_export(viewer: Viewer) -> bool:
 
 async def _esco_id(conn: AsyncConnection, viewer: Viewer, code: str | None) -> uuid.UUID:
     found = None
-    if code:
+    # Text PostgreSQL cannot hold (a NUL) names no ESCO: answered like any unknown code.
+    if code and "\x00" not in code and len(code) <= 64:
         found = await conn.scalar(select(ESCOS.c.id).where(ESCOS.c.code == code))
     scope = viewer.esco_scope
     if found is None or (scope is not None and found not in scope):
@@ -154,9 +155,15 @@ async def _esco_id(conn: AsyncConnection, viewer: Viewer, code: str | None) -> u
     return found
 
 
+# A cell a spreadsheet would run as a formula (customers write payment descriptions).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
     enum_value = getattr(value, "value", None)
     if isinstance(enum_value, str):
         return enum_value

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import HTTPException
@@ -28,6 +28,9 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -123,8 +126,66 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws as we serve it: subscriptions only (queries and mutations
+    go over HTTP, where their transaction, limits and masking live), each document
+    checked against the same limits as an HTTP request before it runs, and a message
+    of the wrong shape closing the socket with 4400 instead of failing the handler."""
+
+    async def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.handle_invalid_message("A message is a JSON object with a `type`.")
+            return
+        if message["type"] == "subscribe":
+            payload = message.get("payload")
+            if (
+                not isinstance(message.get("id"), str)
+                or not isinstance(payload, dict)
+                or not isinstance(payload.get("query"), str)
+                or not isinstance(payload.get("variables") or {}, dict)
+                or not isinstance(payload.get("operationName") or "", str)
+            ):
+                await self.handle_invalid_message(
+                    "`subscribe` needs a string `id` and a `payload` with a string `query`."
+                )
+                return
+            refusal = self._refusal(payload)
+            if refusal is not None and self.connection_acknowledged:
+                if message["id"] in self.operations:
+                    await self.websocket.close(code=4409, reason="Subscriber already exists")
+                    return
+                code, text = refusal
+                error = {"message": text, "extensions": {"code": code}}
+                refused: Any = {"id": message["id"], "type": "error", "payload": [error]}
+                await self.send_message(refused)
+                return
+        await super().handle_message(cast(Any, message))
+
+    def _refusal(self, payload: dict[str, Any]) -> tuple[str, str] | None:
+        view: FlowsGraphQL = self.view  # type: ignore[assignment]
+        query, variables = payload["query"], payload.get("variables")
+        try:
+            verdict = check(
+                query, variables, payload.get("operationName"), view.limits, view.graphql_schema
+            )
+        except TooComplex as exc:
+            return "QUERY_TOO_COMPLEX", exc.message
+        if has_unstorable_text(query, variables, view.limits):
+            return "INVALID", "Text may not contain a NUL character or an unpaired surrogate."
+        if verdict is not None and verdict.operation != "subscription":
+            return (
+                "BAD_REQUEST",
+                "Over WebSocket only subscriptions are served; send queries and mutations "
+                "over HTTP.",
+            )
+        if verdict is not None and verdict.introspects and view.settings.production:
+            return "FORBIDDEN", "Introspection is for admins in production, over HTTP."
+        return None
+
+
 class FlowsGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = TextWebSocketAdapter
+    graphql_transport_ws_handler_class = SubscriptionsOnly
 
     def __init__(
         self,
@@ -291,7 +352,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         # WebSocket's viewer comes with its `connection_init` (on_ws_connect).
         state = request.scope.get("state", {})
         viewer: Viewer = state.get("viewer", ANONYMOUS)
-        return Context(
+        context = Context(
             request=request if isinstance(request, Request) else None,
             settings=self.settings,
             viewer=viewer,
@@ -303,6 +364,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
             cutoff=state.get("cutoff") or Cutoff(None),
             billing_jobs=self.billing_jobs,
         )
+        if isinstance(request, WebSocket):
+            # One context for the socket's life: closed when the socket ends (_websocket).
+            request.scope["flows.context"] = context
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Credentials come in `connection_init`'s payload, as the HTTP headers would:
@@ -322,6 +387,15 @@ class FlowsGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": "The identity provider's keys could not be fetched; try again."}
             ) from exc
+        except Exception as exc:
+            # The database did not answer: no socket without a viewer. (Strawberry closes
+            # a refused connection with 4403; the message says to retry.)
+            log.warning(
+                "subscription refused", extra={"error": faults.classify(exc) or type(exc).__name__}
+            )
+            raise ConnectionRejectionError(
+                {"message": "The service is unavailable; try again shortly.", "code": "UNAVAILABLE"}
+            ) from exc
         if viewer.role == "unlinked":
             raise ConnectionRejectionError(
                 {"message": "Signed in, but not linked to a customer or to staff access yet."}
@@ -334,6 +408,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         state = context.socket.scope
         state["flows.principal"] = principal
         state["flows.credentials"] = headers
+        state["flows.viewer"] = viewer
         self.sockets.setdefault(principal, set()).add(state["flows.ended"])
         await context.renew(viewer)
         # UNSET: an ack without a payload (a null payload is not valid for strict clients).
@@ -380,7 +455,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
                     if now - checked >= self.settings.ws_recheck_seconds:
                         checked = now
                         try:
-                            await self.authenticator.viewer(credentials)
+                            now_viewer = await self.authenticator.viewer(credentials)
                         except Unauthenticated:
                             await closing(4403, "Credentials no longer valid")
                             return
@@ -389,6 +464,12 @@ class FlowsGraphQL(GraphQL[Context, None]):
                                 "subscriber's credentials not rechecked",
                                 extra={"error": type(exc).__name__},
                             )
+                        else:
+                            # A revoked grant or an unlinked identity answers with less
+                            # (or other) rights, not a refusal: the socket ends either way.
+                            if now_viewer != scope.get("flows.viewer"):
+                                await closing(4403, "Credentials changed")
+                                return
                     with contextlib.suppress(Exception):
                         await send({"type": "websocket.send", "text": '{"type":"ping"}'})
 
@@ -405,6 +486,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 sockets.discard(ended)
                 if not sockets:
                     self.sockets.pop(principal, None)
+            context = scope.get("flows.context")
+            if context is not None:
+                # The snapshot of a subscription's last event, or of nothing: given back.
+                await context.close()
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         data = kwargs["request_data"]

@@ -156,3 +156,9 @@ async def test_command_line_export(raw, database_url, tmp_path, engine):
     ]
     code, stderr = await run_cli("export", "usage", "--esco", "nope", "--month", "2024-01", env=env)
     assert code == 1 and "NOT_FOUND" in stderr
+
+
+async def test_an_esco_code_hiding_a_nul_is_unknown_not_a_crash(client):
+    response = await client.get("/exports/costs.csv", params={"esco": "\x00", "month": "2025-01"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")

@@ -413,3 +413,58 @@ async def test_customers_cannot_follow_billing_runs(
     assert message["type"] in {"next", "error"}
     errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_only_subscriptions_are_served_over_a_websocket(
+    server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World
+) -> None:
+    """Queries and mutations go over HTTP, where their transaction, limits and masking
+    are: over a WebSocket they get an `error`, and nothing is left holding a snapshot."""
+    url, _app = server
+    admin = token(settings, "admin")
+    async with Subscriber.connect(url, admin) as sub:
+        op = await sub.subscribe("{ escos(first: 1) { nodes { code } } }")
+        refused = await sub.next()
+        assert refused["type"] == "error" and refused["id"] == op
+        assert refused["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+        aliases = " ".join(f"a{i}: events {{ id }}" for i in range(60))
+        too_many = await sub.subscribe(f"subscription {{ {aliases} }}")
+        refused = await sub.next()
+        assert refused["id"] == too_many
+        assert refused["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    idle = await raw.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+    )
+    assert idle == 0
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [1, 2],
+        {"type": "subscribe", "id": "1", "payload": "x"},
+        {"type": "subscribe", "id": ["x"], "payload": {"query": "subscription { events { id } }"}},
+    ],
+)
+async def test_a_malformed_message_closes_with_4400(
+    server: tuple[str, Any], settings: Settings, world: World, message: Any
+) -> None:
+    url, _app = server
+    async with Subscriber.connect(url, token(settings, "admin")) as sub:
+        await sub.socket.send(json.dumps(message))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await sub.next()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+
+
+@pytest.mark.parametrize("after", ["99999999999999999", "+5", " 7", "١٢", "1_0", "-1"])
+async def test_a_cursor_that_is_not_a_past_event_is_invalid(
+    server: tuple[str, Any], settings: Settings, world: World, after: str
+) -> None:
+    url, _app = server
+    async with Subscriber.connect(url, token(settings, "admin")) as sub:
+        await sub.subscribe(EVENTS, {"after": after})
+        message = await sub.next()
+    errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+    assert errors[0]["extensions"]["code"] == "INVALID"

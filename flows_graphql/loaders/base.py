@@ -233,6 +233,8 @@ def default_from(end: date | None, today: date) -> date:
     DEFAULT_MONTHS - 1 months before `end`'s month (or the current month)."""
     anchor = end if end is not None and end < today else today
     index = anchor.year * 12 + anchor.month - 1 - (DEFAULT_MONTHS - 1)
+    if index < 12:  # before year 1 (a `to` near 0001-01-01): from the first day there is
+        return EARLIEST
     return date(index // 12, index % 12 + 1, 1)
 
 

@@ -50,13 +50,14 @@ def _base(context: Context, kinds: frozenset[str] | None, **narrower: object) ->
 async def _after(context: Context, after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
-    try:
-        value = int(str(after))
-    except ValueError:
-        raise _invalid("`after` is the id of an event.", "after") from None
-    if value < 0:
-        raise _invalid("`after` is the id of an event.", "after")
+    text = str(after)
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        raise _invalid("`after` is the id of an event (ASCII digits).", "after")
+    value = int(text)
     assert context.broker is not None
+    if value > context.broker.last_id:
+        # A cursor from the future would silently swallow every event to come.
+        raise _invalid("`after` is past the newest event.", "after")
     oldest = await context.broker.oldest_id()
     if oldest is not None and value < oldest - 1:
         raise _invalid(
@@ -121,7 +122,8 @@ class Subscription:
         if types is not None:
             unknown = sorted(set(types) - set(KINDS))
             if unknown:
-                raise _invalid(f"Unknown event types: {', '.join(unknown)}.", "types")
+                named = ", ".join(u[:40] for u in unknown[:5])
+                raise _invalid(f"Unknown event types: {named}.", "types")
             kinds = frozenset(types)
         start = await _after(context, after)
         async for event, subject in _deliver(context, _base(context, kinds), start):

@@ -468,3 +468,23 @@ async def test_a_cursor_that_is_not_a_past_event_is_invalid(
         message = await sub.next()
     errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
     assert errors[0]["extensions"]["code"] == "INVALID"
+
+
+async def test_a_failure_inside_a_subscription_names_no_host_and_carries_a_code(
+    server: tuple[str, Any], settings: Settings, world: World, monkeypatch: Any
+) -> None:
+    """The driver's text (here a host) stays in the log; the client gets UNAVAILABLE and
+    a request id, and knows to resubscribe with `after:`."""
+    url, app = server
+
+    async def refused(*args: Any) -> list[Any]:
+        raise ConnectionRefusedError("connection to 10.0.0.5:5432 (secret-host) refused")
+
+    monkeypatch.setattr(app.state.broker, "read_after", refused)
+    async with Subscriber.connect(url, token(settings, "admin")) as sub:
+        await sub.subscribe(EVENTS, {"after": "0"})
+        message = await sub.next()
+    errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+    assert errors[0]["extensions"]["code"] == "UNAVAILABLE"
+    assert errors[0]["extensions"]["requestId"]
+    assert "secret-host" not in json.dumps(message) and "10.0.0.5" not in json.dumps(message)

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,7 +125,7 @@ class Feed:
             # Too slow a reader: drop the queue, catch up from the table.
             self.behind = True
 
-    async def __aiter__(self) -> AsyncIterator[LoggedEvent]:
+    async def __aiter__(self) -> AsyncGenerator[LoggedEvent, None]:
         while not self.closed.is_set():
             if self.behind:
                 self.behind = False

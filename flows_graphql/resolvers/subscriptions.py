@@ -8,6 +8,8 @@ that moment — and an event whose object the viewer cannot see is not delivered
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import date
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from graphql import GraphQLError
 
+from .. import faults
 from ..context import Context
 from ..live.broker import Filter, LoggedEvent
 from ..live.kinds import BILLING_RUN_KINDS, KINDS, PAYMENT_KINDS
@@ -23,6 +26,8 @@ from ..types.node import NODE_SOURCES, TypedRow, parse_id
 
 if TYPE_CHECKING:
     from ..types.billing import BillingRun, Payment
+
+log = logging.getLogger("flows_graphql.live")
 
 Info = strawberry.Info[Context, None]
 Lazy = strawberry.lazy
@@ -58,7 +63,10 @@ async def _after(context: Context, after: strawberry.ID | None) -> int | None:
     if value > context.broker.last_id:
         # A cursor from the future would silently swallow every event to come.
         raise _invalid("`after` is past the newest event.", "after")
-    oldest = await context.broker.oldest_id()
+    try:
+        oldest = await context.broker.oldest_id()
+    except Exception as exc:
+        raise _masked(exc) from exc
     if oldest is not None and value < oldest - 1:
         raise _invalid(
             f"Events before {oldest} are no longer kept; resume from a newer event.", "after"
@@ -74,14 +82,39 @@ def _broker(context: Context) -> None:
         )
 
 
+def _masked(exc: Exception) -> GraphQLError:
+    """A failure while a subscription runs, as the client may see it: an outage is
+    `UNAVAILABLE` (resubscribe with `after:`), anything else `INTERNAL`; never the
+    driver's text (hosts, SQL). The detail goes to the log with the request id."""
+    code = faults.classify(exc)
+    request_id = uuid.uuid4().hex
+    if code is None:
+        log.error("subscription failed", exc_info=exc, extra={"requestId": request_id})
+        return GraphQLError(
+            "Internal error.", extensions={"code": "INTERNAL", "requestId": request_id}
+        )
+    log.warning("subscription interrupted", extra={"error": code, "requestId": request_id})
+    return GraphQLError(
+        "The event log could not be read; subscribe again with `after:` the last event.",
+        extensions={"code": code, "requestId": request_id},
+    )
+
+
 async def _deliver(
     context: Context, filter: Filter, after: int | None
 ) -> AsyncIterator[tuple[LoggedEvent, TypedRow]]:
     """The feed's events whose object the viewer can see now, each with that object."""
     assert context.broker is not None
     feed = context.broker.open(filter, after)
+    events = feed.__aiter__()
     try:
-        async for event in feed:
+        while True:
+            try:
+                event = await events.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                raise _masked(exc) from exc
             source = NODE_SOURCES.get(event.entity)
             if source is None:
                 continue
@@ -90,12 +123,16 @@ async def _deliver(
             async with context.delivery:
                 await context.renew()
                 try:
-                    row = await source.fetch(context.loaders, event.entity_key)
+                    try:
+                        row = await source.fetch(context.loaders, event.entity_key)
+                    except Exception as exc:
+                        raise _masked(exc) from exc
                     if row is not None:
                         yield event, TypedRow(event.entity, row)
                 finally:
                     await context.close()
     finally:
+        await events.aclose()
         context.broker.close(feed)
 
 

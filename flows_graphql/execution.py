@@ -66,11 +66,12 @@ class UndeclaredField(TypeError):
     """A resolver of a row type that does not say which columns it reads (fields.py)."""
 
 
-def install(schema: strawberry.Schema, *, strict_rows: bool = False) -> int:
+def install(schema: strawberry.Schema, *, strict_rows: set[str] | None = None) -> int:
     """Give every field of the object types its Plan (in its GraphQL `extensions`),
     mark the row types, and replace the resolvers of every eligible field; returns how
-    many were replaced. With `strict_rows` (tests), a resolver of a row type reads its
-    row through a DeclaredRow: a column it did not declare raises."""
+    many were replaced. With `strict_rows` (tests), the resolvers of row types read
+    their rows through a DeclaredRow (a column they did not declare raises), and each
+    adds its `Type.field` to the set when called."""
     installed = 0
     for graphql_type in schema._schema.type_map.values():
         if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name in ROOT_TYPES:
@@ -101,16 +102,16 @@ def install(schema: strawberry.Schema, *, strict_rows: bool = False) -> int:
             if not graphql_field.args:
                 direct = _direct(field)
                 if direct is not None:
-                    if rows and strict_rows and declared is not None:
-                        direct = _strict(direct, declared, where)
+                    if rows and strict_rows is not None and declared is not None:
+                        direct = _strict(direct, declared, where, strict_rows)
                     graphql_field.resolve = direct
                     installed += 1
                     if field.base_resolver is None:
                         plan.attribute = attrgetter(field.python_name)
             if declared is not None and declared.level is not None:
                 level = declared.level
-                if rows and strict_rows:
-                    level = _strict_level(level, declared, where)
+                if rows and strict_rows is not None:
+                    level = _strict_level(level, declared, where, strict_rows)
                 plan.level = level if graphql_field.resolve is not None else None
     return installed
 
@@ -132,15 +133,19 @@ def _plan(field: Any, declared: Declared | None) -> Plan:
     return Plan(declared.columns, declared.prefix)
 
 
-def _strict(resolve: Resolve, declared: Declared, where: str) -> Resolve:
+def _strict(resolve: Resolve, declared: Declared, where: str, seen: set[str]) -> Resolve:
     def strict(source: Any, info: GraphQLResolveInfo) -> Any:
+        seen.add(where)
         return resolve(DeclaredRow(source, declared, where), info)
 
     return strict
 
 
-def _strict_level(level: LevelResolve, declared: Declared, where: str) -> LevelResolve:
+def _strict_level(
+    level: LevelResolve, declared: Declared, where: str, seen: set[str]
+) -> LevelResolve:
     def strict(sources: list[Any], info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
+        seen.add(where)
         return level([DeclaredRow(source, declared, where) for source in sources], info, args)
 
     return strict

@@ -72,23 +72,33 @@ Argument = tuple[str, str, Any]
 class Declared:
     """What a field declares: the `columns` its resolver reads off its row (with
     `prefix`, also the columns its own object selection reads, under that prefix: the
-    costs a usage row carries as `costs_*`), and how to resolve it a level at a time."""
+    costs a usage row carries as `costs_*`), and how to resolve it a level at a time.
+    `hand_written`: its resolver is a type's own code (`computed`), not a factory's
+    (which reads only the key column it was given)."""
 
-    __slots__ = ("columns", "level", "prefix")
+    __slots__ = ("columns", "hand_written", "level", "prefix")
 
     def __init__(
-        self, columns: Iterable[str], prefix: str | None = None, level: LevelResolve | None = None
+        self,
+        columns: Iterable[str],
+        prefix: str | None = None,
+        level: LevelResolve | None = None,
+        hand_written: bool = True,
     ) -> None:
         self.columns = frozenset(columns)
         self.prefix = prefix
         self.level = level
+        self.hand_written = hand_written
 
 
 def declare(
-    *columns: str, prefix: str | None = None, level: LevelResolve | None = None
+    *columns: str,
+    prefix: str | None = None,
+    level: LevelResolve | None = None,
+    hand_written: bool = True,
 ) -> dict[str, Any]:
     """Field metadata: the declaration of a resolver's columns (and level resolver)."""
-    return {DECLARED: Declared(columns, prefix, level)}
+    return {DECLARED: Declared(columns, prefix, level, hand_written)}
 
 
 class Plan:
@@ -284,23 +294,21 @@ def loaded(
     def by_graphql_name(kwargs: dict[str, Any]) -> dict[str, Any]:
         return {graphql: kwargs.get(python) for python, graphql in names}
 
-    if each is None:
+    def resolve_row(root: Any, info: Any, **kwargs: Any) -> Any:
+        # Synchronous, handing graphql-core the loader's future: no coroutine per row.
+        value = get_key(root)
+        if value is None:
+            return None
+        return made(info, by_graphql_name(kwargs)).load(value)
 
-        def resolve(root: Any, info: Any, **kwargs: Any) -> Any:
-            # Synchronous, handing graphql-core the loader's future: no coroutine per row.
-            value = get_key(root)
-            if value is None:
-                return None
-            return made(info, by_graphql_name(kwargs)).load(value)
+    async def resolve_value(root: Any, info: Any, **kwargs: Any) -> Any:
+        args = by_graphql_name(kwargs)
+        value = get_key(root)
+        found = None if value is None else await made(info, args).load(value)
+        assert each is not None
+        return each(found, info, args)
 
-    else:
-        transform = each
-
-        async def resolve(root: Any, info: Any, **kwargs: Any) -> Any:
-            args = by_graphql_name(kwargs)
-            value = get_key(root)
-            found = None if value is None else await made(info, args).load(value)
-            return transform(found, info, args)
+    resolve = resolve_row if each is None else resolve_value
 
     async def whole(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
         found = await made(info, args).load_level(list(map(get_key, sources)))
@@ -311,7 +319,7 @@ def loaded(
     return strawberry.field(
         resolver=_with_signature(resolve, arguments, returns),
         description=description,
-        metadata=declare(key, level=whole),
+        metadata=declare(key, level=whole, hand_written=False),
     )
 
 
@@ -397,7 +405,7 @@ def carried(
     return strawberry.field(
         resolver=_with_signature(resolve, (), returns),
         description=description,
-        metadata=declare(key, marker, prefix=prefix, level=whole),
+        metadata=declare(key, marker, prefix=prefix, level=whole, hand_written=False),
     )
 
 
@@ -510,7 +518,9 @@ def paged(
         return_annotation=Connection[node],
     )
     resolve.__annotations__["return"] = Connection[node]
-    return strawberry.field(resolver=resolve, description=description, metadata=declare(parent_key))
+    return strawberry.field(
+        resolver=resolve, description=description, metadata=declare(parent_key, hand_written=False)
+    )
 
 
 async def root_connection(

@@ -215,6 +215,9 @@ class BillingRun(RowType, Node):
         description="Why the run failed (FAILED only); nothing of a failed run is written."
     )
     esco_id: strawberry.Private[UUID]
+    progress_billed: strawberry.Private[int | None]
+    progress_total: strawberry.Private[int | None]
+    skipped_meters: strawberry.Private[list[dict[str, Any]] | None]
 
     esco = relation(
         Annotated["Esco", Lazy("flows_graphql.types.community")],
@@ -230,8 +233,7 @@ class BillingRun(RowType, Node):
         "null until it has read the month's usage.",
     )
     def progress(self) -> BillingRunProgress | None:
-        billed: int | None = self.progress_billed
-        total: int | None = self.progress_total
+        billed, total = self.progress_billed, self.progress_total
         if billed is None or total is None:
             return None
         return BillingRunProgress(billed=billed, total=total)
@@ -240,7 +242,7 @@ class BillingRun(RowType, Node):
         "skipped_meters", description="Supply meters the run could not bill, with the reason."
     )
     def skipped(self) -> list[SkippedMeter]:
-        entries: list[dict[str, Any]] = self.skipped_meters or []
+        entries = self.skipped_meters or []
         return [SkippedMeter(reason=e["reason"], meter_id=UUID(e["meter_id"])) for e in entries]
 
     costs = paged(

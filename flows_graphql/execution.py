@@ -1,5 +1,10 @@
 """Execution without per-field overhead where none is needed.
 
+0. Field plans. `install` gives every field of the object types, in its graphql-core
+`extensions`, what the fast paths read (fields.Plan: its columns, its level resolver,
+the getter of a plain column), and marks the row types; the breadth-first walk and
+fields.projection read them there.
+
 1. Direct resolvers for the fields that need none of Strawberry's per-call machinery.
 
 A dashboard page resolves thousands of fields. Strawberry wraps every one of them in

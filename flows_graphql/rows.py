@@ -19,7 +19,7 @@ from .caches import Bounded
 
 # A statement's columns → the class of its rows, and how to make one from a sequence.
 RowShape = tuple[type, Callable[[Iterable[Any]], Any]]
-# Client queries choose the column sets (types/projection.py): a bounded number kept.
+# Client queries choose the column sets (fields.projection): a bounded number kept.
 _CLASSES: dict[tuple[str, ...], RowShape] = Bounded(1024)
 
 # A row shape's part under a prefix: how to pick its values, and the named tuple of them.

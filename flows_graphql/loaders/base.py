@@ -71,7 +71,7 @@ class Loaders:
         # Set for customers: they read only their own rows (see visibility.py).
         self.customer_id = customer_id
         self._made: dict[Hashable, BaseLoader] = {}
-        # The columns each selection of this request reads (types/projection.py).
+        # The columns each selection of this request reads (fields.projection).
         self.projections: dict[Hashable, frozenset[str] | None] = {}
 
     def get(self, cls: type[L], *params: Hashable, columns: frozenset[str] | None = None) -> L:

@@ -74,9 +74,9 @@ class UndeclaredField(TypeError):
 def install(schema: strawberry.Schema, *, strict_rows: set[str] | None = None) -> int:
     """Give every field of the object types its Plan (in its GraphQL `extensions`),
     mark the row types, and replace the resolvers of every eligible field; returns how
-    many were replaced. With `strict_rows` (tests), the resolvers of row types read
-    their rows through a DeclaredRow (a column they did not declare raises), and each
-    adds its `Type.field` to the set when called."""
+    many were replaced. With `strict_rows` (tests), the hand-written resolvers of row
+    types read their rows through a DeclaredRow (a column they did not declare raises),
+    and each adds its `Type.field` to the set when called."""
     installed = 0
     for graphql_type in schema._schema.type_map.values():
         if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name in ROOT_TYPES:
@@ -107,7 +107,7 @@ def install(schema: strawberry.Schema, *, strict_rows: set[str] | None = None) -
             if not graphql_field.args:
                 direct = _direct(field)
                 if direct is not None:
-                    if rows and strict_rows is not None and declared is not None:
+                    if rows and strict_rows is not None and _hand_written(declared):
                         direct = _strict(direct, declared, where, strict_rows)
                     graphql_field.resolve = direct
                     installed += 1
@@ -115,7 +115,7 @@ def install(schema: strawberry.Schema, *, strict_rows: set[str] | None = None) -
                         plan.attribute = attrgetter(field.python_name)
             if declared is not None and declared.level is not None:
                 level = declared.level
-                if rows and strict_rows is not None:
+                if rows and strict_rows is not None and declared.hand_written:
                     level = _strict_level(level, declared, where, strict_rows)
                 plan.level = level if graphql_field.resolve is not None else None
     return installed
@@ -130,12 +130,17 @@ def _is_row_type(origin: Any) -> bool:
     )
 
 
+def _hand_written(declared: Declared | None) -> TypeGuard[Declared]:
+    """A resolver of a type's own code: the factories' read only their key columns."""
+    return declared is not None and declared.hand_written
+
+
 def _plan(field: Any, declared: Declared | None) -> Plan:
     if field.base_resolver is None:
         return Plan(frozenset({field.python_name}))
     if declared is None:
         return Plan(None)
-    return Plan(declared.columns, declared.prefix)
+    return Plan(declared.columns, declared.prefix, join=declared.join)
 
 
 def _strict(resolve: Resolve, declared: Declared, where: str, seen: set[str]) -> Resolve:

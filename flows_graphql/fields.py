@@ -44,7 +44,16 @@ from graphql import (
 )
 
 from .context import Context
-from .loaders.base import BaseLoader, CountLoader, PageLoader, Where, root_page
+from .loaders.base import (
+    BaseLoader,
+    CountLoader,
+    Joined,
+    PageLoader,
+    RowLoader,
+    Where,
+    joinable,
+    root_page,
+)
 from .pagination import PageArgs, SortKey, page_args
 from .rows import Shape, part_shape
 from .types.connection import After, Before, Connection, First, FromDay, Last, ToDay, connection
@@ -58,8 +67,9 @@ PLAN = "flows.plan"
 # graphql-core object type extensions: True for a RowType (its objects are always of it).
 ROW_TYPE = "flows.row_type"
 
-# None: every column.
-Columns = frozenset[str] | None
+# Column names, and the to-one children to join (loaders/base.py's Joined); None: every
+# column.
+Columns = frozenset[Any] | None
 # (the level's source rows, the field's info, its arguments by GraphQL name) → values,
 # or an awaitable of them.
 LevelResolve = Callable[
@@ -67,6 +77,9 @@ LevelResolve = Callable[
 ]
 # A field's argument: its Python name, its GraphQL name, its annotation.
 Argument = tuple[str, str, Any]
+# A to-one relation its parent's statement may join: the prefix of its columns there,
+# its loader, the parent's column it is found by.
+Join = tuple[str, type[RowLoader], str]
 
 
 class Declared:
@@ -76,7 +89,7 @@ class Declared:
     `hand_written`: its resolver is a type's own code (`computed`), not a factory's
     (which reads only the key column it was given)."""
 
-    __slots__ = ("columns", "hand_written", "level", "prefix")
+    __slots__ = ("columns", "hand_written", "join", "level", "prefix")
 
     def __init__(
         self,
@@ -84,11 +97,13 @@ class Declared:
         prefix: str | None = None,
         level: LevelResolve | None = None,
         hand_written: bool = True,
+        join: Join | None = None,
     ) -> None:
         self.columns = frozenset(columns)
         self.prefix = prefix
         self.level = level
         self.hand_written = hand_written
+        self.join = join
 
 
 def declare(
@@ -96,17 +111,19 @@ def declare(
     prefix: str | None = None,
     level: LevelResolve | None = None,
     hand_written: bool = True,
+    join: Join | None = None,
 ) -> dict[str, Any]:
     """Field metadata: the declaration of a resolver's columns (and level resolver)."""
-    return {DECLARED: Declared(columns, prefix, level, hand_written)}
+    return {DECLARED: Declared(columns, prefix, level, hand_written, join)}
 
 
 class Plan:
     """What the fast paths know of a GraphQL field (in its `extensions`, under PLAN):
     the columns it reads (None: every column), the prefix of those its selection reads,
-    its level resolver, and for a plain column its getter."""
+    its level resolver, for a plain column its getter, and for a to-one relation how
+    its parent's statement may join it."""
 
-    __slots__ = ("attribute", "columns", "level", "prefix")
+    __slots__ = ("attribute", "columns", "join", "level", "prefix")
 
     def __init__(
         self,
@@ -114,11 +131,13 @@ class Plan:
         prefix: str | None = None,
         level: LevelResolve | None = None,
         attribute: Callable[[Any], Any] | None = None,
+        join: Join | None = None,
     ) -> None:
         self.columns = columns
         self.prefix = prefix
         self.level = level
         self.attribute = attribute
+        self.join = join
 
 
 class UndeclaredColumn(Exception):
@@ -208,7 +227,9 @@ def _columns(
     sets: list[SelectionSetNode],
     fragments: dict[str, FragmentDefinitionNode],
 ) -> Columns:
-    wanted: set[str] = set()
+    wanted: set[Any] = set()
+    # The to-one children to join, by prefix: their selections (aliases merged).
+    joins: dict[str, tuple[Join, GraphQLObjectType, list[SelectionSetNode]]] = {}
     for node in _selected(sets, fragments):
         graphql_field = object_type.fields.get(node.name.value)
         if graphql_field is None:  # __typename, or a fragment on another type
@@ -217,14 +238,23 @@ def _columns(
         if plan is None or plan.columns is None:
             return None
         wanted |= plan.columns
+        inner_type = get_named_type(graphql_field.type)
         if plan.prefix is not None:
-            inner_type = get_named_type(graphql_field.type)
             if not isinstance(inner_type, GraphQLObjectType) or node.selection_set is None:
                 return None
             inner = _columns(inner_type, [node.selection_set], fragments)
             if inner is None:
                 return None
-            wanted |= {plan.prefix + column for column in inner}
+            wanted |= {plan.prefix + column for column in inner if isinstance(column, str)}
+        joined = plan.join
+        if joined and node.selection_set and isinstance(inner_type, GraphQLObjectType):
+            found = joins.setdefault(joined[0], (joined, inner_type, []))
+            if found[0] == joined:  # else another relation took the prefix
+                found[2].append(node.selection_set)
+    for (prefix, loader, parent_column), inner_type, inner_sets in joins.values():
+        inner = _columns(inner_type, inner_sets, fragments)
+        if inner is not None:
+            wanted.add(Joined(prefix, loader, parent_column, inner))
     return frozenset(wanted)
 
 
@@ -324,8 +354,20 @@ def loaded(
 
 
 def relation(returns: Any, loader: type[BaseLoader], key: str, description: str) -> Any:
-    """The row (or list of rows) `loader` finds by the `key` column of this row."""
-    return loaded(returns, loader, description, key=key)
+    """The row (or list of rows) `loader` finds by the `key` column of this row. A
+    single row found by its primary key is read in the parent's statement when that
+    can join it (loaders/base.py's Joined: account → property → supply meter in one
+    statement), its columns under `<key without _id>__`; else loaded on its own."""
+    if not joinable(loader):
+        return loaded(returns, loader, description, key=key)
+    assert issubclass(loader, RowLoader)  # joinable() checked it
+    prefix = key.removesuffix("_id") + "__"
+    resolve, whole = _carried(loader, prefix, prefix + loader.key, key)
+    return strawberry.field(
+        resolver=_with_signature(resolve, (), returns),
+        description=description,
+        metadata=declare(key, level=whole, hand_written=False, join=(prefix, loader, key)),
+    )
 
 
 RANGE: Sequence[Argument] = (("from_", "from", FromDay), ("to", "to", ToDay))
@@ -358,21 +400,23 @@ def on_day(returns: Any, loader: type[BaseLoader], description: str, key: str = 
     return loaded(returns, loader, description, key=key, arguments=arguments, params=_day)
 
 
-def carried(
-    returns: Any, loader: type[BaseLoader], prefix: str, description: str, key: str = "id"
-) -> Any:
-    """A to-one row that the parent row may carry as columns `prefix…` (null when its
-    `prefix`id is null); rows fetched without them load it by their `key` column
-    (`loader`). The usage rows of Meter.monthlyUsage carry their costs."""
-    marker = prefix + "id"
+def _carried(
+    loader: type[BaseLoader], prefix: str, marker: str, key: str
+) -> tuple[Callable[..., Any], LevelResolve]:
+    """The per-row and level resolvers of a to-one row its parent's row may carry as
+    columns `prefix…` (null when `marker` is null); rows without them load it by their
+    `key` column (null key: null)."""
+    get_key = attrgetter(key)
 
     def resolve(root: Any, info: Any) -> Any:
-        if marker not in root._fields:
-            return info.context.loaders.get(loader, columns=projection(info)).load(get_key(root))
-        pick, make = part_shape(root._fields, prefix)
-        return make(pick(root)) if getattr(root, marker) is not None else None
-
-    get_key = attrgetter(key)
+        fields = getattr(root, "_fields", ())
+        if marker in fields:
+            pick, make = part_shape(fields, prefix)
+            return make(pick(root)) if getattr(root, marker) is not None else None
+        value = get_key(root)
+        if value is None:
+            return None
+        return info.context.loaders.get(loader, columns=projection(info)).load(value)
 
     async def whole(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
         out: list[Any] = []
@@ -381,7 +425,7 @@ def carried(
         # (each kept with its `_fields`, so that an id is not reused while cached).
         shapes: dict[int, tuple[tuple[str, ...], Shape | None]] = {}
         for position, row in enumerate(sources):
-            fields = row._fields
+            fields = getattr(row, "_fields", ())
             cached = shapes.get(id(fields))
             if cached is None:
                 shape = part_shape(fields, prefix) if marker in fields else None
@@ -402,6 +446,17 @@ def carried(
                 out[position] = found
         return out
 
+    return resolve, whole
+
+
+def carried(
+    returns: Any, loader: type[BaseLoader], prefix: str, description: str, key: str = "id"
+) -> Any:
+    """A to-one row that the parent row may carry as columns `prefix…` (null when its
+    `prefix`id is null); rows fetched without them load it by their `key` column
+    (`loader`). The usage rows of Meter.monthlyUsage carry their costs."""
+    marker = prefix + "id"
+    resolve, whole = _carried(loader, prefix, marker, key)
     return strawberry.field(
         resolver=_with_signature(resolve, (), returns),
         description=description,

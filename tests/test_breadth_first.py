@@ -1180,6 +1180,60 @@ async def test_every_field_two_levels_deep(walks: Walks, spy: Spy, root: str) ->
     assert [row[key] for row in rows] == expected
 
 
+# --- to-one chains in one statement -------------------------------------------------------
+# A to-one row found by its primary key is LEFT JOINed into its parent's statement
+# (fields.relation, loaders/base.py's Joined): the links of customers carry their
+# customer, its ESCO and region, and their account, its property and supply meter.
+
+CHAINS = """{
+  customers(first: 6, filter: {emailPrefix: "alpha"}) {
+    nodes {
+      email
+      accounts {
+        role
+        customer { email esco { code region { code name } } }
+        account { accountNumber property { plot supplyMeter { serial mode } } }
+      }
+    }
+  }
+}"""
+
+
+@pytest.mark.parametrize("who", ["admin", "operator", "customer"])
+async def test_to_one_chains_are_one_statement(walks: Walks, spy: Spy, who: str) -> None:
+    # the customers page, and the links with their six rows joined: two statements,
+    # where loading each to-one row on its own took six more.
+    data = await same_happy_answer(walks, spy, CHAINS, who=who, statements=TENANT + 2)
+    nodes = data["customers"]["nodes"]
+    expected = walks.alpha.emails[:1] if who == "customer" else walks.alpha.emails
+    with_links = [n for n in nodes if n["accounts"]]
+    assert [n["email"] for n in with_links] == expected
+    for i, node in enumerate(with_links):
+        (link,) = node["accounts"]
+        assert link["customer"] == {
+            "email": node["email"],
+            "esco": {"code": "alpha", "region": {"code": "south_west", "name": "South West"}},
+        }
+        assert link["account"]["property"]["plot"] == f.plot(i)
+        assert link["account"]["property"]["supplyMeter"]["serial"] == f.serial("alpha", i)
+
+
+async def test_a_chain_stops_where_the_viewer_may_not_read(walks: Walks, spy: Spy) -> None:
+    """A joined row the viewer may not read is null, as its own loader would answer:
+    a customer does not see billing runs (MonthlyCosts.billingRun)."""
+    text = """query($id: ID!) { node(id: $id) { ... on Customer {
+        monthlyCosts(from: "2024-01-01", to: "2024-02-01") {
+          month usage { month meter { serial } } billingRun { month esco { code } } } } } }"""
+    variables = {"id": gid("Customer", walks.alpha.customer_ids[0])}
+    seen = {}
+    for who in ("admin", "customer"):
+        data = await same_happy_answer(walks, spy, text, variables, who=who)
+        seen[who] = data["node"]["monthlyCosts"]
+    assert [c["billingRun"] for c in seen["customer"]] == [None, None]
+    assert [c["billingRun"]["esco"] for c in seen["admin"]] == [{"code": "alpha"}] * 2
+    assert [c["usage"]["meter"]["serial"] for c in seen["customer"]] == [f.serial("alpha", 0)] * 2
+
+
 # --- every resolver reads only the columns it declares -----------------------------------
 # A resolver of a row type names the columns it reads (flows_graphql/fields.py), and the
 # loader that fetches its row fetches those: one that read another column would find it

@@ -238,6 +238,8 @@ def _columns(
         if plan is None or plan.columns is None:
             return None
         wanted |= plan.columns
+        if plan.prefix is None and plan.join is None:
+            continue
         inner_type = get_named_type(graphql_field.type)
         if plan.prefix is not None:
             if not isinstance(inner_type, GraphQLObjectType) or node.selection_set is None:
@@ -408,6 +410,10 @@ def _carried(
     `key` column (null key: null)."""
     get_key = attrgetter(key)
 
+    def may_carry(kind: type) -> bool:
+        fields = getattr(kind, "_fields", None)
+        return not isinstance(fields, tuple) or marker in fields
+
     def resolve(root: Any, info: Any) -> Any:
         fields = getattr(root, "_fields", ())
         if marker in fields:
@@ -419,6 +425,11 @@ def _carried(
         return info.context.loaders.get(loader, columns=projection(info)).load(value)
 
     async def whole(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
+        # Rows of rows.py know their columns by their class: when none of the level's
+        # classes carries the child, the whole level goes to the loader at once.
+        if not any(map(may_carry, set(map(type, sources)))):
+            made = info.context.loaders.get(loader, columns=projection(info))
+            return await made.load_level(list(map(get_key, sources)))
         out: list[Any] = []
         fetch: list[int] = []
         # The rows of a level come from one statement: one shape, worked out once

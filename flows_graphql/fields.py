@@ -7,7 +7,8 @@ columns it reads off its row (so that the loader fetching the row fetches those 
 others: decoding columns nobody asked for was the dearest step of a dashboard request,
 bench/README.md). The factories here build all three from one declaration:
 
-- `relation`: the row (or rows) a loader finds by a column of this row;
+- `relation`: the row (or rows) a loader finds by a column of this row (a single row
+  found by its primary key is joined into the parent's statement when it can be);
 - `ranged`: a list made with a `from`/`to` range (`RangeLoader`s);
 - `on_day`: the row a loader finds for a day argument (default today, UTC);
 - `loaded`: the general case: a loader made with parameters from the arguments or the
@@ -19,7 +20,7 @@ bench/README.md). The factories here build all three from one declaration:
 A loader-backed field reads only its key column, by construction. A computed field
 names the columns it reads; `execution.install` refuses a schema where a resolver of a
 row type declares nothing, and in tests runs each such resolver on a row that raises
-on any other column (`DeclaredRow`, tests/test_field_reads.py).
+on any other column (`DeclaredRow`, tests/test_breadth_first.py).
 
 No `from __future__ import annotations` here: the factories build resolvers whose
 annotations Strawberry must read as real objects.

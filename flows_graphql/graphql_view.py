@@ -614,7 +614,9 @@ class FlowsGraphQL(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        context = request.scope.get("flows.context")
+        # Taken off the scope: it would keep the context and the request alive in a
+        # cycle, for the cyclic collector to find.
+        context = request.scope.pop("flows.context", None)
         executing = context is not None and context.executing
         if result.errors:
             result.errors = [self._mask(error, executing) for error in result.errors]

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
+import strawberry
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -242,8 +243,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings, database_url: str, today: Today = london_today) -> Starlette:
-    """The application. `today` is the billing clock (tests pass a fixed day)."""
+def create_app(
+    settings: Settings,
+    database_url: str,
+    today: Today = london_today,
+    graphql_schema: strawberry.Schema = schema,
+) -> Starlette:
+    """The application. `today` is the billing clock (tests pass a fixed day, and may
+    serve another build of the schema: schema.build_schema)."""
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
     metrics.instrument_pool(engine, capacity=2 * settings.db_pool_size)  # + as many overflow
@@ -261,7 +268,7 @@ def create_app(settings: Settings, database_url: str, today: Today = london_toda
         asyncpg_dsn(database_url), retention=timedelta(days=settings.event_retention_days)
     )
     graphql = FlowsGraphQL(
-        schema,
+        graphql_schema,
         settings=settings,
         engine=engine,
         today=today,

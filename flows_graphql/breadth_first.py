@@ -6,7 +6,7 @@ object and a path, and for every list of objects a gather of one awaitable per i
 three quarters of the request's time (bench/README.md). The loaders already fetch
 breadth-first (one statement per level); this executes the same way. A selection is
 run for all the objects of a level together: each field's resolver is called for every
-object in one loop with one info object (a field with a level resolver, types/levels.py,
+object in one loop with one info object (a field with a level resolver, fields.py,
 once for the whole level), everything awaitable is awaited in one gather, leaves are
 serialized in place, and each object field's children are completed as one flat list,
 one level further down.
@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import decimal
 import inspect
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +54,8 @@ from graphql.type.scalars import (
     serialize_int,
     serialize_string,
 )
-from sqlalchemy.engine import Row
+
+from .fields import PLAN, ROW_TYPE, Plan
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -64,14 +63,6 @@ if TYPE_CHECKING:
 FieldDetailsList = list[FieldDetails]
 GroupedFieldSet = dict[str, FieldDetailsList]
 
-
-# Resolvers that only read an attribute of their source (execution.py installs them),
-# with the getter to map over a whole level instead.
-ATTRIBUTE_READS: dict[Callable[..., Any], Callable[[Any], Any]] = {}
-
-# Resolvers with a level resolver (types/levels.py): the whole level in one call, its
-# values as a list or an awaitable of one.
-LEVEL_RESOLVERS: dict[Callable[..., Any], Callable[..., list[Any] | Awaitable[list[Any]]]] = {}
 
 # Scalars that serialize a str as itself.
 TEXT_SCALARS = frozenset({"String", "ID"})
@@ -89,25 +80,6 @@ ALWAYS_SERIALIZE = frozenset(
         str,
         datetime.date.isoformat,
         datetime.datetime.isoformat,
-    }
-)
-
-# Values that are never awaitable: a level of only these skips the per-value check
-# (execution.is_awaitable answers the same for them).
-PLAIN_TYPES = frozenset(
-    {
-        str,
-        int,
-        bool,
-        float,
-        decimal.Decimal,
-        datetime.date,
-        datetime.datetime,
-        uuid.UUID,
-        type(None),
-        list,
-        dict,
-        Row,
     }
 )
 
@@ -141,18 +113,16 @@ def applies(executor: Executor) -> GroupedFieldSet | None:
     return collected.grouped_field_set
 
 
-async def execute(executor: Executor, grouped: GroupedFieldSet) -> dict[str, Any]:
-    """The operation's data, or Abandon."""
+async def execute(
+    executor: Executor, grouped: GroupedFieldSet, never_awaitable: frozenset[type]
+) -> dict[str, Any]:
+    """The operation's data, or Abandon. A level whose values are all of
+    `never_awaitable` types skips the per-value `executor.is_awaitable` check."""
     root_type = executor.schema.query_type
     assert root_type is not None  # checked by applies()
-    walk = Walk(executor)
+    walk = Walk(executor, never_awaitable)
     [data] = await walk.objects(root_type, grouped, [executor.root_value], None)
     return data
-
-
-def _is_row_type_check(check: Any) -> bool:
-    # RowType.is_type_of always answers True (types/node.py): skip calling it per row.
-    return getattr(getattr(check, "__func__", None), "__qualname__", "") == "RowType.is_type_of"
 
 
 def _close(awaitables: list[Any]) -> None:
@@ -164,10 +134,11 @@ def _close(awaitables: list[Any]) -> None:
 
 
 class Walk:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, never_awaitable: frozenset[type]) -> None:
         self.executor = executor
         self.schema = executor.schema
         self.is_awaitable = executor.is_awaitable
+        self.never_awaitable = never_awaitable
         middleware = executor.middleware_manager
         self.middleware = middleware if middleware and middleware.middlewares else None
 
@@ -181,6 +152,9 @@ class Walk:
         """Complete `sources` (all of `parent_type`) with the selection `grouped`."""
         executor = self.executor
         is_awaitable = self.is_awaitable
+        never_awaitable = self.never_awaitable
+        # Middleware wraps every resolver call: then no field takes a shortcut.
+        plans = self.middleware is None
         resolved: list[tuple[GraphQLOutputType, FieldDetailsList, GraphQLResolveInfo]] = []
         columns: list[list[Any]] = []
         waiting: list[Any] = []
@@ -201,7 +175,7 @@ class Walk:
                 field_def, [d.node for d in details], parent_type, field_path
             )
             resolved.append((field_def.type, details, info))
-            getter = ATTRIBUTE_READS.get(resolve)
+            plan: Plan | None = field_def.extensions.get(PLAN) if plans else None
             try:
                 args = (
                     get_argument_values(
@@ -214,11 +188,11 @@ class Walk:
                     if field_def.args or node.arguments
                     else {}
                 )
-                if getter is not None:
+                if plan is not None and plan.attribute is not None:
                     # A plain attribute read: one C-level pass over the level.
-                    values = list(map(getter, sources))
-                elif (whole := LEVEL_RESOLVERS.get(resolve)) is not None:
-                    resolved_level = whole(sources, info, args)
+                    values = list(map(plan.attribute, sources))
+                elif plan is not None and plan.level is not None:
+                    resolved_level = plan.level(sources, info, args)
                     if not isinstance(resolved_level, list):  # awaited with the others below
                         waiting.append(resolved_level)
                         places.append((len(columns), None))
@@ -235,7 +209,7 @@ class Walk:
                 _close(waiting)
                 raise Abandon from error
             columns.append(values)
-            if not PLAIN_TYPES.issuperset(map(type, values)):
+            if not never_awaitable.issuperset(map(type, values)):
                 for index, value in enumerate(values):
                     if is_awaitable(value):
                         waiting.append(value)
@@ -371,7 +345,8 @@ class Walk:
         """Complete the non-null values as objects of `object_type`; null stays null."""
         present = [value for value in values if value is not None]
         check = object_type.is_type_of
-        if check is not None and not _is_row_type_check(check):
+        # A row type's objects are always of it (types/node.py): no check per row.
+        if check is not None and not object_type.extensions.get(ROW_TYPE):
             for value in present:
                 verdict = check(value, info)
                 if verdict is not True:  # False, or an awaitable: graphql-core's to judge

@@ -42,6 +42,9 @@ class Context:
     outcome: Outcome = field(default_factory=Outcome)
     # The server's billing runs (runBilling starts them here).
     billing_jobs: BillingJobs | None = None
+    # Set once the operation runs (execution.py): an error without a path after that
+    # is a failure of the execution itself, not of the document or its variables.
+    executing: bool = False
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

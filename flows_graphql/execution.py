@@ -1,5 +1,10 @@
 """Execution without per-field overhead where none is needed.
 
+0. Field plans. `install` gives every field of the object types, in its graphql-core
+`extensions`, what the fast paths read (fields.Plan: its columns, its level resolver,
+the getter of a plain column), and marks the row types; the breadth-first walk and
+fields.projection read them there.
+
 1. Direct resolvers for the fields that need none of Strawberry's per-call machinery.
 
 A dashboard page resolves thousands of fields. Strawberry wraps every one of them in
@@ -17,9 +22,11 @@ searching its columns and raising — the dearest single step of a large page.
 
 from __future__ import annotations
 
-import contextvars
+import datetime
+import decimal
 import enum
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from operator import attrgetter
 from types import CoroutineType
@@ -31,41 +38,127 @@ from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from . import breadth_first, faults
-from .types.levels import LEVEL
+from .fields import DECLARED, PLAN, ROW_TYPE, Declared, DeclaredRow, LevelResolve, Plan
+from .types.node import RowType
 
 log = logging.getLogger(__name__)
-
-# Set once a request's operation runs: an error without a path after that is a failure
-# of the execution itself, not of the document or its variables (graphql_view._mask).
-executing: contextvars.ContextVar[bool] = contextvars.ContextVar("flows_executing", default=False)
 
 DEFINITION = "strawberry-definition"
 ROOT_TYPES = frozenset({"Query", "Mutation", "Subscription"})
 
 Resolve = Callable[..., Any]
 
+# Values that are never awaitable: is_awaitable answers them without probing, and the
+# breadth-first walk skips the per-value check for a level of only these.
+NEVER_AWAITABLE = frozenset(
+    {
+        str,
+        int,
+        bool,
+        float,
+        decimal.Decimal,
+        datetime.date,
+        datetime.datetime,
+        uuid.UUID,
+        type(None),
+        list,
+        dict,
+    }
+)
 
-def install(schema: strawberry.Schema) -> int:
-    """Replace the resolvers of every eligible field; returns how many."""
+
+class UndeclaredField(TypeError):
+    """A resolver of a row type that does not say which columns it reads (fields.py)."""
+
+
+def install(schema: strawberry.Schema, *, strict_rows: set[str] | None = None) -> int:
+    """Give every field of the object types its Plan (in its GraphQL `extensions`),
+    mark the row types, and replace the resolvers of every eligible field; returns how
+    many were replaced. With `strict_rows` (tests), the hand-written resolvers of row
+    types read their rows through a DeclaredRow (a column they did not declare raises),
+    and each adds its `Type.field` to the set when called."""
     installed = 0
     for graphql_type in schema._schema.type_map.values():
         if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name in ROOT_TYPES:
             continue
         if graphql_type.name.startswith("__"):
             continue
-        for graphql_field in graphql_type.fields.values():
+        extensions = graphql_type.extensions
+        definition = extensions.get(DEFINITION)
+        origin = getattr(definition, "origin", None)
+        rows = _is_row_type(origin)
+        extensions[ROW_TYPE] = rows
+        for name, graphql_field in graphql_type.fields.items():
             field = (graphql_field.extensions or {}).get(DEFINITION)
-            if field is None or field.extensions:
+            if field is None:
+                continue
+            declared: Declared | None = (field.metadata or {}).get(DECLARED)
+            where = f"{graphql_type.name}.{name}"
+            if rows and field.base_resolver is not None and declared is None:
+                raise UndeclaredField(
+                    f"{where} has a resolver but declares no columns: build it with "
+                    "flows_graphql/fields.py (see docs/contributing.md)"
+                )
+            plan = _plan(field, declared)
+            graphql_field.extensions = {**(graphql_field.extensions or {}), PLAN: plan}
+            if field.extensions:  # Strawberry's own per-call machinery: its path
+                plan.level = None
                 continue
             if not graphql_field.args:
                 direct = _direct(field)
                 if direct is not None:
+                    if rows and strict_rows is not None and _hand_written(declared):
+                        direct = _strict(direct, declared, where, strict_rows)
                     graphql_field.resolve = direct
                     installed += 1
-            level = (field.metadata or {}).get(LEVEL)
-            if level is not None and graphql_field.resolve is not None:
-                breadth_first.LEVEL_RESOLVERS[graphql_field.resolve] = level
+                    if field.base_resolver is None:
+                        plan.attribute = attrgetter(field.python_name)
+            if declared is not None and declared.level is not None:
+                level = declared.level
+                if rows and strict_rows is not None and declared.hand_written:
+                    level = _strict_level(level, declared, where, strict_rows)
+                plan.level = level if graphql_field.resolve is not None else None
     return installed
+
+
+def _is_row_type(origin: Any) -> bool:
+    """A RowType whose `is_type_of` is RowType's (always True: the walk skips it)."""
+    return (
+        isinstance(origin, type)
+        and issubclass(origin, RowType)
+        and origin.is_type_of.__func__ is RowType.is_type_of.__func__  # type: ignore[attr-defined]
+    )
+
+
+def _hand_written(declared: Declared | None) -> TypeGuard[Declared]:
+    """A resolver of a type's own code: the factories' read only their key columns."""
+    return declared is not None and declared.hand_written
+
+
+def _plan(field: Any, declared: Declared | None) -> Plan:
+    if field.base_resolver is None:
+        return Plan(frozenset({field.python_name}))
+    if declared is None:
+        return Plan(None)
+    return Plan(declared.columns, declared.prefix, join=declared.join)
+
+
+def _strict(resolve: Resolve, declared: Declared, where: str, seen: set[str]) -> Resolve:
+    def strict(source: Any, info: GraphQLResolveInfo) -> Any:
+        seen.add(where)
+        return resolve(DeclaredRow(source, declared, where), info)
+
+    return strict
+
+
+def _strict_level(
+    level: LevelResolve, declared: Declared, where: str, seen: set[str]
+) -> LevelResolve:
+    def strict(sources: list[Any], info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
+        seen.add(where)
+        return level([DeclaredRow(source, declared, where) for source in sources], info, args)
+
+    return strict
 
 
 def _direct(field: Any) -> Resolve | None:
@@ -76,7 +169,6 @@ def _direct(field: Any) -> Resolve | None:
         def read(source: Any, info: GraphQLResolveInfo) -> Any:
             return get(source)
 
-        breadth_first.ATTRIBUTE_READS[read] = get
         return read
     if resolver.arguments:
         return None
@@ -103,8 +195,8 @@ def _direct(field: Any) -> Resolve | None:
 
 def is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
     kind = type(value)
-    # Tuples: the rows of db/direct.py (named tuples) are never awaitable either.
-    if kind in breadth_first.PLAIN_TYPES or isinstance(value, enum.Enum | tuple):
+    # Tuples: the rows of rows.py (named tuples) are never awaitable either.
+    if kind in NEVER_AWAITABLE or isinstance(value, enum.Enum | tuple):
         return False
     if kind is CoroutineType:
         return True
@@ -119,8 +211,10 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def execute_operation(self, serially: bool | None = None) -> Any:
         """Queries walk breadth-first (breadth_first.py); what that walk cannot
         answer, and every other operation, goes graphql-core's way."""
-        executing.set(True)
-        settings = getattr(self.context_value, "settings", None)
+        context = self.context_value
+        if hasattr(context, "executing"):
+            context.executing = True
+        settings = getattr(context, "settings", None)
         grouped = breadth_first.applies(self) if getattr(settings, "breadth_first", False) else None
         if grouped is None:
             return super().execute_operation(serially)
@@ -130,7 +224,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self, grouped: breadth_first.GroupedFieldSet, serially: bool | None
     ) -> Any:
         try:
-            data = await breadth_first.execute(self, grouped)
+            data = await breadth_first.execute(self, grouped, NEVER_AWAITABLE)
         except breadth_first.Abandon as abandoned:
             # Expected for errors (graphql-core reports them); for a happy-path query it
             # is a lost speed-up worth a look.

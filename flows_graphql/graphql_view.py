@@ -34,7 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from . import execution, faults, graphiql, logs, metrics, negotiation
+from . import faults, graphiql, logs, metrics, negotiation
 from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
 from .auth.scopes import needs_read, read_refusal
 from .auth.unlinked import allowed_for_unlinked
@@ -494,9 +494,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         data = kwargs["request_data"]
         context: Context = kwargs["context"]
-        # Per request: one request's flag must not classify the next one's errors (in
-        # tests, several requests share a task and its context).
-        execution.executing.set(False)
+        # Read by process_result, which is given only the request.
+        context.executing = False
+        if context.request is not None:
+            context.request.scope["flows.context"] = context
         if media_type.get() is None:
             raise Refused(
                 406,
@@ -613,15 +614,15 @@ class FlowsGraphQL(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
+        # Taken off the scope: it would keep the context and the request alive in a
+        # cycle, for the cyclic collector to find.
+        context = request.scope.pop("flows.context", None)
+        executing = context is not None and context.executing
         if result.errors:
-            result.errors = [self._mask(error) for error in result.errors]
+            result.errors = [self._mask(error, executing) for error in result.errors]
             operation_of(request.scope).error_code = (result.errors[0].extensions or {}).get("code")
         response = await super().process_result(request, result)
-        if (
-            result.errors
-            and not execution.executing.get()
-            and media_type.get() == negotiation.GRAPHQL_RESPONSE
-        ):
+        if result.errors and not executing and media_type.get() == negotiation.GRAPHQL_RESPONSE:
             # Refused before execution (the document does not parse or validate, or
             # the variables do not coerce): a request error, which has no `data` entry
             # (GraphQL spec, "Response"). `application/json` keeps Strawberry's
@@ -629,7 +630,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             response.pop("data", None)
         return response
 
-    def _mask(self, error: GraphQLError) -> GraphQLError:
+    def _mask(self, error: GraphQLError, executing: bool) -> GraphQLError:
         """Unexpected errors become `INTERNAL` with the request id (also in the log):
         no stack trace, SQL or internal name reaches a client. Database faults become
         `UNAVAILABLE` or `TIMEOUT` (faults.py), which a client may retry."""
@@ -646,9 +647,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 path=error.path,
                 extensions={"code": fault, "requestId": request_id},
             )
-        failed_in_execution = execution.executing.get() and not isinstance(
-            original, GraphQLError | None
-        )
+        failed_in_execution = executing and not isinstance(original, GraphQLError | None)
         if error.path is None and not failed_in_execution:
             # Refused before execution: a document or variables that do not validate.
             message = PYTHON_DETAIL.sub("", error.message)

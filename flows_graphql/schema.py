@@ -94,7 +94,9 @@ Mutation = strawberry.type(
 )
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(strict_rows: set[str] | None = None) -> strawberry.Schema:
+    """The schema; with `strict_rows`, resolvers that read a column they do not
+    declare raise (tests: execution.install)."""
     built = strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -104,7 +106,7 @@ def build_schema() -> strawberry.Schema:
         types=NODE_TYPES,
         extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
     )
-    execution.install(built)
+    execution.install(built, strict_rows=strict_rows)
     return built
 
 

@@ -29,11 +29,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import asyncpg
 import httpx
 import pytest
+import strawberry
 from graphql import GraphQLNonNull, GraphQLObjectType, get_named_type, is_leaf_type
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -42,7 +44,10 @@ from bench.queries import OUR_DASHBOARD
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.db.urls import asyncpg_dsn
-from flows_graphql.schema import schema
+from flows_graphql.execution import DEFINITION, ExecutionContext, UndeclaredField, install
+from flows_graphql.fields import DECLARED, ROW_TYPE, computed
+from flows_graphql.schema import build_schema, schema
+from flows_graphql.types.node import RowType
 from tests import factories as f
 from tests.conftest import TODAY, bearer
 from tests.factories import TENANT, EscoData, empty_tables
@@ -268,9 +273,9 @@ def test_flows_breadth_first_switches_the_walk(
 YEAR = {"from": "2024-01-01", "to": "2024-12-01"}
 
 
-# esco, customers page, account links, accounts, properties, meters, circuits, usage with
-# costs: one statement a level, plus TENANT.
-OUR_DASHBOARD_STATEMENTS = TENANT + 8
+# esco, customers page, account links (their accounts, properties and meters joined),
+# circuits, usage with costs: one statement a level, plus TENANT.
+OUR_DASHBOARD_STATEMENTS = TENANT + 5
 
 
 async def test_operator_dashboard_takes_the_fast_walk(walks: Walks, spy: Spy) -> None:
@@ -1173,6 +1178,184 @@ async def test_every_field_two_levels_deep(walks: Walks, spy: Spy, root: str) ->
         "meters": [f.serial("alpha", i) for i in range(5)] + [f.serial("bravo", i) for i in (0, 1)],
     }.get(root, first_rows)
     assert [row[key] for row in rows] == expected
+
+
+# --- to-one chains in one statement -------------------------------------------------------
+# A to-one row found by its primary key is LEFT JOINed into its parent's statement
+# (fields.relation, loaders/base.py's Joined): the links of customers carry their
+# customer, its ESCO and region, and their account, its property and supply meter.
+
+CHAINS = """{
+  customers(first: 6, filter: {emailPrefix: "alpha"}) {
+    nodes {
+      email
+      accounts {
+        role
+        customer { email esco { code region { code name } } }
+        account { accountNumber property { plot supplyMeter { serial mode } } }
+      }
+    }
+  }
+}"""
+
+
+@pytest.mark.parametrize("who", ["admin", "operator", "customer"])
+async def test_to_one_chains_are_one_statement(walks: Walks, spy: Spy, who: str) -> None:
+    # the customers page, and the links with their six rows joined: two statements,
+    # where loading each to-one row on its own took six more.
+    data = await same_happy_answer(walks, spy, CHAINS, who=who, statements=TENANT + 2)
+    nodes = data["customers"]["nodes"]
+    expected = walks.alpha.emails[:1] if who == "customer" else walks.alpha.emails
+    with_links = [n for n in nodes if n["accounts"]]
+    assert [n["email"] for n in with_links] == expected
+    for i, node in enumerate(with_links):
+        (link,) = node["accounts"]
+        assert link["customer"] == {
+            "email": node["email"],
+            "esco": {"code": "alpha", "region": {"code": "south_west", "name": "South West"}},
+        }
+        assert link["account"]["property"]["plot"] == f.plot(i)
+        assert link["account"]["property"]["supplyMeter"]["serial"] == f.serial("alpha", i)
+
+
+async def test_a_chain_stops_where_the_viewer_may_not_read(walks: Walks, spy: Spy) -> None:
+    """A joined row the viewer may not read is null, as its own loader would answer:
+    a customer does not see billing runs (MonthlyCosts.billingRun)."""
+    text = """query($id: ID!) { node(id: $id) { ... on Customer {
+        monthlyCosts(from: "2024-01-01", to: "2024-02-01") {
+          month usage { month meter { serial } } billingRun { month esco { code } } } } } }"""
+    variables = {"id": gid("Customer", walks.alpha.customer_ids[0])}
+    seen = {}
+    for who in ("admin", "customer"):
+        data = await same_happy_answer(walks, spy, text, variables, who=who)
+        seen[who] = data["node"]["monthlyCosts"]
+    assert [c["billingRun"] for c in seen["customer"]] == [None, None]
+    assert [c["billingRun"]["esco"] for c in seen["admin"]] == [{"code": "alpha"}] * 2
+    assert [c["usage"]["meter"]["serial"] for c in seen["customer"]] == [f.serial("alpha", 0)] * 2
+
+
+# --- every resolver reads only the columns it declares -----------------------------------
+# A resolver of a row type names the columns it reads (flows_graphql/fields.py), and the
+# loader that fetches its row fetches those: one that read another column would find it
+# only when some other field of the same selection had asked for it. Served from a build
+# of the schema whose resolvers get their row as a DeclaredRow (which raises on any other
+# column), through both walks, every field of the lists above must answer as before; and
+# each hand-written resolver (fields.computed, the ids) must have been tried so.
+
+
+# Plain root lists (not connections): their arguments, how deep.
+LISTS = {"benchmarkTariffs": ('from: "2000-01-01"', 1), "regions": ("", 1)}
+
+
+def _every_field_of(built: Any, root: str, args: str, depth: int) -> str:
+    """A query of every field `depth` levels below the rows of the root list `root`."""
+    found = get_named_type(built._schema.query_type.fields[root].type)
+    if found.name.endswith("Connection"):
+        node = get_named_type(found.fields["nodes"].type)
+        return f"{{ {root}({args}) {{ nodes {{ {every_field(node, depth)} }} }} }}"
+    arguments = f"({args})" if args else ""
+    return f"{{ {root}{arguments} {{ {every_field(found, depth)} }} }}"
+
+
+def _hand_written(built: Any) -> set[str]:
+    """`Type.field` of every hand-written resolver of a row type (the ones checked)."""
+    out = set()
+    for graphql_type in built._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType):
+            continue
+        if not graphql_type.extensions.get(ROW_TYPE):
+            continue
+        for name, graphql_field in graphql_type.fields.items():
+            declared = graphql_field.extensions[DEFINITION].metadata.get(DECLARED)
+            if declared is not None and declared.hand_written:
+                out.add(f"{graphql_type.name}.{name}")
+    return out
+
+
+async def test_every_resolver_reads_only_the_columns_it_declares(
+    walks: Walks, spy: Spy, settings: Settings, database_url: str
+) -> None:
+    seen: set[str] = set()
+    strict = build_schema(strict_rows=seen)
+    apps = [
+        create_app(s, database_url, today=lambda: TODAY, graphql_schema=strict)
+        for s in (settings, dataclasses.replace(settings, breadth_first=False))
+    ]
+    try:
+        for app in apps:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://test"
+            ) as client:
+                roots = {**{root: case[:2] for root, case in EVERY_FIELD.items()}, **LISTS}
+                for root, (args, depth) in roots.items():
+                    text = _every_field_of(strict, root, args, depth)
+                    # Both apps of `walks` are asked alike: their rate budgets stay equal.
+                    expected, _ = await both(walks, spy, text)
+                    got = await ask(client, spy, text, None, walks.headers["admin"])
+                    assert "errors" not in got.body, got.body["errors"][:3]
+                    assert got.body["data"] == expected.body["data"], root
+    finally:
+        for app in apps:
+            await app.state.engine.dispose()
+    assert _hand_written(strict) - seen == set(), "hand-written resolvers never tried"
+    assert "BillingRun.skipped" in seen and "MonthlyCosts.savings" in seen
+
+
+@strawberry.type
+class Sneaky(RowType):
+    @computed("a", description="Declares a, reads b.")
+    def sneaky(self) -> int:
+        return int(getattr(self, "b", 0))
+
+    @computed("a", description="Reads what it declares.")
+    def honest(self) -> int:
+        return int(self.a)
+
+
+@strawberry.type
+class SneakyQuery:
+    @strawberry.field
+    def thing(self) -> Sneaky:
+        return cast(Sneaky, SimpleNamespace(a=1, b=2, _fields=("a", "b")))
+
+
+def test_a_resolver_reading_an_undeclared_column_fails() -> None:
+    """The check above can fail: a computed field reading a column it did not declare
+    raises on a DeclaredRow, even through `getattr` with a default."""
+    built = strawberry.Schema(query=SneakyQuery, execution_context_class=ExecutionContext)
+    seen: set[str] = set()
+    install(built, strict_rows=seen)
+    assert built.execute_sync("{ thing { honest } }").data == {"thing": {"honest": 1}}
+    result = built.execute_sync("{ thing { sneaky } }")
+    assert result.errors and "Sneaky.sneaky reads `b`" in result.errors[0].message
+    assert seen == {"Sneaky.honest", "Sneaky.sneaky"}
+    # Without the check the same resolver answers, silently reading `b`.
+    plain = strawberry.Schema(query=SneakyQuery, execution_context_class=ExecutionContext)
+    install(plain)
+    assert plain.execute_sync("{ thing { sneaky } }").data == {"thing": {"sneaky": 2}}
+
+
+@strawberry.type
+class Forgetful(RowType):
+    a: int
+
+    @strawberry.field(description="Declares nothing.")
+    def forgetful(self) -> int:
+        return self.a
+
+
+@strawberry.type
+class ForgetfulQuery:
+    @strawberry.field
+    def thing(self) -> Forgetful:
+        return Forgetful(a=1)
+
+
+def test_a_row_type_resolver_must_declare_its_columns() -> None:
+    """Forgetting the declaration is refused when the schema is built."""
+    built = strawberry.Schema(query=ForgetfulQuery, execution_context_class=ExecutionContext)
+    with pytest.raises(UndeclaredField, match=r"Forgetful\.forgetful has a resolver"):
+        install(built)
 
 
 # --- FOUND: objects with nothing selected ------------------------------------------------

@@ -70,11 +70,11 @@ def test_graphql_core_executor_members() -> None:
 
 
 def test_strawberry_raw_info() -> None:
-    """types/projection.py reads graphql-core's info through Strawberry's `_raw_info`."""
+    """fields.projection reads graphql-core's info through Strawberry's `_raw_info`."""
     from strawberry.types.info import Info
 
     assert "_raw_info" in inspect.signature(Info).parameters or hasattr(Info, "_raw_info"), _fail(
-        "strawberry-graphql", "types/projection.py", "Info._raw_info"
+        "strawberry-graphql", "fields.projection", "Info._raw_info"
     )
 
 
@@ -136,6 +136,37 @@ def test_strawberry_schema_core() -> None:
     assert isinstance(getattr(schema, "_schema", None), GraphQLSchema), _fail(
         "strawberry-graphql", "execution.install", "Schema._schema"
     )
+
+
+def test_strawberry_definitions_in_extensions() -> None:
+    """execution.install finds Strawberry's definitions of the types and fields in the
+    graphql-core schema's `extensions`, and reads these members of them."""
+    from flows_graphql.schema import schema
+    from flows_graphql.types.node import RowType
+
+    graphql_type = schema._schema.type_map["Customer"]
+    definition = graphql_type.extensions.get("strawberry-definition")
+    assert isinstance(getattr(definition, "origin", None), type), _fail(
+        "strawberry-graphql", "execution.install", "type extensions' definition.origin"
+    )
+    assert issubclass(definition.origin, RowType)
+    field = graphql_type.fields["email"].extensions.get("strawberry-definition")
+    for member in ("base_resolver", "metadata", "python_name", "extensions"):
+        assert hasattr(field, member), _fail(
+            "strawberry-graphql", "execution.install", f"field definition lacks {member}"
+        )
+    resolver = graphql_type.fields["esco"].extensions["strawberry-definition"].base_resolver
+    for member in (
+        "arguments",
+        "signature",
+        "self_parameter",
+        "root_parameter",
+        "info_parameter",
+        "wrapped_func",
+    ):
+        assert hasattr(resolver, member), _fail(
+            "strawberry-graphql", "execution._direct", f"StrawberryResolver lacks {member}"
+        )
 
 
 def test_sqlalchemy_compiled_internals() -> None:

@@ -316,8 +316,9 @@ async def test_statements_of_many_accounts_in_constant_statements(april, raw):
         assert len(nodes) == n
         assert all(len(c["accounts"][0]["account"]["statements"]) == 11 for c in nodes)
         counts.append(body["extensions"]["sqlStatements"])
-    # esco, customers, links, accounts, months of accounts, months of customers.
-    assert set(counts) == {TENANT + 6}, counts
+    # esco, customers, links (their accounts joined), months of accounts, months of
+    # customers.
+    assert set(counts) == {TENANT + 5}, counts
 
 
 async def test_a_meter_swap_changes_no_past_statement(april, raw):

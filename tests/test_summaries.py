@@ -200,8 +200,8 @@ async def test_statements_do_not_grow_with_months_or_customers(client, raw):
         assert len(body["data"]["esco"]["monthlySummaries"]) == months
         counts.append(body["extensions"]["sqlStatements"])
     # esco, its summaries, sites (none here, so no site summaries), customers, their
-    # summaries, links, accounts, the accounts' months.
-    assert counts == [TENANT + 8] * 2, counts
+    # summaries, links (their accounts joined), the accounts' months.
+    assert counts == [TENANT + 7] * 2, counts
 
 
 async def test_customers_see_their_own_summaries_only(client, raw, settings):

@@ -6,7 +6,7 @@ result, and wrap every record in a Row: about 150 µs a statement plus a little 
 row, a tenth of a dashboard request (bench/README.md). Here a statement is compiled
 once into its SQL, the order of its parameters and a named-tuple class for its rows;
 a run binds the parameters, fetches the records on the request's connection and makes
-each a named tuple (attribute reads like a Row, `_fields`, indexing).
+each a row of rows.py (a named tuple, the rows of every read).
 
 Only what SQLAlchemy would hand over unchanged is read this way: columns whose types
 need no result processing under asyncpg, plus enums, converted as SQLAlchemy does. A
@@ -16,8 +16,6 @@ statement with any other column type, or one SQLAlchemy must render at execution
 
 from __future__ import annotations
 
-import functools
-from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import sqltypes
 
 from ..caches import Bounded
+from ..rows import row_shape
 
 # Column types asyncpg returns as SQLAlchemy would (no result processor).
 _PLAIN_TYPES = (
@@ -111,9 +110,8 @@ def compile_direct(statement: Executable, dialect: Dialect) -> Compiled | None:
         for name, processor in compiled._bind_processors.items()
         if processor is not None
     }
-    row = namedtuple("DbRow", keys)  # type: ignore[misc]  # names known at run time
-    # tuple.__new__ straight: `_make` is a Python call per row.
-    make = functools.partial(tuple.__new__, row)
+    # The rows the GraphQL types read (rows.py), as SQLAlchemy's reads give them too.
+    _, make = row_shape(tuple(keys))
     # Literal values of the statement; the named parameters come with each run.
     constants = {
         name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required

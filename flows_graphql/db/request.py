@@ -28,6 +28,7 @@ from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import faults
+from ..rows import from_sqlalchemy
 from .direct import compiled_for
 from .engine import count_statement, discard, needs_discard, tenant_setting, transaction
 
@@ -122,13 +123,13 @@ class RequestDb:
     async def rows(
         self, statement: Executable, params: dict[str, Any] | None = None
     ) -> Sequence[Any]:
-        """The statement's rows (SQLAlchemy Rows; typed Any because the GraphQL types
-        read their fields straight off them)."""
+        """The statement's rows, as rows.py makes them (typed Any because the GraphQL
+        types read their fields straight off them)."""
         async with self._lock:
             conn = await self._connection()
             async with self._statement():
                 result = await conn.execute(statement, params or {})
-                return result.all()
+                return from_sqlalchemy(result.all(), result.keys())
 
     async def prepared_rows(self, statement: Executable, params: dict[str, Any]) -> Sequence[Any]:
         """Rows of a statement built once and run on every request (the loaders'),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter
 from typing import Any, ClassVar, TypeVar
@@ -23,6 +24,7 @@ from sqlalchemy import (
     FromClause,
     Select,
     Text,
+    and_,
     any_,
     bindparam,
     column,
@@ -71,10 +73,10 @@ class Loaders:
         # Set for customers: they read only their own rows (see visibility.py).
         self.customer_id = customer_id
         self._made: dict[Hashable, BaseLoader] = {}
-        # The columns each selection of this request reads (types/projection.py).
-        self.projections: dict[Hashable, frozenset[str] | None] = {}
+        # The columns each selection of this request reads (fields.projection).
+        self.projections: dict[Hashable, frozenset[Any] | None] = {}
 
-    def get(self, cls: type[L], *params: Hashable, columns: frozenset[str] | None = None) -> L:
+    def get(self, cls: type[L], *params: Hashable, columns: frozenset[Any] | None = None) -> L:
         """The request's loader of `cls` (with `params`, e.g. a month range), fetching
         `columns` (and what it needs itself) or, by default, every column."""
         key = (cls, params, columns)
@@ -123,7 +125,7 @@ class BaseLoader(DataLoader):
     """A loader of one request, made by `Loaders.get` with optional parameters."""
 
     # Set by Loaders.get: the columns asked for; None for all.
-    columns: frozenset[str] | None = None
+    columns: frozenset[Any] | None = None
 
     def __init__(self, loaders: Loaders, *params: Any) -> None:
         super().__init__()
@@ -142,6 +144,33 @@ class BaseLoader(DataLoader):
 
 # Statements kept per loader class: client queries choose the column sets and windows.
 PROJECTIONS_KEPT = 256
+# PostgreSQL's longest name (NAMEDATALEN - 1): a longer label would come back cut.
+LONGEST_NAME = 63
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A to-one child read in its parent's statement (LEFT JOIN): the rows `loader`
+    finds by the parent's `parent_column`, their `columns` (strings, and Joined for
+    their own children) labelled `prefix…`. Among the columns a loader is asked for;
+    a loader that cannot join leaves it out, and the child is then loaded on its own."""
+
+    prefix: str
+    loader: type[RowLoader]
+    parent_column: str
+    columns: frozenset[Any]
+
+
+def joinable(loader: type[BaseLoader]) -> bool:
+    """Whether `loader`'s rows can be read as a LEFT JOIN of their parent's statement:
+    one row per key, found by the table's primary key with no statement of its own."""
+    return (
+        issubclass(loader, RowLoader)
+        and not loader.many
+        and loader.base_statement.__func__ is RowLoader.base_statement.__func__  # type: ignore[attr-defined]
+        and loader.bind is RowLoader.bind
+        and [column.key for column in loader.table.primary_key] == [loader.key]
+    )
 
 
 class RowLoader(BaseLoader):
@@ -157,7 +186,7 @@ class RowLoader(BaseLoader):
     # benchmark tariffs, contract terms).
     scope_column: ClassVar[str | None] = "esco_id"
     _statements: ClassVar[dict[tuple[type, bool, bool], Select[Any]]]
-    _projected: ClassVar[dict[tuple[int, frozenset[str]], Select[Any]]]
+    _projected: ClassVar[dict[tuple[int, frozenset[Any]], Select[Any]]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -189,7 +218,9 @@ class RowLoader(BaseLoader):
         return stmt
 
     def statement(self) -> Select[Any]:
-        """The columns asked for, and the key the rows are arranged by."""
+        """The columns asked for, and the key the rows are arranged by; with the to-one
+        children asked for (Joined) in the same statement, when this loader's
+        statement is a plain lookup by key."""
         full = self.full_statement()
         if self.columns is None:
             return full
@@ -197,11 +228,64 @@ class RowLoader(BaseLoader):
         stmt = self._projected.get(cache_key)
         if stmt is None:
             keep = self.columns | {self.key}
-            stmt = full.with_only_columns(
-                *(c for c in full.selected_columns if c.key in keep), maintain_column_froms=True
-            )
+            joins: list[Joined] = [c for c in self.columns if isinstance(c, Joined)]
+            if joins and type(self).base_statement.__func__ is RowLoader.base_statement.__func__:  # type: ignore[attr-defined]
+                stmt = self._joined(keep, joins)
+            else:
+                stmt = full.with_only_columns(
+                    *(c for c in full.selected_columns if c.key in keep),
+                    maintain_column_froms=True,
+                )
             self._projected[cache_key] = stmt
         return stmt
+
+    def _joined(self, keep: frozenset[Any], joins: list[Joined]) -> Select[Any]:
+        """base_statement with `keep`'s columns and each child LEFT JOINed, the
+        viewer's limits on a child in its ON clause (out of reach: null, as its loader
+        would answer)."""
+        table = self.table
+        columns: list[Any] = [c for c in table.c if c.key in keep]
+        source: Any = table
+        used = {table}
+        for joined in sorted(joins, key=attrgetter("prefix")):
+            source = self._join(source, table, joined, "", columns, used)
+        stmt = select(*columns).select_from(source)
+        stmt = stmt.where(any_key(table.c[self.key], type_=self.key_type))
+        if self.order_by:
+            stmt = stmt.order_by(*(self._order(o) for o in self.order_by))
+        return self.loaders.restrict(stmt, table, self.scope_column)
+
+    def _join(
+        self,
+        source: Any,
+        parent: FromClause,
+        joined: Joined,
+        outer: str,
+        columns: list[Any],
+        used: set[FromClause],
+    ) -> Any:
+        child = joined.loader.table
+        label = outer + joined.prefix
+        keep = {c for c in joined.columns if isinstance(c, str)} | {joined.loader.key}
+        names = [label + c.key for c in child.c if c.key in keep]
+        # The same table twice would need aliases, and a cut label would be misread:
+        # such a child is loaded on its own (its rows lack the columns; fields.py).
+        if child in used or joined.parent_column not in parent.c:
+            return source
+        if any(len(name) > LONGEST_NAME for name in names):
+            return source
+        used.add(child)
+        on = and_(
+            child.c[joined.loader.key] == parent.c[joined.parent_column],
+            *self.loaders.limits(child, joined.loader.scope_column),
+        )
+        source = source.outerjoin(child, on)
+        columns.extend(c.label(label + c.key) for c in child.c if c.key in keep)
+        for inner in sorted(
+            (c for c in joined.columns if isinstance(c, Joined)), key=attrgetter("prefix")
+        ):
+            source = self._join(source, child, inner, label, columns, used)
+        return source
 
     def bind(self, keys: list[Any]) -> dict[str, Any]:
         return self.loaders.bind({"keys": keys})

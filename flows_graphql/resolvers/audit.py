@@ -13,6 +13,7 @@ from sqlalchemy import false
 from strawberry.scalars import JSON
 
 from ..context import Context
+from ..fields import root_connection
 from ..loaders.audit import AUDIT, AUDIT_SPEC
 from ..types.connection import (
     After,
@@ -22,7 +23,6 @@ from ..types.connection import (
     FromDay,
     Last,
     ToDay,
-    root_connection,
 )
 from ..types.filters import london_midnight
 from .arguments import esco_id_argument

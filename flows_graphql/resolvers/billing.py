@@ -9,11 +9,12 @@ from typing import Annotated, Any
 import strawberry
 
 from ..context import Context
+from ..fields import root_connection
 from ..loaders.billing import RUN_SPEC, RUNS
 from ..services import billing as service
 from ..services.problems import Rejected
 from ..types.billing import BillingRun
-from ..types.connection import After, Before, Connection, First, Last, root_connection
+from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
 from ..types.filters import BillingRunFilter, BillingRunOrder, UpdatedSince, run_filter
 from ..types.filters import updated_since as updated_since_

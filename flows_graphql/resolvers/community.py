@@ -11,15 +11,15 @@ from sqlalchemy import select
 
 from ..context import Context
 from ..db.models.enums import ContractTermsType, TariffGeneration
+from ..fields import projection, root_connection
 from ..loaders import community as community_loaders
 from ..loaders.community import ESCO_SPEC, REGIONS, TERMS
 from ..services import community as service
 from ..services.community import KEEP
 from ..types.community import ContractTerms, Esco, Region, Site
-from ..types.connection import After, Before, Connection, First, Last, root_connection
+from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
 from ..types.node import parse_id
-from ..types.projection import projection
 from .mutation import run
 
 Info = strawberry.Info[Context, None]

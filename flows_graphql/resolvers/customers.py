@@ -11,9 +11,10 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import CustomerAccountRole, CustomerStatus
+from ..fields import root_connection
 from ..loaders.customers import CUSTOMER_SPEC, CUSTOMERS
 from ..services import customers as service
-from ..types.connection import After, Before, Connection, First, Last, root_connection
+from ..types.connection import After, Before, Connection, First, Last
 from ..types.customers import Account, Customer, CustomerAccount, CustomerInvite
 from ..types.errors import UserError
 from ..types.filters import CustomerFilter, CustomerOrder, UpdatedSince, customer_filter

@@ -11,12 +11,12 @@ from typing import Annotated, cast
 import strawberry
 
 from ..context import Context
+from ..fields import projection
 from ..loaders import lookups as loaders
 from ..types.billing import Payment
 from ..types.customers import Account, Customer
 from ..types.metering import Meter
 from ..types.node import parse_id
-from ..types.projection import projection
 
 Info = strawberry.Info[Context, None]
 

@@ -12,9 +12,10 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import CircuitType, MeterMode
+from ..fields import root_connection
 from ..loaders.metering import METER_SPEC, METERS, PROPERTIES, PROPERTY_SPEC
 from ..services import metering as service
-from ..types.connection import After, Before, Connection, First, Last, root_connection
+from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
 from ..types.filters import (
     MeterFilter,

@@ -6,25 +6,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from operator import attrgetter, sub
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
-from sqlalchemy.engine import Row
 
 from ..context import Context
 from ..db.models.enums import BillingRunStatus, PaymentStatus, UsageSource
+from ..fields import carried, computed, loaded, paged, relation
 from ..loaders import audit as audit_loaders
 from ..loaders import billing as loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import metering as metering_loaders
-from ..rows import Shape, part_shape, row_part
-from .connection import connection_field
-from .levels import level
 from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
-from .projection import projection, reads
-from .relations import relation
 
 if TYPE_CHECKING:
     from .community import Esco
@@ -33,41 +28,6 @@ if TYPE_CHECKING:
 
 Info = strawberry.Info[Context, None]
 Lazy = strawberry.lazy
-
-
-def _prefetched_costs(usage: Any) -> Any:
-    """The costs a usage row carries (null before billing); AttributeError when the row
-    was fetched without them."""
-    return row_part(usage, "costs_") if usage.costs_id is not None else None
-
-
-async def _costs_level(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
-    out: list[Any] = []
-    fetch: list[int] = []
-    # The rows of a level come from one statement: one shape, worked out once.
-    shapes: dict[int, Shape | None] = {}
-    for position, usage in enumerate(sources):
-        # Rows are SQLAlchemy's or db/direct.py's named tuples: both have `_fields`.
-        fields = getattr(usage, "_fields", None) if isinstance(usage, tuple | Row) else None
-        width = len(fields) if fields is not None else -1
-        if width not in shapes:
-            carried = fields is not None and "costs_id" in fields
-            shapes[width] = part_shape(fields, "costs_") if fields and carried else None
-        shape = shapes[width]
-        if shape is None:
-            out.append(None)
-            fetch.append(position)
-        elif usage.costs_id is None:
-            out.append(None)
-        else:
-            pick, make = shape
-            out.append(make(pick(usage)))
-    if fetch:
-        loader = info.context.loaders.get(loaders.CostsByUsageId, columns=projection(info))
-        fetched = await loader.load_level([sources[p].id for p in fetch])
-        for position, costs in zip(fetch, fetched, strict=True):
-            out[position] = costs
-    return out
 
 
 _BENCHMARK_TOTAL, _TOTAL = attrgetter("benchmark_total"), attrgetter("total")
@@ -97,18 +57,12 @@ class MonthlyUsage(RowType, Node):
         "The meter.",
     )
 
-    @strawberry.field(
-        description="What this month cost, once billed.",
-        metadata={**reads("id", "costs_id", prefix="costs_"), **level(_costs_level)},
+    costs = carried(
+        Annotated["MonthlyCosts", Lazy("flows_graphql.types.billing")] | None,
+        loaders.CostsByUsageId,
+        "costs_",
+        "What this month cost, once billed.",
     )
-    def costs(self, info: Info) -> MonthlyCosts | None:
-        # Rows of Meter.monthlyUsage carry their costs (UsageByMeterId); others load them.
-        try:
-            prefetched = _prefetched_costs(self)
-        except AttributeError:
-            future = info.context.loaders.get(loaders.CostsByUsageId).load(self.id)
-            return cast(MonthlyCosts | None, future)
-        return cast(MonthlyCosts | None, prefetched)
 
 
 @strawberry.type(
@@ -145,11 +99,12 @@ class MonthlyCosts(RowType, Node):
     benchmark_standing_charge: strawberry.Private[Decimal]
     benchmark_total: strawberry.Private[Decimal]
 
-    @strawberry.field(
+    @computed(
+        "microgrid_power",
+        "microgrid_heat",
+        "microgrid_standing_charge",
+        "microgrid_total",
         description="The same usage at the ESCO's microgrid tariff.",
-        metadata=reads(
-            "microgrid_power", "microgrid_heat", "microgrid_standing_charge", "microgrid_total"
-        ),
     )
     def microgrid(self) -> CostBreakdown:
         return CostBreakdown(
@@ -159,11 +114,12 @@ class MonthlyCosts(RowType, Node):
             total=self.microgrid_total,
         )
 
-    @strawberry.field(
+    @computed(
+        "benchmark_power",
+        "benchmark_heat",
+        "benchmark_standing_charge",
+        "benchmark_total",
         description="The same usage at the region's benchmark.",
-        metadata=reads(
-            "benchmark_power", "benchmark_heat", "benchmark_standing_charge", "benchmark_total"
-        ),
     )
     def benchmark(self) -> CostBreakdown:
         return CostBreakdown(
@@ -173,9 +129,11 @@ class MonthlyCosts(RowType, Node):
             total=self.benchmark_total,
         )
 
-    @strawberry.field(
+    @computed(
+        "benchmark_total",
+        "total",
         description="Benchmark total minus total: what the community saved.",
-        metadata={**reads("benchmark_total", "total"), **level(_savings_level)},
+        level=_savings_level,
     )
     def savings(self) -> Decimal:
         return self.benchmark_total - self.total
@@ -257,6 +215,9 @@ class BillingRun(RowType, Node):
         description="Why the run failed (FAILED only); nothing of a failed run is written."
     )
     esco_id: strawberry.Private[UUID]
+    progress_billed: strawberry.Private[int | None]
+    progress_total: strawberry.Private[int | None]
+    skipped_meters: strawberry.Private[list[dict[str, Any]] | None]
 
     esco = relation(
         Annotated["Esco", Lazy("flows_graphql.types.community")],
@@ -265,30 +226,32 @@ class BillingRun(RowType, Node):
         "The ESCO billed.",
     )
 
-    @strawberry.field(
+    @computed(
+        "progress_billed",
+        "progress_total",
         description="Meters done of the meters to bill, updated while the run is RUNNING; "
         "null until it has read the month's usage.",
-        metadata=reads("progress_billed", "progress_total"),
     )
     def progress(self) -> BillingRunProgress | None:
-        billed: int | None = getattr(self, "progress_billed", None)
-        total: int | None = getattr(self, "progress_total", None)
+        billed, total = self.progress_billed, self.progress_total
         if billed is None or total is None:
             return None
         return BillingRunProgress(billed=billed, total=total)
 
-    @strawberry.field(description="Supply meters the run could not bill, with the reason.")
+    @computed(
+        "skipped_meters", description="Supply meters the run could not bill, with the reason."
+    )
     def skipped(self) -> list[SkippedMeter]:
-        entries: list[dict[str, Any]] = getattr(self, "skipped_meters", None) or []
+        entries = self.skipped_meters or []
         return [SkippedMeter(reason=e["reason"], meter_id=UUID(e["meter_id"])) for e in entries]
 
-    costs = connection_field(
+    costs = paged(
         MonthlyCosts,
         loaders.CostsByBillingRunId,
         loaders.CostCountByBillingRunId,
         "The costs this run wrote.",
     )
-    solar_credits = connection_field(
+    solar_credits = paged(
         MonthlySolarCredit,
         loaders.SolarCreditsByBillingRunId,
         loaders.SolarCreditCountByBillingRunId,
@@ -332,12 +295,6 @@ def _status_changes(rows: list[Any], viewer: Any) -> list[PaymentStatusChange]:
     ]
 
 
-async def _history_level(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
-    loader = info.context.loaders.get(audit_loaders.StatusHistoryByPaymentId)
-    found = await loader.load_level([source.id for source in sources])
-    return [_status_changes(rows or [], info.context.viewer) for rows in found]
-
-
 @strawberry.type(description="A customer's payment towards an account, in pence.")
 class Payment(RowType, Node):
     id: strawberry.ID = global_id("Payment")
@@ -368,14 +325,14 @@ class Payment(RowType, Node):
         "The account paid towards.",
     )
 
-    @strawberry.field(
-        description="Each change of status, oldest first: what it moved from and to, who "
-        "made it and when (from the audit trail every mutation writes).",
-        metadata={**reads("id"), **level(_history_level)},
+    status_history = loaded(
+        list[PaymentStatusChange],
+        audit_loaders.StatusHistoryByPaymentId,
+        "Each change of status, oldest first: what it moved from and to, who made it and "
+        "when (from the audit trail every mutation writes).",
+        each=lambda rows, info, args: _status_changes(rows or [], info.context.viewer),
+        project=False,
     )
-    async def status_history(self, info: Info) -> list[PaymentStatusChange]:
-        loader = info.context.loaders.get(audit_loaders.StatusHistoryByPaymentId)
-        return _status_changes(await loader.load(self.id), info.context.viewer)
 
 
 register_node("MonthlyUsage", by_uuid(loaders.UsageById))

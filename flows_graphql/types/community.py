@@ -9,6 +9,7 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import ContractTermsType, TariffGeneration
+from ..fields import paged, ranged, relation
 from ..loaders import billing as billing_loaders
 from ..loaders import community as loaders
 from ..loaders import customers as customer_loaders
@@ -17,7 +18,6 @@ from ..loaders import metering as metering_loaders
 from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
 from . import enums as _registered  # noqa: F401  (registers the GraphQL enums)
-from .connection import FromDay, ToDay, connection_field
 from .filters import (
     BillingRunFilter,
     CustomerFilter,
@@ -33,7 +33,6 @@ from .filters import (
 )
 from .money import summaries_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
-from .relations import relation
 
 if TYPE_CHECKING:
     from .billing import BillingRun
@@ -100,7 +99,7 @@ class Esco(RowType, Node):
         "The contract terms this ESCO may use on accounts.",
     )
 
-    properties = connection_field(
+    properties = paged(
         LazyProperty,
         metering_loaders.PropertiesByEscoId,
         metering_loaders.PropertyCountByEscoId,
@@ -110,7 +109,7 @@ class Esco(RowType, Node):
         order_type=PropertyOrder,
         default_order="PLOT",
     )
-    customers = connection_field(
+    customers = paged(
         LazyCustomer,
         customer_loaders.CustomersByEscoId,
         customer_loaders.CustomerCountByEscoId,
@@ -120,7 +119,7 @@ class Esco(RowType, Node):
         order_type=CustomerOrder,
         default_order="EMAIL",
     )
-    meters = connection_field(
+    meters = paged(
         LazyMeter,
         metering_loaders.MetersByEscoId,
         metering_loaders.MeterCountByEscoId,
@@ -130,7 +129,7 @@ class Esco(RowType, Node):
         order_type=MeterOrder,
         default_order="SERIAL",
     )
-    billing_runs = connection_field(
+    billing_runs = paged(
         LazyBillingRun,
         billing_loaders.BillingRunsByEscoId,
         billing_loaders.BillingRunCountByEscoId,
@@ -139,15 +138,12 @@ class Esco(RowType, Node):
         conditions=run_filter,
     )
 
-    @strawberry.field(
-        description="Microgrid tariffs in force on some day of [from, to]; no `to`: unbounded. "
-        "Without `from`: the 24 months up to `to` (or the current month)."
+    microgrid_tariffs = ranged(
+        list[Annotated["MicrogridTariff", Lazy("flows_graphql.types.tariffs")]],
+        tariff_loaders.MicrogridTariffsByEscoId,
+        "Microgrid tariffs in force on some day of [from, to]; no `to`: unbounded. "
+        "Without `from`: the 24 months up to `to` (or the current month).",
     )
-    async def microgrid_tariffs(
-        self, info: Info, from_: FromDay = None, to: ToDay = None
-    ) -> list[Annotated[MicrogridTariff, Lazy("flows_graphql.types.tariffs")]]:
-        loader = info.context.loaders.get(tariff_loaders.MicrogridTariffsByEscoId, from_, to)
-        return await loader.load(self.id)
 
     solar_credit_tariffs = relation(
         list[Annotated["SolarCreditTariff", Lazy("flows_graphql.types.tariffs")]],
@@ -180,7 +176,7 @@ class Site(RowType, Node):
         "The ESCO this site belongs to.",
     )
 
-    properties = connection_field(
+    properties = paged(
         LazyProperty,
         metering_loaders.PropertiesBySiteId,
         metering_loaders.PropertyCountBySiteId,

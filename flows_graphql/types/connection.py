@@ -1,21 +1,14 @@
-"""Relay connections: edges with keyset cursors, nodes, pageInfo, totalCount.
-
-No `from __future__ import annotations` here: `connection_field` builds resolvers
-whose annotations Strawberry must read as real objects.
+"""Relay connections: edges with keyset cursors, nodes, pageInfo, totalCount (the
+shapes; fields.py's `paged` and `root_connection` fill them).
 """
 
-import inspect
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
-from ..context import Context
-from ..loaders.base import CountLoader, PageLoader, Where, root_page
-from ..pagination import Page, SortKey, encode_cursor, page_args
-from .filters import filter_key
-from .projection import projection, reads
+from ..pagination import Page, SortKey, encode_cursor
 
 T = TypeVar("T")
 
@@ -89,118 +82,3 @@ class Connection(Generic[T]):
 def connection(page: Page, sort: SortKey, count: Callable[[], Awaitable[int]]) -> Any:
     """A Connection of the page's rows (the rows are the nodes: types read them)."""
     return Connection(page=page, sort=sort, count=count)
-
-
-def connection_field(
-    node: Any,
-    pages: type[PageLoader],
-    counts: type[CountLoader],
-    description: str,
-    parent_key: str = "id",
-    *,
-    filter_type: Any = None,
-    conditions: Callable[[Any], list[Any]] | None = None,
-    order_type: Any = None,
-    default_order: str = "",
-) -> Any:
-    """A field paging over the children of the row it sits on (`parent_key` of the
-    row = `pages.parent` of the children), batched across sibling rows. With
-    `filter_type` (and `conditions` turning it into SQL) it takes `filter:`, with
-    `order_type` (an enum of the spec's sort keys) `orderBy:`, as the root lists do."""
-
-    async def page_of(
-        root: Any,
-        info: strawberry.Info[Context, None],
-        order: str | None,
-        where: Where | None,
-        first: int | None,
-        after: str | None,
-        last: int | None,
-        before: str | None,
-    ) -> Any:
-        settings = info.context.settings
-        sort = pages.spec.sort(order)
-        args = page_args(
-            sort,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            default_size=settings.default_page_size,
-            max_size=settings.max_page_size,
-        )
-        parent = getattr(root, parent_key)
-        loaders = info.context.loaders
-        page = await loaders.get(pages, order, args, where, columns=projection(info)).load(parent)
-
-        async def count() -> int:
-            return await loaders.get(counts, where).load(parent)
-
-        return connection(page, sort, count)
-
-    async def resolve(
-        root: Any,
-        info: strawberry.Info[Context, None],
-        filter: Any = None,
-        order_by: Any = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Any:
-        where = None
-        if filter is not None and conditions is not None:
-            where = Where(filter_key(filter), conditions(filter))
-        order = order_by.value if order_by is not None else None
-        return await page_of(root, info, order, where, first, after, last, before)
-
-    # Only the arguments this connection takes are in its signature (and the schema).
-    extra = {
-        "filter": None
-        if filter_type is None
-        else Annotated[filter_type | None, strawberry.argument(description="Conditions.")],
-        "order_by": None
-        if order_type is None
-        else Annotated[
-            order_type | None, strawberry.argument(description=f"Default {default_order}.")
-        ],
-    }
-    signature = inspect.signature(resolve)
-    resolve.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[
-            p.replace(annotation=extra[p.name]) if p.name in extra else p
-            for p in signature.parameters.values()
-            if p.name not in extra or extra[p.name] is not None
-        ],
-        return_annotation=Connection[node],
-    )
-    resolve.__annotations__["return"] = Connection[node]
-    return strawberry.field(resolver=resolve, description=description, metadata=reads(parent_key))
-
-
-async def root_connection(
-    info: strawberry.Info[Context, None],
-    spec: Any,
-    order: str | None,
-    conditions: list[Any],
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> Any:
-    """A root list's page: the viewer's scope, the filters, the window, one statement
-    (plus one COUNT when totalCount is asked for)."""
-    settings = info.context.settings
-    sort = spec.sort(order)
-    args = page_args(
-        sort,
-        first=first,
-        after=after,
-        last=last,
-        before=before,
-        default_size=settings.default_page_size,
-        max_size=settings.max_page_size,
-    )
-    page, count = await root_page(info.context.loaders, spec, sort, args, conditions)
-    return connection(page, sort, count)

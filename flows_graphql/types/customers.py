@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from ..context import Context
 from ..db.models.enums import AccountEventType, AccountStatus, CustomerAccountRole, CustomerStatus
+from ..fields import computed, on_day, paged, ranged, relation
 from ..loaders import billing as billing_loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as loaders
@@ -20,13 +21,9 @@ from ..loaders import metering as metering_loaders
 from ..loaders import money as money_loaders
 from ..loaders import tariffs as tariff_loaders
 from ..rules.privacy import actor_shown
-from .connection import FromDay, ToDay, connection_field
 from .filters import PaymentFilter, PaymentOrder, payment_filter
-from .levels import by_loader, level
 from .money import balance_field, statements_field, summaries_field
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
-from .projection import projection, reads
-from .relations import relation
 
 if TYPE_CHECKING:
     from .billing import MonthlyCosts, Payment
@@ -38,10 +35,6 @@ if TYPE_CHECKING:
 Info = strawberry.Info[Context, None]
 Lazy = strawberry.lazy
 LazyPayment = Annotated["Payment", Lazy("flows_graphql.types.billing")]
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
 
 
 @strawberry.type(description="A person billed for, or owning, a property of an ESCO.")
@@ -71,52 +64,27 @@ class Customer(RowType, Node):
         "This customer's links to accounts, newest first.",
     )
 
-    @strawberry.field(
-        description="Tariffs in force on some day of [from, to]; no `to`: unbounded."
+    tariffs = ranged(
+        list[Annotated["CustomerTariff", Lazy("flows_graphql.types.tariffs")]],
+        tariff_loaders.TariffsByCustomerId,
+        "Tariffs in force on some day of [from, to]; no `to`: unbounded."
         " Without `from`: the 24 months up to `to` (or the current month).",
-        metadata={
-            **reads("id"),
-            **level(by_loader(tariff_loaders.TariffsByCustomerId, "id", "from", "to")),
-        },
     )
-    async def tariffs(
-        self, info: Info, from_: FromDay = None, to: ToDay = None
-    ) -> list[Annotated[CustomerTariff, Lazy("flows_graphql.types.tariffs")]]:
-        loader = info.context.loaders.get(
-            tariff_loaders.TariffsByCustomerId, from_, to, columns=projection(info)
-        )
-        return await loader.load(self.id)
 
-    @strawberry.field(
-        description="The tariff in force on a day (default: today, UTC).", metadata=reads("id")
+    current_tariff = on_day(
+        Annotated["CustomerTariff", Lazy("flows_graphql.types.tariffs")] | None,
+        tariff_loaders.TariffInForceByCustomerId,
+        "The tariff in force on a day (default: today, UTC).",
     )
-    async def current_tariff(
-        self,
-        info: Info,
-        on: Annotated[date | None, strawberry.argument(description="The day.")] = None,
-    ) -> Annotated[CustomerTariff, Lazy("flows_graphql.types.tariffs")] | None:
-        loader = info.context.loaders.get(
-            tariff_loaders.TariffInForceByCustomerId, on or today(), columns=projection(info)
-        )
-        return await loader.load(self.id)
 
-    @strawberry.field(
-        description="Billed costs for the months of [from, to], oldest first."
+    monthly_costs = ranged(
+        list[Annotated["MonthlyCosts", Lazy("flows_graphql.types.billing")]],
+        billing_loaders.CostsByCustomerId,
+        "Billed costs for the months of [from, to], oldest first."
         " Without `from`: the 24 months up to `to` (or the current month).",
-        metadata={
-            **reads("id"),
-            **level(by_loader(billing_loaders.CostsByCustomerId, "id", "from", "to")),
-        },
     )
-    async def monthly_costs(
-        self, info: Info, from_: FromDay = None, to: ToDay = None
-    ) -> list[Annotated[MonthlyCosts, Lazy("flows_graphql.types.billing")]]:
-        loader = info.context.loaders.get(
-            billing_loaders.CostsByCustomerId, from_, to, columns=projection(info)
-        )
-        return await loader.load(self.id)
 
-    payments = connection_field(
+    payments = paged(
         LazyPayment,
         billing_loaders.PaymentsByCustomerId,
         billing_loaders.PaymentCountByCustomerId,
@@ -127,7 +95,7 @@ class Customer(RowType, Node):
         default_order="NEWEST",
     )
 
-    events = connection_field(
+    events = paged(
         Annotated["CustomerEvent", Lazy("flows_graphql.types.customers")],
         loaders.EventsByCustomerId,
         loaders.EventCountByCustomerId,
@@ -219,14 +187,11 @@ class Account(RowType, Node):
         "Customers linked to this account, newest link first.",
     )
 
-    @strawberry.field(description="The occupier (the billed customer) on a day (default today).")
-    async def occupier(
-        self,
-        info: Info,
-        on: Annotated[date | None, strawberry.argument(description="The day.")] = None,
-    ) -> Customer | None:
-        loader = info.context.loaders.get(loaders.OccupierByAccountId, on or today())
-        return await loader.load(self.id)
+    occupier = on_day(
+        Annotated["Customer", Lazy("flows_graphql.types.customers")] | None,
+        loaders.OccupierByAccountId,
+        "The occupier (the billed customer) on a day (default today).",
+    )
 
     contract_terms = relation(
         Annotated["ContractTerms", Lazy("flows_graphql.types.community")] | None,
@@ -235,19 +200,19 @@ class Account(RowType, Node):
         "The contract terms the account is under, if any.",
     )
 
-    events = connection_field(
+    events = paged(
         Annotated["AccountEvent", Lazy("flows_graphql.types.customers")],
         loaders.EventsByAccountId,
         loaders.EventCountByAccountId,
         "What happened to this account, newest first.",
     )
-    audit_logs = connection_field(
+    audit_logs = paged(
         Annotated["AuditLogEntry", Lazy("flows_graphql.types.customers")],
         loaders.AuditLogsByAccountId,
         loaders.AuditLogCountByAccountId,
         "Field-level changes to this account and its links, newest first.",
     )
-    payments = connection_field(
+    payments = paged(
         LazyPayment,
         billing_loaders.PaymentsByAccountId,
         billing_loaders.PaymentCountByAccountId,
@@ -289,7 +254,11 @@ class CustomerInvite(RowType, Node):
     expires_at: datetime = strawberry.field(description="When the invite stops working.")
     accepted_at: datetime | None = strawberry.field(description="When it was accepted.")
 
-    @strawberry.field(description="Derived from acceptedAt and expiresAt at read time.")
+    @computed(
+        "accepted_at",
+        "expires_at",
+        description="Derived from acceptedAt and expiresAt at read time.",
+    )
     def status(self) -> InviteStatus:
         if self.accepted_at is not None:
             return InviteStatus.ACCEPTED
@@ -314,11 +283,7 @@ class CustomerEvent(RowType, Node):
     id: strawberry.ID = global_id("CustomerEvent")
     uuid: UUID = uuid_field()
     event_type: str = strawberry.field(description="What happened.")
-    actor: str = strawberry.field(
-        resolver=_actor,
-        description=ACTOR_DESCRIPTION,
-        metadata=reads("actor"),
-    )
+    actor: str = computed("actor", description=ACTOR_DESCRIPTION)(_actor)
     data: JSON = strawberry.field(
         description='Details; updates carry `{"changed": {field: {old, new}}}`.'
     )
@@ -331,14 +296,10 @@ class AccountEvent(RowType, Node):
     uuid: UUID = uuid_field()
     event_type: AccountEventType = strawberry.field(description="What happened.")
     notes: str | None = strawberry.field(description="Free-text notes.")
-    actor: str = strawberry.field(
-        resolver=_actor,
-        description=ACTOR_DESCRIPTION,
-        metadata=reads("actor"),
-    )
+    actor: str = computed("actor", description=ACTOR_DESCRIPTION)(_actor)
     created_at: datetime = strawberry.field(description="When.")
 
-    @strawberry.field(description='Details (`{"notes": …}`).')
+    @computed("notes", description='Details (`{"notes": …}`).')
     def data(self) -> JSON:
         return cast(JSON, {"notes": self.notes} if self.notes else {})
 
@@ -352,11 +313,11 @@ class AuditLogEntry(RowType, Node):
     changes: JSON = strawberry.field(description="`{field: {old, new}}`.")
     created_at: datetime = strawberry.field(description="When.")
 
-    @strawberry.field(description="Same as `action`.")
+    @computed("action", description="Same as `action`.")
     def event_type(self) -> str:
         return self.action
 
-    @strawberry.field(description="Same as `changes`.")
+    @computed("changes", description="Same as `changes`.")
     def data(self) -> JSON:
         return self.changes
 

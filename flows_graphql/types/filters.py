@@ -26,13 +26,6 @@ def like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
-def filter_key(filter: Any) -> tuple[tuple[str, Any], ...] | None:
-    """A filter input's values, hashable (loaders are kept per filter)."""
-    if filter is None:
-        return None
-    return tuple(sorted((k, v) for k, v in vars(filter).items() if v is not None))
-
-
 # --- customers ---------------------------------------------------------------------------
 
 

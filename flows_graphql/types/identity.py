@@ -8,11 +8,11 @@ from uuid import UUID
 
 import strawberry
 
+from ..fields import relation
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import identity as loaders
 from .node import Node, RowType, by_uuid, global_id, register_node, uuid_field
-from .relations import relation
 
 if TYPE_CHECKING:
     from .community import Esco

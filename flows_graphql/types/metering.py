@@ -11,15 +11,12 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import CircuitType, MeterMode
+from ..fields import ranged, relation
 from ..loaders import billing as billing_loaders
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import metering as loaders
-from .connection import FromDay, ToDay
-from .levels import by_loader, level
 from .node import Node, NodeSource, RowType, by_uuid, global_id, register_node, uuid_field
-from .projection import projection, reads
-from .relations import relation
 
 if TYPE_CHECKING:
     from .billing import MonthlySolarCredit, MonthlyUsage
@@ -86,21 +83,12 @@ class Property(RowType, Node):
         "The solar installation of this property, if any.",
     )
 
-    @strawberry.field(
-        description="Monthly solar credits for the months of [from, to]."
+    solar_credits = ranged(
+        list[Annotated["MonthlySolarCredit", Lazy("flows_graphql.types.billing")]],
+        loaders.SolarCreditsByPropertyId,
+        "Monthly solar credits for the months of [from, to]."
         " Without `from`: the 24 months up to `to` (or the current month).",
-        metadata={
-            **reads("id"),
-            **level(by_loader(loaders.SolarCreditsByPropertyId, "id", "from", "to")),
-        },
     )
-    async def solar_credits(
-        self, info: Info, from_: FromDay = None, to: ToDay = None
-    ) -> list[Annotated[MonthlySolarCredit, Lazy("flows_graphql.types.billing")]]:
-        loader = info.context.loaders.get(
-            loaders.SolarCreditsByPropertyId, from_, to, columns=projection(info)
-        )
-        return await loader.load(self.id)
 
 
 @strawberry.type(description="A meter: the supply meter of a property, or a circuit meter.")
@@ -140,21 +128,12 @@ class Meter(RowType, Node):
         "The circuits this meter measures.",
     )
 
-    @strawberry.field(
-        description="Usage for the months of [from, to], oldest first."
+    monthly_usage = ranged(
+        list[Annotated["MonthlyUsage", Lazy("flows_graphql.types.billing")]],
+        billing_loaders.UsageByMeterId,
+        "Usage for the months of [from, to], oldest first."
         " Without `from`: the 24 months up to `to` (or the current month).",
-        metadata={
-            **reads("id"),
-            **level(by_loader(billing_loaders.UsageByMeterId, "id", "from", "to")),
-        },
     )
-    async def monthly_usage(
-        self, info: Info, from_: FromDay = None, to: ToDay = None
-    ) -> list[Annotated[MonthlyUsage, Lazy("flows_graphql.types.billing")]]:
-        loader = info.context.loaders.get(
-            billing_loaders.UsageByMeterId, from_, to, columns=projection(info)
-        )
-        return await loader.load(self.id)
 
 
 @strawberry.type(description="A heat, power or solar circuit, measured by meters.")

@@ -6,26 +6,19 @@ annotations Strawberry must read as real objects.
 
 from datetime import date
 from decimal import Decimal
-from operator import attrgetter
 from typing import Annotated, Any
 
 import strawberry
 
-from ..context import Context
+from ..fields import RANGE, in_range, loaded
 from ..loaders import money as loaders
 from ..loaders.base import BaseLoader
 from ..rules import statements as rules
-from .connection import FromDay, ToDay
-from .levels import level
-from .projection import reads
 
-Info = strawberry.Info[Context, None]
 OnDay = Annotated[
     date | None,
     strawberry.argument(description="The day (default: today on the billing clock)."),
 ]
-
-_ID = attrgetter("id")
 
 
 @strawberry.type(description="A month's charges on a statement (GBP, exact).")
@@ -67,30 +60,28 @@ class Statement:
         return self.activity.payments
 
 
-def _current_month(info: Any) -> Any:
-    return loaders.current_month(info.context.today())
+def _current_month(info: Any, args: dict[str, Any]) -> tuple[Any, ...]:
+    return (loaders.current_month(info.context.today()),)
+
+
+def _balance(months: Any, info: Any, args: dict[str, Any]) -> Decimal:
+    return rules.balance(months or [], args.get("on") or info.context.today())
 
 
 def balance_field(loader: type[BaseLoader], description: str) -> Any:
     """`balance(on:)` of the row's months from `loader` (keyed by the row's id)."""
-
-    async def resolve(root: Any, info: Info, on: OnDay = None) -> Any:
-        made = info.context.loaders.get(loader, _current_month(info))
-        return rules.balance(await made.load(root.id), on or info.context.today())
-
-    async def whole(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
-        made = info.context.loaders.get(loader, _current_month(info))
-        day = args.get("on") or info.context.today()
-        found = await made.load_level(list(map(_ID, sources)))
-        return [rules.balance(months or [], day) for months in found]
-
-    resolve.__annotations__["return"] = Decimal
-    return strawberry.field(
-        resolver=resolve, description=description, metadata={**reads("id"), **level(whole)}
+    return loaded(
+        Decimal,
+        loader,
+        description,
+        arguments=(("on", "on", OnDay),),
+        params=_current_month,
+        each=_balance,
+        project=False,
     )
 
 
-def _statements(months: list[rules.MonthActivity], start: Any, end: Any) -> list[Statement]:
+def _statements(months: Any, info: Any, args: dict[str, Any]) -> list[Statement]:
     return [
         Statement(
             month=s.month,
@@ -98,24 +89,20 @@ def _statements(months: list[rules.MonthActivity], start: Any, end: Any) -> list
             closing_balance=s.closing_balance,
             activity=s.activity,
         )
-        for s in rules.statements(months, start, end)
+        for s in rules.statements(months or [], args.get("from"), args.get("to"))
     ]
 
 
 def statements_field(loader: type[BaseLoader], description: str) -> Any:
-    async def resolve(root: Any, info: Info, from_: FromDay = None, to: ToDay = None) -> Any:
-        made = info.context.loaders.get(loader, _current_month(info))
-        return _statements(await made.load(root.id), from_, to)
-
-    async def whole(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
-        made = info.context.loaders.get(loader, _current_month(info))
-        found = await made.load_level(list(map(_ID, sources)))
-        start, end = args.get("from"), args.get("to")
-        return [_statements(months or [], start, end) for months in found]
-
-    resolve.__annotations__["return"] = list[Statement]
-    return strawberry.field(
-        resolver=resolve, description=description, metadata={**reads("id"), **level(whole)}
+    """`statements(from:, to:)` of the row's months from `loader` (keyed by its id)."""
+    return loaded(
+        list[Statement],
+        loader,
+        description,
+        arguments=RANGE,
+        params=_current_month,
+        each=_statements,
+        project=False,
     )
 
 
@@ -153,17 +140,6 @@ class MonthlySummary:
 
 def summaries_field(loader: type[BaseLoader], description: str) -> Any:
     """`monthlySummaries(from:, to:)` of the row, from `loader` keyed by its id."""
-
-    async def resolve(
-        root: Any, info: Info, from_: FromDay = None, to: ToDay = None
-    ) -> list[MonthlySummary]:
-        made = info.context.loaders.get(loader, from_, to)
-        return await made.load(root.id)
-
-    async def whole(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
-        made = info.context.loaders.get(loader, args.get("from"), args.get("to"))
-        return await made.load_level(list(map(_ID, sources)))
-
-    return strawberry.field(
-        resolver=resolve, description=description, metadata={**reads("id"), **level(whole)}
+    return loaded(
+        list[MonthlySummary], loader, description, arguments=RANGE, params=in_range, project=False
     )

@@ -18,8 +18,8 @@ from typing import Any
 import strawberry
 from graphql import GraphQLAbstractType, GraphQLResolveInfo
 
+from ..fields import declare
 from ..loaders.base import Loaders, RowLoader
-from .projection import reads
 
 
 def to_global_id(type_name: str, key: object) -> str:
@@ -80,7 +80,9 @@ class Node:
 
 
 class RowType:
-    """Base of the types served from rows: the row is always of the declared type."""
+    """Base of the types served from rows: the row is always of the declared type
+    (execution.install marks these types, and the breadth-first walk skips the check).
+    Every resolver of such a type declares the columns it reads (fields.py)."""
 
     @classmethod
     def is_type_of(cls, obj: Any, info: GraphQLResolveInfo) -> bool:
@@ -98,7 +100,7 @@ def global_id(type_name: str, *key_columns: str) -> Any:
         return strawberry.field(
             resolver=resolve_uuid_key,
             description="Opaque global id; `node(id:)` resolves it to this object.",
-            metadata=reads("id"),
+            metadata=declare("id"),
         )
 
     def resolve_composite(root: Any) -> strawberry.ID:
@@ -109,7 +111,7 @@ def global_id(type_name: str, *key_columns: str) -> Any:
     return strawberry.field(
         resolver=resolve_composite,
         description="Opaque global id; `node(id:)` resolves it to this object.",
-        metadata=reads(*key_columns),
+        metadata=declare(*key_columns),
     )
 
 
@@ -121,7 +123,7 @@ def uuid_field() -> Any:
     return strawberry.field(
         resolver=_uuid_of,
         description="The id of this object in the database.",
-        metadata=reads("id"),
+        metadata=declare("id"),
     )
 
 

@@ -10,12 +10,12 @@ from uuid import UUID
 import strawberry
 
 from ..context import Context
+from ..fields import relation
 from ..loaders import community as community_loaders
 from ..loaders import customers as customer_loaders
 from ..loaders import tariffs as tariff_loaders
 from ..loaders.tariffs import ByOwnerAndStart
 from .node import Node, NodeSource, RowType, global_id, register_node
-from .relations import relation
 
 if TYPE_CHECKING:
     from .community import Esco, Region

@@ -69,7 +69,9 @@ def _engine(settings: Settings, url: str) -> AsyncEngine:
 async def _migrate(settings: Settings, url: str) -> None:
     from .db.migrate import upgrade
 
-    engine = _engine(settings, url)
+    # On the server itself: a long migration does not hold a pooled server connection
+    # (nor meet the pooler's own timeouts).
+    engine = _engine(settings, settings.direct_url(url))
     try:
         await upgrade(engine)
     finally:

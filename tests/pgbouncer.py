@@ -133,9 +133,8 @@ def main() -> int:
             **os.environ,
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/{args.database}",
             "FLOWS_DATABASE_POOLER": "pgbouncer",
-            "FLOWS_DATABASE_DIRECT_URL": (
-                f"postgresql://postgres@{args.upstream_host}:{args.upstream_port}/{args.database}"
-            ),
+            # No database named: each URL's own, on the server (the suite's scratch ones).
+            "FLOWS_DATABASE_DIRECT_URL": f"postgresql://postgres@{args.upstream_host}:{args.upstream_port}",
         }
         print(f"--- PgBouncer (transaction pooling) on 127.0.0.1:{port}", flush=True)
         return subprocess.call(argv, env=env)

@@ -18,8 +18,7 @@ import pytest
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.auth.tokens import issue_token
-from flows_graphql.db.urls import asyncpg_dsn
-from tests.conftest import TODAY, bearer, gql
+from tests.conftest import TODAY, bearer, direct_dsn, gql
 
 
 @pytest.fixture
@@ -217,7 +216,7 @@ async def test_row_level_security_hides_rows_without_the_tenant_setting(database
     """As the API's role, a query that forgot its filter still sees only the ESCOs of
     the transaction's setting — and nothing at all without one."""
     a, _ = two_escos
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     try:
         await conn.execute("SET ROLE flows_api")
         assert await conn.fetchval("SELECT count(*) FROM customers") == 0

@@ -35,7 +35,7 @@ from flows_graphql.db.migrate import (
     upgrade,
 )
 from flows_graphql.db.models import metadata
-from flows_graphql.db.urls import asyncpg_dsn
+from tests.conftest import direct_dsn
 
 # --------------------------------------------------------------------------------------
 # Scratch databases
@@ -45,7 +45,7 @@ from flows_graphql.db.urls import asyncpg_dsn
 async def scratch_database(database_url: str, label: str) -> AsyncIterator[str]:
     """A new empty database on the same server as `database_url`, dropped afterwards."""
     name = f"flows_{label}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    admin = await asyncpg.connect(direct_dsn(database_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -53,7 +53,7 @@ async def scratch_database(database_url: str, label: str) -> AsyncIterator[str]:
     try:
         yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        admin = await asyncpg.connect(asyncpg_dsn(database_url))
+        admin = await asyncpg.connect(direct_dsn(database_url))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
@@ -62,7 +62,7 @@ async def scratch_database(database_url: str, label: str) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
+    conn = await asyncpg.connect(direct_dsn(url))
     try:
         yield conn
     finally:
@@ -374,7 +374,7 @@ async def test_migrations_are_not_cut_by_the_api_statement_timeout(
             await upgrade(scratch)
         finally:
             await scratch.dispose()
-        check = await asyncpg.connect(asyncpg_dsn(url))
+        check = await asyncpg.connect(direct_dsn(url))
         try:
             assert await check.fetchval("SELECT version_num FROM alembic_version") == "0005"
         finally:

@@ -73,8 +73,6 @@ def transaction_prelude(settings: Settings, *, api_role: bool) -> tuple[str, str
     local = [f"SET LOCAL statement_timeout = {int(settings.statement_timeout_ms)}"]
     if settings.lock_timeout_ms > 0:
         local.append(f"SET LOCAL lock_timeout = {int(settings.lock_timeout_ms)}")
-    # Our statements are small and indexed; JIT compilation only adds latency.
-    local.append("SET LOCAL jit = off")
     if api_role:
         local.insert(0, f"SET LOCAL ROLE {API_ROLE}")
         # A backstop: a transaction the API left open (a bug, a stuck client) ends
@@ -102,7 +100,11 @@ def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> As
     server_settings = {"application_name": "flows-graphql", "timezone": "UTC"}
     if not settings.behind_pooler:
         # Defaults for statements outside a transaction (the prelude sets them for
-        # each one); PgBouncer refuses a connection that asks for them.
+        # each one); PgBouncer refuses a connection that asks for them. Our statements
+        # are small and indexed: JIT compilation only adds latency. Not per transaction:
+        # asyncpg's type introspection turns JIT off for the session when it finds it
+        # on, and on again after, which a transaction's `off` would make it skip; behind
+        # a pooler it is the database's setting (docs/pooling.md).
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
         server_settings["jit"] = "off"
         if settings.lock_timeout_ms > 0:

@@ -148,6 +148,9 @@ async def _demo_tokens(settings: Settings, url: str) -> dict[str, str]:
     return tokens
 
 
+WORKER_HEALTHCHECK_S = 30
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -188,6 +191,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # In-flight requests may finish within it; the app answers those that do not
         # just before it ends (app._drain_on_exit_signals).
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        # A worker must answer the supervisor's ping within this, or it is killed and
+        # started again: on a busy host a new worker's start-up (a fresh interpreter
+        # importing the app) takes longer than uvicorn's 5 s, and workers were killed
+        # over and over before they served anything.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
     return 0
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "tests" / "node"
 REQUIRED = os.environ.get("FLOWS_REQUIRE_E2E") == "1"
 SERVE = (sys.executable, "-m", "flows_graphql.cli", "serve", "--demo")
+PASSED_ON = {"FLOWS_REQUIRE_E2E", "FLOWS_DATABASE_POOLER", "FLOWS_DATABASE_DIRECT_URL"}
 
 
 def missing(what: str) -> NoReturn:
@@ -114,7 +115,8 @@ def demo_server(database_url: str, workdir: Path) -> Iterator[LiveServer]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("FLOWS_") or key == "FLOWS_REQUIRE_E2E"
+        # The suite's own choices stay: E2E required, and the pooler it runs through.
+        if not key.startswith("FLOWS_") or key in PASSED_ON
     }
     env.update(
         DATABASE_URL=database_url,

@@ -16,12 +16,17 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from flows_graphql.cli import money
+from tests import live
 from tests.conftest import ROOT
 from tests.factories import build_esco
 
 
 def run(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWS_", "DATABASE_URL"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLOWS_", "DATABASE_URL")) or k in live.PASSED_ON
+    }
     return subprocess.run(
         [sys.executable, "-m", "flows_graphql.cli", *args],
         cwd=ROOT,

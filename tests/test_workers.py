@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import secrets
+import struct
 import subprocess
 import sys
 import time
@@ -61,7 +62,11 @@ def requests_by_pid(directory: Path) -> dict[int, float]:
     counts: dict[int, float] = {}
     for path in directory.glob("counter_*.db"):
         pid = int(path.stem.rsplit("_", 1)[1])
-        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+        try:
+            values = list(MmapedDict.read_all_values_from_file(str(path)))
+        except struct.error:
+            continue  # a worker's file just created, not written yet
+        for key, value, *_ in values:
             if json.loads(key)[1] == "flows_graphql_requests_total":
                 counts[pid] = counts.get(pid, 0.0) + value
     return counts

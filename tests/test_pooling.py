@@ -37,7 +37,9 @@ LEFT_OVER = (
     " coalesce(current_setting('flows.esco_ids', true), '') AS tenant,"
     " current_setting('statement_timeout') AS statement_timeout,"
     " current_setting('idle_in_transaction_session_timeout') AS idle,"
-    " current_setting('jit') AS jit, pg_backend_pid() AS pid"
+    " current_setting('jit') AS jit, pg_backend_pid() AS pid,"
+    # No statement is left prepared on the server connection (unnamed ones only).
+    " (SELECT count(*) FROM pg_prepared_statements) AS prepared"
 )
 
 
@@ -136,6 +138,7 @@ async def test_two_escos_interleaved_on_one_server_connection_see_only_their_own
     # One server connection carried it all, and it is as it was before.
     assert after == before
     assert before["role"] == "postgres" and before["tenant"] == ""
+    assert before["prepared"] == 0
     names = {
         r["id"]: r["full_name"] for r in await raw.fetch("SELECT id, full_name FROM customers")
     }

@@ -22,11 +22,7 @@ from tests.factories import build_esco
 
 
 def run(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FLOWS_", "DATABASE_URL")) or k in live.PASSED_ON
-    }
+    base = live.environment("DATABASE_URL")
     return subprocess.run(
         [sys.executable, "-m", "flows_graphql.cli", *args],
         cwd=ROOT,

@@ -360,15 +360,15 @@ async def test_0004_migrates_supply_meters_and_link_events(
 async def test_migrations_are_not_cut_by_the_api_statement_timeout(
     database_url: str, settings: Settings
 ) -> None:
-    # A read may take 1 ms here; a migration (a big database's backfill, or waiting
+    # A read may take 100 ms here; a migration (a big database's backfill, or waiting
     # for another process's migration) is not a read.
-    tiny = dataclasses.replace(settings, statement_timeout_ms=1)
+    tiny = dataclasses.replace(settings, statement_timeout_ms=100)
     async with scratch_database(database_url, "timeout") as url:
         scratch = create_engine(tiny, url)
         try:
             async with scratch.connect() as conn:
                 with pytest.raises(Exception, match="statement timeout"):
-                    await conn.exec_driver_sql("SELECT pg_sleep(0.05)")
+                    await conn.exec_driver_sql("SELECT pg_sleep(1)")
             await upgrade(scratch)
             await downgrade(scratch, "0003")
             await upgrade(scratch)

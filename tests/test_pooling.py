@@ -22,6 +22,7 @@ from flows_graphql.config import Settings
 from tests import factories as f
 from tests import pgbouncer
 from tests.conftest import TODAY, bearer, direct_dsn
+from tests.test_cli import one_line_failure, run
 
 pytestmark = pytest.mark.skipif(
     not os.access(pgbouncer.BINARY, os.X_OK),
@@ -198,3 +199,15 @@ async def test_a_session_setting_would_reach_the_next_client(pooled: Pooled, eng
     finally:
         await first.close()
         await second.close()
+
+
+def test_a_pooler_without_the_setting_is_named(pooled: Pooled) -> None:
+    """PgBouncer refuses the settings a direct connection carries: the command line
+    says which setting is missing, in one line."""
+    result = run(
+        "token",
+        "--role",
+        "admin",
+        env={"DATABASE_URL": pooled.url, "FLOWS_DATABASE_POOLER": "none", "FLOWS_JWT_SECRET": "x"},
+    )
+    one_line_failure(result, "connection pooler", "FLOWS_DATABASE_POOLER=pgbouncer")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import struct
 import subprocess
@@ -96,11 +95,7 @@ async def workers(settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         port = live._free_port()
         metrics_dir = workdir / "metrics"
         metrics_dir.mkdir()
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("FLOWS_", "PROMETHEUS_")) or k in live.PASSED_ON
-        }
+        env = live.environment("PROMETHEUS_")
         env.update(
             DATABASE_URL=url,
             FLOWS_JWT_SECRET=secrets.token_hex(32),

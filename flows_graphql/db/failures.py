@@ -67,6 +67,12 @@ def explain(exc: BaseException) -> str | None:
             )
         if isinstance(cause, TimeoutError):
             return f"PostgreSQL at {server} did not answer in time: check DATABASE_URL"
+        if "unsupported startup parameter" in str(cause):
+            # PgBouncer's refusal of the settings a direct connection carries.
+            return (
+                f"{server} is a connection pooler (PgBouncer) that refuses our connection "
+                "settings: set FLOWS_DATABASE_POOLER=pgbouncer (docs/pooling.md)"
+            )
         if isinstance(cause, asyncpg.CannotConnectNowError):
             return f"PostgreSQL at {server} is starting or shutting down: try again shortly"
         if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):

@@ -23,6 +23,10 @@ from tests.factories import build_esco
 
 def run(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
     base = live.environment("DATABASE_URL")
+    if env and "DATABASE_URL" in env:
+        # A database of the test's choosing: the suite's server past the pooler is not
+        # its server.
+        base.pop("FLOWS_DATABASE_DIRECT_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "flows_graphql.cli", *args],
         cwd=ROOT,

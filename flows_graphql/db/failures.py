@@ -42,7 +42,11 @@ def explain(exc: BaseException) -> str | None:
     failure this knows."""
     server, database, user = _where()
     for cause in _chain(exc):
-        if isinstance(cause, asyncpg.InvalidCatalogNameError):
+        # PgBouncer passes the server's refusal on without its code.
+        if isinstance(cause, asyncpg.InvalidCatalogNameError) or (
+            isinstance(cause, asyncpg.PostgresError)
+            and f'database "{database}" does not exist' in str(cause)
+        ):
             return (
                 f"database {database!r} does not exist on {server}: create it "
                 f"(createdb {database}) or name another in DATABASE_URL"

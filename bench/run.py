@@ -18,7 +18,9 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 
@@ -41,7 +43,7 @@ from .scenarios import (
     run_reads,
 )
 from .servers import BENCH_DIR, OurServer, PostGraphileServer
-from .settings import BenchSettings
+from .settings import LOOPBACK, BenchSettings
 
 RESULTS_DIR = BENCH_DIR / ".results"
 
@@ -60,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scenarios", default="abcde", help="which of a b c d e to run (default all)"
     )
     parser.add_argument("--reuse", action="store_true", help="keep a loaded data set of this shape")
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="our server through a PgBouncer in transaction pooling (docs/pooling.md)",
+    )
     parser.add_argument(
         "--no-postgraphile", action="store_true", help="leave PostGraphile out of the run"
     )
@@ -154,9 +161,42 @@ async def run(args: argparse.Namespace) -> int:
     else:
         await generate(settings, shape, log=lambda line: print(line, flush=True))
     data: DataSet = await describe(settings, shape.label)
+    with contextlib.ExitStack() as stack:
+        pooled_url = None
+        if args.pgbouncer:
+            pooled_url = stack.enter_context(pooled(settings, args.concurrency))
+            print(f"PgBouncer (transaction pooling) at {pooled_url}", flush=True)
+        return await measure(args, settings, started, load_before, data, pooled_url)
+
+
+@contextlib.contextmanager
+def pooled(settings: BenchSettings, concurrency: int) -> Iterator[str]:
+    """A PgBouncer on a loopback port in front of the bench database; yields its URL."""
+    from tests import pgbouncer
+
+    server = urlsplit(settings.database_url)
+    with pgbouncer.running(
+        upstream_host=server.hostname or LOOPBACK,
+        upstream_port=server.port or 5432,
+        # As many server connections as the server's pool would open without it.
+        pool_size=max(concurrency, 10),
+    ) as port:
+        yield urlunsplit(
+            server._replace(netloc=f"{server.username or 'postgres'}@{LOOPBACK}:{port}")
+        )
+
+
+async def measure(
+    args: argparse.Namespace,
+    settings: BenchSettings,
+    started: float,
+    load_before: tuple[float, float, float],
+    data: DataSet,
+    pooled_url: str | None,
+) -> int:
     load = Load(args.concurrency, args.duration, args.max_requests, args.warmup)
     tokens = Tokens(settings, data)
-    ours = OurServer(settings, RESULTS_DIR, args.workers)
+    ours = OurServer(settings, RESULTS_DIR, args.workers, pooled_url)
     postgraphile: PostGraphileServer | None = None
     if not args.no_postgraphile:
         if PostGraphileServer.installed():
@@ -224,7 +264,8 @@ async def run(args: argparse.Namespace) -> int:
             f"{data.last_month:%Y-%m}",
             f"- load: closed loop, {args.concurrency} workers, {args.duration:g}s or "
             f"{args.max_requests} requests per run after {args.warmup} warm-up requests; "
-            f"{args.workers} server process(es) each",
+            f"{args.workers} server process(es) each"
+            + ("; ours through PgBouncer (transaction pooling)" if pooled_url else ""),
             f"- command: python -m bench.run {' '.join(sys.argv[1:])}".rstrip(),
             f"- code: {code_version()}",
             f"- load average (1, 5, 15 min) before: {_loads(load_before)}, after: "

@@ -88,10 +88,14 @@ class Server:
 class OurServer(Server):
     name = "flows-graphql"
 
-    def __init__(self, settings: BenchSettings, log_dir: Path, workers: int) -> None:
+    def __init__(
+        self, settings: BenchSettings, log_dir: Path, workers: int, pooled_url: str | None = None
+    ) -> None:
         self.port = settings.our_port
         self.settings = settings
         self.workers = workers
+        # `--pgbouncer`: the server reaches the database through PgBouncer at this URL.
+        self.pooled_url = pooled_url
         super().__init__(log_dir)
 
     def command(self) -> list[str]:
@@ -109,8 +113,17 @@ class OurServer(Server):
         ]
 
     def environment(self) -> dict[str, str]:
+        pooler = (
+            {
+                "DATABASE_URL": self.pooled_url,
+                "FLOWS_DATABASE_POOLER": "pgbouncer",
+                "FLOWS_DATABASE_DIRECT_URL": self.settings.database_url,
+            }
+            if self.pooled_url
+            else {"DATABASE_URL": self.settings.database_url}
+        )
         return {
-            "DATABASE_URL": self.settings.database_url,
+            **pooler,
             "FLOWS_JWT_SECRET": self.settings.jwt_secret,
             # Responses carry extensions.sqlStatements (a counter per statement).
             "FLOWS_DEBUG_SQL": "1",

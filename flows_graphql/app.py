@@ -263,9 +263,11 @@ def create_app(
         oidc_timeout_s=settings.oidc_timeout_s,
     )
     # The process's one listening connection (as the owner: it serves every ESCO of
-    # the process): the event log for subscriptions, and API key changes.
+    # the process): the event log for subscriptions, and API key changes. LISTEN needs
+    # a session of its own: on the server itself, not through a transaction pooler.
     broker = Broker(
-        asyncpg_dsn(database_url), retention=timedelta(days=settings.event_retention_days)
+        asyncpg_dsn(settings.direct_url(database_url)),
+        retention=timedelta(days=settings.event_retention_days),
     )
     graphql = FlowsGraphQL(
         graphql_schema,

@@ -69,7 +69,9 @@ def _engine(settings: Settings, url: str) -> AsyncEngine:
 async def _migrate(settings: Settings, url: str) -> None:
     from .db.migrate import upgrade
 
-    engine = _engine(settings, url)
+    # On the server itself: a long migration does not hold a pooled server connection
+    # (nor meet the pooler's own timeouts).
+    engine = _engine(settings, settings.direct_url(url))
     try:
         await upgrade(engine)
     finally:
@@ -146,6 +148,9 @@ async def _demo_tokens(settings: Settings, url: str) -> dict[str, str]:
     return tokens
 
 
+WORKER_HEALTHCHECK_S = 30
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -186,6 +191,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # In-flight requests may finish within it; the app answers those that do not
         # just before it ends (app._drain_on_exit_signals).
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        # A worker must answer the supervisor's ping within this, or it is killed and
+        # started again: on a busy host a new worker's start-up (a fresh interpreter
+        # importing the app) takes longer than uvicorn's 5 s, and workers were killed
+        # over and over before they served anything.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
     return 0
 

@@ -62,8 +62,9 @@ MAX_BUDGET = 2**31 - 1
 PG_SCHEMES = ("postgresql", "postgres")
 
 
-def check_database_url(url: str, name: str = "DATABASE_URL") -> str:
-    """The URL when it names a PostgreSQL database; a ConfigError saying why not."""
+def check_database_url(url: str, name: str = "DATABASE_URL", *, database: bool = True) -> str:
+    """The URL when it names a PostgreSQL database (or, without `database`, a server);
+    a ConfigError saying why not."""
     example = "postgresql://user:password@host:5432/database"
     try:
         parsed = make_url(url.strip())
@@ -74,9 +75,13 @@ def check_database_url(url: str, name: str = "DATABASE_URL") -> str:
         raise ConfigError(
             f"{name} names a {scheme!r} database; flows-graphql runs on PostgreSQL only: {example}"
         )
-    if not parsed.database:
+    if database and not parsed.database:
         raise ConfigError(f"{name} names no database; add it after the host: {example}")
     return url.strip()
+
+
+# Connection poolers the server knows how to work through (docs/pooling.md).
+POOLERS = ("none", "pgbouncer")
 
 
 def _rate_limit_keys(name: str) -> dict[str, int]:
@@ -246,6 +251,12 @@ def parse_origins(text: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
+    # The server itself, for what needs a session of its own (LISTEN, migrations) when
+    # DATABASE_URL is a transaction pooler; None: DATABASE_URL (docs/pooling.md).
+    database_direct_url: str | None = None
+    # `pgbouncer`: DATABASE_URL is a transaction pooler (no prepared statements kept,
+    # no settings in the startup packet).
+    database_pooler: str = "none"
     data_dir: Path = Path(".flows")
     env: str = "development"
     host: str = "127.0.0.1"
@@ -264,6 +275,9 @@ class Settings:
     # Client-side bounds on the database (docs/failures.md): a server that stops
     # answering costs a request seconds, not as long as it is frozen.
     lock_timeout_ms: int = 0  # 0: lock waits end at the statement timeout
+    # A transaction of the API left idle this long is ended by the server (a request
+    # that lost its way must not hold locks or a snapshot); 0: never.
+    idle_in_transaction_timeout_ms: int = 60_000
     db_connect_timeout_s: float = 5.0
     db_command_timeout_s: float | None = None  # None: the statement timeout + 1 s
     db_pool_timeout_s: float = 5.0
@@ -306,6 +320,20 @@ class Settings:
         return self.env == "production"
 
     @property
+    def behind_pooler(self) -> bool:
+        return self.database_pooler != "none"
+
+    def direct_url(self, url: str) -> str:
+        """The URL of `url`'s database on the server itself (FLOWS_DATABASE_DIRECT_URL;
+        one naming no database takes `url`'s)."""
+        if self.database_direct_url is None:
+            return url
+        direct = make_url(self.database_direct_url)
+        if not direct.database:
+            direct = direct.set(database=make_url(url).database)
+        return direct.render_as_string(hide_password=False)
+
+    @property
     def command_timeout_s(self) -> float:
         """asyncpg's timeout of one statement: past the server's own statement timeout,
         so a server that answers reports it (TIMEOUT) and one that does not is given up."""
@@ -321,6 +349,14 @@ class Settings:
         url = (os.environ.get("DATABASE_URL") or "").strip() or None
         if url is not None:
             check_database_url(url)
+        direct_url = (os.environ.get("FLOWS_DATABASE_DIRECT_URL") or "").strip() or None
+        if direct_url is not None:
+            check_database_url(direct_url, "FLOWS_DATABASE_DIRECT_URL", database=False)
+        pooler = (os.environ.get("FLOWS_DATABASE_POOLER") or "none").strip().lower()
+        if pooler not in POOLERS:
+            raise ConfigError(
+                f"FLOWS_DATABASE_POOLER must be one of {', '.join(POOLERS)}, not {pooler!r}"
+            )
         redis_url = (os.environ.get("FLOWS_REDIS_URL") or "").strip() or None
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(
@@ -335,6 +371,8 @@ class Settings:
             )
         return cls(
             database_url=url,
+            database_direct_url=direct_url,
+            database_pooler=pooler,
             data_dir=Path(os.environ.get("FLOWS_DATA_DIR") or ".flows"),
             env=env,
             host=os.environ.get("FLOWS_HOST") or "127.0.0.1",
@@ -349,6 +387,9 @@ class Settings:
             max_input_rows=_int("FLOWS_MAX_INPUT_ROWS", 10_000),
             max_token_lifetime_s=_int("FLOWS_MAX_TOKEN_LIFETIME_S", 24 * 3600),
             lock_timeout_ms=_int("FLOWS_LOCK_TIMEOUT_MS", 0, minimum=0),
+            idle_in_transaction_timeout_ms=_int(
+                "FLOWS_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, minimum=0
+            ),
             db_connect_timeout_s=_seconds("FLOWS_DB_CONNECT_TIMEOUT_S", 5.0),
             db_command_timeout_s=(
                 _seconds("FLOWS_DB_COMMAND_TIMEOUT_S", 0.0)

@@ -28,6 +28,11 @@ from .services.tx import Tx
 
 ESCOS = table_of(Esco)
 BATCH = 2000
+EXPORT_IDLE_MS = 300_000
+EXPORT_SETTINGS = text(
+    "SELECT set_config('statement_timeout', '0', true),"
+    f" set_config('idle_in_transaction_session_timeout', '{EXPORT_IDLE_MS}', true)"
+)
 
 
 @dataclass(frozen=True)
@@ -209,8 +214,10 @@ async def _rows(
         async with conn.begin():
             await conn.execute(text("SET TRANSACTION READ ONLY"))
             await conn.execute(SET_TENANT, tenant)
-            # A large ESCO's export may outlast the API's statement timeout.
-            await conn.execute(text("SET LOCAL statement_timeout = 0"))
+            # A large ESCO's export may outlast the API's statement timeout, and waits
+            # between batches for a client that reads slowly; one that reads nothing
+            # for EXPORT_IDLE_MS loses its export (and the snapshot it holds).
+            await conn.execute(EXPORT_SETTINGS)
             result = await conn.stream(text(export.sql), {"esco_id": esco_id, "month": month})
             async for batch in result.partitions(BATCH):
                 writer.writerows([_cell(v) for v in row] for row in batch)

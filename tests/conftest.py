@@ -40,6 +40,21 @@ def _server_url() -> str:
     return os.environ.get("DATABASE_URL") or embedded.start(ROOT / ".flows-test")
 
 
+# The suite through a transaction pooler (.ci/run's third pass, tests/pgbouncer.py):
+# the app under test goes through it; connections of the tests' own that keep session
+# state or prepared statements (asyncpg's cache) go to the server itself.
+POOLER = (os.environ.get("FLOWS_DATABASE_POOLER") or "none").strip()
+DIRECT_URL = (os.environ.get("FLOWS_DATABASE_DIRECT_URL") or "").strip() or None
+
+
+def direct_dsn(url: str) -> str:
+    """An asyncpg DSN of `url`'s database on the server itself, past any pooler."""
+    if DIRECT_URL is None:
+        return asyncpg_dsn(url)
+    server = make_url(DIRECT_URL).set(database=make_url(url).database)
+    return asyncpg_dsn(server.render_as_string(hide_password=False))
+
+
 def _with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
@@ -48,7 +63,7 @@ def _with_database(url: str, name: str) -> str:
 async def database_url() -> AsyncIterator[str]:
     server = _server_url()
     name = f"flows_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(server))
+    admin = await asyncpg.connect(direct_dsn(server))
     try:
         if not os.environ.get("DATABASE_URL"):
             # The embedded test cluster is disposable: skip the disk flushes that make
@@ -63,7 +78,7 @@ async def database_url() -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        admin = await asyncpg.connect(asyncpg_dsn(server))
+        admin = await asyncpg.connect(direct_dsn(server))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
@@ -73,6 +88,8 @@ async def database_url() -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
+        database_direct_url=DIRECT_URL,
+        database_pooler=POOLER,
         data_dir=tmp_path_factory.mktemp("flows-data"),
         debug_sql=True,
         jwt_secret="test-secret-" + "x" * 32,
@@ -111,7 +128,7 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain asyncpg connection, for asserting what the database itself enforces."""
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     try:
         yield conn
     finally:
@@ -160,7 +177,7 @@ async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     other tests empty theirs between tests), for clients that speak real HTTP."""
     server = _server_url()
     name = f"flows_live_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(server))
+    admin = await asyncpg.connect(direct_dsn(server))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -169,7 +186,7 @@ async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         with live.demo_server(_with_database(server, name), tmp_path_factory.mktemp("live")) as up:
             yield up
     finally:
-        admin = await asyncpg.connect(asyncpg_dsn(server))
+        admin = await asyncpg.connect(direct_dsn(server))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

@@ -34,8 +34,7 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models import metadata
-from flows_graphql.db.urls import asyncpg_dsn
-from tests.conftest import SEEDED_TABLES, TODAY, bearer
+from tests.conftest import SEEDED_TABLES, TODAY, bearer, direct_dsn
 
 FIRST_MONTH = date(2024, 1, 1)
 # Statement counts: every request opens its transaction with one statement setting the
@@ -324,7 +323,7 @@ async def module_world(settings: Settings, database_url: str) -> AsyncIterator[W
     (like conftest's `client`), for a module's tests."""
     await empty_tables(settings, database_url)
     app = create_app(settings, database_url, today=lambda: TODAY)
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

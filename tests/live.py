@@ -33,6 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "tests" / "node"
 REQUIRED = os.environ.get("FLOWS_REQUIRE_E2E") == "1"
 SERVE = (sys.executable, "-m", "flows_graphql.cli", "serve", "--demo")
+# The suite's own choices a server it starts keeps: E2E required, the pooler it runs
+# through (.ci/run's third pass) and the database past it.
+PASSED_ON = {"FLOWS_REQUIRE_E2E", "FLOWS_DATABASE_POOLER", "FLOWS_DATABASE_DIRECT_URL"}
+
+
+def environment(*dropped: str) -> dict[str, str]:
+    """This process's environment for a server or CLI it starts: without the FLOWS_
+    settings (and variables starting with `dropped`) but those PASSED_ON."""
+    prefixes = ("FLOWS_", *dropped)
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes) or k in PASSED_ON}
 
 
 def missing(what: str) -> NoReturn:
@@ -111,11 +121,7 @@ def _printed_admin_token(log: Path) -> str | None:
 @contextlib.contextmanager
 def demo_server(database_url: str, workdir: Path) -> Iterator[LiveServer]:
     """`flows-graphql serve --demo` on `database_url` (an empty database), until exit."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("FLOWS_") or key == "FLOWS_REQUIRE_E2E"
-    }
+    env = environment()
     env.update(
         DATABASE_URL=database_url,
         FLOWS_DATA_DIR=str(workdir / "data"),

@@ -14,12 +14,14 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.auth.tokens import issue_token
-from flows_graphql.db.urls import asyncpg_dsn
-from tests.conftest import TODAY, bearer, gql
+from flows_graphql.db.engine import create_engine
+from tests.conftest import TODAY, bearer, direct_dsn, gql
 
 
 @pytest.fixture
@@ -217,7 +219,7 @@ async def test_row_level_security_hides_rows_without_the_tenant_setting(database
     """As the API's role, a query that forgot its filter still sees only the ESCOs of
     the transaction's setting — and nothing at all without one."""
     a, _ = two_escos
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     try:
         await conn.execute("SET ROLE flows_api")
         assert await conn.fetchval("SELECT count(*) FROM customers") == 0
@@ -374,3 +376,36 @@ async def test_validation_errors_carry_a_code_and_no_hints_in_production(
         page = await http.get("/graphql", headers={"Accept": "text/html"})
         assert page.status_code in (401, 404)
     await app.state.engine.dispose()
+
+
+async def test_every_transaction_of_the_api_runs_as_its_role_and_only_that_transaction(
+    settings, database_url, engine, two_escos
+):
+    """The role and the timeouts come with each BEGIN of the API's engine (docs/pooling.md):
+    a transaction opened any way at all, even one that forgot the tenant setting, is
+    the API's role (and so sees nothing); outside it, the connection is as it logged in."""
+    api = create_engine(settings, database_url, api_role=True)
+    setting = "(SELECT setting FROM pg_settings WHERE name = '{}')"  # in ms
+    query = text(
+        "SELECT current_user AS role,"
+        f" {setting.format('statement_timeout')} AS timeout,"
+        f" {setting.format('idle_in_transaction_session_timeout')} AS idle,"
+        " (SELECT count(*) FROM escos) AS escos"
+    )
+    try:
+        async with api.begin() as conn:
+            inside = (await conn.execute(query)).one()
+        async with api.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            outside = (await conn.execute(text("SELECT current_user"))).scalar()
+            idle = (
+                await conn.execute(
+                    text(f"SELECT {setting.format('idle_in_transaction_session_timeout')}")
+                )
+            ).scalar()
+    finally:
+        await api.dispose()
+    assert (inside.role, inside.escos) == ("flows_api", 0)
+    assert inside.timeout == str(settings.statement_timeout_ms)
+    assert inside.idle == str(settings.idle_in_transaction_timeout_ms)
+    assert outside == make_url(database_url).username and idle == "0"

@@ -33,10 +33,9 @@ from starlette.applications import Starlette
 
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.services import billing, billing_jobs
 from flows_graphql.types.node import parse_id, to_global_id
-from tests.conftest import bearer, gql
+from tests.conftest import bearer, direct_dsn, gql
 from tests.test_billing import Community, priced_example
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,7 +291,7 @@ async def test_runs_left_running_are_failed_at_start_up_unless_still_locked(
         other.esco_id,
         month,
     )
-    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    holder = await asyncpg.connect(direct_dsn(database_url))
     try:
         await holder.execute("BEGIN")
         await holder.execute(
@@ -479,7 +478,7 @@ async def test_cli_billing_run_takes_the_same_path_and_shows_progress(
     )
     assert tuple(row) == ("completed", 3, 3, "system")
     # A month being billed elsewhere: refused like the API refuses it.
-    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    holder = await asyncpg.connect(direct_dsn(database_url))
     try:
         await holder.execute("BEGIN")
         await holder.execute(

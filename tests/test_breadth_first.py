@@ -43,13 +43,12 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from bench.queries import OUR_DASHBOARD
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.execution import DEFINITION, ExecutionContext, UndeclaredField, install
 from flows_graphql.fields import DECLARED, ROW_TYPE, computed
 from flows_graphql.schema import build_schema, schema
 from flows_graphql.types.node import RowType
 from tests import factories as f
-from tests.conftest import TODAY, bearer
+from tests.conftest import TODAY, bearer, direct_dsn
 from tests.factories import TENANT, EscoData, empty_tables
 from tests.test_read_api import DASHBOARD, DASHBOARD_STATEMENTS, Extras, add_extras, gid
 
@@ -111,7 +110,7 @@ async def walks(settings: Settings, database_url: str) -> AsyncIterator[Walks]:
     standard_app = create_app(
         dataclasses.replace(settings, breadth_first=False), database_url, today=lambda: TODAY
     )
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     try:
         alpha = await f.build_esco(conn, "alpha", customers=5, months=14)
         bravo = await f.build_esco(conn, "bravo", "london", customers=3, months=3)

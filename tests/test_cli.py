@@ -16,12 +16,17 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from flows_graphql.cli import money
+from tests import live
 from tests.conftest import ROOT
 from tests.factories import build_esco
 
 
 def run(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWS_", "DATABASE_URL"))}
+    base = live.environment("DATABASE_URL")
+    if env and "DATABASE_URL" in env:
+        # A database of the test's choosing: the suite's server past the pooler is not
+        # its server.
+        base.pop("FLOWS_DATABASE_DIRECT_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "flows_graphql.cli", *args],
         cwd=ROOT,

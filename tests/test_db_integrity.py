@@ -29,8 +29,7 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models import metadata
-from flows_graphql.db.urls import asyncpg_dsn
-from tests.conftest import SEEDED_TABLES
+from tests.conftest import SEEDED_TABLES, direct_dsn
 
 D = date.fromisoformat
 
@@ -58,7 +57,7 @@ async def conn(settings: Settings, database_url: str) -> AsyncIterator[asyncpg.C
             await connection.exec_driver_sql(EMPTY_TABLES)
     finally:
         await engine.dispose()
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    connection = await asyncpg.connect(direct_dsn(database_url))
     try:
         yield connection
     finally:

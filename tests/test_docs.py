@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from flows_graphql.services.problems import ErrorCode
+from tests import live
 from tests.conftest import ROOT, bearer
 from tests.test_metrics import free_port, wait_for
 
@@ -101,7 +102,7 @@ def test_the_readme_curl_works(settings, database_url, engine, tmp_path):
     command = readme_curl.splitlines()[0]
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FLOWS_")},
+        **live.environment(),
         "DATABASE_URL": database_url,
         "FLOWS_JWT_SECRET": settings.jwt_secret or "",
         "FLOWS_DATA_DIR": str(tmp_path),

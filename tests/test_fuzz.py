@@ -51,11 +51,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.schema import schema
 from flows_graphql.types.node import to_global_id
 from tests import factories as f
-from tests.conftest import TODAY, bearer
+from tests.conftest import TODAY, bearer, direct_dsn
 from tests.factories import empty_tables
 
 SDL = schema.as_str()
@@ -113,7 +112,7 @@ class Fuzz:
 @pytest.fixture(scope="module")
 async def fuzz(settings: Settings, database_url: str) -> AsyncIterator[Fuzz]:
     await empty_tables(settings, database_url)
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     app = create_app(settings, database_url, today=lambda: TODAY)
     production = Settings(
         data_dir=settings.data_dir, env="production", graphiql=False, jwt_secret=settings.jwt_secret

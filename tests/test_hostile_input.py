@@ -36,12 +36,11 @@ from flows_graphql.auth import apikeys
 from flows_graphql.auth.authenticate import Authenticator, Unauthenticated
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.limits import Limits, TooComplex, check
 from flows_graphql.live.broker import Broker
 from flows_graphql.schema import schema
 from tests import factories as f
-from tests.conftest import bearer
+from tests.conftest import bearer, direct_dsn
 from tests.factories import EscoData, World, module_world
 
 
@@ -795,7 +794,7 @@ async def test_unknown_api_keys_are_remembered_and_forgotten_when_created(
     # An engine of its own: the `engine` fixture would empty the module's tables.
     engine = create_engine(settings, database_url, api_role=True)
     authenticator = Authenticator(engine, settings.jwt_secret or "")
-    broker = Broker(asyncpg_dsn(database_url))
+    broker = Broker(direct_dsn(database_url))
     broker.listen(apikeys.KEY_CHANNEL, authenticator.key_changed)
     broker.connected.append(authenticator.listening_changed)
     await broker.start()

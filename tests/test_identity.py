@@ -314,9 +314,11 @@ async def test_a_discovery_document_of_another_issuer_is_not_trusted(
 async def test_an_unreachable_provider_is_a_quick_503_and_blocks_nobody(
     settings, database_url, engine, idp
 ) -> None:
-    idp.stall_s = 3.0
+    idp.stall_s = 4.0
+    # A timeout well above a request's time on a busy machine (or through PgBouncer):
+    # answered before it means not blocked by the stalled fetch.
     client, app = await make_api(
-        with_issuers(settings, idp.config(), oidc_timeout_s=0.5), database_url
+        with_issuers(settings, idp.config(), oidc_timeout_s=1.5), database_url
     )
     try:
         started = time.monotonic()
@@ -328,9 +330,9 @@ async def test_an_unreachable_provider_is_a_quick_503_and_blocks_nobody(
             "/graphql", json={"query": ME}, headers=bearer(settings, "admin")
         )
         assert other.status_code == 200
-        assert time.monotonic() - started < 0.4
+        assert time.monotonic() - started < 1.4
         response = await stalled
-        assert 0.4 < time.monotonic() - started < 2.0
+        assert 1.4 < time.monotonic() - started < 3.5
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
         [error] = response.json()["errors"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flows_graphql.app import create_app
 from flows_graphql.config import RateLimits
+from tests import live
 from tests.conftest import ROOT, TODAY, bearer
 
 REGIONS = "query Regions { regions { code name } }"
@@ -229,7 +229,7 @@ def test_workers_report_one_set_on_the_metrics_port(settings, database_url, engi
     """`serve --workers 2`: whichever worker answers, the metrics port sums them all."""
     port, metrics_port = free_port(), free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("FLOWS_", "PROMETHEUS_"))},
+        **live.environment("PROMETHEUS_"),
         "DATABASE_URL": database_url,
         "FLOWS_JWT_SECRET": settings.jwt_secret or "",
         "FLOWS_DATA_DIR": str(tmp_path),

@@ -35,7 +35,7 @@ from flows_graphql.db.migrate import (
     upgrade,
 )
 from flows_graphql.db.models import metadata
-from flows_graphql.db.urls import asyncpg_dsn
+from tests.conftest import direct_dsn
 
 # --------------------------------------------------------------------------------------
 # Scratch databases
@@ -45,7 +45,7 @@ from flows_graphql.db.urls import asyncpg_dsn
 async def scratch_database(database_url: str, label: str) -> AsyncIterator[str]:
     """A new empty database on the same server as `database_url`, dropped afterwards."""
     name = f"flows_{label}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    admin = await asyncpg.connect(direct_dsn(database_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -53,7 +53,7 @@ async def scratch_database(database_url: str, label: str) -> AsyncIterator[str]:
     try:
         yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        admin = await asyncpg.connect(asyncpg_dsn(database_url))
+        admin = await asyncpg.connect(direct_dsn(database_url))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
@@ -62,7 +62,7 @@ async def scratch_database(database_url: str, label: str) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
+    conn = await asyncpg.connect(direct_dsn(url))
     try:
         yield conn
     finally:
@@ -360,21 +360,21 @@ async def test_0004_migrates_supply_meters_and_link_events(
 async def test_migrations_are_not_cut_by_the_api_statement_timeout(
     database_url: str, settings: Settings
 ) -> None:
-    # A read may take 1 ms here; a migration (a big database's backfill, or waiting
+    # A read may take 100 ms here; a migration (a big database's backfill, or waiting
     # for another process's migration) is not a read.
-    tiny = dataclasses.replace(settings, statement_timeout_ms=1)
+    tiny = dataclasses.replace(settings, statement_timeout_ms=100)
     async with scratch_database(database_url, "timeout") as url:
         scratch = create_engine(tiny, url)
         try:
             async with scratch.connect() as conn:
                 with pytest.raises(Exception, match="statement timeout"):
-                    await conn.exec_driver_sql("SELECT pg_sleep(0.05)")
+                    await conn.exec_driver_sql("SELECT pg_sleep(1)")
             await upgrade(scratch)
             await downgrade(scratch, "0003")
             await upgrade(scratch)
         finally:
             await scratch.dispose()
-        check = await asyncpg.connect(asyncpg_dsn(url))
+        check = await asyncpg.connect(direct_dsn(url))
         try:
             assert await check.fetchval("SELECT version_num FROM alembic_version") == "0005"
         finally:

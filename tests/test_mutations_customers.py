@@ -27,12 +27,11 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models.enums import CustomerStatus
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.services import customers as service
 from flows_graphql.services.problems import ErrorCode, Rejected
 from flows_graphql.services.tx import Tx
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer
+from tests.conftest import TODAY, bearer, direct_dsn
 
 ACTOR = "user:development"
 
@@ -61,7 +60,7 @@ async def world(settings: Settings, database_url: str) -> AsyncIterator[World]:
     engine = create_engine(settings, database_url)
     await upgrade(engine)
     app = create_app(settings, database_url, today=lambda: TODAY)
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

@@ -25,10 +25,9 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
 from flows_graphql.db.models.enums import PaymentStatus
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.rules.payments import TRANSITIONS
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer, gql
+from tests.conftest import TODAY, bearer, direct_dsn, gql
 
 CREATE = """
 mutation ($input: CreatePaymentInput!) {
@@ -575,7 +574,7 @@ async def test_concurrent_creates_with_one_key_make_one_payment(
 
 async def _wait_for_lock_wait(database_url: str) -> None:
     """Until some backend of the test database waits on a lock."""
-    watcher = await asyncpg.connect(asyncpg_dsn(database_url))
+    watcher = await asyncpg.connect(direct_dsn(database_url))
     try:
         for _ in range(500):
             waiting = await watcher.fetchval(
@@ -602,7 +601,7 @@ async def test_a_create_racing_an_uncommitted_one_waits_and_compares(
     """Deterministic race: another transaction has inserted the key but not committed.
     Our create passes its key check (it cannot see the row), blocks on the unique index
     in INSERT ... ON CONFLICT, and once the other commits answers from its row."""
-    other = await asyncpg.connect(asyncpg_dsn(database_url))
+    other = await asyncpg.connect(direct_dsn(database_url))
     try:
         tr = other.transaction()
         await tr.start()
@@ -896,7 +895,7 @@ async def test_an_update_waits_for_the_row_lock_and_rechecks(
     """Another transaction has cancelled the payment but not committed. Our move to
     PENDING waits on SELECT ... FOR UPDATE, then sees CANCELLED and is refused."""
     payment = await insert_payment(raw, world, "created", "k")
-    other = await asyncpg.connect(asyncpg_dsn(database_url))
+    other = await asyncpg.connect(direct_dsn(database_url))
     try:
         tr = other.transaction()
         await tr.start()

@@ -26,12 +26,11 @@ from flows_graphql.auth.apikeys import create_key
 from flows_graphql.auth.viewer import SYSTEM
 from flows_graphql.config import Settings
 from flows_graphql.db.models.enums import UsageSource
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.services import usage as service
 from flows_graphql.services.billing import RUN_LOCK_CLASS
 from flows_graphql.services.tx import Tx
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer, gql
+from tests.conftest import TODAY, bearer, direct_dsn, gql
 
 RECORD = """
 mutation ($input: RecordMonthlyUsageInput!) {
@@ -592,7 +591,7 @@ async def test_a_month_being_billed_is_run_in_progress(
 ) -> None:
     """While a billing run (or finalization) of the ESCO-month holds its lock, usage of
     that month is refused at once; other months are not affected."""
-    billing = await asyncpg.connect(asyncpg_dsn(database_url))
+    billing = await asyncpg.connect(direct_dsn(database_url))
     try:
         async with billing.transaction():
             await billing.execute(

@@ -64,10 +64,9 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.db.engine import create_engine
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.schema import schema
 from flows_graphql.types.node import from_global_id, to_global_id
-from tests.conftest import bearer
+from tests.conftest import bearer, direct_dsn
 from tests.factories import empty_tables, month_at
 from tests.oidc_provider import AUDIENCE, Provider, make_key
 from tests.test_tenant_matrix import _decoded as opened_up
@@ -255,7 +254,7 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
     await empty_tables(settings, database_url)
     idp = Provider(keys=[make_key("RS256"), make_key("ES256")]).start()
     settings = replace(settings, oidc_issuers=(OidcIssuer(idp.issuer, AUDIENCE, idp.jwks_uri),))
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     app = create_app(settings, database_url, today=lambda: TODAY)
     past = create_app(settings, database_url, today=lambda: SWAP_DAY)
     admin = bearer(settings, "admin", sub="matrix-admin")

@@ -16,8 +16,7 @@ from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.request import RequestDb
-from flows_graphql.db.urls import asyncpg_dsn
-from tests.conftest import TODAY, bearer, gql
+from tests.conftest import TODAY, bearer, direct_dsn, gql
 
 # `customers` fails at once; graphql-core then cancels `viewer`'s read mid-way, while
 # its BEGIN is in flight (the breadth-first walk gives up first, then graphql-core runs).
@@ -52,7 +51,7 @@ async def test_a_dead_connection_leaves_the_pool(settings: Settings, database_ur
     try:
         async with engine.connect() as conn:
             pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
-        admin = await asyncpg.connect(asyncpg_dsn(database_url))
+        admin = await asyncpg.connect(direct_dsn(database_url))
         try:
             await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
         finally:

@@ -61,11 +61,10 @@ from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.models import metadata
-from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.schema import schema
 from flows_graphql.types.node import to_global_id
 from tests import factories as f
-from tests.conftest import TODAY, bearer
+from tests.conftest import TODAY, bearer, direct_dsn
 from tests.factories import empty_tables
 from tests.oidc_provider import AUDIENCE, Provider, make_key
 
@@ -452,7 +451,7 @@ async def matrix(
     if request.param == "oidc":
         idp = Provider(keys=[make_key("RS256"), make_key("ES256")]).start()
         settings = replace(settings, oidc_issuers=(OidcIssuer(idp.issuer, AUDIENCE, idp.jwks_uri),))
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(direct_dsn(database_url))
     app = create_app(settings, database_url, today=lambda: TODAY)
     try:
         await conn.execute(

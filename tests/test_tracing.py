@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from flows_graphql import tracing
 from flows_graphql.config import RateLimits
+from tests import live
 from tests.conftest import bearer, gql
 from tests.factories import build_esco
 
@@ -163,7 +164,6 @@ def test_serve_exports_over_otlp_with_the_standard_variables(
     """A real server process, an OTLP/HTTP receiver of ours on loopback: the spans
     arrive, under the service name OTEL_SERVICE_NAME gave."""
     import http.server
-    import os
     import subprocess
     import sys
     import threading
@@ -197,7 +197,7 @@ def test_serve_exports_over_otlp_with_the_standard_variables(
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("FLOWS_", "OTEL_"))},
+        **live.environment("OTEL_"),
         "DATABASE_URL": database_url,
         "FLOWS_JWT_SECRET": settings.jwt_secret or "",
         "FLOWS_DATA_DIR": str(tmp_path),

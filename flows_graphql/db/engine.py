@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -44,25 +45,86 @@ def count_statement(*_: Any) -> None:
         counter.count += 1
 
 
-def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> AsyncEngine:
-    """An engine. With `api_role`, every connection switches to the API's role, which
-    row-level security applies to (migrations and the CLI run as the owner), and every
-    statement is bounded on our side too (the CLI's billing run may take longer)."""
-    server_settings = {
-        "application_name": "flows-graphql",
-        "statement_timeout": str(settings.statement_timeout_ms),
-        # Our statements are small and indexed; JIT compilation only adds latency.
-        "jit": "off",
-        "timezone": "UTC",
-    }
+class _Connection(asyncpg.Connection):
+    """A connection whose every transaction starts with the engine's settings for it
+    (`prelude`), sent with its BEGIN in one simple query: the role row-level security
+    applies to and the timeouts hold for that transaction only (`SET LOCAL`), so
+    nothing of one request is left on a server connection that a transaction pooler
+    hands to another client next (docs/pooling.md). Every transaction opens with a
+    BEGIN, whoever opens it (SQLAlchemy's, db/request.py's reads): a new code path
+    cannot forget the role and run as the tables' owner, past row-level security."""
+
+    prelude = ""
+    prelude_before_14 = ""
+
+    # asyncpg's own signature, `timeout` included.
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        if not args and query.startswith("BEGIN"):
+            # client_connection_check_interval is PostgreSQL 14's.
+            new = self.get_server_version().major >= 14
+            query = (
+                f"{query.rstrip().rstrip(';')}; {self.prelude if new else self.prelude_before_14}"
+            )
+        return await super().execute(query, *args, timeout=timeout)
+
+
+def transaction_prelude(settings: Settings, *, api_role: bool) -> tuple[str, str]:
+    """What each transaction of an engine sets first (from PostgreSQL 14, before it)."""
+    local = [f"SET LOCAL statement_timeout = {int(settings.statement_timeout_ms)}"]
     if settings.lock_timeout_ms > 0:
-        server_settings["lock_timeout"] = str(settings.lock_timeout_ms)
+        local.append(f"SET LOCAL lock_timeout = {int(settings.lock_timeout_ms)}")
+    if api_role:
+        local.insert(0, f"SET LOCAL ROLE {API_ROLE}")
+        # A backstop: a transaction the API left open (a bug, a stuck client) ends
+        # instead of holding its locks and snapshot (billing runs and exports set
+        # their own bound).
+        local.append(
+            "SET LOCAL idle_in_transaction_session_timeout = "
+            f"{int(settings.idle_in_transaction_timeout_ms)}"
+        )
+    before_14 = "; ".join(local)
+    if api_role:
+        # A statement whose request was stopped (cutoff.py) loses its connection
+        # without a cancel request: the server notices within a second that nobody
+        # waits for it (on a lock, say) and stops, instead of running to its timeout.
+        local.append("SET LOCAL client_connection_check_interval = 1000")
+    return "; ".join(local), before_14
+
+
+def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> AsyncEngine:
+    """An engine. With `api_role`, every transaction runs as the API's role, which
+    row-level security applies to (migrations and the CLI run as the owner), and every
+    statement is bounded on our side too (the CLI's billing run may take longer).
+    Behind a transaction pooler (FLOWS_DATABASE_POOLER) no statement is kept prepared
+    and the startup packet carries only what PgBouncer passes on."""
+    server_settings = {"application_name": "flows-graphql", "timezone": "UTC"}
+    if not settings.behind_pooler:
+        # Defaults for statements outside a transaction (the prelude sets them for
+        # each one); PgBouncer refuses a connection that asks for them. Our statements
+        # are small and indexed: JIT compilation only adds latency. Not per transaction:
+        # asyncpg's type introspection turns JIT off for the session when it finds it
+        # on, and on again after, which a transaction's `off` would make it skip; behind
+        # a pooler it is the database's setting (docs/pooling.md).
+        server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+        server_settings["jit"] = "off"
+        if settings.lock_timeout_ms > 0:
+            server_settings["lock_timeout"] = str(settings.lock_timeout_ms)
+    prelude, before_14 = transaction_prelude(settings, api_role=api_role)
     connect_args: dict[str, Any] = {
         "server_settings": server_settings,
         # A server that accepts the TCP connection and then says nothing (frozen,
         # overloaded) must not hold a request for as long as it does.
         "timeout": settings.db_connect_timeout_s,
+        "connection_class": type(
+            "FlowsConnection", (_Connection,), {"prelude": prelude, "prelude_before_14": before_14}
+        ),
     }
+    if settings.behind_pooler:
+        # A statement prepared on one server connection is unknown on the next one the
+        # pooler hands out: unnamed statements only, parsed again with their bind
+        # (asyncpg does so with its cache off).
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
     if api_role:
         connect_args["command_timeout"] = settings.command_timeout_s
     engine = create_async_engine(
@@ -78,8 +140,6 @@ def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> As
         connect_args=connect_args,
     )
     event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
-    if api_role:
-        event.listen(engine.sync_engine, "connect", _switch_to_api_role)
     event.listen(engine.sync_engine.pool, "reset", _end_stray_transaction)
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     event.listen(engine.sync_engine.pool, "invalidate", _abort)
@@ -186,16 +246,6 @@ def _end_stray_transaction(dbapi_connection: Any, connection_record: Any, state:
     driver = dbapi_connection.driver_connection
     if not driver.is_closed() and driver.is_in_transaction():
         dbapi_connection.run_async(lambda conn: conn.execute("ROLLBACK"))
-
-
-def _switch_to_api_role(dbapi_connection: Any, connection_record: Any) -> None:
-    sql = f"SET ROLE {API_ROLE}"
-    if dbapi_connection.driver_connection.get_server_version().major >= 14:
-        # A statement whose request was stopped (cutoff.py) loses its connection
-        # without a cancel request: the server notices within a second that nobody
-        # waits for it (on a lock, say) and stops, instead of running to its timeout.
-        sql += "; SET client_connection_check_interval = 1000"
-    dbapi_connection.run_async(lambda conn: conn.execute(sql))
 
 
 def tenant_setting(esco_ids: frozenset[uuid.UUID] | None) -> str:

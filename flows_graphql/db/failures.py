@@ -42,7 +42,11 @@ def explain(exc: BaseException) -> str | None:
     failure this knows."""
     server, database, user = _where()
     for cause in _chain(exc):
-        if isinstance(cause, asyncpg.InvalidCatalogNameError):
+        # PgBouncer passes the server's refusal on without its code.
+        if isinstance(cause, asyncpg.InvalidCatalogNameError) or (
+            isinstance(cause, asyncpg.PostgresError)
+            and f'database "{database}" does not exist' in str(cause)
+        ):
             return (
                 f"database {database!r} does not exist on {server}: create it "
                 f"(createdb {database}) or name another in DATABASE_URL"
@@ -67,6 +71,12 @@ def explain(exc: BaseException) -> str | None:
             )
         if isinstance(cause, TimeoutError):
             return f"PostgreSQL at {server} did not answer in time: check DATABASE_URL"
+        if "unsupported startup parameter" in str(cause):
+            # PgBouncer's refusal of the settings a direct connection carries.
+            return (
+                f"{server} is a connection pooler (PgBouncer) that refuses our connection "
+                "settings: set FLOWS_DATABASE_POOLER=pgbouncer (docs/pooling.md)"
+            )
         if isinstance(cause, asyncpg.CannotConnectNowError):
             return f"PostgreSQL at {server} is starting or shutting down: try again shortly"
         if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):

@@ -60,11 +60,13 @@ UNEXPECTED = (
 QUERY_CANCELED = "57014"
 
 # The run's transaction: the viewer's ESCOs (row-level security), the run's own
-# statement timeout, and a server that looks for its client every second — else a
-# statement of a process that died goes on to its end, holding the month's lock.
+# statement timeout (and idle bound: it prices between statements), and a server that
+# looks for its client every second — else a statement of a process that died goes on
+# to its end, holding the month's lock.
 RUN_SETTINGS = text(
     "SELECT set_config('flows.esco_ids', :esco_ids, true),"
     " set_config('statement_timeout', :timeout_ms, true),"
+    " set_config('idle_in_transaction_session_timeout', :timeout_ms, true),"
     " set_config('client_connection_check_interval', '1000', true)"
 )
 

@@ -33,10 +33,12 @@ from .cors import cors_options
 from .cutoff import Cutoffs
 from .db.engine import create_engine, discard
 from .db.migrate import head_revision
+from .db.models.events import EVENTS_CHANNEL
 from .db.urls import asyncpg_dsn
 from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
 from .live.broker import Broker
+from .live.webhooks import WebhookWorker
 from .observe import Observed
 from .rules.clock import Today, london_today
 from .schema import schema
@@ -285,6 +287,13 @@ def create_app(
         graphql.end_principal(f"partner:{key_id}")
 
     broker.listen(KEY_CHANNEL, key_changed)
+    # Partner webhooks are sent from every server process (docs/webhooks.md), woken by
+    # the same listening connection when events commit.
+    webhooks = (
+        WebhookWorker(asyncpg_dsn(database_url), settings) if settings.webhooks_worker else None
+    )
+    if webhooks is not None:
+        broker.listen(EVENTS_CHANNEL, webhooks.wake)
     broker.connected.append(authenticator.listening_changed)
     cutoffs = Cutoffs(settings.request_timeout_s, settings.shutdown_grace_s)
 
@@ -373,6 +382,8 @@ def create_app(
             await asyncio.wait_for(first_pass.wait(), RECOVERY_WAIT_S)
         log.info("started", extra={"env": settings.env})
         await broker.start()
+        if webhooks is not None:
+            await webhooks.start()
         with _drain_on_exit_signals(cutoffs):
             try:
                 yield
@@ -381,6 +392,8 @@ def create_app(
                 # Runs in progress: waited for, then rolled back and marked failed
                 # (docs/billing-runs.md).
                 await billing_jobs.shutdown()
+                if webhooks is not None:
+                    await webhooks.stop()
                 await broker.stop()
                 await authenticator.oidc.close()
                 await graphql.admission.close()
@@ -418,6 +431,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     app.state.broker = broker
+    app.state.webhooks = webhooks
     app.state.cutoffs = cutoffs
     app.state.authenticator = authenticator
     app.state.billing_jobs = billing_jobs

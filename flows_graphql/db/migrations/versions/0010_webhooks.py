@@ -44,7 +44,7 @@ def _timestamps() -> list[sa.Column[Any]]:
 
 
 def upgrade() -> None:
-    op.drop_constraint("ck_api_keys_known_scopes", "api_keys", type_="check")
+    op.drop_constraint(op.f("ck_api_keys_known_scopes"), "api_keys", type_="check")
     op.create_check_constraint(op.f("ck_api_keys_known_scopes"), "api_keys", NEW_SCOPES)
 
     op.create_table(
@@ -186,5 +186,5 @@ def downgrade() -> None:
     for table in reversed(TABLES):
         op.drop_table(table)
     op.execute("UPDATE api_keys SET scopes = array_remove(scopes, 'webhooks:write')")
-    op.drop_constraint("ck_api_keys_known_scopes", "api_keys", type_="check")
+    op.drop_constraint(op.f("ck_api_keys_known_scopes"), "api_keys", type_="check")
     op.create_check_constraint(op.f("ck_api_keys_known_scopes"), "api_keys", OLD_SCOPES)

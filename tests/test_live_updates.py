@@ -18,7 +18,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-import uvicorn
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +25,7 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key, revoke_key
 from flows_graphql.config import Settings
 from flows_graphql.types.node import to_global_id
+from tests import live
 from tests.conftest import TODAY, bearer
 
 EVENTS = "subscription ($after: ID) { events(after: $after) { id type subject { id } } }"
@@ -83,6 +83,11 @@ async def _household(
 
 @pytest.fixture
 async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
+    return await make_world(raw)
+
+
+async def make_world(raw: asyncpg.Connection) -> World:
+    """Two ESCOs: two households in one, one in the other (also tests/test_webhooks.py)."""
     esco, other = await _esco(raw, "live"), await _esco(raw, "elsewhere")
     ann, home = await _household(raw, esco, "ann@example.com", "1")
     bob, bobs_home = await _household(raw, esco, "bob@example.com", "2")
@@ -97,24 +102,8 @@ async def server(
     """The app on a real socket; yields (ws url, app)."""
     quick = replace(settings, ws_ping_seconds=0.2, ws_idle_seconds=30, ws_recheck_seconds=0.5)
     app = create_app(quick, database_url, today=lambda: TODAY)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
-    served = uvicorn.Server(config)
-    task = asyncio.create_task(served.serve())
-    for _ in range(500):
-        if served.started:
-            break
-        await asyncio.sleep(0.01)
-    port = served.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with live.serving(app) as port:
         yield f"ws://127.0.0.1:{port}/graphql", app
-    finally:
-        served.should_exit = True
-        # Open WebSockets would hold a graceful shutdown: force it after a moment.
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 3)
-        except TimeoutError:
-            served.force_exit = True
-            await task
 
 
 class Subscriber:

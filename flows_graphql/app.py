@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import faults, graphiql, logs, metrics, negotiation, tracing
 from .auth.apikeys import KEY_CHANNEL
 from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
+from .auth.identities import GRANT_CHANNEL, subject_of
 from .auth.tokens import jwt_secret
 from .config import Settings
 from .cors import cors_options
@@ -287,6 +288,16 @@ def create_app(
         graphql.end_principal(f"partner:{key_id}")
 
     broker.listen(KEY_CHANNEL, key_changed)
+
+    def identity_changed(payload: str) -> None:
+        # A revoked staff grant or an unlinked identity: its subscriptions end in every
+        # process at once; reconnecting signs in afresh, with what is left (if anything).
+        subject = subject_of(payload)
+        if subject is not None:
+            for role in ("operator", "customer"):
+                graphql.end_principal(f"{role}:{subject}")
+
+    broker.listen(GRANT_CHANNEL, identity_changed)
     # Partner webhooks are sent from every server process (docs/webhooks.md), woken by
     # the same listening connection when events commit.
     webhooks = (

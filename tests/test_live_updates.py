@@ -17,16 +17,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key, revoke_key
-from flows_graphql.config import Settings
+from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.types.node import to_global_id
 from tests import live
 from tests.conftest import TODAY, bearer
+from tests.oidc_provider import AUDIENCE, Provider, make_key
 
 EVENTS = "subscription ($after: ID) { events(after: $after) { id type subject { id } } }"
 
@@ -477,3 +479,56 @@ async def test_a_failure_inside_a_subscription_names_no_host_and_carries_a_code(
     assert errors[0]["extensions"]["code"] == "UNAVAILABLE"
     assert errors[0]["extensions"]["requestId"]
     assert "secret-host" not in json.dumps(message) and "10.0.0.5" not in json.dumps(message)
+
+
+async def test_a_revoked_staff_grant_ends_its_subscriptions_in_every_process(
+    settings: Settings, database_url: str, raw: asyncpg.Connection, world: World
+) -> None:
+    """Two server processes' worth of apps (each its own broker and listening
+    connection); a grant revoked through one ends the operator's sockets on both within
+    a second, long before their periodic recheck."""
+    idp = Provider(keys=[make_key("RS256")]).start()
+    try:
+        trusting = replace(
+            settings,
+            oidc_issuers=(OidcIssuer(idp.issuer, AUDIENCE, idp.jwks_uri),),
+            ws_recheck_seconds=60,
+            ws_ping_seconds=0.2,
+        )
+        await raw.execute(
+            "INSERT INTO staff_grants (esco_id, issuer, subject, granted_by) "
+            "VALUES ($1, $2, 'op-7', 'system')",
+            world.esco,
+            idp.issuer,
+        )
+        signed_in = {"Authorization": f"Bearer {idp.token('op-7', lifetime=600)}"}
+        one = create_app(trusting, database_url, today=lambda: TODAY)
+        two = create_app(trusting, database_url, today=lambda: TODAY)
+        async with (
+            live.serving(one) as port_one,
+            live.serving(two) as port_two,
+            Subscriber.connect(f"ws://127.0.0.1:{port_one}/graphql", signed_in) as first,
+            Subscriber.connect(f"ws://127.0.0.1:{port_two}/graphql", signed_in) as second,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}") as http,
+        ):
+            for sub, app in ((first, one), (second, two)):
+                await sub.subscribe(EVENTS)
+                await feeds_open(app, 1)
+            revoked = await http.post(
+                "/graphql",
+                json={
+                    "query": "mutation($i: RevokeOperatorAccessInput!) { "
+                    "revokeOperatorAccess(input: $i) { userErrors { code } } }",
+                    "variables": {"i": {"issuer": idp.issuer, "subject": "op-7"}},
+                },
+                headers=bearer(trusting, "admin"),
+            )
+            assert revoked.json()["data"]["revokeOperatorAccess"]["userErrors"] == []
+            for sub in (first, second):
+                with pytest.raises(websockets.ConnectionClosed):
+                    await sub.next(within=1.0)
+            # Signing in again is refused (who it is comes from the database).
+            code, _ = await _refused(f"ws://127.0.0.1:{port_two}/graphql", signed_in)
+            assert code in (4401, 4403)
+    finally:
+        idp.stop()

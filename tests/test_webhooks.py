@@ -557,7 +557,9 @@ async def test_redelivery_sends_the_same_message_again_and_deletion_stops_everyt
     who = operator(fast, world.esco)
     async with (
         api_of(fast, database_url) as api,
-        receiving() as receiver,
+        # Each answer takes a moment: the redelivery is asked for while the first
+        # attempt is still under way, and must not be swallowed by its success.
+        receiving(delay=0.3) as receiver,
         working(fast, database_url),
     ):
         made = await create(api, who, world.esco, receiver.url)

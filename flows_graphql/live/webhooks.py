@@ -31,9 +31,11 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -71,7 +73,7 @@ UPDATE webhook_deliveries d
    SET locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
   FROM due WHERE d.id = due.id
 RETURNING d.id, d.esco_id, d.endpoint_id, d.event_id, d.event_type, d.body::text AS body,
-          d.attempts
+          d.attempts, d.updated_at
 """
 INTERRUPTED_SQL = """
 UPDATE webhook_attempts
@@ -83,13 +85,21 @@ ATTEMPT_SQL = """
 INSERT INTO webhook_attempts (esco_id, delivery_id, endpoint_id, event_id, event_type, attempt)
 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
 """
+# When the head of some endpoint's queue (its earliest pending delivery) falls due or
+# its lease runs out; the deliveries behind a head wait for it, not for a clock.
 NEXT_DUE_SQL = """
 SELECT extract(epoch FROM min(greatest(d.next_attempt_at, coalesce(d.locked_until,
        d.next_attempt_at))) - now())
   FROM webhook_deliveries d
   JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 'enabled'
  WHERE d.status = 'pending'
+   AND NOT EXISTS (
+       SELECT 1 FROM webhook_deliveries p
+       WHERE p.endpoint_id = d.endpoint_id AND p.status = 'pending'
+         AND p.event_id < d.event_id)
 """
+# Clients kept, one per host name (see WebhookWorker.client_for).
+CLIENTS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,9 @@ async def send(
         error = f"{type(exc).__name__}: {exc}"[:RESPONSE_PREFIX]
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc}"[:RESPONSE_PREFIX]
+    except Exception as exc:  # a worker must outlive whatever one send meets
+        log.warning("webhook attempt failed unexpectedly", extra={"error": repr(exc)})
+        error = f"Not sent: {type(exc).__name__}."
     duration = int((time.perf_counter() - started) * 1000)
     return Outcome(status, error, prefix, duration)
 
@@ -186,6 +199,9 @@ class Claimed:
     attempt_id: Any
     url: str
     secret: str
+    # The row's updated_at as the claim left it: a later change (a redelivery asked for
+    # meanwhile) is not overwritten by this attempt's outcome.
+    claimed_at: Any = None
 
 
 class WebhookWorker:
@@ -194,12 +210,14 @@ class WebhookWorker:
         self.settings = settings
         self.concurrency = settings.webhooks_concurrency
         self._pool: asyncpg.Pool | None = None
-        self._client: httpx.AsyncClient | None = None
+        # One HTTP client per host name: a pooled connection is keyed by the address it
+        # went to, so clients shared between names could send one name's request over
+        # a TLS session made (and its certificate checked) for another name.
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-        # Counters for tests and the bench.
-        self.sent = 0
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def lease_s(self) -> float:
@@ -212,15 +230,6 @@ class WebhookWorker:
             max_size=self.concurrency + 2,
             timeout=5,
             server_settings={"application_name": "flows-webhooks", "timezone": "UTC"},
-        )
-        # No proxies from the environment (they would connect to the name again,
-        # not to the address checked), no redirects, no connection reuse across
-        # endpoints' names beyond what the pool keys by address.
-        self._client = httpx.AsyncClient(
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(self.settings.webhooks_timeout_s),
-            limits=httpx.Limits(max_connections=self.concurrency * 2),
         )
         self._task = asyncio.create_task(self._run(), name="flows-webhooks")
 
@@ -238,10 +247,31 @@ class WebhookWorker:
         if self._inflight:
             # Cancelled sends are claimed again once their lease runs out.
             await asyncio.gather(*self._inflight, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
         if self._pool is not None:
             await self._pool.close()
+
+    def client_for(self, url: str) -> httpx.AsyncClient:
+        host = urlsplit(url).hostname or ""
+        client = self._clients.pop(host, None)
+        if client is None:
+            # No proxies from the environment (they would connect to the name again,
+            # not to the address checked), no redirects.
+            client = httpx.AsyncClient(
+                trust_env=False,
+                follow_redirects=False,
+                timeout=httpx.Timeout(self.settings.webhooks_timeout_s),
+                limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+            )
+        self._clients[host] = client
+        while len(self._clients) > CLIENTS_KEPT:
+            _, oldest = self._clients.popitem(last=False)
+            task = asyncio.create_task(oldest.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return client
 
     async def _run(self) -> None:
         delay = 0.2
@@ -252,9 +282,11 @@ class WebhookWorker:
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning(
-                    "webhook worker could not reach the database", extra={"error": repr(exc)}
-                )
+                log.warning("webhook worker: database unreachable", extra={"error": repr(exc)})
+                wait = delay
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                log.exception("webhook worker round failed")
                 wait = delay
                 delay = min(delay * 2, 5.0)
             self._wake.clear()
@@ -267,11 +299,12 @@ class WebhookWorker:
         be more to do (a wake-up comes sooner)."""
         await self.fan_out()
         free = self.concurrency - len(self._inflight)
-        if free > 0:
-            for claimed in await self.claim(free):
-                task = asyncio.create_task(self._deliver(claimed))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
+        if free <= 0:
+            return self.settings.webhooks_poll_s  # a finished send wakes the loop
+        for claimed in await self.claim(free):
+            task = asyncio.create_task(self._deliver(claimed))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
         assert self._pool is not None
         due = await self._pool.fetchval(NEXT_DUE_SQL)
         wait = self.settings.webhooks_poll_s
@@ -376,14 +409,14 @@ class WebhookWorker:
                         attempt_id,
                         endpoint["url"],
                         endpoint["secret"],
+                        r["updated_at"],
                     )
                 )
             return out
 
     async def _deliver(self, claimed: Claimed) -> None:
-        assert self._client is not None
         outcome = await send(
-            self._client,
+            self.client_for(claimed.url),
             claimed.url,
             claimed.secret,
             message_id(claimed.event_id),
@@ -392,7 +425,6 @@ class WebhookWorker:
             allow_loopback=self.settings.webhooks_allow_loopback,
         )
         await self.record(claimed, outcome)
-        self.sent += 1
 
     def _retry_after(self, attempts: int) -> float | None:
         """Seconds before the next try after `attempts` tries; None: no more."""
@@ -403,40 +435,31 @@ class WebhookWorker:
         assert self._pool is not None
         async with self._pool.acquire() as conn, conn.transaction():
             retry: float | None = None
+            # The endpoint's row before the delivery's, as the mutations lock them
+            # (services/webhooks.py): two orders could deadlock.
             if outcome.succeeded:
                 status = "succeeded"
-                # Only while the lease is still this attempt's (attempts unchanged).
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET status = 'succeeded', delivered_at = now(), "
-                    "locked_until = NULL WHERE id = $1 AND attempts = $2",
-                    claimed.id,
-                    claimed.attempts,
-                )
                 await conn.execute(
                     "UPDATE webhook_endpoints SET failing_since = NULL "
                     "WHERE id = $1 AND failing_since IS NOT NULL",
                     claimed.endpoint_id,
                 )
+                await self._settle(
+                    conn, claimed, "status = 'succeeded', delivered_at = now(), locked_until = NULL"
+                )
             else:
                 status = "failed"
+                await self._failing(conn, claimed)
                 retry = self._retry_after(claimed.attempts)
                 if retry is None:
-                    await conn.execute(
-                        "UPDATE webhook_deliveries SET status = 'failed', locked_until = NULL "
-                        "WHERE id = $1 AND attempts = $2",
-                        claimed.id,
-                        claimed.attempts,
-                    )
+                    await self._settle(conn, claimed, "status = 'failed', locked_until = NULL")
                 else:
-                    await conn.execute(
-                        "UPDATE webhook_deliveries SET locked_until = NULL, "
-                        "next_attempt_at = now() + make_interval(secs => $3) "
-                        "WHERE id = $1 AND attempts = $2",
-                        claimed.id,
-                        claimed.attempts,
+                    await self._settle(
+                        conn,
+                        claimed,
+                        "locked_until = NULL, next_attempt_at = now() + make_interval(secs => $4)",
                         retry,
                     )
-                await self._failing(conn, claimed)
             await conn.execute(
                 "UPDATE webhook_attempts SET outcome = $2, status_code = $3, duration_ms = $4, "
                 "error = $5, response_prefix = $6, "
@@ -450,6 +473,27 @@ class WebhookWorker:
                 outcome.error,
                 outcome.prefix,
                 retry,
+            )
+
+    async def _settle(
+        self, conn: asyncpg.Connection, claimed: Claimed, assignments: str, *args: Any
+    ) -> None:
+        """The delivery's new state, if the row is still as this attempt's claim left it
+        (its lease not taken over, no redelivery asked for since). Otherwise only this
+        attempt's lease is given back, so what was asked meanwhile goes ahead at once."""
+        done = await conn.execute(
+            f"UPDATE webhook_deliveries SET {assignments} "
+            "WHERE id = $1 AND attempts = $2 AND updated_at = $3",
+            claimed.id,
+            claimed.attempts,
+            claimed.claimed_at,
+            *args,
+        )
+        if done == "UPDATE 0":
+            await conn.execute(
+                "UPDATE webhook_deliveries SET locked_until = NULL WHERE id = $1 AND attempts = $2",
+                claimed.id,
+                claimed.attempts,
             )
 
     async def _failing(self, conn: asyncpg.Connection, claimed: Claimed) -> None:

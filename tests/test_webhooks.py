@@ -649,3 +649,46 @@ async def test_other_escos_customers_and_keys_without_the_scope_see_and_change_n
         assert keyed["userErrors"] == [] and keyed["secret"].startswith("whsec_")
         listed = await api({"X-API-Key": hook_key}, ENDPOINTS, {"e": str(world.esco)})
         assert listed["webhookEndpoints"]["totalCount"] == 2
+
+
+async def test_row_level_security_keeps_each_escos_webhooks_to_itself(
+    raw: asyncpg.Connection, world: World
+) -> None:
+    """The database's own wall, whatever the API does: as the API's role with another
+    ESCO's tenant setting, no endpoint, delivery or attempt of this one is seen or
+    written."""
+    endpoint = await raw.fetchval(
+        "INSERT INTO webhook_endpoints (esco_id, url, event_types, secret, created_by) "
+        "VALUES ($1, 'https://93.184.216.34/x', ARRAY['payment.created'], 'whsec_x', 'system') "
+        "RETURNING id",
+        world.esco,
+    )
+    delivery = await raw.fetchval(
+        "INSERT INTO webhook_deliveries (esco_id, endpoint_id, event_id, event_type, body) "
+        "VALUES ($1, $2, 1, 'payment.created', '{}') RETURNING id",
+        world.esco,
+        endpoint,
+    )
+    await raw.execute(
+        "INSERT INTO webhook_attempts (esco_id, delivery_id, endpoint_id, event_id, event_type, "
+        "attempt) VALUES ($1, $2, $3, 1, 'payment.created', 1)",
+        world.esco,
+        delivery,
+        endpoint,
+    )
+    async with raw.transaction():
+        await raw.execute("SET LOCAL ROLE flows_api")
+        await raw.execute("SELECT set_config('flows.esco_ids', $1, true)", str(world.other_esco))
+        for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):
+            assert await raw.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+        assert await raw.execute("UPDATE webhook_endpoints SET url = 'x'") == "UPDATE 0"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await raw.execute(
+                "INSERT INTO webhook_endpoints (esco_id, url, event_types, secret, created_by) "
+                "VALUES ($1, 'https://93.184.216.34/y', ARRAY['payment.created'], 'w', 'x')",
+                world.esco,
+            )
+    async with raw.transaction():
+        await raw.execute("SET LOCAL ROLE flows_api")
+        await raw.execute("SELECT set_config('flows.esco_ids', $1, true)", str(world.esco))
+        assert await raw.fetchval("SELECT count(*) FROM webhook_attempts") == 1

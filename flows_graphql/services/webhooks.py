@@ -70,6 +70,10 @@ async def _check_url(problems: Problems, url: str, allow_loopback: bool) -> str:
 def _check_types(problems: Problems, event_types: list[str]) -> list[str]:
     if not event_types:
         problems.add("eventTypes", ErrorCode.INVALID, "Name at least one event type.")
+    if len(event_types) > len(KINDS):
+        # More than there are kinds: some are unknown or repeated; one error, not one each.
+        problems.add("eventTypes", ErrorCode.INVALID, f"At most {len(KINDS)} event types.")
+        return []
     for i, kind in enumerate(event_types):
         if kind not in KINDS:
             problems.add(

@@ -30,7 +30,7 @@ from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.live.targets import TargetRefused, parse_target
-from flows_graphql.live.webhooks import WebhookWorker
+from flows_graphql.live.webhooks import WebhookWorker, send
 from flows_graphql.types.node import to_global_id
 from tests import live
 from tests.conftest import TODAY, bearer
@@ -692,3 +692,35 @@ async def test_row_level_security_keeps_each_escos_webhooks_to_itself(
         await raw.execute("SET LOCAL ROLE flows_api")
         await raw.execute("SELECT set_config('flows.esco_ids', $1, true)", str(world.esco))
         assert await raw.fetchval("SELECT count(*) FROM webhook_attempts") == 1
+
+
+async def test_a_send_goes_to_the_checked_address_with_the_name_in_host() -> None:
+    """`localhost` is resolved and checked by the worker; the request goes to the address
+    (whichever of ::1 and 127.0.0.1 listens) and still names the host as written."""
+    async with receiving([204]) as receiver, httpx.AsyncClient() as client:
+        url = f"http://localhost:{receiver.port}/hooks?x=1"
+        secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        outcome = await send(
+            client, url, secret, "evt_7", '{"a": 1}', timeout_s=5, allow_loopback=True
+        )
+        # Without the setting: refused for the scheme, and an https URL for the name.
+        refused = await send(
+            client, url, secret, "evt_7", '{"a": 1}', timeout_s=5, allow_loopback=False
+        )
+        named = await send(
+            client,
+            f"https://localhost:{receiver.port}/",
+            secret,
+            "evt_7",
+            "{}",
+            timeout_s=5,
+            allow_loopback=False,
+        )
+    assert outcome.status_code == 204 and outcome.error is None, outcome
+    [got] = receiver.got
+    assert got.headers["host"] == f"localhost:{receiver.port}"
+    assert Webhook(secret).verify(got.body, got.headers) == {"a": 1}
+    assert refused.status_code is None and named.status_code is None
+    assert refused.error == "Not sent: Webhooks are sent to https:// URLs only."
+    assert named.error == "Not sent: Webhooks may not be sent to loopback addresses."
+    assert len(receiver.got) == 1

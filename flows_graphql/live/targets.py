@@ -102,9 +102,10 @@ def refused_address(address: Address, allow_loopback: bool) -> str | None:
     return None
 
 
-async def resolve(target: Target, allow_loopback: bool) -> Address:
-    """The address to connect to: every address the name resolves to must be allowed
-    (a name with one private address among public ones is refused as a whole)."""
+async def resolve(target: Target, allow_loopback: bool) -> list[Address]:
+    """The addresses to connect to, in the resolver's order: every address the name
+    resolves to must be allowed (a name with one private address among public ones is
+    refused as a whole)."""
     literal = _address(target.host)
     if literal is not None:
         addresses = [literal]
@@ -123,7 +124,7 @@ async def resolve(target: Target, allow_loopback: bool) -> Address:
         why = refused_address(address, allow_loopback)
         if why is not None:
             raise TargetRefused(f"{why} ({target.host} is {address})")
-    return addresses[0]
+    return addresses
 
 
 def _address(host: str) -> Address | None:

@@ -136,7 +136,7 @@ async def send(
     try:
         async with asyncio.timeout(timeout_s):
             target = parse_target(url, allow_loopback)
-            address = await resolve(target, allow_loopback)
+            addresses = await resolve(target, allow_loopback)
             now = datetime.now(UTC)
             headers = {
                 "host": target.host_header,
@@ -151,14 +151,21 @@ async def send(
                 # TLS to the checked address, for the name in the URL (SNI and the
                 # certificate's check).
                 extensions["sni_hostname"] = target.host
-            request = client.build_request(
-                "POST",
-                target.url_for(address),
-                content=body.encode(),
-                headers=headers,
-                extensions=extensions,
-            )
-            response = await client.send(request, stream=True, follow_redirects=False)
+            for i, address in enumerate(addresses):
+                request = client.build_request(
+                    "POST",
+                    target.url_for(address),
+                    content=body.encode(),
+                    headers=headers,
+                    extensions=extensions,
+                )
+                try:
+                    response = await client.send(request, stream=True, follow_redirects=False)
+                    break
+                except httpx.ConnectError:
+                    # Nothing was sent: the name's next (checked) address, if any.
+                    if i == len(addresses) - 1:
+                        raise
             try:
                 status = response.status_code
                 kept = bytearray()

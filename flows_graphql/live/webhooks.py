@@ -41,6 +41,7 @@ import asyncpg
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from .. import faults, logs
 from ..config import Settings
 from .messages import delivery_body, message_id
 from .targets import TargetRefused, parse_target, resolve
@@ -225,6 +226,8 @@ class WebhookWorker:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        # Failing since the last round that worked (the database is down, say).
+        self._troubled = False
 
     @property
     def lease_s(self) -> float:
@@ -288,14 +291,14 @@ class WebhookWorker:
                 delay = 0.2
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("webhook worker: database unreachable", extra={"error": repr(exc)})
+            except Exception as exc:
+                self._trouble(exc)
                 wait = delay
                 delay = min(delay * 2, 5.0)
-            except Exception:
-                log.exception("webhook worker round failed")
-                wait = delay
-                delay = min(delay * 2, 5.0)
+            else:
+                if self._troubled:
+                    self._troubled = False
+                    log.info("webhook worker resumed")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -321,11 +324,28 @@ class WebhookWorker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning(
-                "webhook delivery failed to record", extra={"error": repr(task.exception())}
-            )
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            # Its lease runs out and the delivery is sent again (at least once).
+            self._trouble(error)
         self._wake.set()
+
+    def _trouble(self, error: BaseException) -> None:
+        """One line per outage, not one per round or delivery (a database that is
+        down for a minute would otherwise fill the log). A database fault is INFO: the
+        outage is the database's, reported by whatever watches it (/readyz, the
+        requests' own lines), and nothing is lost meanwhile; anything else is an ERROR."""
+        if self._troubled:
+            return
+        self._troubled = True
+        code = faults.classify(error)
+        logs.failure(
+            log,
+            logging.INFO if code else logging.ERROR,
+            "webhook worker paused; retrying with backoff",
+            error,
+            code or "INTERNAL",
+        )
 
     async def fan_out(self) -> int:
         """Deliveries for the events after each enabled endpoint's cursor; returns how

@@ -141,6 +141,9 @@ try {
     await page.evaluate((text) => {
       document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(text);
     }, subscription);
+    // GraphiQL picks the transport from the editor's parsed document, which it updates
+    // shortly after a change: clicking at once could send the subscription over HTTP.
+    await page.waitForTimeout(1500);
     await page.locator('.graphiql-execute-button').click();
     await page.waitForFunction(
       () => {

@@ -10,9 +10,10 @@ from sqlalchemy import false
 from ..auth.viewer import Viewer
 from ..context import Context
 from ..errors import invalid_argument
+from ..fields import root_connection
 from ..loaders.webhooks import ATTEMPT_SPEC, ATTEMPTS, ENDPOINT_SPEC, ENDPOINTS
 from ..services import webhooks as service
-from ..types.connection import After, Before, Connection, First, Last, root_connection
+from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
 from ..types.node import parse_id
 from ..types.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint

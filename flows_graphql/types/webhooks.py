@@ -14,6 +14,7 @@ from uuid import UUID
 
 import strawberry
 
+from ..fields import declare
 from ..live.messages import message_id
 from .node import RowType, to_global_id, uuid_field
 
@@ -22,7 +23,9 @@ def _own_id(type_name: str) -> Any:
     def resolve(root: strawberry.Parent[Any]) -> strawberry.ID:
         return strawberry.ID(to_global_id(type_name, root.id))
 
-    return strawberry.field(resolver=resolve, description="Opaque id of this object.")
+    return strawberry.field(
+        resolver=resolve, description="Opaque id of this object.", metadata=declare("id")
+    )
 
 
 def _esco_id(root: strawberry.Parent[Any]) -> strawberry.ID:
@@ -33,12 +36,18 @@ def _webhook_id(root: strawberry.Parent[Any]) -> str:
     return message_id(root.event_id)
 
 
-def _enum(kind: type[Enum], column: str) -> Any:
+def _enum(kind: type[Enum], column: str, description: str) -> Any:
     def resolve(root: strawberry.Parent[Any]) -> Any:
         return kind(getattr(root, column))
 
     resolve.__annotations__["return"] = kind
-    return resolve
+    return strawberry.field(resolver=resolve, description=description, metadata=declare(column))
+
+
+def _webhook_id_field(description: str) -> Any:
+    return strawberry.field(
+        resolver=_webhook_id, description=description, metadata=declare("event_id")
+    )
 
 
 @strawberry.enum(description="Whether an endpoint receives deliveries.")
@@ -81,11 +90,14 @@ class WebhookEndpoint(RowType):
     created_at: datetime = strawberry.field(description="When it was created.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
     esco_id: strawberry.ID = strawberry.field(
-        resolver=_esco_id, description="The ESCO whose events it receives (its global id)."
+        resolver=_esco_id,
+        description="The ESCO whose events it receives (its global id).",
+        metadata=declare("esco_id"),
     )
-    status: WebhookEndpointStatus = strawberry.field(
-        resolver=_enum(WebhookEndpointStatus, "status"),
-        description="ENABLED, DISABLED (after failing, or by hand) or DELETED.",
+    status: WebhookEndpointStatus = _enum(
+        WebhookEndpointStatus,
+        "status",
+        "ENABLED, DISABLED (after failing, or by hand) or DELETED.",
     )
 
 
@@ -99,12 +111,9 @@ class WebhookDelivery(RowType):
         description="When it is tried next (while PENDING)."
     )
     delivered_at: datetime | None = strawberry.field(description="When a 2xx answer came.")
-    webhook_id: str = strawberry.field(
-        resolver=_webhook_id, description="The `webhook-id` header: the same on every attempt."
-    )
-    status: WebhookDeliveryStatus = strawberry.field(
-        resolver=_enum(WebhookDeliveryStatus, "status"),
-        description="PENDING, SUCCEEDED or FAILED (no tries left).",
+    webhook_id: str = _webhook_id_field("The `webhook-id` header: the same on every attempt.")
+    status: WebhookDeliveryStatus = _enum(
+        WebhookDeliveryStatus, "status", "PENDING, SUCCEEDED or FAILED (no tries left)."
     )
 
 
@@ -127,10 +136,7 @@ class WebhookAttempt(RowType):
         "not, having succeeded or run out of tries)."
     )
     created_at: datetime = strawberry.field(description="When the attempt started.")
-    webhook_id: str = strawberry.field(
-        resolver=_webhook_id, description="The `webhook-id` header it carried."
-    )
-    outcome: WebhookAttemptOutcome = strawberry.field(
-        resolver=_enum(WebhookAttemptOutcome, "outcome"),
-        description="SENDING, SUCCEEDED, FAILED or INTERRUPTED.",
+    webhook_id: str = _webhook_id_field("The `webhook-id` header it carried.")
+    outcome: WebhookAttemptOutcome = _enum(
+        WebhookAttemptOutcome, "outcome", "SENDING, SUCCEEDED, FAILED or INTERRUPTED."
     )

@@ -267,4 +267,5 @@ class Mutations:
                 tx, parse_id(input.endpoint_id, "WebhookEndpoint"), str(input.event_id)
             ),
         )
-        return RedeliverWebhookEventPayload(webhook_delivery=row, user_errors=errors)
+        delivery = None if row is None else WebhookDelivery.of(row)
+        return RedeliverWebhookEventPayload(webhook_delivery=delivery, user_errors=errors)

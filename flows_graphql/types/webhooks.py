@@ -102,8 +102,9 @@ class WebhookEndpoint(RowType):
 
 
 @strawberry.type(description="One event's delivery to one endpoint, over all its attempts.")
-class WebhookDelivery(RowType):
-    id: strawberry.ID = _own_id("WebhookDelivery")
+class WebhookDelivery:
+    # Answered by redeliverWebhookEvent only, made from its row (WebhookDelivery.of).
+    id: strawberry.ID = strawberry.field(description="Opaque id of this object.")
     event_id: strawberry.ID = strawberry.field(description="The event (its place in the log).")
     event_type: str = strawberry.field(description="The event's type.")
     attempts: int = strawberry.field(description="Attempts made so far.")
@@ -111,10 +112,25 @@ class WebhookDelivery(RowType):
         description="When it is tried next (while PENDING)."
     )
     delivered_at: datetime | None = strawberry.field(description="When a 2xx answer came.")
-    webhook_id: str = _webhook_id_field("The `webhook-id` header: the same on every attempt.")
-    status: WebhookDeliveryStatus = _enum(
-        WebhookDeliveryStatus, "status", "PENDING, SUCCEEDED or FAILED (no tries left)."
+    webhook_id: str = strawberry.field(
+        description="The `webhook-id` header: the same on every attempt."
     )
+    status: WebhookDeliveryStatus = strawberry.field(
+        description="PENDING, SUCCEEDED or FAILED (no tries left)."
+    )
+
+    @classmethod
+    def of(cls, row: Any) -> WebhookDelivery:
+        return cls(
+            id=strawberry.ID(to_global_id("WebhookDelivery", row.id)),
+            event_id=strawberry.ID(str(row.event_id)),
+            event_type=row.event_type,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            delivered_at=row.delivered_at,
+            webhook_id=message_id(row.event_id),
+            status=WebhookDeliveryStatus(row.status),
+        )
 
 
 @strawberry.type(description="One attempt to deliver an event: the delivery log's entry.")

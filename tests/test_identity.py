@@ -348,6 +348,66 @@ async def test_an_unreachable_provider_is_a_quick_503_and_blocks_nobody(
         idp.stall_s = 0
 
 
+def _hostile(idp: Provider, **over: Any) -> dict[str, Any]:
+    return {**idp.keys[0].public_jwk(), **over}
+
+
+@pytest.mark.parametrize(
+    "member",
+    [{"kty": ["RSA"]}, {"kty": {"RSA": 1}}, {"kty": 7}, {"kid": ["k"]}, {"kid": {"k": 1}},
+     {"use": ["sig"]}, {"alg": ["RS256"]}, {"n": 12345}, {"e": None}],
+)  # fmt: skip
+async def test_a_jwks_of_wrong_json_types_is_refused_never_a_500(
+    api, idp, member, settings, database_url
+) -> None:
+    """The JWKS is the provider's input like any other: a key whose `kty`, `kid`,
+    `use`, `alg` or numbers are of the wrong JSON type is an unusable key (401 for the
+    token that needs it), and beside it a good key still verifies."""
+    idp.jwks_body = {"keys": [_hostile(idp, **member)]}
+    # With its `kid`, and without one (the issuer's only key would then be the one).
+    no_kid = jwt.encode(claims(idp, sub="p"), idp.keys[0].private, algorithm="RS256")
+    for token in (idp.token("p"), no_kid):
+        response = await api.post(token, ME)
+        assert response.status_code == 401, (member, response.text)
+        refused(response)
+    idp.jwks_body = {
+        "keys": [_hostile(idp, **member), "not a key", None, idp.keys[1].public_jwk()]
+    }
+    fresh, app = await make_api(with_issuers(settings, idp.config()), database_url)
+    try:
+        await fresh.data(idp.token("p", key=idp.keys[1]), ME)
+        refused(await fresh.post(idp.token("p"), ME))
+    finally:
+        await fresh.http.aclose()
+        await app.state.authenticator.oidc.close()
+        await app.state.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "jwks, discovery",
+    [({"keys": {"kty": "RSA"}}, None), ({"keys": "all"}, None), (["keys"], None),
+     (None, {"issuer": ["x"], "jwks_uri": 5}), (None, ["issuer"]),
+     (None, {"issuer": "ISSUER", "jwks_uri": {"u": 1}})],
+)  # fmt: skip
+async def test_a_malformed_jwks_or_discovery_document_is_the_provider_unavailable(
+    settings, database_url, engine, idp, jwks, discovery
+) -> None:
+    idp.jwks_body = jwks
+    if discovery is not None:
+        idp.discovery_body = json.loads(json.dumps(discovery).replace("ISSUER", idp.issuer))
+    config = {k: v for k, v in idp.config().items() if k != "jwks_uri"}
+    client, app = await make_api(with_issuers(settings, config), database_url)
+    try:
+        response = await client.post(idp.token("p"), ME)
+        assert response.status_code == 503, response.text
+        [error] = response.json()["errors"]
+        assert error["extensions"] == {"code": "UNAVAILABLE"}
+    finally:
+        await client.http.aclose()
+        await app.state.authenticator.oidc.close()
+        await app.state.engine.dispose()
+
+
 async def test_stale_keys_keep_working_while_the_provider_is_slow_or_down(api, idp) -> None:
     await api.data(idp.token("p"), ME)
     keys = api.app.state.authenticator.oidc.issuers[idp.issuer]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -184,7 +184,7 @@ async def export_csv(
     esco_code: str | None,
     month_text: str | None,
     today: Any,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The CSV of `kind` for the ESCO's month, in chunks (the header first). Raises
     ExportRefused before anything is produced when it may not run."""
     export = EXPORTS.get(kind)
@@ -200,12 +200,31 @@ async def export_csv(
         await Tx(conn, viewer, today).audit(
             "exportCsv", "export", kind, {"kind": kind, "month": month}, esco_id
         )
-    return _rows(engine, tenant, export, esco_id, month)
+    rows = _rows(engine, tenant, export, esco_id, month)
+    try:
+        # The snapshot is opened and the first batch read before anything is sent: a
+        # database fault up to here is still an answer in JSON (503), not a cut CSV.
+        first = await anext(rows)
+    except BaseException:
+        await rows.aclose()
+        raise
+    return _primed(first, rows)
+
+
+async def _primed(first: bytes, rows: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """`first`, then the rest of `rows`; closing this closes `rows` (and its snapshot)
+    at once, wherever the reader stopped."""
+    try:
+        yield first
+        async for chunk in rows:
+            yield chunk
+    finally:
+        await rows.aclose()
 
 
 async def _rows(
     engine: AsyncEngine, tenant: dict[str, str], export: Export, esco_id: uuid.UUID, month: date
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(export.columns)

@@ -127,9 +127,7 @@ class Provider:
                         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                     }
                 elif self.path == f"{base}/protocol/openid-connect/certs":
-                    body = provider.jwks_body or {
-                        "keys": [k.public_jwk() for k in provider.keys]
-                    }
+                    body = provider.jwks_body or {"keys": [k.public_jwk() for k in provider.keys]}
                 else:
                     self.send_response(404)
                     self.end_headers()

@@ -370,9 +370,7 @@ async def test_a_jwks_of_wrong_json_types_is_refused_never_a_500(
         response = await api.post(token, ME)
         assert response.status_code == 401, (member, response.text)
         refused(response)
-    idp.jwks_body = {
-        "keys": [_hostile(idp, **member), "not a key", None, idp.keys[1].public_jwk()]
-    }
+    idp.jwks_body = {"keys": [_hostile(idp, **member), "not a key", None, idp.keys[1].public_jwk()]}
     fresh, app = await make_api(with_issuers(settings, idp.config()), database_url)
     try:
         await fresh.data(idp.token("p", key=idp.keys[1]), ME)

@@ -638,7 +638,7 @@ async def test_a_payment_scheduled_after_the_payer_left_is_hers_alone(
     a, b, owner = await ledger("a"), await ledger("b"), await ledger("owner")
     staff = await gql(
         app_client,
-        "query($id: ID!) { node(id: $id) { ... on Account { balance(on: \"2025-04-30\") "
+        'query($id: ID!) { node(id: $id) { ... on Account { balance(on: "2025-04-30") '
         "statements { month payments charges { total } } } } }",
         {"id": home.account},
     )

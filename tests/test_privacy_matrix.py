@@ -412,26 +412,15 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
             paid = []
             for person, account, role, _start, end in LINKS:
                 if role == "OCCUPIER" and end is None and ACCOUNTS[account][2] is None:
-                    paid.append(
-                        await m(
-                            "createPayment",
-                            {"customerId": people[person], "accountId": accounts[account],
-                             "amountPence": 1000, "idempotencyKey": f"pay-{person}-{account}"},
-                            "payment { id }",
-                        )  # fmt: skip
-                    )
+                    key = f"pay-{person}-{account}"
+                    pay = {"customerId": people[person], "accountId": accounts[account],
+                           "amountPence": 1000, "idempotencyKey": key}  # fmt: skip
+                    paid.append(await m("createPayment", pay, "payment { id }"))
             # O, before she leaves H5, schedules a payment for a day of N's first month.
-            paid.append(
-                await call(
-                    oc,
-                    admin,
-                    "createPayment",
-                    {"customerId": people["O"], "accountId": accounts["AC5"],
-                     "amountPence": 2500, "scheduledAt": O_PAYMENT_AT,
-                     "idempotencyKey": "pay-O-after-leaving"},
-                    "payment { id }",
-                )  # fmt: skip
-            )
+            pay = {"customerId": people["O"], "accountId": accounts["AC5"],
+                   "amountPence": 2500, "scheduledAt": O_PAYMENT_AT,
+                   "idempotencyKey": "pay-O-after-leaving"}  # fmt: skip
+            paid.append(await call(oc, admin, "createPayment", pay, "payment { id }"))
             for payload in paid:
                 for status in ("PENDING", "PROCESSING", "SUCCEEDED"):
                     await m(
@@ -1021,9 +1010,7 @@ def occupied_months(person: str, account: str) -> set[date]:
 
 
 @pytest.mark.parametrize("person", PEOPLE)
-async def test_a_ledger_holds_only_own_months_and_own_payments(
-    world: World, person: str
-) -> None:
+async def test_a_ledger_holds_only_own_months_and_own_payments(world: World, person: str) -> None:
     """Statements, balance and monthly summaries: charges and credits only of the
     months the person occupied on the 1st, payments only those they made (the payer's,
     whatever the month: O's payment after she left is O's, never N's)."""

@@ -10,6 +10,7 @@ import contextvars
 import json
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
@@ -113,6 +114,22 @@ class Refused(Exception):
         self.headers = dict(headers or {})
 
 
+class CloseSocket(Exception):
+    """`connection_init` answered by closing the socket with this code (docs/live-updates.md):
+    1013 (try again later) for an outage, 4429 over the rate limit, 1011 for a bug.
+    Strawberry closes every refusal with 4403 (forbidden), which would tell a client
+    that retrying is pointless."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+# RFC 6455 §7.4.1 (IANA registry): the server is overloaded or unavailable for now.
+TRY_AGAIN_LATER = 1013
+INTERNAL_ERROR = 1011
+
+
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
     """graphql-transport-ws messages are text frames; Strawberry would send our bytes
     (orjson) as binary ones, which strict clients (graphql-ws) cannot read."""
@@ -131,6 +148,12 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
     go over HTTP, where their transaction, limits and masking live), each document
     checked against the same limits as an HTTP request before it runs, and a message
     of the wrong shape closing the socket with 4400 instead of failing the handler."""
+
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except CloseSocket as close:
+            await self.websocket.close(code=close.code, reason=close.reason)
 
     async def handle_message(self, message: Any) -> None:
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -371,7 +394,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Credentials come in `connection_init`'s payload, as the HTTP headers would:
-        `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403."""
+        `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403;
+        an outage → close 1013 (try again later)."""
         assert context.socket is not None and self.authenticator is not None
         params = context.connection_params or {}
         headers = {
@@ -384,18 +408,11 @@ class FlowsGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": exc.message}) from exc
         except ProviderUnavailable as exc:
             log.warning("identity provider unavailable", extra={"error": exc.message})
-            raise ConnectionRejectionError(
-                {"message": "The identity provider's keys could not be fetched; try again."}
+            raise CloseSocket(
+                TRY_AGAIN_LATER, "The identity provider is unavailable; try again shortly."
             ) from exc
         except Exception as exc:
-            # The database did not answer: no socket without a viewer. (Strawberry closes
-            # a refused connection with 4403; the message says to retry.)
-            log.warning(
-                "subscription refused", extra={"error": faults.classify(exc) or type(exc).__name__}
-            )
-            raise ConnectionRejectionError(
-                {"message": "The service is unavailable; try again shortly.", "code": "UNAVAILABLE"}
-            ) from exc
+            raise _init_failed(exc) from exc
         if viewer.role == "unlinked":
             raise ConnectionRejectionError(
                 {"message": "Signed in, but not linked to a customer or to staff access yet."}
@@ -410,7 +427,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
         state["flows.credentials"] = headers
         state["flows.viewer"] = viewer
         self.sockets.setdefault(principal, set()).add(state["flows.ended"])
-        await context.renew(viewer)
+        try:
+            await context.renew(viewer)
+        except Exception as exc:
+            raise _init_failed(exc) from exc
         # UNSET: an ack without a payload (a null payload is not valid for strict clients).
         return UNSET
 
@@ -670,6 +690,19 @@ class FlowsGraphQL(GraphQL[Context, None]):
             path=error.path,
             extensions={"code": "INTERNAL", "requestId": request_id},
         )
+
+
+def _init_failed(exc: Exception) -> CloseSocket:
+    """How `connection_init` ends when checking it failed: no socket without a viewer.
+    The database did not answer: try again later (never 4403, which says the
+    credentials are refused); anything else is a bug, with a request id in the log."""
+    code = faults.classify(exc)
+    if code is None:
+        request_id = uuid.uuid4().hex
+        log.error("connection_init failed", exc_info=exc, extra={"requestId": request_id})
+        return CloseSocket(INTERNAL_ERROR, f"Internal error ({request_id}).")
+    log.warning("subscription refused", extra={"error": code})
+    return CloseSocket(TRY_AGAIN_LATER, "The service is unavailable; try again shortly.")
 
 
 def _content_type() -> str:

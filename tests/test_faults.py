@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import websockets
 
 from flows_graphql.auth.tokens import issue_token
 from flows_graphql.config import Settings
@@ -879,3 +880,33 @@ async def test_an_export_whose_client_stops_reading_ends_at_its_cap(
     stopped = [line for line in cutoff_server.lines() if line.get("code") == TIMEOUT]
     assert stopped, cutoff_server.lines()[-5:]
     assert not any("Exception in ASGI" in line.get("msg", "") for line in cutoff_server.lines())
+
+
+# --- a WebSocket's connection_init in an outage ------------------------------------------
+
+
+async def _connection_init(server: Server, headers: dict[str, str]) -> tuple[int, str]:
+    url = f"ws://127.0.0.1:{server.port}/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+        payload = {"Authorization": headers["Authorization"]}
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_connection_init_in_an_outage_is_try_again_later_not_forbidden(
+    server: Server, world: World, db_up: PrivatePostgres
+) -> None:
+    await asyncio.to_thread(db_up.stop, "fast")
+    try:
+        # A customer token never seen: its customer is looked up in the database.
+        code, reason = await _connection_init(server, customer_headers(uuid.uuid4()))
+    finally:
+        await asyncio.to_thread(db_up.start)
+    assert code == 1013, (code, reason)
+    assert "try again" in reason
+    # Back: a token of nobody is refused as such.
+    code, _ = await _connection_init(server, customer_headers(uuid.uuid4()))
+    assert code == 4403

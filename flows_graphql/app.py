@@ -37,7 +37,8 @@ from .db.urls import asyncpg_dsn
 from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
 from .live.broker import Broker
-from .observe import Observed
+from .observe import Observed, OverBudget
+from .ratelimit import Spend
 from .rules.clock import Today, london_today
 from .schema import schema
 from .services.billing_jobs import BillingJobs
@@ -311,27 +312,43 @@ def create_app(
     async def export(request: Request) -> Response:
         name: str = request.path_params["name"]
         kind, dot, suffix = name.rpartition(".")
+        viewer = request.scope["state"]["viewer"]
+        spent: list[Spend] = []
+
+        async def admit(cost: int) -> None:
+            # An export spends its cost of the principal's rate limit, like a query.
+            spend = await graphql.admission.charge(viewer, cost)
+            if spend is not None:
+                spent.append(spend)
+
         try:
             if not dot or suffix != "csv":
                 raise ExportRefused(404, "NOT_FOUND", "Exports are /exports/<kind>.csv.")
             chunks = await export_csv(
                 engine,
-                request.scope["state"]["viewer"],
+                viewer,
                 kind,
                 request.query_params.get("esco"),
                 request.query_params.get("month"),
                 today,
+                admit,
             )
         except ExportRefused as refused:
             body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
             return JSONResponse(body, status_code=refused.status)
+        except OverBudget as over:
+            body = {"errors": [{"message": over.message, "extensions": {"code": "RATE_LIMITED"}}]}
+            return JSONResponse(body, status_code=429, headers=over.headers)
         filename = (
             f"{request.query_params.get('esco')}-{request.query_params.get('month')}-{kind}.csv"
         )
         return ExportResponse(
             chunks,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                **(spent[0].headers() if spent else {}),
+            },
         )
 
     async def healthz(request: Request) -> JSONResponse:

@@ -128,6 +128,16 @@ class CloseSocket(Exception):
 # RFC 6455 §7.4.1 (IANA registry): the server is overloaded or unavailable for now.
 TRY_AGAIN_LATER = 1013
 INTERNAL_ERROR = 1011
+# graphql-ws's "too many requests", here: over the principal's rate limit.
+RATE_LIMITED_CLOSE = 4429
+# What opening a WebSocket costs of the rate limit: one request's least (a subscription
+# then spends its document's cost, as over HTTP).
+WS_CONNECT_COST = 1
+
+
+def _over_reason(over: OverBudget) -> str:
+    """A close reason (at most 123 bytes) for a connection over its rate limit."""
+    return f"Rate limited: retry in {over.spend.retry_after()} s."
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -172,19 +182,24 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
                     "`subscribe` needs a string `id` and a `payload` with a string `query`."
                 )
                 return
-            refusal = self._refusal(payload)
-            if refusal is not None and self.connection_acknowledged:
+            if self.connection_acknowledged:
                 if message["id"] in self.operations:
                     await self.websocket.close(code=4409, reason="Subscriber already exists")
                     return
-                code, text = refusal
-                error = {"message": text, "extensions": {"code": code}}
-                refused: Any = {"id": message["id"], "type": "error", "payload": [error]}
-                await self.send_message(refused)
-                return
+                refusal = await self._refusal(payload)
+                if refusal is not None:
+                    refused: Any = {"id": message["id"], "type": "error", "payload": [refusal]}
+                    await self.send_message(refused)
+                    return
         await super().handle_message(cast(Any, message))
 
-    def _refusal(self, payload: dict[str, Any]) -> tuple[str, str] | None:
+    async def _refusal(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The error a `subscribe` is answered with instead of running, if any: the
+        checks of an HTTP request, its rate limit included."""
+
+        def error(code: str, text: str, **extra: Any) -> dict[str, Any]:
+            return {"message": text, "extensions": {"code": code, **extra}}
+
         view: FlowsGraphQL = self.view  # type: ignore[assignment]
         query, variables = payload["query"], payload.get("variables")
         try:
@@ -192,17 +207,25 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
                 query, variables, payload.get("operationName"), view.limits, view.graphql_schema
             )
         except TooComplex as exc:
-            return "QUERY_TOO_COMPLEX", exc.message
+            return error("QUERY_TOO_COMPLEX", exc.message)
         if has_unstorable_text(query, variables, view.limits):
-            return "INVALID", "Text may not contain a NUL character or an unpaired surrogate."
+            return error(
+                "INVALID", "Text may not contain a NUL character or an unpaired surrogate."
+            )
         if verdict is not None and verdict.operation != "subscription":
-            return (
+            return error(
                 "BAD_REQUEST",
                 "Over WebSocket only subscriptions are served; send queries and mutations "
                 "over HTTP.",
             )
         if verdict is not None and verdict.introspects and view.settings.production:
-            return "FORBIDDEN", "Introspection is for admins in production, over HTTP."
+            return error("FORBIDDEN", "Introspection is for admins in production, over HTTP.")
+        if verdict is not None:
+            context: Context = self.context
+            try:
+                await view.admission.charge(context.viewer, verdict.cost)
+            except OverBudget as over:
+                return error("RATE_LIMITED", over.message, retryAfter=over.spend.retry_after())
         return None
 
 
@@ -419,6 +442,13 @@ class FlowsGraphQL(GraphQL[Context, None]):
             )
         if needs_read(viewer):
             raise ConnectionRejectionError({"message": "This API key lacks the `read` scope."})
+        try:
+            # A connection counts as a request against the principal's rate limit.
+            await self.admission.charge(viewer, WS_CONNECT_COST)
+        except OverBudget as over:
+            raise CloseSocket(RATE_LIMITED_CLOSE, _over_reason(over)) from over
+        except Exception as exc:
+            raise _init_failed(exc) from exc
         principal = f"{viewer.role}:{viewer.sub}"
         if len(self.sockets.get(principal, ())) >= self.settings.ws_max_connections:
             raise ConnectionRejectionError({"message": "Too many open connections."})

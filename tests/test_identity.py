@@ -859,3 +859,56 @@ def test_settings_read_the_issue_s_exact_configuration(monkeypatch) -> None:
         Settings.from_env()
     monkeypatch.delenv("FLOWS_CORS_ORIGINS")
     assert Settings.from_env().cors_origins is None
+
+
+# --- e-mail look-alikes -----------------------------------------------------------------
+
+KELVIN = "\u212a"  # KELVIN SIGN: str.lower() makes it an ASCII "k"
+LOOK_ALIKES = [
+    f"{KELVIN}ate@alpha.example",  # Kelvin sign for k
+    f"{KELVIN}ATE@ALPHA.EXAMPLE",
+    "\uff4b\uff41\uff54\uff45@alpha.example",  # fullwidth ｋａｔｅ
+    "kate@alpha.exampl\u0435",  # a Cyrillic е in the domain
+    "ADM\u0130N@alpha.example",  # İ: lower() gives i + a combining dot
+    "stra\u00dfe@alpha.example",  # ß: case folding gives ss
+]
+
+
+async def test_look_alike_emails_claim_no_grant(api, idp, settings, escos, raw) -> None:
+    admin = bearer(settings, "admin", sub="root")["Authorization"].split()[1]
+    alpha, _ = escos
+    for address in ("kate@alpha.example", "admin@alpha.example", "strasse@alpha.example"):
+        grant = {"issuer": idp.issuer, "email": address, "escoIds": [str(alpha.id)]}
+        assert (await api.data(admin, GRANT, {"input": grant}))["grantOperatorAccess"][
+            "userErrors"
+        ] == []
+    for n, address in enumerate(LOOK_ALIKES):
+        token = idp.token(f"look-alike-{n}", email=address)
+        viewer = (await api.data(token, ME))["viewer"]
+        assert viewer["role"] == "UNLINKED" and viewer["escos"] == [], (address, viewer)
+    assert await raw.fetchval("SELECT count(*) FROM staff_grants WHERE subject IS NULL") == 3
+    # A grant by e-mail takes ASCII addresses only.
+    for address in LOOK_ALIKES[:1] + LOOK_ALIKES[2:]:
+        grant = {"issuer": idp.issuer, "email": address, "escoIds": [str(alpha.id)]}
+        body = await api.data(admin, GRANT, {"input": grant})
+        [error] = body["grantOperatorAccess"]["userErrors"]
+        assert (error["field"], error["code"]) == (["email"], "INVALID"), address
+    assert await raw.fetchval("SELECT count(*) FROM staff_grants") == 3
+    # The address itself, in any ASCII case, is the grant's.
+    owner = idp.token("kate-sub", email="KATE@Alpha.Example")
+    assert (await api.data(owner, ME))["viewer"]["role"] == "OPERATOR"
+
+
+async def test_look_alike_emails_accept_no_invite(api, idp, settings, escos, raw) -> None:
+    alpha, _ = escos
+    await raw.execute(
+        "UPDATE customers SET email = 'kate@alpha.example' WHERE id = $1", alpha.customer_ids[0]
+    )
+    token = await invite(api, settings, alpha, 0)
+    for n, address in enumerate(LOOK_ALIKES[:4]):
+        body = await api.data(idp.token(f"look-{n}", email=address), ACCEPT, {"token": token})
+        [error] = body["acceptInvite"]["userErrors"]
+        assert error["code"] == "INVITE_EMAIL_MISMATCH", address
+    assert await raw.fetchval("SELECT count(*) FROM customer_identities") == 0
+    body = await api.data(idp.token("kate", email="Kate@ALPHA.example"), ACCEPT, {"token": token})
+    assert body["acceptInvite"]["userErrors"] == []

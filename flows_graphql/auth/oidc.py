@@ -27,6 +27,7 @@ import httpx
 import jwt
 
 from ..config import OidcIssuer, checked_url
+from ..rules.emails import normalized_email
 from .errors import ProviderUnavailable, Unauthenticated, refusal
 
 log = logging.getLogger("flows_graphql.oidc")
@@ -265,7 +266,8 @@ def verified_email(claims: Mapping[str, Any]) -> str | None:
         return None
     if claims.get("email_verified") not in (True, "true"):
         return None
-    return email_claim.strip().lower()
+    # Never str.lower(): it maps look-alikes (the Kelvin sign) onto ASCII letters.
+    return normalized_email(email_claim)
 
 
 class OidcVerifier:

@@ -282,6 +282,9 @@ class Settings:
     db_command_timeout_s: float | None = None  # None: the statement timeout + 1 s
     db_pool_timeout_s: float = 5.0
     request_timeout_s: float = 15.0
+    # A CSV export's whole time, streaming included: a client that stops reading holds
+    # the export's snapshot (a connection) at most this long.
+    export_timeout_s: float = 300.0
     readyz_timeout_s: float = 2.0
     shutdown_grace_s: float = 10.0
     # Queries walk breadth-first (breadth_first.py); off = graphql-core's walk only.
@@ -398,6 +401,7 @@ class Settings:
             ),
             db_pool_timeout_s=_seconds("FLOWS_DB_POOL_TIMEOUT_S", 5.0),
             request_timeout_s=_seconds("FLOWS_REQUEST_TIMEOUT_S", 15.0),
+            export_timeout_s=_seconds("FLOWS_EXPORT_TIMEOUT_S", 300.0),
             readyz_timeout_s=_seconds("FLOWS_READYZ_TIMEOUT_S", 2.0),
             shutdown_grace_s=_seconds("FLOWS_SHUTDOWN_GRACE_S", 10.0),
             breadth_first=_flag("FLOWS_BREADTH_FIRST", default=True),

@@ -10,6 +10,7 @@ import contextvars
 import json
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
@@ -113,6 +114,32 @@ class Refused(Exception):
         self.headers = dict(headers or {})
 
 
+class CloseSocket(Exception):
+    """`connection_init` answered by closing the socket with this code (docs/live-updates.md):
+    1013 (try again later) for an outage, 4429 over the rate limit, 1011 for a bug.
+    Strawberry closes every refusal with 4403 (forbidden), which would tell a client
+    that retrying is pointless."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+# RFC 6455 §7.4.1 (IANA registry): the server is overloaded or unavailable for now.
+TRY_AGAIN_LATER = 1013
+INTERNAL_ERROR = 1011
+# graphql-ws's "too many requests", here: over the principal's rate limit.
+RATE_LIMITED_CLOSE = 4429
+# What opening a WebSocket costs of the rate limit: one request's least (a subscription
+# then spends its document's cost, as over HTTP).
+WS_CONNECT_COST = 1
+
+
+def _over_reason(over: OverBudget) -> str:
+    """A close reason (at most 123 bytes) for a connection over its rate limit."""
+    return f"Rate limited: retry in {over.spend.retry_after()} s."
+
+
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
     """graphql-transport-ws messages are text frames; Strawberry would send our bytes
     (orjson) as binary ones, which strict clients (graphql-ws) cannot read."""
@@ -132,6 +159,12 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
     checked against the same limits as an HTTP request before it runs, and a message
     of the wrong shape closing the socket with 4400 instead of failing the handler."""
 
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except CloseSocket as close:
+            await self.websocket.close(code=close.code, reason=close.reason)
+
     async def handle_message(self, message: Any) -> None:
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self.handle_invalid_message("A message is a JSON object with a `type`.")
@@ -149,19 +182,24 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
                     "`subscribe` needs a string `id` and a `payload` with a string `query`."
                 )
                 return
-            refusal = self._refusal(payload)
-            if refusal is not None and self.connection_acknowledged:
+            if self.connection_acknowledged:
                 if message["id"] in self.operations:
                     await self.websocket.close(code=4409, reason="Subscriber already exists")
                     return
-                code, text = refusal
-                error = {"message": text, "extensions": {"code": code}}
-                refused: Any = {"id": message["id"], "type": "error", "payload": [error]}
-                await self.send_message(refused)
-                return
+                refusal = await self._refusal(payload)
+                if refusal is not None:
+                    refused: Any = {"id": message["id"], "type": "error", "payload": [refusal]}
+                    await self.send_message(refused)
+                    return
         await super().handle_message(cast(Any, message))
 
-    def _refusal(self, payload: dict[str, Any]) -> tuple[str, str] | None:
+    async def _refusal(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The error a `subscribe` is answered with instead of running, if any: the
+        checks of an HTTP request, its rate limit included."""
+
+        def error(code: str, text: str, **extra: Any) -> dict[str, Any]:
+            return {"message": text, "extensions": {"code": code, **extra}}
+
         view: FlowsGraphQL = self.view  # type: ignore[assignment]
         query, variables = payload["query"], payload.get("variables")
         try:
@@ -169,17 +207,25 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
                 query, variables, payload.get("operationName"), view.limits, view.graphql_schema
             )
         except TooComplex as exc:
-            return "QUERY_TOO_COMPLEX", exc.message
+            return error("QUERY_TOO_COMPLEX", exc.message)
         if has_unstorable_text(query, variables, view.limits):
-            return "INVALID", "Text may not contain a NUL character or an unpaired surrogate."
+            return error(
+                "INVALID", "Text may not contain a NUL character or an unpaired surrogate."
+            )
         if verdict is not None and verdict.operation != "subscription":
-            return (
+            return error(
                 "BAD_REQUEST",
                 "Over WebSocket only subscriptions are served; send queries and mutations "
                 "over HTTP.",
             )
         if verdict is not None and verdict.introspects and view.settings.production:
-            return "FORBIDDEN", "Introspection is for admins in production, over HTTP."
+            return error("FORBIDDEN", "Introspection is for admins in production, over HTTP.")
+        if verdict is not None:
+            context: Context = self.context
+            try:
+                await view.admission.charge(context.viewer, verdict.cost)
+            except OverBudget as over:
+                return error("RATE_LIMITED", over.message, retryAfter=over.spend.retry_after())
         return None
 
 
@@ -371,7 +417,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Credentials come in `connection_init`'s payload, as the HTTP headers would:
-        `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403."""
+        `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403;
+        an outage → close 1013 (try again later)."""
         assert context.socket is not None and self.authenticator is not None
         params = context.connection_params or {}
         headers = {
@@ -384,24 +431,24 @@ class FlowsGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": exc.message}) from exc
         except ProviderUnavailable as exc:
             log.warning("identity provider unavailable", extra={"error": exc.message})
-            raise ConnectionRejectionError(
-                {"message": "The identity provider's keys could not be fetched; try again."}
+            raise CloseSocket(
+                TRY_AGAIN_LATER, "The identity provider is unavailable; try again shortly."
             ) from exc
         except Exception as exc:
-            # The database did not answer: no socket without a viewer. (Strawberry closes
-            # a refused connection with 4403; the message says to retry.)
-            log.warning(
-                "subscription refused", extra={"error": faults.classify(exc) or type(exc).__name__}
-            )
-            raise ConnectionRejectionError(
-                {"message": "The service is unavailable; try again shortly.", "code": "UNAVAILABLE"}
-            ) from exc
+            raise _init_failed(exc) from exc
         if viewer.role == "unlinked":
             raise ConnectionRejectionError(
                 {"message": "Signed in, but not linked to a customer or to staff access yet."}
             )
         if needs_read(viewer):
             raise ConnectionRejectionError({"message": "This API key lacks the `read` scope."})
+        try:
+            # A connection counts as a request against the principal's rate limit.
+            await self.admission.charge(viewer, WS_CONNECT_COST)
+        except OverBudget as over:
+            raise CloseSocket(RATE_LIMITED_CLOSE, _over_reason(over)) from over
+        except Exception as exc:
+            raise _init_failed(exc) from exc
         principal = f"{viewer.role}:{viewer.sub}"
         if len(self.sockets.get(principal, ())) >= self.settings.ws_max_connections:
             raise ConnectionRejectionError({"message": "Too many open connections."})
@@ -410,7 +457,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
         state["flows.credentials"] = headers
         state["flows.viewer"] = viewer
         self.sockets.setdefault(principal, set()).add(state["flows.ended"])
-        await context.renew(viewer)
+        try:
+            await context.renew(viewer)
+        except Exception as exc:
+            raise _init_failed(exc) from exc
         # UNSET: an ack without a payload (a null payload is not valid for strict clients).
         return UNSET
 
@@ -670,6 +720,19 @@ class FlowsGraphQL(GraphQL[Context, None]):
             path=error.path,
             extensions={"code": "INTERNAL", "requestId": request_id},
         )
+
+
+def _init_failed(exc: Exception) -> CloseSocket:
+    """How `connection_init` ends when checking it failed: no socket without a viewer.
+    The database did not answer: try again later (never 4403, which says the
+    credentials are refused); anything else is a bug, with a request id in the log."""
+    code = faults.classify(exc)
+    if code is None:
+        request_id = uuid.uuid4().hex
+        log.error("connection_init failed", exc_info=exc, extra={"requestId": request_id})
+        return CloseSocket(INTERNAL_ERROR, f"Internal error ({request_id}).")
+    log.warning("subscription refused", extra={"error": code})
+    return CloseSocket(TRY_AGAIN_LATER, "The service is unavailable; try again shortly.")
 
 
 def _content_type() -> str:

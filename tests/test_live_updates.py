@@ -95,6 +95,14 @@ async def server(
     settings: Settings, database_url: str, engine: AsyncEngine
 ) -> AsyncIterator[tuple[str, Any]]:
     """The app on a real socket; yields (ws url, app)."""
+    async with serving(settings, database_url) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, database_url: str) -> AsyncIterator[tuple[str, Any]]:
+    """The app of `settings` (quick pings and rechecks) under uvicorn on a loopback
+    port, lifespan on; yields (ws url, app)."""
     quick = replace(settings, ws_ping_seconds=0.2, ws_idle_seconds=30, ws_recheck_seconds=0.5)
     app = create_app(quick, database_url, today=lambda: TODAY)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")

@@ -268,7 +268,9 @@ async def test_customers_see_their_own_months_only(april, raw, settings):
             date.fromisoformat(start),
             community.esco_id,
         )
-    # An early payment by A in September (their month), counted in A's view only.
+    # The worked example's payments fall in B's months: B made them (a payment is its
+    # payer's, docs/money.md). An early payment by A in September (her month) is hers.
+    await raw.execute("UPDATE payments SET customer_id = $1 WHERE account_id = $2", b, account)
     await payment(raw, community, account, 1234, "succeeded", scheduled="2024-09-05T10:00:00Z")
 
     operator = (await statements_of(april, account))["data"]["node"]

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from ..config import checked_url
 from ..db.engine import SET_TENANT, tenant_setting
 from ..db.models import CustomerIdentity, CustomerInvite, StaffGrant, table_of
+from ..rules.emails import grant_email, normalized_email, same_email
 from .problems import ErrorCode, Problems, reject
 from .scope import ESCOS
 from .tx import Row, Tx
@@ -69,7 +70,7 @@ def check_email(tx: Tx, customer: Row) -> None:
             ErrorCode.INVITE_EMAIL_MISMATCH,
             "Your sign-in carries no verified e-mail; the invite is for a verified e-mail address.",
         )
-    if email.lower() != customer.email.lower():
+    if not same_email(email, customer.email):
         raise reject(
             "token",
             ErrorCode.INVITE_EMAIL_MISMATCH,
@@ -160,11 +161,18 @@ def _someone(problems: Problems, issuer: str, subject: str | None, email: str | 
             "a loopback host).",
         )
     subject = (subject or "").strip() or None
-    email = (email or "").strip().lower() or None
+    email = normalized_email(email or "") or None
     if subject is not None and len(subject) > SUBJECT_MAX:
         problems.add("subject", ErrorCode.INVALID, f"At most {SUBJECT_MAX} characters.")
     if email is not None and (len(email) > EMAIL_MAX or not EMAIL_RE.match(email)):
         problems.add("email", ErrorCode.INVALID, "Not an e-mail address.")
+    elif email is not None and grant_email(email) is None:
+        problems.add(
+            "email",
+            ErrorCode.INVALID,
+            "Grants by e-mail take ASCII addresses only (look-alike letters could claim "
+            "them); grant this identity by `subject`.",
+        )
     if subject is None and email is None:
         problems.add("subject", ErrorCode.INVALID, "Name the identity by `subject` or by `email`.")
     return Someone(issuer, subject, email)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
@@ -19,16 +19,10 @@ from ..types.errors import UserError
 from ..types.filters import BillingRunFilter, BillingRunOrder, UpdatedSince, run_filter
 from ..types.filters import updated_since as updated_since_
 from ..types.node import parse_id
-from .arguments import esco_id_argument
-from .customers import EscoIdArg
+from .arguments import EscoIdArg, in_esco
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
-
-
-def run_conditions(esco_id: str | None, filter: BillingRunFilter | None) -> list[Any]:
-    esco = esco_id_argument(esco_id)
-    return [*([RUNS.c.esco_id == esco] if esco is not None else []), *run_filter(filter)]
 
 
 @strawberry.type
@@ -39,7 +33,8 @@ class BillingQuery:
         info: Info,
         esco_id: EscoIdArg = None,
         filter: Annotated[
-            BillingRunFilter | None, strawberry.argument(description="Conditions.")
+            BillingRunFilter | None,
+            strawberry.argument(description="Only the runs that meet all of these conditions."),
         ] = None,
         order_by: Annotated[
             BillingRunOrder | None, strawberry.argument(description="Default NEWEST_MONTH.")
@@ -54,7 +49,7 @@ class BillingQuery:
             info,
             RUN_SPEC,
             order_by.value if order_by else None,
-            [*run_conditions(esco_id, filter), *updated_since_(RUNS, updated_since)],
+            [*in_esco(RUNS, esco_id), *run_filter(filter), *updated_since_(RUNS, updated_since)],
             first=first,
             after=after,
             last=last,
@@ -107,7 +102,12 @@ class Mutations:
     async def run_billing(
         self,
         info: Info,
-        input: Annotated[RunBillingInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            RunBillingInput,
+            strawberry.argument(
+                description="The ESCO and the month to bill, and whether to wait for the run."
+            ),
+        ],
     ) -> RunBillingPayload:
         context = info.context
         assert context.billing_jobs is not None, "the app gives every request its jobs"
@@ -133,7 +133,8 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            FinalizeBillingRunInput, strawberry.argument(description="What to change.")
+            FinalizeBillingRunInput,
+            strawberry.argument(description="The run whose month is frozen."),
         ],
     ) -> FinalizeBillingRunPayload:
         row, errors = await run(

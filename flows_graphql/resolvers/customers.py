@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
@@ -21,21 +21,10 @@ from ..types.filters import CustomerFilter, CustomerOrder, UpdatedSince, custome
 from ..types.filters import updated_since as updated_since_
 from ..types.identity import CustomerIdentity
 from ..types.node import parse_id
-from .arguments import esco_id_argument
+from .arguments import EscoIdArg, in_esco, optional_id
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
-EscoIdArg = Annotated[
-    strawberry.ID | None, strawberry.argument(description="Only this ESCO (global id or uuid).")
-]
-
-
-def customer_conditions(esco_id: str | None, filter: CustomerFilter | None) -> list[Any]:
-    esco = esco_id_argument(esco_id)
-    return [
-        *([CUSTOMERS.c.esco_id == esco] if esco is not None else []),
-        *customer_filter(filter),
-    ]
 
 
 @strawberry.type
@@ -46,7 +35,10 @@ class CustomersQuery:
         info: Info,
         esco_id: EscoIdArg = None,
         filter: Annotated[
-            CustomerFilter | None, strawberry.argument(description="Conditions.")
+            CustomerFilter | None,
+            strawberry.argument(
+                description="Only the customers that meet all of these conditions."
+            ),
         ] = None,
         order_by: Annotated[
             CustomerOrder | None, strawberry.argument(description="Default EMAIL.")
@@ -61,7 +53,11 @@ class CustomersQuery:
             info,
             CUSTOMER_SPEC,
             order_by.value if order_by else None,
-            [*customer_conditions(esco_id, filter), *updated_since_(CUSTOMERS, updated_since)],
+            [
+                *in_esco(CUSTOMERS, esco_id),
+                *customer_filter(filter),
+                *updated_since_(CUSTOMERS, updated_since),
+            ],
             first=first,
             after=after,
             last=last,
@@ -70,11 +66,6 @@ class CustomersQuery:
 
 
 # --- mutations -------------------------------------------------------------------------
-
-
-def _given(value: Any) -> Any:
-    """A left-out optional input field, as the services spell it."""
-    return service.OMITTED if value is strawberry.UNSET else value
 
 
 @strawberry.input(description="A new customer of an ESCO.")
@@ -100,12 +91,11 @@ class CreateCustomerPayload:
 @strawberry.input(description="Changes to a customer; left-out fields stay as they are.")
 class UpdateCustomerInput:
     customer_id: strawberry.ID = strawberry.field(description="The customer (global id or uuid).")
-    email: str | None = strawberry.field(
-        default=strawberry.UNSET,
+    email: strawberry.Maybe[str | None] = strawberry.field(
         description="New e-mail address, unique within the ESCO (any case); cannot be null.",
     )
-    full_name: str | None = strawberry.field(
-        default=strawberry.UNSET, description="New full name; null or blank clears it."
+    full_name: strawberry.Maybe[str | None] = strawberry.field(
+        description="New full name; null or blank clears it."
     )
 
 
@@ -285,8 +275,8 @@ class Mutations:
             lambda tx: service.update_customer(
                 tx,
                 parse_id(input.customer_id, "Customer"),
-                _given(input.email),
-                _given(input.full_name),
+                input.email,
+                input.full_name,
             ),
         )
         return UpdateCustomerPayload(customer=row, user_errors=errors)
@@ -319,15 +309,13 @@ class Mutations:
             strawberry.argument(description="The property and the account's first day."),
         ],
     ) -> OpenAccountPayload:
-        terms = (
-            service.OMITTED
-            if input.contract_terms_id is None
-            else parse_id(input.contract_terms_id, "ContractTerms")
-        )
         row, errors = await run(
             info,
             lambda tx: service.open_account(
-                tx, parse_id(input.property_id, "Property"), input.opened_on, terms
+                tx,
+                parse_id(input.property_id, "Property"),
+                input.opened_on,
+                optional_id(input.contract_terms_id, "ContractTerms"),
             ),
         )
         return OpenAccountPayload(account=row, user_errors=errors)

@@ -492,11 +492,7 @@ async def _solar_credits(
 async def finalize_run(tx: Tx, run_id: uuid.UUID | None) -> Row:
     """Freeze a month: its latest completed run becomes final."""
     tx.require_role("admin", "operator")
-    run = None
-    if run_id is not None:
-        run = (await tx.conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
-    if run is None or not tx.may_see(run.esco_id):
-        raise reject("billingRunId", ErrorCode.NOT_FOUND, "No billing run with this id.")
+    run = await tx.visible(RUNS, run_id, "billingRunId", "billing run")
     if not await tx.conn.scalar(select(run_lock(run.esco_id, run.month))):
         raise reject(
             "billingRunId", ErrorCode.RUN_IN_PROGRESS, "This month is being billed right now."

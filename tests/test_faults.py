@@ -40,8 +40,8 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.faults import TIMEOUT, UNAVAILABLE, classify
-from tests.factories import EscoData, build_esco
-from tests.private_pg import PrivatePostgres, binaries, free_port, private_postgres
+from tests.support.factories import EscoData, build_esco
+from tests.support.private_pg import PrivatePostgres, binaries, free_port, private_postgres
 
 pytestmark = [
     pytest.mark.faults,

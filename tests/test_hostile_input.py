@@ -39,9 +39,10 @@ from flows_graphql.db.engine import create_engine
 from flows_graphql.limits import Limits, TooComplex, check
 from flows_graphql.live.broker import Broker
 from flows_graphql.schema import schema
-from tests import factories as f
-from tests.conftest import bearer, direct_dsn
-from tests.factories import EscoData, World, module_world
+from tests.support import factories as f
+from tests.support.api import bearer
+from tests.support.db import direct_dsn
+from tests.support.factories import EscoData, World, module_world
 
 
 @pytest.fixture(scope="module")

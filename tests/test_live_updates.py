@@ -26,7 +26,8 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key, revoke_key
 from flows_graphql.config import Settings
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer
+from tests.support.api import TODAY, bearer
+from tests.support.seed import seed_esco, seed_household
 
 EVENTS = "subscription ($after: ID) { events(after: $after) { id type subject { id } } }"
 
@@ -43,50 +44,12 @@ class World:
     cats_home: uuid.UUID
 
 
-async def _esco(raw: asyncpg.Connection, code: str) -> uuid.UUID:
-    esco = uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
-        esco,
-        code,
-        code.upper(),
-    )
-    return esco
-
-
-async def _household(
-    raw: asyncpg.Connection, esco: uuid.UUID, email: str, plot: str
-) -> tuple[uuid.UUID, uuid.UUID]:
-    customer, prop, account = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO customers (id, esco_id, email) VALUES ($1, $2, $3)", customer, esco, email
-    )
-    await raw.execute(
-        "INSERT INTO properties (id, esco_id, plot) VALUES ($1, $2, $3)", prop, esco, plot
-    )
-    await raw.execute(
-        "INSERT INTO accounts (id, esco_id, property_id, opened_on) VALUES ($1, $2, $3, "
-        "'2024-01-01')",
-        account,
-        esco,
-        prop,
-    )
-    await raw.execute(
-        "INSERT INTO customer_accounts (customer_id, account_id, esco_id, role, start_date) "
-        "VALUES ($1, $2, $3, 'occupier', '2024-01-01')",
-        customer,
-        account,
-        esco,
-    )
-    return customer, account
-
-
 @pytest.fixture
 async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
-    esco, other = await _esco(raw, "live"), await _esco(raw, "elsewhere")
-    ann, home = await _household(raw, esco, "ann@example.com", "1")
-    bob, bobs_home = await _household(raw, esco, "bob@example.com", "2")
-    cat, cats_home = await _household(raw, other, "cat@example.com", "1")
+    esco, other = await seed_esco(raw, "live"), await seed_esco(raw, "elsewhere")
+    ann, home = await seed_household(raw, esco, "ann@example.com", "1")
+    bob, bobs_home = await seed_household(raw, esco, "bob@example.com", "2")
+    cat, cats_home = await seed_household(raw, other, "cat@example.com", "1")
     return World(esco, other, ann, bob, cat, home, bobs_home, cats_home)
 
 

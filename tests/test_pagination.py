@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from flows_graphql.config import Settings
-from tests import factories as f
-from tests.factories import TENANT, EscoData, World, module_world, query
+from tests.support import factories as f
+from tests.support.api import TENANT
+from tests.support.factories import EscoData, World, module_world, query
 
 N = 25
 PAGE = 7

@@ -13,7 +13,7 @@ fallback `super().execute_operation` calls): a query the fast walk answers never
 reaches it; one it abandons (a resolver raising) reaches it once; so does a mutation.
 The standard app reaches it once per operation, which proves the spy is live.
 
-The module builds its data once (tests/factories.py): ESCO "alpha" (5 customers, 14
+The module builds its data once (tests/support/factories.py): ESCO "alpha" (5 customers, 14
 months, one of every other entity from test_read_api's `add_extras`, plus a property
 with no site, meter or account, a customer with no account or tariff, and a few
 payments), ESCO "bravo" (3 customers, 3 months, a running billing run), and

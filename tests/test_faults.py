@@ -1,5 +1,5 @@
 """Database faults, through HTTP against the real server (uvicorn in a subprocess) and
-a PostgreSQL of the test's own (tests/private_pg.py; never the shared server), which is
+a PostgreSQL of the test's own (tests/support/private_pg.py; never the shared server), which is
 restarted, crashed, stopped and frozen while payments and reads run.
 
 Each numbered defect of issue 16 that is about faults has its regression test here:

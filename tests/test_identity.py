@@ -1,5 +1,5 @@
 """Sign-in through identity providers (docs/identity.md), against a real OpenID Connect
-provider the suite serves on loopback (tests/oidc_provider.py): tokens checked against
+provider the suite serves on loopback (tests/support/oidc_provider.py): tokens checked against
 its JWKS, every refusal a 401 with a clear message, key rotation, cache headers,
 discovery, an unreachable provider (503, not a hang), staff grants and their
 revocation, the onboarding of a customer from an invite, and CORS."""

@@ -1,7 +1,7 @@
 """Relay connections with keyset cursors: paging both ways, page info, totalCount,
 stability under inserts, orderBy, limits, nested (batched) connections.
 
-The module builds its data once (tests/factories.py): ESCO "pages" with 25 customers
+The module builds its data once (tests/support/factories.py): ESCO "pages" with 25 customers
 and ESCO "other" with 4. The one test that inserts rows deletes them again.
 """
 

@@ -14,7 +14,7 @@ Generated from the schema, like the cross-ESCO matrix (tests/test_tenant_matrix.
   every object of the ESCO is probed; a new Node type fails until listed.
 
 Every customer crawls twice: signed in with the server's own JWT, and with a token of
-an identity provider served on loopback (tests/oidc_provider.py) whose identity is
+an identity provider served on loopback (tests/support/oidc_provider.py) whose identity is
 linked to them in the database (`customer_identities`).
 
 The oracle is independent of the server's rules: the timelines below (who occupied

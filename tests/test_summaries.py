@@ -1,5 +1,5 @@
 """Monthly summaries (Esco, Site, Customer) against the rows they sum, on generated data
-(tests/factories.py plus payments, solar credits, sites, a skipped meter and a superseded
+(tests/support/factories.py plus payments, solar credits, sites, a skipped meter and a superseded
 run), and their statement count, which does not grow with months or customers."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Built from the schema itself: `test_every_root_field_has_probes` and
 `QUERY_PROBES` / `MUTATION_PROBES` do not cover, and `test_every_node_type_is_probed`
 does the same for the types implementing `Node`.
 
-The world (built once for the module, on tests/factories.py): two ESCOs, "alpha" (A,
+The world (built once for the module, on tests/support/factories.py): two ESCOs, "alpha" (A,
 south_west) and "bravo" (B, london), each with the same graph — three households
 (customer occupying an account on a property with a supply meter, heat and power
 circuits, usage, costs, tariffs), a site, allowed contract terms, solar installations
@@ -18,7 +18,7 @@ carries "bravo", so one substring finds any of it in a response.
 The principals of A: an operator (JWT escos=[A]), A's customer of household 0, and a
 partner (A's API key with every scope). The whole matrix runs twice: with the
 server's own JWTs, and with tokens of an identity provider served on loopback
-(tests/oidc_provider.py), whose identities are A's operator by a staff grant and
+(tests/support/oidc_provider.py), whose identities are A's operator by a staff grant and
 household 0's customer by a linked identity. A probe runs against:
 - B's objects (as global ids and as bare uuids) — the response must hold none of B's
   row ids (also inside global ids and cursors), none of its text and account numbers;

@@ -9,17 +9,14 @@ from typing import Annotated
 import strawberry
 
 from ..context import Context
-from ..fields import root_connection
 from ..loaders.billing import RUN_SPEC, RUNS
 from ..services import billing as service
 from ..services.problems import Rejected
 from ..types.billing import BillingRun
-from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
-from ..types.filters import BillingRunFilter, BillingRunOrder, UpdatedSince, run_filter
-from ..types.filters import updated_since as updated_since_
+from ..types.filters import BillingRunFilter, BillingRunOrder, run_filter
 from ..types.node import parse_id
-from .arguments import EscoIdArg, in_esco
+from .lists import esco_rows
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
@@ -27,34 +24,17 @@ Info = strawberry.Info[Context, None]
 
 @strawberry.type
 class BillingQuery:
-    @strawberry.field(description="Billing runs the viewer may see, newest month first.")
-    async def billing_runs(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            BillingRunFilter | None,
-            strawberry.argument(description="Only the runs that meet all of these conditions."),
-        ] = None,
-        order_by: Annotated[
-            BillingRunOrder | None, strawberry.argument(description="Default NEWEST_MONTH.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[BillingRun]:
-        return await root_connection(
-            info,
-            RUN_SPEC,
-            order_by.value if order_by else None,
-            [*in_esco(RUNS, esco_id), *run_filter(filter), *updated_since_(RUNS, updated_since)],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    billing_runs = esco_rows(
+        BillingRun,
+        RUN_SPEC,
+        RUNS,
+        BillingRunFilter,
+        run_filter,
+        BillingRunOrder,
+        description="Billing runs the viewer may see, newest month first.",
+        filter_description="Only the runs that meet all of these conditions.",
+        order_description="Default NEWEST_MONTH.",
+    )
 
 
 @strawberry.input(description="Bill one ESCO for one month.")

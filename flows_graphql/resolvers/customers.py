@@ -11,17 +11,15 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import CustomerAccountRole, CustomerStatus
-from ..fields import root_connection
 from ..loaders.customers import CUSTOMER_SPEC, CUSTOMERS
 from ..services import customers as service
-from ..types.connection import After, Before, Connection, First, Last
 from ..types.customers import Account, Customer, CustomerAccount, CustomerInvite
 from ..types.errors import UserError
-from ..types.filters import CustomerFilter, CustomerOrder, UpdatedSince, customer_filter
-from ..types.filters import updated_since as updated_since_
+from ..types.filters import CustomerFilter, CustomerOrder, customer_filter
 from ..types.identity import CustomerIdentity
 from ..types.node import parse_id
-from .arguments import EscoIdArg, in_esco, optional_id
+from .arguments import optional_id
+from .lists import esco_rows
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
@@ -29,40 +27,17 @@ Info = strawberry.Info[Context, None]
 
 @strawberry.type
 class CustomersQuery:
-    @strawberry.field(description="Customers the viewer may see.")
-    async def customers(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            CustomerFilter | None,
-            strawberry.argument(
-                description="Only the customers that meet all of these conditions."
-            ),
-        ] = None,
-        order_by: Annotated[
-            CustomerOrder | None, strawberry.argument(description="Default EMAIL.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Customer]:
-        return await root_connection(
-            info,
-            CUSTOMER_SPEC,
-            order_by.value if order_by else None,
-            [
-                *in_esco(CUSTOMERS, esco_id),
-                *customer_filter(filter),
-                *updated_since_(CUSTOMERS, updated_since),
-            ],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    customers = esco_rows(
+        Customer,
+        CUSTOMER_SPEC,
+        CUSTOMERS,
+        CustomerFilter,
+        customer_filter,
+        CustomerOrder,
+        description="Customers the viewer may see.",
+        filter_description="Only the customers that meet all of these conditions.",
+        order_description="Default EMAIL.",
+    )
 
 
 # --- mutations -------------------------------------------------------------------------

@@ -11,24 +11,21 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import CircuitType, MeterMode
-from ..fields import root_connection
 from ..loaders.metering import METER_SPEC, METERS, PROPERTIES, PROPERTY_SPEC
 from ..services import metering as service
-from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
 from ..types.filters import (
     MeterFilter,
     MeterOrder,
     PropertyFilter,
     PropertyOrder,
-    UpdatedSince,
     meter_filter,
     property_filter,
 )
-from ..types.filters import updated_since as updated_since_
 from ..types.metering import Circuit, Meter, Property, SolarInstallation
 from ..types.node import parse_id
-from .arguments import EscoIdArg, in_esco, maybe_id, optional_id
+from .arguments import maybe_id, optional_id
+from .lists import esco_rows
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
@@ -36,73 +33,29 @@ Info = strawberry.Info[Context, None]
 
 @strawberry.type
 class MeteringQuery:
-    @strawberry.field(description="Properties the viewer may see, by plot.")
-    async def properties(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            PropertyFilter | None,
-            strawberry.argument(
-                description="Only the properties that meet all of these conditions."
-            ),
-        ] = None,
-        order_by: Annotated[
-            PropertyOrder | None, strawberry.argument(description="Default PLOT.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Property]:
-        return await root_connection(
-            info,
-            PROPERTY_SPEC,
-            order_by.value if order_by else None,
-            [
-                *in_esco(PROPERTIES, esco_id),
-                *property_filter(filter),
-                *updated_since_(PROPERTIES, updated_since),
-            ],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    properties = esco_rows(
+        Property,
+        PROPERTY_SPEC,
+        PROPERTIES,
+        PropertyFilter,
+        property_filter,
+        PropertyOrder,
+        description="Properties the viewer may see, by plot.",
+        filter_description="Only the properties that meet all of these conditions.",
+        order_description="Default PLOT.",
+    )
 
-    @strawberry.field(description="Meters the viewer may see, by serial.")
-    async def meters(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            MeterFilter | None,
-            strawberry.argument(description="Only the meters that meet all of these conditions."),
-        ] = None,
-        order_by: Annotated[
-            MeterOrder | None, strawberry.argument(description="Default SERIAL.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Meter]:
-        return await root_connection(
-            info,
-            METER_SPEC,
-            order_by.value if order_by else None,
-            [
-                *in_esco(METERS, esco_id),
-                *meter_filter(filter),
-                *updated_since_(METERS, updated_since),
-            ],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    meters = esco_rows(
+        Meter,
+        METER_SPEC,
+        METERS,
+        MeterFilter,
+        meter_filter,
+        MeterOrder,
+        description="Meters the viewer may see, by serial.",
+        filter_description="Only the meters that meet all of these conditions.",
+        order_description="Default SERIAL.",
+    )
 
 
 # --- mutations ----------------------------------------------------------------------

@@ -113,9 +113,7 @@ async def create_site(tx: Tx, esco_id: uuid.UUID | None, code: str, name: str) -
     assert esco is not None
 
     values = {"esco_id": esco.id, "code": code, "name": name}
-    row = (await tx.conn.execute(insert(Site).values(**values).returning(SITES))).one()
-    await tx.audit("createSite", "site", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(SITES, values, "createSite", "site", esco.id)
 
 
 async def create_contract_terms(
@@ -152,9 +150,7 @@ async def create_contract_terms(
         "summary": summary,
         "document_url": document_url,
     }
-    row = (await tx.conn.execute(insert(ContractTerms).values(**values).returning(TERMS))).one()
-    await tx.audit("createContractTerms", "contract_terms", row.id, created(values), None)
-    return row
+    return await tx.insert_audited(TERMS, values, "createContractTerms", "contract_terms", None)
 
 
 async def allow_contract_terms(

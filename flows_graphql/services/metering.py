@@ -147,9 +147,7 @@ async def create_meter(
         "hardware": hardware,
         "mode": mode,
     }
-    row = (await tx.conn.execute(insert(Meter).values(**values).returning(METERS))).one()
-    await tx.audit("createMeter", "meter", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(METERS, values, "createMeter", "meter", esco.id)
 
 
 async def update_meter(
@@ -235,9 +233,7 @@ async def create_property(
     }
     if supply_meter_id is not None:
         await _date_supply_change(tx)
-    row = (await tx.conn.execute(insert(Property).values(**values).returning(PROPERTIES))).one()
-    await tx.audit("createProperty", "property", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(PROPERTIES, values, "createProperty", "property", esco.id)
 
 
 async def update_property(
@@ -311,9 +307,7 @@ async def create_circuit(
     assert esco is not None
 
     values = {"esco_id": esco.id, "type": type, "name": name}
-    row = (await tx.conn.execute(insert(Circuit).values(**values).returning(CIRCUITS))).one()
-    await tx.audit("createCircuit", "circuit", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(CIRCUITS, values, "createCircuit", "circuit", esco.id)
 
 
 async def _circuit_and_meter(

@@ -120,6 +120,19 @@ class Tx:
             )
         )
 
+    async def insert_audited(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        action: str,
+        entity: str,
+        esco_id: uuid.UUID | None,
+    ) -> Row:
+        """Insert a row of `values` and audit it as created; returns the new row."""
+        row = (await self.conn.execute(insert(table).values(**values).returning(table))).one()
+        await self.audit(action, entity, row.id, created(values), esco_id)
+        return row
+
     async def update_audited(
         self,
         table: Table,

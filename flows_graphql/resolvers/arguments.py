@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import Table
+from sqlalchemy import FromClause
 from strawberry import Maybe, Some
 
 from ..errors import invalid_argument
@@ -29,7 +29,7 @@ def esco_id_argument(value: str | None) -> uuid.UUID | None:
     return parsed
 
 
-def in_esco(table: Table, esco_id: str | None) -> list[Any]:
+def in_esco(table: FromClause, esco_id: str | None) -> list[Any]:
     """The condition of a root list's `escoId` argument (none when left out)."""
     esco = esco_id_argument(esco_id)
     return [table.c.esco_id == esco] if esco is not None else []

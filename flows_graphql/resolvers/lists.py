@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import Table
+from sqlalchemy import FromClause
 
 from ..context import Context
 from ..fields import root_connection
@@ -23,7 +23,7 @@ from .arguments import EscoIdArg, in_esco
 def esco_rows(
     node: type,
     spec: Any,
-    table: Table,
+    table: FromClause,
     filter_type: type,
     conditions: Callable[[Any], list[Any]],
     order_type: type[Enum],
@@ -57,7 +57,7 @@ def esco_rows(
         return await root_connection(
             info,
             spec,
-            order_by.value if order_by else None,
+            _order(order_by),
             [
                 *in_esco(table, esco_id),
                 *conditions(filter),
@@ -70,3 +70,7 @@ def esco_rows(
         )
 
     return strawberry.field(resolver=resolve, description=description)
+
+
+def _order(value: Enum | None) -> str | None:
+    return None if value is None else str(value.value)

@@ -31,6 +31,7 @@ Decisions:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -147,7 +148,7 @@ async def create_payment(
         problems.add("customerId", ErrorCode.CUSTOMER_SUSPENDED, "The customer is suspended.")
     elif customer.status != CustomerStatus.ACTIVE:
         problems.add("customerId", ErrorCode.INVALID, "The customer is inactive.")
-    links = []
+    links: Sequence[Any] = []
     if account_id is not None:
         links = (
             await tx.conn.execute(

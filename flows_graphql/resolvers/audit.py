@@ -85,7 +85,7 @@ class AuditQuery:
             conditions.append(AUDIT.c.created_at >= london_midnight(from_))
         if to is not None:
             conditions.append(AUDIT.c.created_at < london_midnight(_next_day(to)))
-        return await root_connection(
+        page: Connection[AuditRecord] = await root_connection(
             info,
             AUDIT_SPEC,
             order_by.value if order_by else None,
@@ -95,6 +95,7 @@ class AuditQuery:
             last=last,
             before=before,
         )
+        return page
 
 
 def _next_day(day: date) -> date:

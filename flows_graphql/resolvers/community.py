@@ -38,9 +38,10 @@ class CommunityQuery:
         last: Last = None,
         before: Before = None,
     ) -> Connection[Esco]:
-        return await root_connection(
+        page: Connection[Esco] = await root_connection(
             info, ESCO_SPEC, None, [], first=first, after=after, last=last, before=before
         )
+        return page
 
     @strawberry.field(description="One ESCO by its code; null when missing or out of scope.")
     async def esco(

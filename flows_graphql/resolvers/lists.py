@@ -54,7 +54,7 @@ def esco_rows(
         last: Last = None,
         before: Before = None,
     ) -> Connection[node]:  # type: ignore[valid-type]
-        return await root_connection(
+        page: Connection[Any] = await root_connection(
             info,
             spec,
             _order(order_by),
@@ -68,6 +68,7 @@ def esco_rows(
             last=last,
             before=before,
         )
+        return page
 
     return strawberry.field(resolver=resolve, description=description)
 

@@ -750,5 +750,5 @@ def _may_accept(tx: Tx, invite: Row) -> bool:
     if not tx.may_see(invite.esco_id):
         return False
     if tx.viewer.role == "customer":
-        return tx.viewer.customer_id == invite.customer_id
+        return bool(tx.viewer.customer_id == invite.customer_id)
     return True

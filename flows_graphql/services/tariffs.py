@@ -406,9 +406,8 @@ async def set_microgrid_tariff(
 def _pick(value: Decimal | None, existing: Any, name: str, defaults: Any) -> Decimal:
     if value is not None:
         return value
-    if existing is not None:
-        return getattr(existing, name)
-    return getattr(defaults, name)
+    picked: Decimal = getattr(existing if existing is not None else defaults, name)
+    return picked
 
 
 async def set_customer_discount(

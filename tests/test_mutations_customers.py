@@ -225,7 +225,7 @@ async def test_update_customer(world: World) -> None:
         None,
     )
     # Changing nothing (same e-mail in another case) writes nothing.
-    before = await counts(world.conn, esco)
+    before = await counts(world.conn, TABLES, esco)
     payload = ok(
         await mutate(
             world.client,
@@ -235,7 +235,7 @@ async def test_update_customer(world: World) -> None:
         )
     )
     assert payload["customer"]["email"] == "new@example.com"
-    assert await counts(world.conn, esco) == before
+    assert await counts(world.conn, TABLES, esco) == before
     events = await customer_events(world.conn, customer)
     assert [(e["event_type"], e["actor"], data(e["data"])) for e in events] == [
         (
@@ -300,7 +300,7 @@ async def test_set_customer_status(world: World) -> None:
         "suspended"
     )
     # The same status again is a no-op: no write, no event.
-    before = await counts(world.conn, esco)
+    before = await counts(world.conn, TABLES, esco)
     payload = ok(
         await mutate(
             world.client,
@@ -310,7 +310,7 @@ async def test_set_customer_status(world: World) -> None:
         )
     )
     assert payload["customer"]["status"] == "SUSPENDED"
-    assert await counts(world.conn, esco) == before
+    assert await counts(world.conn, TABLES, esco) == before
     ok(
         await mutate(
             world.client,

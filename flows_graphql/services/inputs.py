@@ -157,9 +157,13 @@ def email(problems: Problems, field: str, value: str) -> str:
 
 
 async def region(tx: Tx, problems: Problems, region_code: str) -> None:
-    """A price-cap region named by its code; NOT_FOUND on `regionCode` otherwise."""
-    found = None  # text the database cannot hold names no region
-    if len(region_code) <= SHORT_TEXT and storable(region_code):
+    """A price-cap region named by its code; NOT_FOUND on `regionCode` otherwise
+    (INVALID for text the database cannot hold, as for any text)."""
+    if not storable(region_code):
+        problems.add("regionCode", ErrorCode.INVALID, "Must be valid Unicode text without NUL.")
+        return
+    found = None  # a code this long names no region
+    if len(region_code) <= SHORT_TEXT:
         found = await tx.conn.scalar(select(Region.code).where(Region.code == region_code))
     if found is None:
         problems.add("regionCode", ErrorCode.NOT_FOUND, "No region with this code.")

@@ -315,7 +315,7 @@ async def empty_tables(settings: Settings, database_url: str) -> None:
 class World:
     client: httpx.AsyncClient
     conn: asyncpg.Connection
-    engine: AsyncEngine  # the app's
+    engine: AsyncEngine  # not the app's: for calling services directly
 
 
 @asynccontextmanager
@@ -324,12 +324,14 @@ async def module_world(settings: Settings, database_url: str) -> AsyncIterator[W
     (like conftest's `client`), for a module's tests."""
     await empty_tables(settings, database_url)
     app = create_app(settings, database_url, today=lambda: TODAY)
+    engine = create_engine(settings, database_url)
     conn = await asyncpg.connect(direct_dsn(database_url))
     try:
         async with asgi_client(app, bearer(settings, "admin")) as http:
-            yield World(http, conn, app.state.engine)
+            yield World(http, conn, engine)
     finally:
         await conn.close()
+        await engine.dispose()
         await app.state.engine.dispose()
 
 

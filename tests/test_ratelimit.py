@@ -24,8 +24,8 @@ from flows_graphql.ratelimit import MemoryStore, RateLimiter, RedisStore
 from flows_graphql.schema import schema
 from tests.support import factories as f
 from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.sockets import Subscriber, _refused, feeds_open, serving, token
 from tests.support.stores import REDIS_URL, needs_redis
-from tests.test_live_updates import Subscriber, _refused, feeds_open, serving, token
 
 REGIONS = "query Regions { regions { code name } }"
 # limits.check's estimate of REGIONS, read back from the cost-only answer below.

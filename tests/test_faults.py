@@ -1,5 +1,5 @@
 """Database faults, through HTTP against the real server (uvicorn in a subprocess) and
-a PostgreSQL of the test's own (tests/private_pg.py; never the shared server), which is
+a PostgreSQL of the test's own (tests/support/private_pg.py; never the shared server), which is
 restarted, crashed, stopped and frozen while payments and reads run.
 
 Each numbered defect of issue 16 that is about faults has its regression test here:
@@ -40,8 +40,8 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.faults import TIMEOUT, UNAVAILABLE, classify
-from tests.factories import EscoData, build_esco
-from tests.private_pg import PrivatePostgres, binaries, free_port, private_postgres
+from tests.support.factories import EscoData, build_esco
+from tests.support.private_pg import PrivatePostgres, binaries, free_port, private_postgres
 
 pytestmark = [
     pytest.mark.faults,

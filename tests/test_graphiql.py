@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from flows_graphql import graphiql
-from tests import live
+from tests.support import live
 
 README = live.ROOT / "README.md"
 ASSET = re.compile(r'(?:src|href)="([^"]+)"(?: integrity="([^"]+)")?')

@@ -1,5 +1,5 @@
 """Sign-in through identity providers (docs/identity.md), against a real OpenID Connect
-provider the suite serves on loopback (tests/oidc_provider.py): tokens checked against
+provider the suite serves on loopback (tests/support/oidc_provider.py): tokens checked against
 its JWKS, every refusal a 401 with a clear message, key rotation, cache headers,
 discovery, an unreachable provider (503, not a hang), staff grants and their
 revocation, the onboarding of a customer from an invite, and CORS."""
@@ -27,9 +27,9 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.oidc import cache_ttl
 from flows_graphql.config import OidcIssuer, Settings, parse_issuers, parse_origins
 from flows_graphql.types.node import to_global_id
-from tests import factories as f
-from tests.conftest import TODAY, bearer
-from tests.oidc_provider import AUDIENCE, Provider, make_key
+from tests.support import factories as f
+from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.oidc_provider import AUDIENCE, Provider, make_key
 
 ME = "{ viewer { role subject issuer email escos { code } customer { uuid email } } }"
 
@@ -69,7 +69,7 @@ class Api:
 
 async def make_api(settings: Settings, database_url: str) -> tuple[Api, Any]:
     app = create_app(settings, database_url, today=lambda: TODAY)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    http = asgi_client(app)
     return Api(http, app), app
 
 
@@ -773,7 +773,7 @@ PREFLIGHT = {
 
 async def cors_client(settings: Settings, database_url: str) -> tuple[httpx.AsyncClient, Any]:
     app = create_app(settings, database_url, today=lambda: TODAY)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), app
+    return asgi_client(app), app
 
 
 async def test_cors_preflight_from_an_allowed_and_a_refused_origin(

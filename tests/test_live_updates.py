@@ -13,20 +13,19 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import pytest
-import uvicorn
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key, revoke_key
 from flows_graphql.config import Settings
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer
+from tests.support.seed import seed_esco, seed_household
+from tests.support.sockets import Subscriber, _refused, feeds_open, serving, token
 
 EVENTS = "subscription ($after: ID) { events(after: $after) { id type subject { id } } }"
 
@@ -43,50 +42,12 @@ class World:
     cats_home: uuid.UUID
 
 
-async def _esco(raw: asyncpg.Connection, code: str) -> uuid.UUID:
-    esco = uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
-        esco,
-        code,
-        code.upper(),
-    )
-    return esco
-
-
-async def _household(
-    raw: asyncpg.Connection, esco: uuid.UUID, email: str, plot: str
-) -> tuple[uuid.UUID, uuid.UUID]:
-    customer, prop, account = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO customers (id, esco_id, email) VALUES ($1, $2, $3)", customer, esco, email
-    )
-    await raw.execute(
-        "INSERT INTO properties (id, esco_id, plot) VALUES ($1, $2, $3)", prop, esco, plot
-    )
-    await raw.execute(
-        "INSERT INTO accounts (id, esco_id, property_id, opened_on) VALUES ($1, $2, $3, "
-        "'2024-01-01')",
-        account,
-        esco,
-        prop,
-    )
-    await raw.execute(
-        "INSERT INTO customer_accounts (customer_id, account_id, esco_id, role, start_date) "
-        "VALUES ($1, $2, $3, 'occupier', '2024-01-01')",
-        customer,
-        account,
-        esco,
-    )
-    return customer, account
-
-
 @pytest.fixture
 async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
-    esco, other = await _esco(raw, "live"), await _esco(raw, "elsewhere")
-    ann, home = await _household(raw, esco, "ann@example.com", "1")
-    bob, bobs_home = await _household(raw, esco, "bob@example.com", "2")
-    cat, cats_home = await _household(raw, other, "cat@example.com", "1")
+    esco, other = await seed_esco(raw, "live"), await seed_esco(raw, "elsewhere")
+    ann, home = await seed_household(raw, esco, "ann@example.com", "1")
+    bob, bobs_home = await seed_household(raw, esco, "bob@example.com", "2")
+    cat, cats_home = await seed_household(raw, other, "cat@example.com", "1")
     return World(esco, other, ann, bob, cat, home, bobs_home, cats_home)
 
 
@@ -97,90 +58,6 @@ async def server(
     """The app on a real socket; yields (ws url, app)."""
     async with serving(settings, database_url) as served:
         yield served
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings, database_url: str) -> AsyncIterator[tuple[str, Any]]:
-    """The app of `settings` (quick pings and rechecks) under uvicorn on a loopback
-    port, lifespan on; yields (ws url, app)."""
-    quick = replace(settings, ws_ping_seconds=0.2, ws_idle_seconds=30, ws_recheck_seconds=0.5)
-    app = create_app(quick, database_url, today=lambda: TODAY)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
-    served = uvicorn.Server(config)
-    task = asyncio.create_task(served.serve())
-    for _ in range(500):
-        if served.started:
-            break
-        await asyncio.sleep(0.01)
-    port = served.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"ws://127.0.0.1:{port}/graphql", app
-    finally:
-        served.should_exit = True
-        # Open WebSockets would hold a graceful shutdown: force it after a moment.
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 3)
-        except TimeoutError:
-            served.force_exit = True
-            await task
-
-
-class Subscriber:
-    """A graphql-transport-ws client that answers pings and collects `next` payloads."""
-
-    def __init__(self, socket: Any) -> None:
-        self.socket = socket
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def connect(cls, url: str, payload: dict[str, str]) -> AsyncIterator[Subscriber]:
-        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
-            await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
-            ack = json.loads(await asyncio.wait_for(socket.recv(), 5))
-            assert ack["type"] == "connection_ack", ack
-            yield cls(socket)
-
-    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
-        op = uuid.uuid4().hex
-        message = {"query": query, "variables": variables or {}}
-        await self.socket.send(json.dumps({"id": op, "type": "subscribe", "payload": message}))
-        return op
-
-    async def next(self, within: float = 5) -> dict[str, Any]:
-        """The next message that is not a ping or pong, within `within` seconds."""
-        async with asyncio.timeout(within):
-            return await self._next()
-
-    async def _next(self) -> dict[str, Any]:
-        while True:
-            message = json.loads(await self.socket.recv())
-            if message["type"] == "ping":
-                await self.socket.send(json.dumps({"type": "pong"}))
-                continue
-            if message["type"] == "pong":
-                continue
-            return message
-
-
-async def _refused(url: str, payload: dict[str, str]) -> tuple[int, str]:
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
-        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await asyncio.wait_for(socket.recv(), 5)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code, closed.value.rcvd.reason
-
-
-async def feeds_open(app: Any, n: int) -> None:
-    """Wait until the server's broker has `n` feeds open: the subscriptions are live
-    (the protocol itself has no "subscribed" message)."""
-    async with asyncio.timeout(10):
-        while len(app.state.broker.feeds) < n:  # noqa: ASYNC110 (another task's state)
-            await asyncio.sleep(0.01)
-
-
-def token(settings: Settings, role: str, **claims: Any) -> dict[str, str]:
-    return {"Authorization": bearer(settings, role, **claims)["Authorization"]}
 
 
 async def _key(engine: AsyncEngine, esco: uuid.UUID, scopes: list[str]) -> tuple[uuid.UUID, str]:

@@ -5,19 +5,15 @@ the billing clock, who sees which months, and statement counts that do not grow.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal as D
 from typing import Any
 
 import httpx
-import pytest
 
-from flows_graphql.app import create_app
 from flows_graphql.types.node import to_global_id
-from tests.conftest import bearer, gql
-from tests.factories import TENANT
-from tests.test_billing import SET_SOLAR, Community, priced_example, run_billing
+from tests.support.api import TENANT, bearer, gql
+from tests.support.billing import Community, priced_example, run_billing, set_solar_credit
 
 STATEMENTS = """
 query($id: ID!, $from: Date, $to: Date, $on: Date) {
@@ -29,18 +25,6 @@ query($id: ID!, $from: Date, $to: Date, $on: Date) {
     }
   } }
 }"""
-
-
-@pytest.fixture
-async def april(settings, database_url, engine) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose billing clock reads 2025-04-15: March 2025 is a past month."""
-    app = create_app(settings, database_url, today=lambda: date(2025, 4, 15))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(settings, "admin")
-    ) as http:
-        yield http
-    await app.state.engine.dispose()
 
 
 async def account_of(raw: Any, customer: uuid.UUID) -> uuid.UUID:
@@ -114,18 +98,7 @@ async def worked_example(april: httpx.AsyncClient, raw: Any) -> tuple[Community,
     """rules.md §8: charges 75.23224 (March), solar credit 1953 p, a payment of 5000 p
     succeeded on 12 March, opening 10.00."""
     community = await priced_example(april, raw)  # 4.2 kW of solar on the one home
-    body = await gql(
-        april,
-        SET_SOLAR,
-        {
-            "input": {
-                "escoId": str(community.esco_id),
-                "periodStart": "2025-01-01",
-                "creditPencePerYear": "5475",
-            }
-        },
-    )
-    assert body["data"]["setSolarCreditTariff"]["userErrors"] == []
+    assert (await set_solar_credit(april, community, "5475"))["userErrors"] == []
     account = await account_of(raw, community.customers[0])
     await february_charges(raw, community, "10.00")
     result = await run_billing(april, community)

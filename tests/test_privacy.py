@@ -29,7 +29,8 @@ from flows_graphql.config import Settings
 from flows_graphql.loaders.visibility import customer_billed_for, customer_occupied_account_on
 from flows_graphql.rules.privacy import actor_shown
 from flows_graphql.types.node import from_global_id
-from tests.conftest import bearer, gql
+from tests.support import api
+from tests.support.api import asgi_client, bearer, gql, mutate
 
 TODAY = date(2025, 5, 15)
 MONTHS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01"]
@@ -51,16 +52,7 @@ class Home:
 
 
 async def ok(client: httpx.AsyncClient, field: str, input: dict[str, Any], sel: str) -> Any:
-    body = await gql(
-        client,
-        f"mutation($input: {field[0].upper()}{field[1:]}Input!) {{ {field}(input: $input) "
-        f"{{ {sel} userErrors {{ field code message }} }} }}",
-        {"input": input},
-    )
-    assert "errors" not in body, body
-    payload = body["data"][field]
-    assert payload["userErrors"] == [], payload
-    return payload
+    return api.ok(await mutate(client, field, input, sel))
 
 
 @pytest.fixture
@@ -73,20 +65,14 @@ async def app(settings: Settings, database_url: str, engine: AsyncEngine) -> Asy
 @pytest.fixture
 async def app_client(app: Any, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app as an admin (`user:admin-1`) sees it."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers=bearer(settings, "admin", sub="admin-1"),
-    ) as http:
+    async with asgi_client(app, bearer(settings, "admin", sub="admin-1")) as http:
         yield http
 
 
 @pytest.fixture
 async def bare_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The app without credentials of its own (each request brings them)."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with asgi_client(app) as http:
         yield http
 
 

@@ -14,7 +14,7 @@ Generated from the schema, like the cross-ESCO matrix (tests/test_tenant_matrix.
   every object of the ESCO is probed; a new Node type fails until listed.
 
 Every customer crawls twice: signed in with the server's own JWT, and with a token of
-an identity provider served on loopback (tests/oidc_provider.py) whose identity is
+an identity provider served on loopback (tests/support/oidc_provider.py) whose identity is
 linked to them in the database (`customer_identities`).
 
 The oracle is independent of the server's rules: the timelines below (who occupied
@@ -71,10 +71,10 @@ from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.schema import schema
 from flows_graphql.types.node import from_global_id, to_global_id
-from tests.conftest import bearer, direct_dsn
-from tests.factories import empty_tables, month_at
-from tests.oidc_provider import AUDIENCE, Provider, make_key
-from tests.test_tenant_matrix import _decoded as opened_up
+from tests.support.api import bearer, opened_up
+from tests.support.db import direct_dsn
+from tests.support.factories import empty_tables, month_at
+from tests.support.oidc_provider import AUDIENCE, Provider, make_key
 
 GRAPHQL = schema._schema
 TODAY = date(2025, 7, 10)

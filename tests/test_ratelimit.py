@@ -22,31 +22,14 @@ from flows_graphql.exports import EXPORT_COST
 from flows_graphql.limits import Limits, check
 from flows_graphql.ratelimit import MemoryStore, RateLimiter, RedisStore
 from flows_graphql.schema import schema
-from tests import factories as f
-from tests.conftest import TODAY, bearer
-from tests.test_live_updates import Subscriber, _refused, feeds_open, serving, token
+from tests.support import factories as f
+from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.sockets import Subscriber, _refused, feeds_open, serving, token
+from tests.support.stores import REDIS_URL, needs_redis
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 REGIONS = "query Regions { regions { code name } }"
 # limits.check's estimate of REGIONS, read back from the cost-only answer below.
 VIEWER = "{ viewer { role } }"
-
-
-def redis_answers() -> bool:
-    async def ping() -> bool:
-        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            return bool(await client.ping())
-        except (OSError, aioredis.RedisError):
-            return False
-        finally:
-            await client.aclose()
-
-    return asyncio.run(ping())
-
-
-HAVE_REDIS = redis_answers()
-needs_redis = pytest.mark.skipif(not HAVE_REDIS, reason="no Redis answers on 127.0.0.1:6379")
 
 
 @pytest.fixture
@@ -81,11 +64,7 @@ async def app_client(engine, database_url):
 
     async def make(settings: Settings) -> httpx.AsyncClient:
         app = create_app(settings, database_url, today=lambda: TODAY)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://test",
-            headers=bearer(settings, "admin", sub="rl-admin"),
-        )
+        client = asgi_client(app, bearer(settings, "admin", sub="rl-admin"))
         made.append((client, app))
         return client
 

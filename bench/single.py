@@ -6,8 +6,9 @@
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
 app in this process and times (a)'s or (b)'s request end to end (auth, parse, validate, execute,
 JSON); `--profile [tottime|cumulative]` prints a cProfile of the timed requests
-(`--dump FILE` keeps it). `--direct` calls the ASGI app without httpx: the CPU is the
-server's alone.
+(`--dump FILE` keeps it). `--direct` calls the ASGI app without httpx, logging as a server
+process does: the CPU is the server's alone. `--trusted` sends the document's id
+(docs/trusted-documents.md) instead of its text.
 `--trace` times it with tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on: the
 OTLP/HTTP exporter behind a batch processor, sending to a receiver in another process
 (started here, on loopback) that answers every export with 200. `--trace-ab` alternates
@@ -33,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from flows_graphql import logs
 from flows_graphql.app import create_app
 from flows_graphql.config import RateLimits, Settings
 from flows_graphql.ratelimit import TIERS
@@ -40,6 +42,7 @@ from flows_graphql.types.node import to_global_id
 
 from .dataset import describe
 from .queries import OUR_APP, OUR_DASHBOARD
+from .run import write_manifest
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
 
@@ -87,9 +90,12 @@ async def main(
     trace_ab: bool = False,
     direct: bool = False,
     dump: str | None = None,
+    trusted: bool = False,
 ) -> None:
     with traced(trace or trace_ab):
-        await _main(requests, profile, concurrency, scenario, trace, trace_ab, direct, dump)
+        await _main(
+            requests, profile, concurrency, scenario, trace, trace_ab, direct, dump, trusted
+        )
 
 
 async def _main(
@@ -101,6 +107,7 @@ async def _main(
     trace_ab: bool = False,
     direct: bool = False,
     dump: str | None = None,
+    trusted: bool = False,
 ) -> None:
     bench = BenchSettings.from_env()
     data = await describe(bench, "single")
@@ -108,15 +115,21 @@ async def _main(
     # Budgets no run reaches (as bench.servers sets them): the accounting is measured.
     budgets = RateLimits(**{tier: 2_000_000_000 for tier in TIERS})
     settings = dataclasses.replace(settings, jwt_secret=bench.jwt_secret, rate_limits=budgets)
+    if trusted:
+        settings = dataclasses.replace(settings, trusted_documents=write_manifest())
+    if direct:
+        logs.configure()  # as a server process logs (JSON lines on stderr)
     app = create_app(settings, bench.database_url)
     tokens = Tokens(bench, data)
     months = {"from": str(data.first_month), "to": str(data.last_month)}
     if scenario == "a":
-        body = graphql_body(OUR_DASHBOARD, {"code": data.esco_code, **months})
+        body = graphql_body(OUR_DASHBOARD, {"code": data.esco_code, **months}, trusted)
         token = tokens.operator
     else:  # (b): the first app customer's screen, with their own token
         customer = data.app_customers[0]
-        body = graphql_body(OUR_APP, {"id": to_global_id("Customer", customer.id), **months})
+        body = graphql_body(
+            OUR_APP, {"id": to_global_id("Customer", customer.id), **months}, trusted
+        )
         token = tokens.customers[0]
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     transport = httpx.ASGITransport(app=app)
@@ -177,6 +190,7 @@ async def _main(
     cpu = sorted(t[1] * 1000 for t in times)
     name = "dashboard" if scenario == "a" else "app screen"
     name += ", straight into the ASGI app" if direct else ""
+    name += ", as a trusted document" if trusted else ""
     who = "" if direct else ": server and client"
     name += ", traced" if trace else ""
     print(
@@ -252,6 +266,9 @@ if __name__ == "__main__":
         "--direct", action="store_true", help="call the ASGI app without an HTTP client"
     )
     parser.add_argument("--dump", metavar="FILE", help="write the cProfile stats to FILE")
+    parser.add_argument(
+        "--trusted", action="store_true", help="send the document's id (trusted documents)"
+    )
     args = parser.parse_args()
     run = main(
         args.requests,
@@ -262,6 +279,7 @@ if __name__ == "__main__":
         args.trace_ab,
         args.direct,
         args.dump,
+        args.trusted,
     )
     try:  # the event loop the server runs on (uvicorn picks uvloop when installed)
         import uvloop

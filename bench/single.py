@@ -199,9 +199,9 @@ async def _main(
         f" {statistics.median(cpu):.1f} ms, min {cpu[0]:.1f} ms"
     )
     if profiler:
-        pstats.Stats(profiler).sort_stats(profile).print_stats(45)
         if dump:
             profiler.dump_stats(dump)
+        pstats.Stats(profiler).sort_stats(profile).print_stats(45)
 
 
 async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[float, float]:

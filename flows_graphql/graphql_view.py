@@ -407,9 +407,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET naming a document runs it, whatever the Accept header says.
+        params = request.query_params
         return (
-            "documentId" not in request.query_params
-            and "extensions" not in (request.query_params)
+            "documentId" not in params
+            and "extensions" not in params
             and super().should_render_graphql_ide(request)
         )
 

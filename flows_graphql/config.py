@@ -317,6 +317,10 @@ class Settings:
     # On shutdown, how long running billing runs are waited for before they are
     # cancelled (rolled back and marked failed).
     billing_shutdown_grace_s: float = 15.0
+    # The manifest of trusted documents (docs/trusted-documents.md), and whether the
+    # app's users (customer and unlinked tokens) may run only those.
+    trusted_documents: Path | None = None
+    require_trusted_documents: bool = False
 
     @property
     def production(self) -> bool:
@@ -371,6 +375,12 @@ class Settings:
             raise ConfigError(
                 f"FLOWS_DEFAULT_PAGE_SIZE ({default_page}) must not be over "
                 f"FLOWS_MAX_PAGE_SIZE ({max_page})"
+            )
+        manifest = (os.environ.get("FLOWS_TRUSTED_DOCUMENTS") or "").strip() or None
+        require_trusted = _flag("FLOWS_REQUIRE_TRUSTED_DOCUMENTS")
+        if require_trusted and manifest is None:
+            raise ConfigError(
+                "FLOWS_REQUIRE_TRUSTED_DOCUMENTS needs the manifest: set FLOWS_TRUSTED_DOCUMENTS"
             )
         return cls(
             database_url=url,
@@ -433,4 +443,6 @@ class Settings:
             metrics_port=_optional_int("FLOWS_METRICS_PORT", maximum=65535),
             billing_timeout_s=_positive_seconds("FLOWS_BILLING_TIMEOUT_S", 600.0),
             billing_shutdown_grace_s=_positive_seconds("FLOWS_BILLING_SHUTDOWN_GRACE_S", 15.0),
+            trusted_documents=Path(manifest) if manifest is not None else None,
+            require_trusted_documents=require_trusted,
         )

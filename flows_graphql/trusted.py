@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
@@ -125,7 +125,7 @@ class Trusted:
     def memo(self, key: Any, compute: Callable[[], T]) -> T:
         """`compute()` once for this document."""
         try:
-            return self._facts[key]
+            return cast(T, self._facts[key])
         except KeyError:
             value = self._facts[key] = compute()
             return value

@@ -1,11 +1,15 @@
 """Every scenario, with both comparators, in one run; prints the table and the ratios.
 
-    python -m bench.run [--scale 10000] [--duration 15] [--concurrency 8] [--workers 1]
+    python -m bench.run [--scale 10000] [--duration 15] [--concurrency 8] [--workers 1[,2]]
+                        [--trusted]
 
 Loads the data set (unless --reuse finds the same one loaded), starts flows-graphql and
 PostGraphile (same number of processes) on loopback ports, checks that every target of
 a read scenario returns the same rows, then runs (a)…(e) one after the other. The table
-is printed and written to bench/.results/latest.md with the servers' logs.
+is printed and written to bench/.results/latest.md with the servers' logs. With a list
+of worker counts, (a) and (b) are measured again with each further count (both servers
+restarted with that many processes), reported beside the first. `--trusted` sends our
+(a) and (b) as trusted documents (docs/trusted-documents.md) instead of their text.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import subprocess
@@ -20,15 +25,19 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
+
+from flows_graphql.trusted import sha256_hex
 
 from . import floor, growth, profile, report
 from .datagen import Shape
 from .dataset import DataSet, describe
 from .driver import Result, closed_loop
 from .load import current_label, generate, this_month
+from .queries import OUR_APP, OUR_DASHBOARD
 from .scenarios import (
     Load,
     ReadTargets,
@@ -56,7 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop workers")
     parser.add_argument("--max-requests", type=int, default=100_000, help="per load run")
     parser.add_argument("--warmup", type=int, default=20, help="uncounted requests first")
-    parser.add_argument("--workers", type=int, default=1, help="processes of each server")
+    parser.add_argument(
+        "--workers",
+        type=_counts,
+        default=[1],
+        help="processes of each server; a list (1,2) runs (a) and (b) once per count",
+    )
     parser.add_argument("--billing-runs", type=int, default=3, help="runBilling repetitions")
     parser.add_argument(
         "--scenarios", default="abcde", help="which of a b c d e to run (default all)"
@@ -71,6 +85,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-postgraphile", action="store_true", help="leave PostGraphile out of the run"
     )
     parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="send our (a) and (b) as trusted documents (documentId), not as text",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         default=0,
@@ -80,9 +99,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 10 <= args.scale <= 100_000:
         parser.error("--scale must be between 10 and 100,000")
-    if not 1 <= args.concurrency <= 256 or args.workers < 1 or args.duration <= 0:
+    if not 1 <= args.concurrency <= 256 or min(args.workers) < 1 or args.duration <= 0:
         parser.error("--concurrency 1..256, --workers >= 1, --duration > 0")
     return args
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a count or counts like 1,2") from None
+    return counts
 
 
 def machine() -> str:
@@ -196,64 +223,30 @@ async def measure(
 ) -> int:
     load = Load(args.concurrency, args.duration, args.max_requests, args.warmup)
     tokens = Tokens(settings, data)
-    ours = OurServer(settings, RESULTS_DIR, args.workers, pooled_url)
-    postgraphile: PostGraphileServer | None = None
-    if not args.no_postgraphile:
-        if PostGraphileServer.installed():
-            postgraphile = PostGraphileServer(
-                settings, RESULTS_DIR, args.workers, str(data.esco_id)
-            )
-        else:
-            print("PostGraphile is not installed (run bench/setup.sh): left out", flush=True)
+    manifest = write_manifest() if args.trusted else None
     results: list[Result] = []
     timed: list[Timed] = []
-    try:
-        ours.start()
-        if postgraphile is not None:
-            postgraphile.start()
-        pg_url = postgraphile.url if postgraphile else None
-        pg_pid = postgraphile.pid if postgraphile else None
-        print(
-            f"servers: flows-graphql pid {ours.pid} :{ours.port}"
-            + (f", PostGraphile pid {pg_pid} :{postgraphile.port}" if postgraphile else "")
-            + f", {args.workers} process(es) each; load: {args.concurrency} workers, "
-            f"{args.duration:g}s or {args.max_requests} requests per run",
-            flush=True,
+    for index, workers in enumerate(args.workers):
+        # Each count of processes after the first measures the read scenarios again.
+        label = f", {workers} worker{'s' if workers > 1 else ''}" if len(args.workers) > 1 else ""
+        scenarios = (
+            args.scenarios if index == 0 else "".join(c for c in args.scenarios if c in "ab")
         )
-        pool = await floor.pool(settings, data, args.concurrency)
-        async with http_client(args.concurrency) as client:
-            reads = []
-            if "a" in args.scenarios:
-                reads.append(
-                    ("a) dashboard", dashboard(client, pool, data, tokens, ours.url, pg_url))
-                )
-            if "b" in args.scenarios:
-                reads.append(
-                    ("b) app screen", app_screen(client, pool, data, tokens, ours.url, pg_url))
-                )
-            for scenario, targets in reads:
-                await check_same_answers(scenario, targets)
-                for result in await run_reads(scenario, targets, load, ours.pid, pg_pid, settings):
-                    results.append(result)
-                    print(report.result_row(result), flush=True)
-            if "c" in args.scenarios:
-                results.append(await paging(client, data, tokens, ours.url, ours.pid))
-                print(report.result_row(results[-1]), flush=True)
-            if "d" in args.scenarios:
-                timed.append(
-                    await billing(client, data, tokens, ours.url, ours.pid, args.billing_runs)
-                )
-                print(report.timed_row(timed[-1]), *timed[-1].notes, sep="\n  ", flush=True)
-            if "e" in args.scenarios:
-                timed.append(await import_usage(client, settings, data, tokens, ours.url, ours.pid))
-                print(report.timed_row(timed[-1]), *timed[-1].notes, sep="\n  ", flush=True)
-            if args.profile and reads and reads[0][0].startswith("a"):
-                await profile_dashboard(reads[0][1], load, ours.pid, args.profile)
-        await pool.close()
-    finally:
-        ours.stop()
-        if postgraphile is not None:
-            postgraphile.stop()
+        await serve(
+            args,
+            settings,
+            data,
+            tokens,
+            load,
+            workers,
+            scenarios,
+            label,
+            index == 0,
+            manifest,
+            pooled_url,
+            results,
+            timed,
+        )
     text = "\n".join(
         [
             f"# Benchmark run {datetime.now():%Y-%m-%d %H:%M}",
@@ -264,7 +257,7 @@ async def measure(
             f"{data.last_month:%Y-%m}",
             f"- load: closed loop, {args.concurrency} workers, {args.duration:g}s or "
             f"{args.max_requests} requests per run after {args.warmup} warm-up requests; "
-            f"{args.workers} server process(es) each"
+            f"{', then '.join(map(str, args.workers))} server process(es) each"
             + ("; ours through PgBouncer (transaction pooling)" if pooled_url else ""),
             f"- command: python -m bench.run {' '.join(sys.argv[1:])}".rstrip(),
             f"- code: {code_version()}",
@@ -293,6 +286,91 @@ async def measure(
     )
     print("\n" + text, flush=True)
     return 1 if any(r.errors for r in results) else 0
+
+
+async def serve(
+    args: argparse.Namespace,
+    settings: BenchSettings,
+    data: DataSet,
+    tokens: Tokens,
+    load: Load,
+    workers: int,
+    scenarios: str,
+    label: str,
+    first: bool,
+    manifest: Path | None,
+    pooled_url: str | None,
+    results: list[Result],
+    timed: list[Timed],
+) -> None:
+    """Both servers with `workers` processes each, and the scenarios run against them."""
+    ours = OurServer(settings, RESULTS_DIR, workers, pooled_url, manifest)
+    postgraphile: PostGraphileServer | None = None
+    if not args.no_postgraphile:
+        if PostGraphileServer.installed():
+            postgraphile = PostGraphileServer(settings, RESULTS_DIR, workers, str(data.esco_id))
+        else:
+            print("PostGraphile is not installed (run bench/setup.sh): left out", flush=True)
+    try:
+        ours.start()
+        if postgraphile is not None:
+            postgraphile.start()
+        pg_url = postgraphile.url if postgraphile else None
+        pg_pid = postgraphile.pid if postgraphile else None
+        print(
+            f"servers: flows-graphql pid {ours.pid} :{ours.port}"
+            + (f", PostGraphile pid {pg_pid} :{postgraphile.port}" if postgraphile else "")
+            + f", {workers} process(es) each; load: {args.concurrency} workers, "
+            f"{args.duration:g}s or {args.max_requests} requests per run",
+            flush=True,
+        )
+        pool = await floor.pool(settings, data, args.concurrency)
+        async with http_client(args.concurrency) as client:
+            reads = []
+            if "a" in scenarios:
+                reads.append(
+                    (
+                        f"a) dashboard{label}",
+                        dashboard(client, pool, data, tokens, ours.url, pg_url, args.trusted),
+                    )
+                )
+            if "b" in scenarios:
+                reads.append(
+                    (
+                        f"b) app screen{label}",
+                        app_screen(client, pool, data, tokens, ours.url, pg_url, args.trusted),
+                    )
+                )
+            for scenario, targets in reads:
+                await check_same_answers(scenario, targets)
+                for result in await run_reads(scenario, targets, load, ours.pid, pg_pid, settings):
+                    results.append(result)
+                    print(report.result_row(result), flush=True)
+            if "c" in scenarios:
+                results.append(await paging(client, data, tokens, ours.url, ours.pid))
+                print(report.result_row(results[-1]), flush=True)
+            if "d" in scenarios:
+                timed.append(
+                    await billing(client, data, tokens, ours.url, ours.pid, args.billing_runs)
+                )
+                print(report.timed_row(timed[-1]), *timed[-1].notes, sep="\n  ", flush=True)
+            if "e" in scenarios:
+                timed.append(await import_usage(client, settings, data, tokens, ours.url, ours.pid))
+                print(report.timed_row(timed[-1]), *timed[-1].notes, sep="\n  ", flush=True)
+            if args.profile and first and reads and reads[0][0].startswith("a"):
+                await profile_dashboard(reads[0][1], load, ours.pid, args.profile)
+        await pool.close()
+    finally:
+        ours.stop()
+        if postgraphile is not None:
+            postgraphile.stop()
+
+
+def write_manifest() -> Path:
+    """Our two read documents as a trusted-documents manifest (docs/trusted-documents.md)."""
+    path = RESULTS_DIR / "trusted-documents.json"
+    path.write_text(json.dumps({sha256_hex(q): q for q in (OUR_DASHBOARD, OUR_APP)}))
+    return path
 
 
 def main() -> None:

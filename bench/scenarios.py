@@ -17,6 +17,7 @@ import httpx
 
 from flows_graphql.auth.tokens import issue_token
 from flows_graphql.rules.clock import london_today
+from flows_graphql.trusted import sha256_hex
 from flows_graphql.types.node import to_global_id
 
 from . import equivalence, floor, queries
@@ -45,7 +46,12 @@ def http_client(concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, timeout=HTTP_TIMEOUT)
 
 
-def graphql_body(query: str, variables: dict[str, Any]) -> bytes:
+def graphql_body(query: str, variables: dict[str, Any], trusted: bool = False) -> bytes:
+    """A request's body: the query's text, or with `trusted` its registered id
+    (docs/trusted-documents.md; the server loads bench.run's manifest)."""
+    if trusted:
+        document = {"documentId": f"sha256:{sha256_hex(query)}"}
+        return json.dumps({**document, "variables": variables}).encode()
     return json.dumps({"query": query, "variables": variables}).encode()
 
 
@@ -103,13 +109,14 @@ def dashboard(
     tokens: Tokens,
     our_url: str,
     postgraphile_url: str | None,
+    trusted: bool = False,
 ) -> ReadTargets:
     variables = {
         "code": data.esco_code,
         "from": data.first_month.isoformat(),
         "to": data.last_month.isoformat(),
     }
-    our_body = graphql_body(queries.OUR_DASHBOARD, variables)
+    our_body = graphql_body(queries.OUR_DASHBOARD, variables, trusted)
     pg_body = graphql_body(queries.POSTGRAPHILE_DASHBOARD, variables)
 
     async def ours(i: int) -> int | None:
@@ -149,6 +156,7 @@ def app_screen(
     tokens: Tokens,
     our_url: str,
     postgraphile_url: str | None,
+    trusted: bool = False,
 ) -> ReadTargets:
     """Each request is the next customer's screen (200 customers, each with a token)."""
     months = {"from": data.first_month.isoformat(), "to": data.last_month.isoformat()}
@@ -157,7 +165,7 @@ def app_screen(
     app_args = (data.first_month, data.last_month, today)
     customers = data.app_customers
     our_bodies = [
-        graphql_body(queries.OUR_APP, {"id": to_global_id("Customer", c.id), **months})
+        graphql_body(queries.OUR_APP, {"id": to_global_id("Customer", c.id), **months}, trusted)
         for c in customers
     ]
     pg_bodies = [

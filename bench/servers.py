@@ -89,13 +89,20 @@ class OurServer(Server):
     name = "flows-graphql"
 
     def __init__(
-        self, settings: BenchSettings, log_dir: Path, workers: int, pooled_url: str | None = None
+        self,
+        settings: BenchSettings,
+        log_dir: Path,
+        workers: int,
+        pooled_url: str | None = None,
+        manifest: Path | None = None,
     ) -> None:
         self.port = settings.our_port
         self.settings = settings
         self.workers = workers
         # `--pgbouncer`: the server reaches the database through PgBouncer at this URL.
         self.pooled_url = pooled_url
+        # Trusted documents (bench.run --trusted): the manifest the server loads.
+        self.manifest = manifest
         super().__init__(log_dir)
 
     def command(self) -> list[str]:
@@ -130,6 +137,7 @@ class OurServer(Server):
             "FLOWS_ENV": "development",
             # Budgets no load run reaches: the accounting is measured, not the refusals.
             **{f"FLOWS_RATE_LIMIT_{tier}": "2000000000" for tier in BUDGET_TIERS},
+            **({"FLOWS_TRUSTED_DOCUMENTS": str(self.manifest)} if self.manifest else {}),
         }
 
     def ready(self, client: httpx.Client) -> bool:

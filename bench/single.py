@@ -1,11 +1,14 @@
 """One request at a time, in process, no load: where a request's time goes.
 
-    python -m bench.single [--scenario a|b] [--requests 30] [--concurrency 1]
+    python -m bench.single [--scenario a|b] [--requests 30] [--concurrency 1] [--direct]
                            [--profile [tottime|cumulative]] [--trace | --trace-ab]
 
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
 app in this process and times (a)'s or (b)'s request end to end (auth, parse, validate, execute,
-JSON); `--profile [tottime|cumulative]` prints a cProfile of the timed requests.
+JSON); `--profile [tottime|cumulative]` prints a cProfile of the timed requests
+(`--dump FILE` keeps it). `--direct` calls the ASGI app without httpx, logging as a server
+process does: the CPU is the server's alone. `--trusted` sends the document's id
+(docs/trusted-documents.md) instead of its text.
 `--trace` times it with tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on: the
 OTLP/HTTP exporter behind a batch processor, sending to a receiver in another process
 (started here, on loopback) that answers every export with 200. `--trace-ab` alternates
@@ -27,9 +30,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
+from flows_graphql import logs
 from flows_graphql.app import create_app
 from flows_graphql.config import RateLimits, Settings
 from flows_graphql.ratelimit import TIERS
@@ -37,6 +42,7 @@ from flows_graphql.types.node import to_global_id
 
 from .dataset import describe
 from .queries import OUR_APP, OUR_DASHBOARD
+from .run import write_manifest
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
 
@@ -82,9 +88,14 @@ async def main(
     scenario: str = "a",
     trace: bool = False,
     trace_ab: bool = False,
+    direct: bool = False,
+    dump: str | None = None,
+    trusted: bool = False,
 ) -> None:
     with traced(trace or trace_ab):
-        await _main(requests, profile, concurrency, scenario, trace, trace_ab)
+        await _main(
+            requests, profile, concurrency, scenario, trace, trace_ab, direct, dump, trusted
+        )
 
 
 async def _main(
@@ -94,6 +105,9 @@ async def _main(
     scenario: str,
     trace: bool,
     trace_ab: bool = False,
+    direct: bool = False,
+    dump: str | None = None,
+    trusted: bool = False,
 ) -> None:
     bench = BenchSettings.from_env()
     data = await describe(bench, "single")
@@ -101,15 +115,21 @@ async def _main(
     # Budgets no run reaches (as bench.servers sets them): the accounting is measured.
     budgets = RateLimits(**{tier: 2_000_000_000 for tier in TIERS})
     settings = dataclasses.replace(settings, jwt_secret=bench.jwt_secret, rate_limits=budgets)
+    if trusted:
+        settings = dataclasses.replace(settings, trusted_documents=write_manifest())
+    if direct:
+        logs.configure()  # as a server process logs (JSON lines on stderr)
     app = create_app(settings, bench.database_url)
     tokens = Tokens(bench, data)
     months = {"from": str(data.first_month), "to": str(data.last_month)}
     if scenario == "a":
-        body = graphql_body(OUR_DASHBOARD, {"code": data.esco_code, **months})
+        body = graphql_body(OUR_DASHBOARD, {"code": data.esco_code, **months}, trusted)
         token = tokens.operator
     else:  # (b): the first app customer's screen, with their own token
         customer = data.app_customers[0]
-        body = graphql_body(OUR_APP, {"id": to_global_id("Customer", customer.id), **months})
+        body = graphql_body(
+            OUR_APP, {"id": to_global_id("Customer", customer.id), **months}, trusted
+        )
         token = tokens.customers[0]
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     transport = httpx.ASGITransport(app=app)
@@ -119,6 +139,8 @@ async def _main(
     ):
 
         async def one() -> tuple[float, float]:
+            if direct:
+                return await asgi_post(app, body, headers)
             start, cpu = time.perf_counter(), time.process_time()
             response = await client.post("/graphql", content=body, headers=headers)
             elapsed = time.perf_counter() - start, time.process_time() - cpu
@@ -167,14 +189,65 @@ async def _main(
     wall = sorted(t[0] * 1000 for t in times)
     cpu = sorted(t[1] * 1000 for t in times)
     name = "dashboard" if scenario == "a" else "app screen"
+    name += ", straight into the ASGI app" if direct else ""
+    name += ", as a trusted document" if trusted else ""
+    who = "" if direct else ": server and client"
     name += ", traced" if trace else ""
     print(
         f"{name}, in process: {requests} requests; wall median {statistics.median(wall):.1f}"
-        f" ms, min {wall[0]:.1f} ms; CPU (this process: server and client) median"
+        f" ms, min {wall[0]:.1f} ms; CPU (this process{who}) median"
         f" {statistics.median(cpu):.1f} ms, min {cpu[0]:.1f} ms"
     )
     if profiler:
+        if dump:
+            profiler.dump_stats(dump)
         pstats.Stats(profiler).sort_stats(profile).print_stats(45)
+
+
+async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[float, float]:
+    """One POST straight into the ASGI app (no HTTP client): what is timed is the
+    server's work alone, as a server process spends it once the request is read."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.encode(), v.encode()) for k, v in headers.items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    received = False
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await never.wait()  # the client stays connected
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    start, cpu = time.perf_counter(), time.process_time()
+    await app(scope, receive, send)
+    elapsed = time.perf_counter() - start, time.process_time() - cpu
+    status = sent[0]["status"]
+    answer = b"".join(m.get("body", b"") for m in sent[1:])
+    if status != 200 or b'"errors"' in answer:
+        raise SystemExit(f"HTTP {status}: {answer[:300]!r}")
+    return elapsed
 
 
 if __name__ == "__main__":
@@ -189,9 +262,24 @@ if __name__ == "__main__":
     parser.add_argument(
         "--trace-ab", action="store_true", help="alternate batches with tracing off and on"
     )
+    parser.add_argument(
+        "--direct", action="store_true", help="call the ASGI app without an HTTP client"
+    )
+    parser.add_argument("--dump", metavar="FILE", help="write the cProfile stats to FILE")
+    parser.add_argument(
+        "--trusted", action="store_true", help="send the document's id (trusted documents)"
+    )
     args = parser.parse_args()
     run = main(
-        args.requests, args.profile, args.concurrency, args.scenario, args.trace, args.trace_ab
+        args.requests,
+        args.profile,
+        args.concurrency,
+        args.scenario,
+        args.trace,
+        args.trace_ab,
+        args.direct,
+        args.dump,
+        args.trusted,
     )
     try:  # the event loop the server runs on (uvicorn picks uvloop when installed)
         import uvloop

@@ -40,7 +40,8 @@ from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
 from .live.broker import Broker
 from .live.webhooks import WebhookWorker
-from .observe import Observed
+from .observe import Observed, OverBudget
+from .ratelimit import Spend
 from .rules.clock import Today, london_today
 from .schema import schema
 from .services.billing_jobs import BillingJobs
@@ -141,12 +142,16 @@ def fault_response(code: str, message: str) -> JSONResponse:
 
 
 class Bounded:
-    """Outermost on /graphql: gives the request its cutoff (cutoff.py) and answers in
-    JSON whatever database fault or cutoff escapes from below."""
+    """Outermost on /graphql and /exports: gives the request its cutoff (cutoff.py;
+    `seconds`, else the request cap) and answers in JSON whatever database fault or
+    cutoff escapes from below. One that comes after the response began (an export's
+    stream) can only end it unfinished: the client sees a cut response, never a
+    complete-looking one."""
 
-    def __init__(self, app: ASGIApp, cutoffs: Cutoffs) -> None:
+    def __init__(self, app: ASGIApp, cutoffs: Cutoffs, seconds: float | None = None) -> None:
         self.app = app
         self.cutoffs = cutoffs
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,16 +164,18 @@ class Bounded:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        with self.cutoffs.open() as cutoff:
+        with self.cutoffs.open(self.seconds) as cutoff:
             scope.setdefault("state", {})["cutoff"] = cutoff
             try:
                 async with cutoff.scope():
                     await self.app(scope, receive, tracking)
             except Exception as exc:
                 code = faults.classify(exc)
-                if code is None or started:
+                if code is None:
                     raise
                 logs.failure(log, logging.WARNING, "request stopped", exc, code)
+                if started:
+                    return
                 message = exc.message if isinstance(exc, faults.Cut) else faults.MESSAGES[code]
                 await fault_response(code, message)(scope, receive, send)
 
@@ -246,6 +253,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class ExportResponse(StreamingResponse):
+    """A CSV stream whose rows (and their snapshot, a pooled connection) are closed the
+    moment the response ends — finished, the client gone, or its cutoff passed — not
+    whenever the garbage collector finalizes the generator."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+
 def create_app(
     settings: Settings,
     database_url: str,
@@ -311,27 +332,43 @@ def create_app(
     async def export(request: Request) -> Response:
         name: str = request.path_params["name"]
         kind, dot, suffix = name.rpartition(".")
+        viewer = request.scope["state"]["viewer"]
+        spent: list[Spend] = []
+
+        async def admit(cost: int) -> None:
+            # An export spends its cost of the principal's rate limit, like a query.
+            spend = await graphql.admission.charge(viewer, cost)
+            if spend is not None:
+                spent.append(spend)
+
         try:
             if not dot or suffix != "csv":
                 raise ExportRefused(404, "NOT_FOUND", "Exports are /exports/<kind>.csv.")
             chunks = await export_csv(
                 engine,
-                request.scope["state"]["viewer"],
+                viewer,
                 kind,
                 request.query_params.get("esco"),
                 request.query_params.get("month"),
                 today,
+                admit,
             )
         except ExportRefused as refused:
             body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
             return JSONResponse(body, status_code=refused.status)
+        except OverBudget as over:
+            body = {"errors": [{"message": over.message, "extensions": {"code": "RATE_LIMITED"}}]}
+            return JSONResponse(body, status_code=429, headers=over.headers)
         filename = (
             f"{request.query_params.get('esco')}-{request.query_params.get('month')}-{kind}.csv"
         )
-        return StreamingResponse(
+        return ExportResponse(
             chunks,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                **(spent[0].headers() if spent else {}),
+            },
         )
 
     async def healthz(request: Request) -> JSONResponse:
@@ -422,7 +459,13 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         Route(
             "/exports/{name}",
-            Authenticated(request_response(export), authenticator, False),
+            # Bounded: a fault before the first row is a JSON 503; the whole export,
+            # streaming included, has its own cap (a client that stops reading).
+            Bounded(
+                Authenticated(request_response(export), authenticator, False),
+                cutoffs,
+                settings.export_timeout_s,
+            ),
             methods=["GET"],
         ),
         Route("/metrics", metrics.endpoint(settings)),

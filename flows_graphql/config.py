@@ -302,6 +302,9 @@ class Settings:
     db_command_timeout_s: float | None = None  # None: the statement timeout + 1 s
     db_pool_timeout_s: float = 5.0
     request_timeout_s: float = 15.0
+    # A CSV export's whole time, streaming included: a client that stops reading holds
+    # the export's snapshot (a connection) at most this long.
+    export_timeout_s: float = 300.0
     readyz_timeout_s: float = 2.0
     shutdown_grace_s: float = 10.0
     # Queries walk breadth-first (breadth_first.py); off = graphql-core's walk only.
@@ -344,6 +347,10 @@ class Settings:
     # On shutdown, how long running billing runs are waited for before they are
     # cancelled (rolled back and marked failed).
     billing_shutdown_grace_s: float = 15.0
+    # The manifest of trusted documents (docs/trusted-documents.md), and whether the
+    # app's users (customer and unlinked tokens) may run only those.
+    trusted_documents: Path | None = None
+    require_trusted_documents: bool = False
 
     @property
     def production(self) -> bool:
@@ -405,6 +412,12 @@ class Settings:
                 "FLOWS_WEBHOOKS_ALLOW_LOOPBACK is for development and tests; in production "
                 "webhooks go to public https:// addresses only (unset it)"
             )
+        manifest = (os.environ.get("FLOWS_TRUSTED_DOCUMENTS") or "").strip() or None
+        require_trusted = _flag("FLOWS_REQUIRE_TRUSTED_DOCUMENTS")
+        if require_trusted and manifest is None:
+            raise ConfigError(
+                "FLOWS_REQUIRE_TRUSTED_DOCUMENTS needs the manifest: set FLOWS_TRUSTED_DOCUMENTS"
+            )
         return cls(
             database_url=url,
             database_direct_url=direct_url,
@@ -434,6 +447,7 @@ class Settings:
             ),
             db_pool_timeout_s=_seconds("FLOWS_DB_POOL_TIMEOUT_S", 5.0),
             request_timeout_s=_seconds("FLOWS_REQUEST_TIMEOUT_S", 15.0),
+            export_timeout_s=_seconds("FLOWS_EXPORT_TIMEOUT_S", 300.0),
             readyz_timeout_s=_seconds("FLOWS_READYZ_TIMEOUT_S", 2.0),
             shutdown_grace_s=_seconds("FLOWS_SHUTDOWN_GRACE_S", 10.0),
             breadth_first=_flag("FLOWS_BREADTH_FIRST", default=True),
@@ -472,4 +486,6 @@ class Settings:
             metrics_port=_optional_int("FLOWS_METRICS_PORT", maximum=65535),
             billing_timeout_s=_positive_seconds("FLOWS_BILLING_TIMEOUT_S", 600.0),
             billing_shutdown_grace_s=_positive_seconds("FLOWS_BILLING_SHUTDOWN_GRACE_S", 15.0),
+            trusted_documents=Path(manifest) if manifest is not None else None,
+            require_trusted_documents=require_trusted,
         )

@@ -100,8 +100,9 @@ class Cutoffs:
         self.drain_at: float | None = None
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[Cutoff]:
-        cutoff = Cutoff(self.request_timeout_s)
+    def open(self, seconds: float | None = None) -> Iterator[Cutoff]:
+        """A request's cutoff: `seconds` from now (the request cap by default)."""
+        cutoff = Cutoff(self.request_timeout_s if seconds is None else seconds)
         if self.drain_at is not None:
             cutoff.cut_at(self.drain_at, "shutdown")
         self.active.add(cutoff)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -33,6 +33,10 @@ EXPORT_SETTINGS = text(
     "SELECT set_config('statement_timeout', '0', true),"
     f" set_config('idle_in_transaction_session_timeout', '{EXPORT_IDLE_MS}', true)"
 )
+# What an export spends of its principal's rate limit (docs/operations.md): a month of
+# an ESCO is read whole, so it costs what a large dashboard does. The number of rows is
+# not known before the export runs, and the points are spent before, like a query's.
+EXPORT_COST = 10_000
 
 
 @dataclass(frozen=True)
@@ -184,15 +188,20 @@ async def export_csv(
     esco_code: str | None,
     month_text: str | None,
     today: Any,
-) -> AsyncIterator[bytes]:
+    admit: Callable[[int], Awaitable[Any]] | None = None,
+) -> AsyncGenerator[bytes, None]:
     """The CSV of `kind` for the ESCO's month, in chunks (the header first). Raises
-    ExportRefused before anything is produced when it may not run."""
+    ExportRefused before anything is produced when it may not run. `admit(cost)` is
+    awaited once the request is known to be a valid one, before the database is used
+    (the rate limit: it raises to refuse)."""
     export = EXPORTS.get(kind)
     if export is None:
         raise ExportRefused(404, "NOT_FOUND", f"No export {kind!r} (costs, payments, usage).")
     if not may_export(viewer):
         raise ExportRefused(403, "FORBIDDEN", "Exports are for staff and partner keys.")
     month = parse_month(month_text)
+    if admit is not None:
+        await admit(EXPORT_COST)
     tenant = {"esco_ids": tenant_setting(viewer.esco_scope)}
     async with engine.begin() as conn:
         await conn.execute(SET_TENANT, tenant)
@@ -200,12 +209,31 @@ async def export_csv(
         await Tx(conn, viewer, today).audit(
             "exportCsv", "export", kind, {"kind": kind, "month": month}, esco_id
         )
-    return _rows(engine, tenant, export, esco_id, month)
+    rows = _rows(engine, tenant, export, esco_id, month)
+    try:
+        # The snapshot is opened and the first batch read before anything is sent: a
+        # database fault up to here is still an answer in JSON (503), not a cut CSV.
+        first = await anext(rows)
+    except BaseException:
+        await rows.aclose()
+        raise
+    return _primed(first, rows)
+
+
+async def _primed(first: bytes, rows: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """`first`, then the rest of `rows`; closing this closes `rows` (and its snapshot)
+    at once, wherever the reader stopped."""
+    try:
+        yield first
+        async for chunk in rows:
+            yield chunk
+    finally:
+        await rows.aclose()
 
 
 async def _rows(
     engine: AsyncEngine, tenant: dict[str, str], export: Export, esco_id: uuid.UUID, month: date
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(export.columns)

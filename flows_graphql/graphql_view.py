@@ -10,6 +10,7 @@ import contextvars
 import json
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
@@ -49,6 +50,8 @@ from .live.broker import Broker
 from .observe import Admission, OverBudget, operation_of
 from .rules.clock import Today, london_today
 from .services.billing_jobs import BillingJobs
+from .trusted import APP_ROLES, REQUIRED, DocumentRefused, TrustedDocuments, requested_id
+from .trusted import current as current_trusted
 
 log = logging.getLogger("flows_graphql.errors")
 
@@ -100,6 +103,11 @@ def _nested_deeper(value: object, limit: int) -> bool:
 media_type: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "flows_media_type", default=negotiation.JSON
 )
+# The request's top-level JSON object (or GET's parameters) as decoded, for the fields
+# Strawberry does not carry over (`documentId`): the first object decode_json returns.
+_fields: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "flows_request_fields", default=None
+)
 
 
 class Refused(Exception):
@@ -111,6 +119,32 @@ class Refused(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = dict(headers or {})
+
+
+class CloseSocket(Exception):
+    """`connection_init` answered by closing the socket with this code (docs/live-updates.md):
+    1013 (try again later) for an outage, 4429 over the rate limit, 1011 for a bug.
+    Strawberry closes every refusal with 4403 (forbidden), which would tell a client
+    that retrying is pointless."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+# RFC 6455 §7.4.1 (IANA registry): the server is overloaded or unavailable for now.
+TRY_AGAIN_LATER = 1013
+INTERNAL_ERROR = 1011
+# graphql-ws's "too many requests", here: over the principal's rate limit.
+RATE_LIMITED_CLOSE = 4429
+# What opening a WebSocket costs of the rate limit: one request's least (a subscription
+# then spends its document's cost, as over HTTP).
+WS_CONNECT_COST = 1
+
+
+def _over_reason(over: OverBudget) -> str:
+    """A close reason (at most 123 bytes) for a connection over its rate limit."""
+    return f"Rate limited: retry in {over.spend.retry_after()} s."
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -132,6 +166,12 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
     checked against the same limits as an HTTP request before it runs, and a message
     of the wrong shape closing the socket with 4400 instead of failing the handler."""
 
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except CloseSocket as close:
+            await self.websocket.close(code=close.code, reason=close.reason)
+
     async def handle_message(self, message: Any) -> None:
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self.handle_invalid_message("A message is a JSON object with a `type`.")
@@ -149,19 +189,24 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
                     "`subscribe` needs a string `id` and a `payload` with a string `query`."
                 )
                 return
-            refusal = self._refusal(payload)
-            if refusal is not None and self.connection_acknowledged:
+            if self.connection_acknowledged:
                 if message["id"] in self.operations:
                     await self.websocket.close(code=4409, reason="Subscriber already exists")
                     return
-                code, text = refusal
-                error = {"message": text, "extensions": {"code": code}}
-                refused: Any = {"id": message["id"], "type": "error", "payload": [error]}
-                await self.send_message(refused)
-                return
+                refusal = await self._refusal(payload)
+                if refusal is not None:
+                    refused: Any = {"id": message["id"], "type": "error", "payload": [refusal]}
+                    await self.send_message(refused)
+                    return
         await super().handle_message(cast(Any, message))
 
-    def _refusal(self, payload: dict[str, Any]) -> tuple[str, str] | None:
+    async def _refusal(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The error a `subscribe` is answered with instead of running, if any: the
+        checks of an HTTP request, its rate limit included."""
+
+        def error(code: str, text: str, **extra: Any) -> dict[str, Any]:
+            return {"message": text, "extensions": {"code": code, **extra}}
+
         view: FlowsGraphQL = self.view  # type: ignore[assignment]
         query, variables = payload["query"], payload.get("variables")
         try:
@@ -169,17 +214,25 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
                 query, variables, payload.get("operationName"), view.limits, view.graphql_schema
             )
         except TooComplex as exc:
-            return "QUERY_TOO_COMPLEX", exc.message
+            return error("QUERY_TOO_COMPLEX", exc.message)
         if has_unstorable_text(query, variables, view.limits):
-            return "INVALID", "Text may not contain a NUL character or an unpaired surrogate."
+            return error(
+                "INVALID", "Text may not contain a NUL character or an unpaired surrogate."
+            )
         if verdict is not None and verdict.operation != "subscription":
-            return (
+            return error(
                 "BAD_REQUEST",
                 "Over WebSocket only subscriptions are served; send queries and mutations "
                 "over HTTP.",
             )
         if verdict is not None and verdict.introspects and view.settings.production:
-            return "FORBIDDEN", "Introspection is for admins in production, over HTTP."
+            return error("FORBIDDEN", "Introspection is for admins in production, over HTTP.")
+        if verdict is not None:
+            context: Context = self.context
+            try:
+                await view.admission.charge(context.viewer, verdict.cost)
+            except OverBudget as over:
+                return error("RATE_LIMITED", over.message, retryAfter=over.spend.retry_after())
         return None
 
 
@@ -198,6 +251,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         broker: Broker | None = None,
         admission: Admission | None = None,
         billing_jobs: BillingJobs | None = None,
+        trusted: TrustedDocuments | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -226,6 +280,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
         )
         # Rate limits and the cost-only answer (observe.py).
         self.admission = admission or Admission(settings)
+        # Operations registered by their sha256 (trusted.py); a bad manifest stops start-up.
+        self.trusted = trusted or TrustedDocuments.from_manifest(settings.trusted_documents)
 
     def encode_json(self, data: object) -> bytes:
         # orjson writes a dashboard's ~4,600 values in a fifth of json.dumps's time; text
@@ -251,6 +307,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         token = media_type.set(
             negotiation.response_media_type(None if accept is None else accept.decode("latin-1"))
         )
+        trusted_token = current_trusted.set(None)
         try:
             if length > self.limits.max_body_bytes:
                 raise Refused(400, "QUERY_TOO_COMPLEX", "The request body is too large.")
@@ -264,6 +321,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             await self._refuse(limited, scope, receive, send)
         finally:
             media_type.reset(token)
+            current_trusted.reset(trusted_token)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry answers its own refusals (no query, an unknown operation, a
@@ -319,19 +377,49 @@ class FlowsGraphQL(GraphQL[Context, None]):
         UTF-8, integers of thousands of digits, nesting deep enough to exhaust the
         stack, or anything but an object (a list is a batch, refused later)."""
         try:
-            value = json.loads(data, parse_constant=_not_json)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise Refused(400, "BAD_REQUEST", "The request body is not valid JSON.") from exc
+            # orjson reads a body in a fifth of the time; what it refuses (integers past
+            # 64 bits, lone surrogates, deep nesting, …) gets the standard reading, so
+            # the answer to any body is what it was.
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            try:
+                value = json.loads(data, parse_constant=_not_json)
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+                raise Refused(400, "BAD_REQUEST", "The request body is not valid JSON.") from exc
         if not isinstance(value, dict | list):
             raise Refused(400, "BAD_REQUEST", "The request body must be a JSON object.")
         if _nested_deeper(value, MAX_JSON_DEPTH):
             raise Refused(
                 400, "BAD_REQUEST", f"The request's JSON is nested deeper than {MAX_JSON_DEPTH}."
             )
+        fields = _fields.get()
+        if fields is not None and not fields:
+            fields.append(value)
         return value
 
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        fields = _fields.get()
+        if fields is None or fields:
+            return super().parse_query_params(params)
+        fields.append(None)  # taken before decode_json sees GET's `variables`
+        fields[0] = decoded = super().parse_query_params(params)
+        return decoded
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming a document runs it, whatever the Accept header says.
+        params = request.query_params
+        return (
+            "documentId" not in params
+            and "extensions" not in params
+            and super().should_render_graphql_ide(request)
+        )
+
     async def parse_http_body(self, request_adapter: Any) -> Any:
-        """Malformed bodies and batches get a JSON error like every other refusal."""
+        """Malformed bodies and batches get a JSON error like every other refusal. A
+        request naming a trusted document (`documentId`, APQ's `persistedQuery`) is
+        given its text here."""
+        box: list[Any] = []
+        token = _fields.set(box)
         try:
             data = await super().parse_http_body(request_adapter)
         except HTTPException as exc:
@@ -340,10 +428,32 @@ class FlowsGraphQL(GraphQL[Context, None]):
                     400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted."
                 ) from exc
             raise Refused(exc.status_code, "BAD_REQUEST", exc.reason) from exc
+        finally:
+            _fields.reset(token)
+        if box and isinstance(box[0], Mapping) and not isinstance(data, list):
+            self._name_document(data, box[0])
         name = getattr(data, "operation_name", None)
         if name is not None and (not isinstance(name, str) or unstorable(name)):
             raise Refused(400, "BAD_REQUEST", "`operationName` must be a name (a string).")
         return data
+
+    def _name_document(self, data: Any, fields: Mapping[str, Any]) -> None:
+        query = data.query if isinstance(data.query, str) else None
+        try:
+            hex_id = requested_id(fields, query)
+        except DocumentRefused as refused:
+            raise Refused(refused.status, refused.code, refused.message) from refused
+        if hex_id is None:
+            return
+        trusted = self.trusted.get(hex_id)
+        if trusted is not None:
+            data.query = trusted.text
+            current_trusted.set(trusted)
+        elif query is None:
+            # Unknown: nothing is registered from requests (APQ's registration by a
+            # client would let any client add documents), only from the manifest.
+            raise Refused(404, "PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")
+        # A query with the hash of an unknown document is free text.
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -371,7 +481,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Credentials come in `connection_init`'s payload, as the HTTP headers would:
-        `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403."""
+        `{"Authorization": "Bearer …"}` or `{"X-API-Key": "…"}`. Refused → close 4403;
+        an outage → close 1013 (try again later)."""
         assert context.socket is not None and self.authenticator is not None
         params = context.connection_params or {}
         headers = {
@@ -384,24 +495,24 @@ class FlowsGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": exc.message}) from exc
         except ProviderUnavailable as exc:
             log.warning("identity provider unavailable", extra={"error": exc.message})
-            raise ConnectionRejectionError(
-                {"message": "The identity provider's keys could not be fetched; try again."}
+            raise CloseSocket(
+                TRY_AGAIN_LATER, "The identity provider is unavailable; try again shortly."
             ) from exc
         except Exception as exc:
-            # The database did not answer: no socket without a viewer. (Strawberry closes
-            # a refused connection with 4403; the message says to retry.)
-            log.warning(
-                "subscription refused", extra={"error": faults.classify(exc) or type(exc).__name__}
-            )
-            raise ConnectionRejectionError(
-                {"message": "The service is unavailable; try again shortly.", "code": "UNAVAILABLE"}
-            ) from exc
+            raise _init_failed(exc) from exc
         if viewer.role == "unlinked":
             raise ConnectionRejectionError(
                 {"message": "Signed in, but not linked to a customer or to staff access yet."}
             )
         if needs_read(viewer):
             raise ConnectionRejectionError({"message": "This API key lacks the `read` scope."})
+        try:
+            # A connection counts as a request against the principal's rate limit.
+            await self.admission.charge(viewer, WS_CONNECT_COST)
+        except OverBudget as over:
+            raise CloseSocket(RATE_LIMITED_CLOSE, _over_reason(over)) from over
+        except Exception as exc:
+            raise _init_failed(exc) from exc
         principal = f"{viewer.role}:{viewer.sub}"
         if len(self.sockets.get(principal, ())) >= self.settings.ws_max_connections:
             raise ConnectionRejectionError({"message": "Too many open connections."})
@@ -410,7 +521,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
         state["flows.credentials"] = headers
         state["flows.viewer"] = viewer
         self.sockets.setdefault(principal, set()).add(state["flows.ended"])
-        await context.renew(viewer)
+        try:
+            await context.renew(viewer)
+        except Exception as exc:
+            raise _init_failed(exc) from exc
         # UNSET: an ack without a payload (a null payload is not valid for strict clients).
         return UNSET
 
@@ -507,9 +621,31 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 {"Accept": f"{negotiation.GRAPHQL_RESPONSE}, {negotiation.JSON}"},
             )
         if isinstance(data.query, str):
-            verdict = check(
-                data.query, data.variables, data.operation_name, self.limits, self.graphql_schema
-            )
+            viewer = context.viewer
+            trusted = current_trusted.get()
+            if (
+                trusted is None
+                and self.settings.require_trusted_documents
+                and viewer.role in APP_ROLES
+            ):
+                # The registered text sent as text is the registered document.
+                trusted = self.trusted.of_text(data.query)
+                if trusted is None:
+                    raise Refused(REQUIRED.status, REQUIRED.code, REQUIRED.message)
+                data.query = trusted.text
+                current_trusted.set(trusted)
+            if trusted is not None:
+                verdict = trusted.verdict(
+                    data.variables, data.operation_name, self.limits, self.graphql_schema
+                )
+            else:
+                verdict = check(
+                    data.query,
+                    data.variables,
+                    data.operation_name,
+                    self.limits,
+                    self.graphql_schema,
+                )
             # Queries have no userErrors: such text is refused here. Mutations answer it
             # with a user error (their services check it, resolvers/mutation.py backs
             # them up).
@@ -523,9 +659,15 @@ class FlowsGraphQL(GraphQL[Context, None]):
                     "INVALID",
                     "Text may not contain a NUL character or an unpaired surrogate.",
                 )
-            viewer = context.viewer
             parsed = document(data.query, self.limits) if verdict is not None else None
-            refusal = read_refusal(viewer, self.graphql_schema, parsed) if parsed else None
+            refusal = None
+            if parsed is not None and trusted is not None:
+                refusal = trusted.memo(
+                    ("read", needs_read(viewer)),
+                    lambda: read_refusal(viewer, self.graphql_schema, parsed),
+                )
+            elif parsed is not None:
+                refusal = read_refusal(viewer, self.graphql_schema, parsed)
             if refusal is not None:
                 raise Refused(403, "FORBIDDEN", refusal)
             if (
@@ -670,6 +812,19 @@ class FlowsGraphQL(GraphQL[Context, None]):
             path=error.path,
             extensions={"code": "INTERNAL", "requestId": request_id},
         )
+
+
+def _init_failed(exc: Exception) -> CloseSocket:
+    """How `connection_init` ends when checking it failed: no socket without a viewer.
+    The database did not answer: try again later (never 4403, which says the
+    credentials are refused); anything else is a bug, with a request id in the log."""
+    code = faults.classify(exc)
+    if code is None:
+        request_id = uuid.uuid4().hex
+        log.error("connection_init failed", exc_info=exc, extra={"requestId": request_id})
+        return CloseSocket(INTERNAL_ERROR, f"Internal error ({request_id}).")
+    log.warning("subscription refused", extra={"error": code})
+    return CloseSocket(TRY_AGAIN_LATER, "The service is unavailable; try again shortly.")
 
 
 def _content_type() -> str:

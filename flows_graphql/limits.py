@@ -26,7 +26,9 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
     Node,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     StringValueNode,
@@ -155,6 +157,9 @@ class _Walk:
     merged_fragments: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)
     steps: int = 0
     deadline: float = 0.0
+    # The variables the walk read (None: some literal may hold any of them): the
+    # verdict is the same for every request sending the same values of those.
+    reads: set[str] | None = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.deadline = time.perf_counter() + self.limits.max_analysis_seconds
@@ -166,10 +171,14 @@ class _Walk:
         sent, or unsent, the variable's default (None when it has none)."""
         if isinstance(node, VariableNode):
             name = node.name.value
+            if self.reads is not None:
+                self.reads.add(name)
             if name in self.variables:
                 return self.variables[name]
             default = self.defaults.get(name)
             return None if default is None else _literal(default, {})
+        if isinstance(node, ListValueNode | ObjectValueNode):
+            self.reads = None  # a list or object literal may hold variables
         return _literal(node, dict(self.variables))
 
     def page_size(self, node: FieldNode) -> int:
@@ -430,6 +439,8 @@ class Verdict:
     cost: int
     introspects: bool
     operation: str  # "query", "mutation" or "subscription"
+    # The variables the verdict depends on (None: possibly all of them; trusted.py).
+    reads: frozenset[str] | None = field(default=None, compare=False)
 
 
 def check(
@@ -477,7 +488,8 @@ def check(
         walk.merged_fragment(name)
     if operation.operation.value == "mutation":
         walk.input_rows(operation.selection_set)
-    return Verdict(cost, walk.introspects, operation.operation.value)
+    reads = frozenset(walk.reads) if walk.reads is not None else None
+    return Verdict(cost, walk.introspects, operation.operation.value, reads)
 
 
 def unstorable(text: str) -> bool:

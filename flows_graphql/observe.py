@@ -190,20 +190,32 @@ class Admission:
             "1",
             "true",
         )
-        spend = None
-        if self.limiter is not None:
-            spend = await self.limiter.spend(viewer, 0 if cost_only else cost)
-            record.spend = spend
-            if not spend.allowed:
-                tier = principal(viewer)[0]
-                metrics.refused_by_rate_limit(tier)
-                record.error_code = "RATE_LIMITED"
-                raise OverBudget(spend, tier)
+        try:
+            spend = await self.charge(viewer, 0 if cost_only else cost)
+        except OverBudget as over:
+            record.spend = over.spend
+            record.error_code = "RATE_LIMITED"
+            raise
+        record.spend = spend
+        if spend is not None:
             for header, value in spend.headers().items():
                 sub_response.headers[header] = value
         if cost_only:
             return ExecutionResult(data=None, errors=None, extensions={"cost": _cost(cost, spend)})
         return None
+
+    async def charge(self, viewer: Viewer, cost: int) -> Spend | None:
+        """Spend `cost` points of the viewer's budget — a GraphQL request's, and as
+        much for what reaches the API another way (a WebSocket's connection and each of
+        its subscriptions, an export): OverBudget when over; None without limits."""
+        if self.limiter is None:
+            return None
+        spend = await self.limiter.spend(viewer, cost)
+        if not spend.allowed:
+            tier = principal(viewer)[0]
+            metrics.refused_by_rate_limit(tier)
+            raise OverBudget(spend, tier)
+        return spend
 
     def finish(self, request: Request | None, result: Any) -> None:
         """`extensions.cost` of an executed operation."""

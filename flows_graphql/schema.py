@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from . import execution
@@ -27,6 +26,7 @@ from .resolvers.ratelimit import RateLimitQuery
 from .resolvers.subscriptions import Subscription
 from .resolvers.tariffs import TariffsQuery
 from .resolvers.webhooks import WebhooksQuery
+from .trusted import Documents
 from .types import billing, community, customers, identity, metering, tariffs
 from .types.scalars import SCALAR_MAP
 
@@ -108,7 +108,8 @@ def build_schema(strict_rows: set[str] | None = None) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         execution_context_class=execution.ExecutionContext,
         types=NODE_TYPES,
-        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
+        # Parsing and validation once per document (trusted.py).
+        extensions=[Documents],
     )
     execution.install(built, strict_rows=strict_rows)
     return built

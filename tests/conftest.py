@@ -1,88 +1,45 @@
-"""Test fixtures: a real PostgreSQL for every test.
+"""Test fixtures: a real PostgreSQL for every test, and the app's clients.
 
 With DATABASE_URL the suite runs on that server; without it, on an embedded
 PostgreSQL (pgserver) in ./.flows-test. Either way it creates a scratch database of
 its own, brings it to the latest migration, and drops it at the end, so the server's
 own databases are never touched.
+
+What the fixtures are built from, and what tests share besides, is in tests/support/.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from flows_graphql.app import create_app
-from flows_graphql.auth.tokens import issue_token
 from flows_graphql.config import RateLimits, Settings
-from flows_graphql.db import embedded
 from flows_graphql.db.engine import create_engine, create_sessionmaker
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models import metadata
-from flows_graphql.db.urls import asyncpg_dsn
-from tests import live
-
-ROOT = Path(__file__).resolve().parent.parent
-# Tables whose rows the migrations seed; every other table starts each test empty.
-SEEDED_TABLES = {"regions"}
-
-
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL") or embedded.start(ROOT / ".flows-test")
-
-
-# The suite through a transaction pooler (.ci/run's third pass, tests/pgbouncer.py):
-# the app under test goes through it; connections of the tests' own that keep session
-# state or prepared statements (asyncpg's cache) go to the server itself.
-POOLER = (os.environ.get("FLOWS_DATABASE_POOLER") or "none").strip()
-DIRECT_URL = (os.environ.get("FLOWS_DATABASE_DIRECT_URL") or "").strip() or None
-
-
-def direct_dsn(url: str) -> str:
-    """An asyncpg DSN of `url`'s database on the server itself, past any pooler."""
-    if DIRECT_URL is None:
-        return asyncpg_dsn(url)
-    server = make_url(DIRECT_URL).set(database=make_url(url).database)
-    return asyncpg_dsn(server.render_as_string(hide_password=False))
-
-
-def _with_database(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
+from tests.support import SEEDED_TABLES, live
+from tests.support.api import app_client, bearer
+from tests.support.db import DIRECT_URL, POOLER, connect, scratch_database, server_url
 
 
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
-    server = _server_url()
-    name = f"flows_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(direct_dsn(server))
-    try:
-        if not os.environ.get("DATABASE_URL"):
-            # The embedded test cluster is disposable: skip the disk flushes that make
-            # the per-test TRUNCATE slow. (A server named by DATABASE_URL is left as is.)
+    server = server_url()
+    if not os.environ.get("DATABASE_URL"):
+        # The embedded test cluster is disposable: skip the disk flushes that make the
+        # per-test TRUNCATE slow. (A server named by DATABASE_URL is left as is.)
+        async with connect(server) as admin:
             for setting in ("fsync", "synchronous_commit", "full_page_writes"):
                 await admin.execute(f"ALTER SYSTEM SET {setting} = off")
             await admin.execute("SELECT pg_reload_conf()")
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(server, name)
-    try:
+    async with scratch_database(server, "test") as url:
         yield url
-    finally:
-        admin = await asyncpg.connect(direct_dsn(server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -128,23 +85,8 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain asyncpg connection, for asserting what the database itself enforces."""
-    conn = await asyncpg.connect(direct_dsn(database_url))
-    try:
+    async with connect(database_url) as conn:
         yield conn
-    finally:
-        await conn.close()
-
-
-# The billing clock of the test app: a fixed day, so "the current month" is stable.
-TODAY = date(2025, 3, 10)
-
-
-def bearer(
-    settings: Settings, role: str, sub: str = "development", **claims: Any
-) -> dict[str, str]:
-    """Headers carrying a valid token for `role` (escos=[…], customer_id=… as claims)."""
-    token = issue_token(settings.jwt_secret or "", sub=sub, role=role, **claims)
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -152,42 +94,35 @@ async def client(
     settings: Settings, database_url: str, engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app, signed in as an admin (`user:development`)."""
-    app = create_app(settings, database_url, today=lambda: TODAY)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(settings, "admin")
+    async with app_client(settings, database_url, headers=bearer(settings, "admin")) as http:
+        yield http
+
+
+@pytest.fixture
+async def april(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The admin's client of an app whose billing clock reads 2025-04-15: March 2025
+    is a past month."""
+    async with app_client(
+        settings, database_url, date(2025, 4, 15), bearer(settings, "admin")
     ) as http:
         yield http
-    await app.state.engine.dispose()
 
 
-async def gql(
-    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None, **kw: Any
-) -> dict[str, Any]:
-    """POST a GraphQL operation; returns the whole JSON body."""
-    response = await client.post("/graphql", json={"query": query, "variables": variables}, **kw)
-    body: dict[str, Any] = response.json()
-    body["_status"] = response.status_code
-    return body
+@pytest.fixture
+async def bare(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app without credentials: each call brings its own."""
+    async with app_client(settings, database_url) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")
 async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[live.LiveServer]:
     """`serve --demo` in a subprocess on a loopback port and a database of its own (the
     other tests empty theirs between tests), for clients that speak real HTTP."""
-    server = _server_url()
-    name = f"flows_live_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(direct_dsn(server))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        with live.demo_server(_with_database(server, name), tmp_path_factory.mktemp("live")) as up:
+    async with scratch_database(server_url(), "live") as url:
+        with live.demo_server(url, tmp_path_factory.mktemp("live")) as up:
             yield up
-    finally:
-        admin = await asyncpg.connect(direct_dsn(server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()

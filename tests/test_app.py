@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flows_graphql.db.migrate import head_revision
-from tests.conftest import gql
+from tests.support.api import gql
 
 
 async def test_healthz(client):

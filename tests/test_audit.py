@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from flows_graphql.types.node import to_global_id
-from tests import factories as f
-from tests.conftest import bearer, gql
-from tests.factories import TENANT
-from tests.test_mutations_payments import CREATE, UPDATE
+from tests.support import factories as f
+from tests.support.api import TENANT, bearer, gql
+from tests.support.documents import CREATE_PAYMENT, UPDATE_PAYMENT_STATUS
 
 HISTORY = """
 { esco(code: "aud") { customers(first: 50) { nodes { email payments(first: 10) { nodes {
@@ -19,7 +18,7 @@ HISTORY = """
 async def pay(client: Any, esco: f.EscoData, i: int, headers: dict[str, str]) -> str:
     body = await gql(
         client,
-        CREATE,
+        CREATE_PAYMENT,
         {
             "input": {
                 "customerId": str(esco.customer_ids[i]),
@@ -37,7 +36,9 @@ async def pay(client: Any, esco: f.EscoData, i: int, headers: dict[str, str]) ->
 
 async def move(client: Any, payment: str, *statuses: str) -> None:
     for status in statuses:
-        body = await gql(client, UPDATE, {"input": {"paymentId": payment, "status": status}})
+        body = await gql(
+            client, UPDATE_PAYMENT_STATUS, {"input": {"paymentId": payment, "status": status}}
+        )
         assert body["data"]["updatePaymentStatus"]["userErrors"] == [], body
 
 

@@ -21,15 +21,14 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.auth.tokens import issue_token
 from flows_graphql.db.engine import create_engine
-from tests.conftest import TODAY, bearer, direct_dsn, gql
+from tests.support.api import TODAY, asgi_client, bearer, gql
+from tests.support.db import direct_dsn
 
 
 @pytest.fixture
 async def anonymous(settings, database_url, engine) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, database_url, today=lambda: TODAY)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with asgi_client(app) as http:
         yield http
     await app.state.engine.dispose()
 
@@ -182,9 +181,7 @@ async def test_api_keys_work_for_their_esco_and_stop_when_revoked(
     # A server process that has not cached the key refuses it at once (one that has
     # refuses it within the cache's minute).
     app = create_app(settings, database_url, today=lambda: TODAY)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as fresh:
+    async with asgi_client(app) as fresh:
         response = await fresh.post("/graphql", json={"query": ME}, headers=headers)
         assert "revoked" in unauthenticated(response)
     await app.state.engine.dispose()

@@ -5,63 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal as D
 
-import httpx
 import pytest
 
 from flows_graphql.app import create_app
-from tests.conftest import bearer, gql
+from tests.support.api import asgi_client, bearer, gql
+from tests.support.billing import (
+    RUN,
+    SET_DISCOUNT,
+    SET_MICROGRID,
+    SET_SOLAR,
+    Community,
+    homes,
+    priced_example,
+    publish,
+    run_billing,
+    set_solar_credit,
+)
 
-PUBLISH = """
-mutation P($input: PublishBenchmarkTariffInput!) {
-  publishBenchmarkTariff(input: $input) {
-    benchmarkTariff { periodStart unitRate standingCharge region { code } }
-    generation { microgridTariffsCreated microgridTariffsRecomputed
-                 customerTariffsCreated customerTariffsRecomputed }
-    userErrors { field code message }
-  }
-}"""
-SET_MICROGRID = """
-mutation M($input: SetMicrogridTariffInput!) {
-  setMicrogridTariff(input: $input) {
-    microgridTariff { discountPercent unitRate standingCharge emergencyCredit }
-    userErrors { field code }
-  }
-}"""
-SET_DISCOUNT = """
-mutation C($input: SetCustomerDiscountInput!) {
-  setCustomerDiscount(input: $input) {
-    customerTariff { discountPercent unitRate standingCharge }
-    userErrors { field code }
-  }
-}"""
-SET_SOLAR = """
-mutation S($input: SetSolarCreditTariffInput!) {
-  setSolarCreditTariff(input: $input) {
-    solarCreditTariff { creditPencePerYear creditPencePerDay }
-    userErrors { field code }
-  }
-}"""
-RUN = """
-mutation R($input: RunBillingInput!) {
-  runBilling(input: $input) {
-    billingRun {
-      id uuid month status customersBilled total
-      skipped { reason meter { serial } }
-      costs(first: 100) { totalCount nodes {
-        power heat standingCharge total savings
-        microgrid { power heat standingCharge total }
-        benchmark { power heat standingCharge total }
-        customer { email } usage { solarKwh }
-      } }
-      solarCredits(first: 100) { nodes { creditPence property { plot } } }
-    }
-    userErrors { field code message }
-  }
-}"""
 FINALIZE = """
 mutation F($input: FinalizeBillingRunInput!) {
   finalizeBillingRun(input: $input) {
@@ -69,166 +32,6 @@ mutation F($input: FinalizeBillingRunInput!) {
     userErrors { field code }
   }
 }"""
-
-
-class Community:
-    """An ESCO in south_east with metered, occupied properties (raw SQL set-up)."""
-
-    def __init__(self, raw) -> None:
-        self.raw = raw
-        self.esco_id = uuid.uuid4()
-        self.customers: list[uuid.UUID] = []
-        self.meters: list[uuid.UUID] = []
-        self.properties: list[uuid.UUID] = []
-
-    async def create(self, code: str = "sunny") -> Community:
-        await self.raw.execute(
-            "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
-            self.esco_id,
-            code,
-            code.title(),
-        )
-        return self
-
-    async def home(
-        self,
-        n: int,
-        *,
-        occupied: bool = True,
-        usage: tuple[str, str, str] = ("200", "80", "35"),
-        solar_kw: str | None = None,
-        month: date = date(2025, 3, 1),
-    ) -> tuple[uuid.UUID, uuid.UUID | None]:
-        meter, prop, account = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-        await self.raw.execute(
-            "INSERT INTO meters (id, esco_id, serial) VALUES ($1, $2, $3)",
-            meter,
-            self.esco_id,
-            f"M-{self.esco_id.hex[:6]}-{n:03d}",
-        )
-        await self.raw.execute(
-            "INSERT INTO properties (id, esco_id, plot, supply_meter_id) VALUES ($1,$2,$3,$4)",
-            prop,
-            self.esco_id,
-            f"Plot {n:03d}",
-            meter,
-        )
-        await self.raw.execute(
-            "INSERT INTO accounts (id, esco_id, property_id, opened_on) VALUES ($1,$2,$3,$4)",
-            account,
-            self.esco_id,
-            prop,
-            date(2024, 6, 1),
-        )
-        customer = None
-        if occupied:
-            customer = uuid.uuid4()
-            await self.raw.execute(
-                "INSERT INTO customers (id, esco_id, email) VALUES ($1, $2, $3)",
-                customer,
-                self.esco_id,
-                f"home{n:03d}@example.org",
-            )
-            await self.raw.execute(
-                "INSERT INTO customer_accounts (customer_id, account_id, role, start_date, esco_id)"
-                " VALUES ($1, $2, 'occupier', $3, $4)",
-                customer,
-                account,
-                date(2024, 6, 1),
-                self.esco_id,
-            )
-            self.customers.append(customer)
-        power, heat, solar = usage
-        await self.raw.execute(
-            "INSERT INTO monthly_usage (esco_id, meter_id, month, power_kwh, heat_kwh, solar_kwh)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            self.esco_id,
-            meter,
-            month,
-            D(power),
-            D(heat),
-            D(solar),
-        )
-        if solar_kw is not None:
-            await self.raw.execute(
-                "INSERT INTO solar_installation (property_id, esco_id, mcs_certificate,"
-                " declared_net_capacity_kw) VALUES ($1, $2, $3, $4)",
-                prop,
-                self.esco_id,
-                f"MCS-{prop.hex[:10]}",
-                D(solar_kw),
-            )
-        self.meters.append(meter)
-        self.properties.append(prop)
-        return meter, customer
-
-
-@pytest.fixture
-async def april(settings, database_url, engine) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose billing clock reads 2025-04-15: March 2025 is a past month."""
-    app = create_app(settings, database_url, today=lambda: date(2025, 4, 15))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(settings, "admin")
-    ) as http:
-        yield http
-    await app.state.engine.dispose()
-
-
-async def publish(client, unit="0.2486", standing="0.6097", start="2025-01-01"):
-    body = await gql(
-        client,
-        PUBLISH,
-        {
-            "input": {
-                "regionCode": "south_east",
-                "periodStart": start,
-                "unitRate": unit,
-                "standingCharge": standing,
-            }
-        },
-    )
-    return body["data"]["publishBenchmarkTariff"]
-
-
-async def priced_example(client, raw) -> Community:
-    """rules.md's example: benchmark 0.2486/0.6097, microgrid 20 %, customer 15 %."""
-    community = await Community(raw).create()
-    await community.home(1, solar_kw="4.2")
-    await publish(client)
-    esco = str(community.esco_id)
-    body = await gql(
-        client,
-        SET_MICROGRID,
-        {"input": {"escoId": esco, "periodStart": "2025-01-01", "discountPercent": 20}},
-    )
-    tariff = body["data"]["setMicrogridTariff"]["microgridTariff"]
-    assert tariff["discountPercent"] == 20
-    # Exact products (no truncation): 0.8 x 0.24860 = 0.198880.
-    assert (D(tariff["unitRate"]), D(tariff["standingCharge"])) == (D("0.19888"), D("0.48776"))
-    assert tariff["emergencyCredit"] == "15.00"
-    body = await gql(
-        client,
-        SET_DISCOUNT,
-        {
-            "input": {
-                "customerId": str(community.customers[0]),
-                "periodStart": "2025-01-01",
-                "discountPercent": 15,
-            }
-        },
-    )
-    assert body["data"]["setCustomerDiscount"]["customerTariff"] == {
-        "discountPercent": 15,
-        "unitRate": "0.21131",
-        "standingCharge": "0.51824",
-    }
-    return community
-
-
-async def run_billing(client, community: Community, month: str = "2025-03-01") -> dict:
-    body = await gql(client, RUN, {"input": {"escoId": str(community.esco_id), "month": month}})
-    return body["data"]["runBilling"]
 
 
 async def test_billing_example_of_rules_md_to_the_last_decimal(april, raw):
@@ -279,18 +82,8 @@ async def test_solar_credits_example_of_rules_md(april, raw):
     await community.home(2, solar_kw="2.37")
     await community.home(3, solar_kw="0")
     await publish(april)
-    body = await gql(
-        april,
-        SET_SOLAR,
-        {
-            "input": {
-                "escoId": str(community.esco_id),
-                "periodStart": "2025-01-01",
-                "creditPencePerYear": "5475",
-            }
-        },
-    )
-    assert body["data"]["setSolarCreditTariff"]["solarCreditTariff"] == {
+    result = await set_solar_credit(april, community, "5475")
+    assert result["solarCreditTariff"] == {
         "creditPencePerYear": "5475",
         "creditPencePerDay": "15",
     }
@@ -417,15 +210,7 @@ async def test_no_tariff_before_a_benchmark_is_in_force(client, raw):
 
 
 async def test_concurrent_runs_of_one_month_leave_one_set_of_costs(april, raw):
-    community = await priced_example(april, raw)
-    for n in range(2, 30):
-        _, customer = await community.home(n)
-        await raw.execute(
-            "INSERT INTO customer_tariffs (customer_id, period_start, esco_id, discount_percent,"
-            " unit_rate, standing_charge) VALUES ($1, '2025-01-01', $2, 15, 0.21131, 0.51824)",
-            customer,
-            community.esco_id,
-        )
+    community = await homes(april, raw, 29)
     results = await asyncio.gather(*(run_billing(april, community) for _ in range(3)))
     outcomes = sorted("ok" if r["billingRun"] else r["userErrors"][0]["code"] for r in results)
     assert outcomes[-1] == "ok"
@@ -529,11 +314,7 @@ async def test_carry_forward_example_of_rules_md_through_the_api(april, raw):
 async def test_leap_year_solar_credit_example_through_the_api(settings, database_url, engine, raw):
     """February 2024 at 5490 p/year from 2024-01-01 (5490/366 = 15 p/day): 4.2 kW → 1827."""
     app = create_app(settings, database_url, today=lambda: date(2024, 3, 20))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers=bearer(settings, "admin"),
-    ) as client:
+    async with asgi_client(app, bearer(settings, "admin")) as client:
         community = await Community(raw).create()
         await community.home(1, solar_kw="4.2", month=date(2024, 2, 1))
         await publish(client, start="2024-01-01")

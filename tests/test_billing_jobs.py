@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,8 +34,10 @@ from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.services import billing, billing_jobs
 from flows_graphql.types.node import parse_id, to_global_id
-from tests.conftest import bearer, direct_dsn, gql
-from tests.test_billing import Community, priced_example
+from tests.support.api import asgi_client, bearer, gql
+from tests.support.billing import Community, homes
+from tests.support.db import direct_dsn
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MONTH = "2025-03-01"
@@ -108,15 +109,10 @@ def app_with(settings: Settings, database_url: str, engine) -> App:
         app = create_app(
             dataclasses.replace(settings, **changes), database_url, today=lambda: date(2025, 4, 15)
         )
-        transport = httpx.ASGITransport(app=app)
         async with contextlib.AsyncExitStack() as stack:
             if lifespan:
                 await stack.enter_async_context(app.router.lifespan_context(app))
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=transport, base_url="http://test", headers=bearer(settings, "admin")
-                )
-            )
+            client = await stack.enter_async_context(asgi_client(app, bearer(settings, "admin")))
             try:
                 yield app, client
             finally:
@@ -124,20 +120,6 @@ def app_with(settings: Settings, database_url: str, engine) -> App:
         await app.state.engine.dispose()
 
     return make
-
-
-async def homes(client: httpx.AsyncClient, raw, n: int) -> Community:
-    """rules.md's priced example and n-1 more homes with the same customer tariff."""
-    community = await priced_example(client, raw)
-    for i in range(2, n + 1):
-        _, customer = await community.home(i)
-        await raw.execute(
-            "INSERT INTO customer_tariffs (customer_id, period_start, esco_id, discount_percent,"
-            " unit_rate, standing_charge) VALUES ($1, '2025-01-01', $2, 15, 0.21131, 0.51824)",
-            customer,
-            community.esco_id,
-        )
-    return community
 
 
 async def run(client: httpx.AsyncClient, community: Community, **extra: Any) -> dict[str, Any]:
@@ -344,17 +326,11 @@ async def test_shutdown_waits_then_rolls_back_and_fails_the_run(app_with, raw, s
 # --- a real server process, killed in the middle of a run ------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """`flows-graphql serve` on the test database, in its own process group."""
 
     def __init__(self, database_url: str, settings: Settings, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,

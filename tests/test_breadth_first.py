@@ -13,7 +13,7 @@ fallback `super().execute_operation` calls): a query the fast walk answers never
 reaches it; one it abandons (a resolver raising) reaches it once; so does a mutation.
 The standard app reaches it once per operation, which proves the spy is live.
 
-The module builds its data once (tests/factories.py): ESCO "alpha" (5 customers, 14
+The module builds its data once (tests/support/factories.py): ESCO "alpha" (5 customers, 14
 months, one of every other entity from test_read_api's `add_extras`, plus a property
 with no site, meter or account, a customer with no account or tariff, and a few
 payments), ESCO "bravo" (3 customers, 3 months, a running billing run), and
@@ -40,17 +40,17 @@ from graphql import GraphQLNonNull, GraphQLObjectType, get_named_type, is_leaf_t
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from bench.queries import OUR_DASHBOARD
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.execution import DEFINITION, ExecutionContext, UndeclaredField, install
 from flows_graphql.fields import DECLARED, ROW_TYPE, computed
 from flows_graphql.schema import build_schema, schema
 from flows_graphql.types.node import RowType
-from tests import factories as f
-from tests.conftest import TODAY, bearer, direct_dsn
-from tests.factories import TENANT, EscoData, empty_tables
-from tests.test_read_api import DASHBOARD, DASHBOARD_STATEMENTS, Extras, add_extras, gid
+from tests.support import factories as f
+from tests.support.api import TENANT, TODAY, asgi_client, bearer, gid
+from tests.support.db import direct_dsn
+from tests.support.documents import DASHBOARD, DASHBOARD_STATEMENTS, OUR_DASHBOARD
+from tests.support.factories import EscoData, Extras, add_extras, empty_tables
 
 # --- the world -------------------------------------------------------------------------
 
@@ -153,12 +153,8 @@ async def walks(settings: Settings, database_url: str) -> AsyncIterator[Walks]:
             ),
         }
         async with (
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=fast_app), base_url="http://test"
-            ) as fast,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=standard_app), base_url="http://test"
-            ) as standard,
+            asgi_client(fast_app) as fast,
+            asgi_client(standard_app) as standard,
         ):
             engines = (fast_app.state.engine, standard_app.state.engine)
             yield Walks(

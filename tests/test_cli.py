@@ -16,36 +16,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from flows_graphql.cli import money
-from tests import live
-from tests.conftest import ROOT
-from tests.factories import build_esco
-
-
-def run(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    base = live.environment("DATABASE_URL")
-    if env and "DATABASE_URL" in env:
-        # A database of the test's choosing: the suite's server past the pooler is not
-        # its server.
-        base.pop("FLOWS_DATABASE_DIRECT_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "flows_graphql.cli", *args],
-        cwd=ROOT,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kw,
-    )
-
-
-def one_line_failure(result: subprocess.CompletedProcess, *words: str) -> str:
-    assert result.returncode != 0, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
+from tests.support import ROOT
+from tests.support.cli import one_line_failure, run
+from tests.support.factories import build_esco
 
 
 def closed_port() -> int:

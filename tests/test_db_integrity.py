@@ -29,7 +29,8 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models import metadata
-from tests.conftest import SEEDED_TABLES, direct_dsn
+from tests.support import SEEDED_TABLES
+from tests.support.db import direct_dsn
 
 D = date.fromisoformat
 

@@ -23,7 +23,7 @@ from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.cutoff import Cutoff, Cutoffs
 from flows_graphql.faults import MESSAGES, TIMEOUT, UNAVAILABLE, Cut, classify
-from tests.conftest import TODAY, bearer, gql
+from tests.support.api import TODAY, asgi_client, bearer, gql
 
 CREATE_ESCO = """
 mutation ($input: CreateEscoInput!) {
@@ -40,11 +40,7 @@ async def quick(
     app = create_app(
         dataclasses.replace(settings, statement_timeout_ms=300), database_url, today=lambda: TODAY
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers=bearer(settings, "admin"),
-    ) as http:
+    async with asgi_client(app, bearer(settings, "admin")) as http:
         yield http
     await app.state.engine.dispose()
 
@@ -135,11 +131,7 @@ async def test_no_free_pooled_connection_in_time_is_unavailable(
     # The pool's two connections (one, plus as many overflow), both taken.
     held = [await pool_engine.connect() for _ in range(2)]
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://test",
-            headers=bearer(settings, "admin"),
-        ) as http:
+        async with asgi_client(app, bearer(settings, "admin")) as http:
             body = await gql(http, "{ escos { nodes { code } } }")
             assert body["_status"] == 503
             assert [e["extensions"]["code"] for e in body["errors"]] == [UNAVAILABLE]

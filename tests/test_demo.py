@@ -8,7 +8,8 @@ from pathlib import Path
 
 from flows_graphql.db.models import metadata
 from flows_graphql.demo import DEMO_ESCO, USAGE_MONTHS, bill_demo, seed_demo
-from tests.conftest import SEEDED_TABLES, bearer, gql
+from tests.support import SEEDED_TABLES
+from tests.support.api import bearer, gql
 
 TODAY = date(2025, 3, 10)
 

@@ -15,7 +15,7 @@ from flows_graphql.db.models import ApiKey, Meter
 from flows_graphql.db.models.enums import MeterMode
 from flows_graphql.loaders.billing import UsageByMeterId
 from flows_graphql.loaders.metering import MeterById
-from tests import factories as f
+from tests.support import factories as f
 
 METERS = Meter.__table__
 

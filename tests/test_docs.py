@@ -7,13 +7,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from flows_graphql.services.problems import ErrorCode
-from tests import live
-from tests.conftest import ROOT, bearer
-from tests.test_metrics import free_port, wait_for
+from tests.support import ROOT
+from tests.support.api import bearer
+from tests.support.net import serve
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PACKAGE = sorted((ROOT / "flows_graphql").rglob("*.py"))
@@ -100,23 +99,7 @@ def test_curl_examples_are_one_pasteable_line():
 def test_the_readme_curl_works(settings, database_url, engine, tmp_path):
     (readme_curl,) = _curl_lines(ROOT / "README.md")
     command = readme_curl.splitlines()[0]
-    port = free_port()
-    env = {
-        **live.environment(),
-        "DATABASE_URL": database_url,
-        "FLOWS_JWT_SECRET": settings.jwt_secret or "",
-        "FLOWS_DATA_DIR": str(tmp_path),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows_graphql.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+    with serve(settings, database_url, tmp_path) as port:
         token = bearer(settings, "admin")["Authorization"].removeprefix("Bearer ")
         result = subprocess.run(
             ["bash", "-c", command.replace("localhost:8000", f"localhost:{port}")],
@@ -128,6 +111,3 @@ def test_the_readme_curl_works(settings, database_url, engine, tmp_path):
         body = json.loads(result.stdout)
         assert body["data"]["viewer"]["role"] == "ADMIN", body
         assert body["extensions"]["cost"]["requested"] >= 1
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -13,8 +13,9 @@ from decimal import Decimal as D
 
 from flows_graphql.auth.viewer import SYSTEM
 from flows_graphql.exports import export_csv
-from tests import factories as f
-from tests.conftest import ROOT, TODAY, bearer
+from tests.support import ROOT
+from tests.support import factories as f
+from tests.support.api import TODAY, bearer
 
 
 def rows_of(text: str) -> list[dict[str, str]]:

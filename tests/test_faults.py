@@ -1,5 +1,5 @@
 """Database faults, through HTTP against the real server (uvicorn in a subprocess) and
-a PostgreSQL of the test's own (tests/private_pg.py; never the shared server), which is
+a PostgreSQL of the test's own (tests/support/private_pg.py; never the shared server), which is
 restarted, crashed, stopped and frozen while payments and reads run.
 
 Each numbered defect of issue 16 that is about faults has its regression test here:
@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,14 +33,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import websockets
 
 from flows_graphql.auth.tokens import issue_token
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.faults import TIMEOUT, UNAVAILABLE, classify
-from tests.factories import EscoData, build_esco
-from tests.private_pg import PrivatePostgres, binaries, free_port, private_postgres
+from tests.support.factories import EscoData, build_esco
+from tests.support.private_pg import PrivatePostgres, binaries, free_port, private_postgres
 
 pytestmark = [
     pytest.mark.faults,
@@ -618,6 +620,7 @@ CUTOFF_ENV = {
     "FLOWS_STATEMENT_TIMEOUT_MS": "20000",
     "FLOWS_LOCK_TIMEOUT_MS": "0",
     "FLOWS_REQUEST_TIMEOUT_S": "4",
+    "FLOWS_EXPORT_TIMEOUT_S": "3",
 }
 
 
@@ -754,3 +757,156 @@ async def test_shutdown_answers_in_json_with_each_mutations_outcome(
     # (`flows-graphql serve` turns that into exit 0).
     assert exited in (0, -signal.SIGTERM)
     assert not any("Exception in ASGI" in line.get("msg", "") for line in shutting.lines())
+
+
+# --- exports: an outage, a client that leaves, a client that stops reading -------------
+
+EXPORT_MONTH = "2023-06"
+EXPORT_ROWS = 60_000  # some 9 MB of CSV: more than the sockets' buffers hold
+
+
+async def test_an_export_in_an_outage_is_a_json_503(
+    http: httpx.AsyncClient, world: World, db_up: PrivatePostgres
+) -> None:
+    url = f"/exports/usage.csv?esco=faulty&month={world.esco.months[0]:%Y-%m}"
+    assert (await http.get(url, headers=admin_headers())).status_code == 200
+    await asyncio.to_thread(db_up.stop, "fast")
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            response = await http.get(url, headers=admin_headers())
+            assert_unavailable(response)
+            assert time.monotonic() - started < 3
+    finally:
+        await asyncio.to_thread(db_up.start)
+    assert (await http.get(url, headers=admin_headers())).status_code == 200
+
+
+async def _many_payments(pg: PrivatePostgres, world: World) -> None:
+    rows = await run_sql(
+        pg, "SELECT count(*) AS n FROM payments WHERE idempotency_key LIKE 'export-%'"
+    )
+    if rows[0]["n"] >= EXPORT_ROWS:
+        return
+    await run_sql(
+        pg,
+        "INSERT INTO payments (esco_id, customer_id, account_id, amount_pence, status,"
+        " scheduled_at, idempotency_key, description)"
+        " SELECT $1, $2, $3, 100, 'succeeded', timestamptz '2023-06-10 12:00Z',"
+        " 'export-' || g, 'a payment to make the export long enough'"
+        " FROM generate_series(1, $4) AS g",
+        world.esco.id,
+        world.esco.customer_ids[0],
+        world.esco.account_ids[0],
+        EXPORT_ROWS,
+    )
+
+
+async def _exports_in_transaction(pg: PrivatePostgres) -> int:
+    rows = await run_sql(
+        pg,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'flows-graphql'"
+        " AND xact_start IS NOT NULL AND query LIKE '%FROM payments y%'",
+    )
+    return int(rows[0]["n"])
+
+
+async def _until_exporting(pg: PrivatePostgres, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await _exports_in_transaction(pg) == 1:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def _until_released(pg: PrivatePostgres, within: float) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if await _exports_in_transaction(pg) == 0:
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def _start_export(port: int) -> socket.socket:
+    """A client that asks for a long export and reads its first bytes (a small receive
+    window, so the server soon has to wait for it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    token = admin_headers()["Authorization"]
+    request = (
+        f"GET /exports/payments.csv?esco=faulty&month={EXPORT_MONTH} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: {token}\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    first = await asyncio.wait_for(loop.sock_recv(sock, 200), 10)
+    assert first.startswith(b"HTTP/1.1 200"), first
+    return sock
+
+
+async def test_an_export_whose_client_leaves_returns_its_connection(
+    server: Server, world: World, db_up: PrivatePostgres
+) -> None:
+    await _many_payments(db_up, world)
+    sock = await _start_export(server.port)
+    try:
+        # The export waits for its client, in its snapshot.
+        assert await _until_exporting(db_up, 3)
+    finally:
+        sock.close()
+    took = await _until_released(db_up, 2)
+    assert took is not None, "the export's transaction outlived its client"
+
+
+async def test_an_export_whose_client_stops_reading_ends_at_its_cap(
+    cutoff_server: Server, world: World, db_up: PrivatePostgres
+) -> None:
+    """FLOWS_EXPORT_TIMEOUT_S is 3 s on this server: the snapshot of an export whose
+    client stays connected but reads nothing is ended then, the connection returned."""
+    await _many_payments(db_up, world)
+    started = time.monotonic()
+    sock = await _start_export(cutoff_server.port)
+    try:
+        assert await _until_exporting(db_up, 2)
+        took = await _until_released(db_up, 6)
+        assert took is not None, "a stalled export holds its snapshot past its cap"
+        assert 2.5 < time.monotonic() - started < 5.5
+    finally:
+        sock.close()
+    stopped = [line for line in cutoff_server.lines() if line.get("code") == TIMEOUT]
+    assert stopped, cutoff_server.lines()[-5:]
+    assert not any("Exception in ASGI" in line.get("msg", "") for line in cutoff_server.lines())
+
+
+# --- a WebSocket's connection_init in an outage ------------------------------------------
+
+
+async def _connection_init(server: Server, headers: dict[str, str]) -> tuple[int, str]:
+    url = f"ws://127.0.0.1:{server.port}/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+        payload = {"Authorization": headers["Authorization"]}
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_connection_init_in_an_outage_is_try_again_later_not_forbidden(
+    server: Server, world: World, db_up: PrivatePostgres
+) -> None:
+    await asyncio.to_thread(db_up.stop, "fast")
+    try:
+        # A customer token never seen: its customer is looked up in the database.
+        code, reason = await _connection_init(server, customer_headers(uuid.uuid4()))
+    finally:
+        await asyncio.to_thread(db_up.start)
+    assert code == 1013, (code, reason)
+    assert "try again" in reason
+    # Back: a token of nobody is refused as such.
+    code, _ = await _connection_init(server, customer_headers(uuid.uuid4()))
+    assert code == 4403

@@ -14,9 +14,8 @@ from sqlalchemy.dialects import postgresql
 from flows_graphql.loaders.customers import CUSTOMERS
 from flows_graphql.loaders.metering import METERS, PROPERTIES
 from flows_graphql.types import filters
-from tests import factories as f
-from tests.conftest import gql
-from tests.factories import TENANT
+from tests.support import factories as f
+from tests.support.api import TENANT, gql
 
 
 async def payments(raw: Any, esco: f.EscoData, i: int, n: int) -> list[uuid.UUID]:

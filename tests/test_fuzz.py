@@ -53,9 +53,10 @@ from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.schema import schema
 from flows_graphql.types.node import to_global_id
-from tests import factories as f
-from tests.conftest import TODAY, bearer, direct_dsn
-from tests.factories import empty_tables
+from tests.support import factories as f
+from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.db import direct_dsn
+from tests.support.factories import empty_tables
 
 SDL = schema.as_str()
 GRAPHQL = schema._schema
@@ -152,13 +153,9 @@ async def fuzz(settings: Settings, database_url: str) -> AsyncIterator[Fuzz]:
             "invalid": from_schema(SDL, custom_scalars=hostile, codec=None, mode=Mode.NEGATIVE),
         }
         async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=prod_app), base_url="http://test"
-            ) as prod,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=standard_app), base_url="http://test"
-            ) as standard,
+            asgi_client(app) as c,
+            asgi_client(prod_app) as prod,
+            asgi_client(standard_app) as standard,
         ):
             yield Fuzz(
                 c,

@@ -24,7 +24,7 @@ import pytest
 
 from flows_graphql import graphiql
 from flows_graphql.live.kinds import KINDS
-from tests import live
+from tests.support import live
 
 README = live.ROOT / "README.md"
 ASSET = re.compile(r'(?:src|href)="([^"]+)"(?: integrity="([^"]+)")?')

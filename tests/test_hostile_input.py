@@ -39,9 +39,10 @@ from flows_graphql.db.engine import create_engine
 from flows_graphql.limits import Limits, TooComplex, check
 from flows_graphql.live.broker import Broker
 from flows_graphql.schema import schema
-from tests import factories as f
-from tests.conftest import bearer, direct_dsn
-from tests.factories import EscoData, World, module_world
+from tests.support import factories as f
+from tests.support.api import bearer, call, codes
+from tests.support.db import direct_dsn
+from tests.support.factories import EscoData, World, module_world
 
 
 @pytest.fixture(scope="module")
@@ -587,17 +588,7 @@ UPDATE = (
 
 
 async def mutate(world: World, text: str, input: dict[str, Any]) -> dict[str, Any]:
-    response = await world.client.post(
-        "/graphql", json={"query": text, "variables": {"input": input}}
-    )
-    body = response.json()
-    assert response.status_code == 200 and "errors" not in body, body
-    [payload] = body["data"].values()
-    return dict(payload)
-
-
-def codes(payload: dict[str, Any]) -> list[tuple[list[str], str]]:
-    return [(e["field"], e["code"]) for e in payload["userErrors"]]
+    return await call(world.client, text, input)
 
 
 async def free_property(world: World, esco: EscoData) -> uuid.UUID:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from flows_graphql.negotiation import GRAPHQL_RESPONSE, JSON, response_media_type
-from tests import live
+from tests.support import live
 
 GR = "application/graphql-response+json; charset=utf-8"
 

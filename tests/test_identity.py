@@ -1,5 +1,5 @@
 """Sign-in through identity providers (docs/identity.md), against a real OpenID Connect
-provider the suite serves on loopback (tests/oidc_provider.py): tokens checked against
+provider the suite serves on loopback (tests/support/oidc_provider.py): tokens checked against
 its JWKS, every refusal a 401 with a clear message, key rotation, cache headers,
 discovery, an unreachable provider (503, not a hang), staff grants and their
 revocation, the onboarding of a customer from an invite, and CORS."""
@@ -27,9 +27,9 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.oidc import cache_ttl
 from flows_graphql.config import OidcIssuer, Settings, parse_issuers, parse_origins
 from flows_graphql.types.node import to_global_id
-from tests import factories as f
-from tests.conftest import TODAY, bearer
-from tests.oidc_provider import AUDIENCE, Provider, make_key
+from tests.support import factories as f
+from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.oidc_provider import AUDIENCE, Provider, make_key
 
 ME = "{ viewer { role subject issuer email escos { code } customer { uuid email } } }"
 
@@ -69,7 +69,7 @@ class Api:
 
 async def make_api(settings: Settings, database_url: str) -> tuple[Api, Any]:
     app = create_app(settings, database_url, today=lambda: TODAY)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    http = asgi_client(app)
     return Api(http, app), app
 
 
@@ -346,6 +346,64 @@ async def test_an_unreachable_provider_is_a_quick_503_and_blocks_nobody(
         await client.http.aclose()
         await app.state.engine.dispose()
         idp.stall_s = 0
+
+
+def _hostile(idp: Provider, **over: Any) -> dict[str, Any]:
+    return {**idp.keys[0].public_jwk(), **over}
+
+
+@pytest.mark.parametrize(
+    "member",
+    [{"kty": ["RSA"]}, {"kty": {"RSA": 1}}, {"kty": 7}, {"kid": ["k"]}, {"kid": {"k": 1}},
+     {"use": ["sig"]}, {"alg": ["RS256"]}, {"n": 12345}, {"e": None}],
+)  # fmt: skip
+async def test_a_jwks_of_wrong_json_types_is_refused_never_a_500(
+    api, idp, member, settings, database_url
+) -> None:
+    """The JWKS is the provider's input like any other: a key whose `kty`, `kid`,
+    `use`, `alg` or numbers are of the wrong JSON type is an unusable key (401 for the
+    token that needs it), and beside it a good key still verifies."""
+    idp.jwks_body = {"keys": [_hostile(idp, **member)]}
+    # With its `kid`, and without one (the issuer's only key would then be the one).
+    no_kid = jwt.encode(claims(idp, sub="p"), idp.keys[0].private, algorithm="RS256")
+    for token in (idp.token("p"), no_kid):
+        response = await api.post(token, ME)
+        assert response.status_code == 401, (member, response.text)
+        refused(response)
+    idp.jwks_body = {"keys": [_hostile(idp, **member), "not a key", None, idp.keys[1].public_jwk()]}
+    fresh, app = await make_api(with_issuers(settings, idp.config()), database_url)
+    try:
+        await fresh.data(idp.token("p", key=idp.keys[1]), ME)
+        refused(await fresh.post(idp.token("p"), ME))
+    finally:
+        await fresh.http.aclose()
+        await app.state.authenticator.oidc.close()
+        await app.state.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "jwks, discovery",
+    [({"keys": {"kty": "RSA"}}, None), ({"keys": "all"}, None), (["keys"], None),
+     (None, {"issuer": ["x"], "jwks_uri": 5}), (None, ["issuer"]),
+     (None, {"issuer": "ISSUER", "jwks_uri": {"u": 1}})],
+)  # fmt: skip
+async def test_a_malformed_jwks_or_discovery_document_is_the_provider_unavailable(
+    settings, database_url, engine, idp, jwks, discovery
+) -> None:
+    idp.jwks_body = jwks
+    if discovery is not None:
+        idp.discovery_body = json.loads(json.dumps(discovery).replace("ISSUER", idp.issuer))
+    config = {k: v for k, v in idp.config().items() if k != "jwks_uri"}
+    client, app = await make_api(with_issuers(settings, config), database_url)
+    try:
+        response = await client.post(idp.token("p"), ME)
+        assert response.status_code == 503, response.text
+        [error] = response.json()["errors"]
+        assert error["extensions"] == {"code": "UNAVAILABLE"}
+    finally:
+        await client.http.aclose()
+        await app.state.authenticator.oidc.close()
+        await app.state.engine.dispose()
 
 
 async def test_stale_keys_keep_working_while_the_provider_is_slow_or_down(api, idp) -> None:
@@ -715,7 +773,7 @@ PREFLIGHT = {
 
 async def cors_client(settings: Settings, database_url: str) -> tuple[httpx.AsyncClient, Any]:
     app = create_app(settings, database_url, today=lambda: TODAY)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), app
+    return asgi_client(app), app
 
 
 async def test_cors_preflight_from_an_allowed_and_a_refused_origin(
@@ -801,3 +859,56 @@ def test_settings_read_the_issue_s_exact_configuration(monkeypatch) -> None:
         Settings.from_env()
     monkeypatch.delenv("FLOWS_CORS_ORIGINS")
     assert Settings.from_env().cors_origins is None
+
+
+# --- e-mail look-alikes -----------------------------------------------------------------
+
+KELVIN = "\u212a"  # KELVIN SIGN: str.lower() makes it an ASCII "k"
+LOOK_ALIKES = [
+    f"{KELVIN}ate@alpha.example",  # Kelvin sign for k
+    f"{KELVIN}ATE@ALPHA.EXAMPLE",
+    "\uff4b\uff41\uff54\uff45@alpha.example",  # fullwidth ｋａｔｅ
+    "kate@alpha.exampl\u0435",  # a Cyrillic е in the domain
+    "ADM\u0130N@alpha.example",  # İ: lower() gives i + a combining dot
+    "stra\u00dfe@alpha.example",  # ß: case folding gives ss
+]
+
+
+async def test_look_alike_emails_claim_no_grant(api, idp, settings, escos, raw) -> None:
+    admin = bearer(settings, "admin", sub="root")["Authorization"].split()[1]
+    alpha, _ = escos
+    for address in ("kate@alpha.example", "admin@alpha.example", "strasse@alpha.example"):
+        grant = {"issuer": idp.issuer, "email": address, "escoIds": [str(alpha.id)]}
+        assert (await api.data(admin, GRANT, {"input": grant}))["grantOperatorAccess"][
+            "userErrors"
+        ] == []
+    for n, address in enumerate(LOOK_ALIKES):
+        token = idp.token(f"look-alike-{n}", email=address)
+        viewer = (await api.data(token, ME))["viewer"]
+        assert viewer["role"] == "UNLINKED" and viewer["escos"] == [], (address, viewer)
+    assert await raw.fetchval("SELECT count(*) FROM staff_grants WHERE subject IS NULL") == 3
+    # A grant by e-mail takes ASCII addresses only.
+    for address in LOOK_ALIKES[:1] + LOOK_ALIKES[2:]:
+        grant = {"issuer": idp.issuer, "email": address, "escoIds": [str(alpha.id)]}
+        body = await api.data(admin, GRANT, {"input": grant})
+        [error] = body["grantOperatorAccess"]["userErrors"]
+        assert (error["field"], error["code"]) == (["email"], "INVALID"), address
+    assert await raw.fetchval("SELECT count(*) FROM staff_grants") == 3
+    # The address itself, in any ASCII case, is the grant's.
+    owner = idp.token("kate-sub", email="KATE@Alpha.Example")
+    assert (await api.data(owner, ME))["viewer"]["role"] == "OPERATOR"
+
+
+async def test_look_alike_emails_accept_no_invite(api, idp, settings, escos, raw) -> None:
+    alpha, _ = escos
+    await raw.execute(
+        "UPDATE customers SET email = 'kate@alpha.example' WHERE id = $1", alpha.customer_ids[0]
+    )
+    token = await invite(api, settings, alpha, 0)
+    for n, address in enumerate(LOOK_ALIKES[:4]):
+        body = await api.data(idp.token(f"look-{n}", email=address), ACCEPT, {"token": token})
+        [error] = body["acceptInvite"]["userErrors"]
+        assert error["code"] == "INVITE_EMAIL_MISMATCH", address
+    assert await raw.fetchval("SELECT count(*) FROM customer_identities") == 0
+    body = await api.data(idp.token("kate", email="Kate@ALPHA.example"), ACCEPT, {"token": token})
+    assert body["acceptInvite"]["userErrors"] == []

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from flows_graphql.config import Settings
 from flows_graphql.limits import Limits, TooComplex, check
 from flows_graphql.schema import schema
-from tests import factories as f
-from tests.factories import module_world
+from tests.support import factories as f
+from tests.support.factories import module_world
 
 CUSTOMERS, PAYMENTS = 24, 25  # both over the default page of 20
 

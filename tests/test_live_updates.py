@@ -13,7 +13,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -23,64 +23,16 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.app import create_app
-from flows_graphql.auth.apikeys import create_key, revoke_key
+from flows_graphql.auth.apikeys import revoke_key
 from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.types.node import to_global_id
-from tests import live
-from tests.conftest import TODAY, bearer
-from tests.oidc_provider import AUDIENCE, Provider, make_key
+from tests.support.api import TODAY, bearer
+from tests.support.live import serving as serving_app
+from tests.support.oidc_provider import AUDIENCE, Provider, make_key
+from tests.support.sockets import Subscriber, _refused, feeds_open, serving, token
+from tests.support.world import World, issue_partner_key, make_world, seed_payment
 
 EVENTS = "subscription ($after: ID) { events(after: $after) { id type subject { id } } }"
-
-
-@dataclass
-class World:
-    esco: uuid.UUID
-    other_esco: uuid.UUID
-    ann: uuid.UUID  # occupier of `home`
-    bob: uuid.UUID  # another household of the same ESCO
-    cat: uuid.UUID  # a customer of the other ESCO
-    home: uuid.UUID
-    bobs_home: uuid.UUID
-    cats_home: uuid.UUID
-
-
-async def _esco(raw: asyncpg.Connection, code: str) -> uuid.UUID:
-    esco = uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
-        esco,
-        code,
-        code.upper(),
-    )
-    return esco
-
-
-async def _household(
-    raw: asyncpg.Connection, esco: uuid.UUID, email: str, plot: str
-) -> tuple[uuid.UUID, uuid.UUID]:
-    customer, prop, account = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO customers (id, esco_id, email) VALUES ($1, $2, $3)", customer, esco, email
-    )
-    await raw.execute(
-        "INSERT INTO properties (id, esco_id, plot) VALUES ($1, $2, $3)", prop, esco, plot
-    )
-    await raw.execute(
-        "INSERT INTO accounts (id, esco_id, property_id, opened_on) VALUES ($1, $2, $3, "
-        "'2024-01-01')",
-        account,
-        esco,
-        prop,
-    )
-    await raw.execute(
-        "INSERT INTO customer_accounts (customer_id, account_id, esco_id, role, start_date) "
-        "VALUES ($1, $2, $3, 'occupier', '2024-01-01')",
-        customer,
-        account,
-        esco,
-    )
-    return customer, account
 
 
 @pytest.fixture
@@ -88,108 +40,20 @@ async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
     return await make_world(raw)
 
 
-async def make_world(raw: asyncpg.Connection) -> World:
-    """Two ESCOs: two households in one, one in the other (also tests/test_webhooks.py)."""
-    esco, other = await _esco(raw, "live"), await _esco(raw, "elsewhere")
-    ann, home = await _household(raw, esco, "ann@example.com", "1")
-    bob, bobs_home = await _household(raw, esco, "bob@example.com", "2")
-    cat, cats_home = await _household(raw, other, "cat@example.com", "1")
-    return World(esco, other, ann, bob, cat, home, bobs_home, cats_home)
-
-
 @pytest.fixture
 async def server(
     settings: Settings, database_url: str, engine: AsyncEngine
 ) -> AsyncIterator[tuple[str, Any]]:
     """The app on a real socket; yields (ws url, app)."""
-    quick = replace(settings, ws_ping_seconds=0.2, ws_idle_seconds=30, ws_recheck_seconds=0.5)
-    app = create_app(quick, database_url, today=lambda: TODAY)
-    async with live.serving(app) as port:
-        yield f"ws://127.0.0.1:{port}/graphql", app
-
-
-class Subscriber:
-    """A graphql-transport-ws client that answers pings and collects `next` payloads."""
-
-    def __init__(self, socket: Any) -> None:
-        self.socket = socket
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def connect(cls, url: str, payload: dict[str, str]) -> AsyncIterator[Subscriber]:
-        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
-            await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
-            ack = json.loads(await asyncio.wait_for(socket.recv(), 5))
-            assert ack["type"] == "connection_ack", ack
-            yield cls(socket)
-
-    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
-        op = uuid.uuid4().hex
-        message = {"query": query, "variables": variables or {}}
-        await self.socket.send(json.dumps({"id": op, "type": "subscribe", "payload": message}))
-        return op
-
-    async def next(self, within: float = 5) -> dict[str, Any]:
-        """The next message that is not a ping or pong, within `within` seconds."""
-        async with asyncio.timeout(within):
-            return await self._next()
-
-    async def _next(self) -> dict[str, Any]:
-        while True:
-            message = json.loads(await self.socket.recv())
-            if message["type"] == "ping":
-                await self.socket.send(json.dumps({"type": "pong"}))
-                continue
-            if message["type"] == "pong":
-                continue
-            return message
-
-
-async def _refused(url: str, payload: dict[str, str]) -> tuple[int, str]:
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as socket:
-        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await asyncio.wait_for(socket.recv(), 5)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code, closed.value.rcvd.reason
-
-
-async def feeds_open(app: Any, n: int) -> None:
-    """Wait until the server's broker has `n` feeds open: the subscriptions are live
-    (the protocol itself has no "subscribed" message)."""
-    async with asyncio.timeout(10):
-        while len(app.state.broker.feeds) < n:  # noqa: ASYNC110 (another task's state)
-            await asyncio.sleep(0.01)
-
-
-def token(settings: Settings, role: str, **claims: Any) -> dict[str, str]:
-    return {"Authorization": bearer(settings, role, **claims)["Authorization"]}
-
-
-async def _key(engine: AsyncEngine, esco: uuid.UUID, scopes: list[str]) -> tuple[uuid.UUID, str]:
-    async with engine.begin() as conn:
-        issued = await create_key(conn, esco, scopes, "partner")
-    return issued.id, issued.key
-
-
-async def _pay(raw: asyncpg.Connection, w: World, customer: uuid.UUID, account: uuid.UUID) -> str:
-    esco = await raw.fetchval("SELECT esco_id FROM accounts WHERE id = $1", account)
-    payment = await raw.fetchval(
-        "INSERT INTO payments (esco_id, customer_id, account_id, amount_pence, status, "
-        "idempotency_key) VALUES ($1, $2, $3, 1200, 'created', $4) RETURNING id",
-        esco,
-        customer,
-        account,
-        uuid.uuid4().hex,
-    )
-    return str(payment)
+    async with serving(settings, database_url) as served:
+        yield served
 
 
 async def test_each_subscriber_gets_exactly_what_it_may_see(
     server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World, engine
 ) -> None:
     url, app = server
-    _, partner_key = await _key(engine, world.esco, ["read"])
+    _, partner_key = await issue_partner_key(engine, world.esco, ["read"])
     principals = {
         "ann": token(settings, "customer", customer_id=str(world.ann)),
         "bob": token(settings, "customer", customer_id=str(world.bob)),
@@ -206,11 +70,11 @@ async def test_each_subscriber_gets_exactly_what_it_may_see(
             await sub.subscribe(EVENTS)
         await feeds_open(app, len(subs))  # before anything commits
 
-        anns = await _pay(raw, world, world.ann, world.home)
+        anns = await seed_payment(raw, world.ann, world.home)
         await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(anns))
         # Markers: the first event each negative subscriber may see.
-        bobs = await _pay(raw, world, world.bob, world.bobs_home)
-        cats = await _pay(raw, world, world.cat, world.cats_home)
+        bobs = await seed_payment(raw, world.bob, world.bobs_home)
+        cats = await seed_payment(raw, world.cat, world.cats_home)
 
         async def events(name: str, n: int) -> list[tuple[str, str]]:
             got = [await subs[name].next() for _ in range(n)]
@@ -258,7 +122,7 @@ async def test_bad_credentials_close_the_connection_before_any_subscription(
 ) -> None:
     url, _app = server
     if credentials == "usage-only key":
-        _, key = await _key(engine, world.esco, ["usage:write"])
+        _, key = await issue_partner_key(engine, world.esco, ["usage:write"])
         credentials = {"X-API-Key": key}
     code, _reason = await _refused(url, credentials)
     assert code == 4403
@@ -284,13 +148,13 @@ async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
     async with Subscriber.connect(url, ann) as sub:
         await sub.subscribe(EVENTS)
         await feeds_open(app, 1)
-        first = await _pay(raw, world, world.ann, world.home)
+        first = await seed_payment(raw, world.ann, world.home)
         seen = (await sub.next())["payload"]["data"]["events"]
         assert seen["type"] == "payment.created"
     # Away: two changes, one of them another household's.
     await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(first))
-    await _pay(raw, world, world.bob, world.bobs_home)
-    second = await _pay(raw, world, world.ann, world.home)
+    await seed_payment(raw, world.bob, world.bobs_home)
+    second = await seed_payment(raw, world.ann, world.home)
     async with Subscriber.connect(url, ann) as sub:
         await sub.subscribe(EVENTS, {"after": seen["id"]})
         replayed = [(await sub.next())["payload"]["data"]["events"] for _ in range(2)]
@@ -299,7 +163,7 @@ async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
             ("payment.created", to_global_id("Payment", second)),
         ]
         # Then live, without a gap and without the replayed ones again.
-        third = await _pay(raw, world, world.ann, world.home)
+        third = await seed_payment(raw, world.ann, world.home)
         live = (await sub.next())["payload"]["data"]["events"]
         assert (live["type"], live["subject"]["id"]) == (
             "payment.created",
@@ -312,10 +176,10 @@ async def test_a_rolled_back_change_emits_nothing(raw: asyncpg.Connection, world
     before = await raw.fetchval("SELECT count(*) FROM events")
     tx = raw.transaction()
     await tx.start()
-    await _pay(raw, world, world.ann, world.home)
+    await seed_payment(raw, world.ann, world.home)
     await tx.rollback()
     assert await raw.fetchval("SELECT count(*) FROM events") == before
-    await _pay(raw, world, world.ann, world.home)
+    await seed_payment(raw, world.ann, world.home)
     assert await raw.fetchval("SELECT count(*) FROM events") == before + 1
 
 
@@ -323,7 +187,7 @@ async def test_a_revoked_key_ends_its_subscriptions_at_once(
     server: tuple[str, Any], raw: asyncpg.Connection, world: World, engine: AsyncEngine
 ) -> None:
     url, app = server
-    key_id, key = await _key(engine, world.esco, ["read"])
+    key_id, key = await issue_partner_key(engine, world.esco, ["read"])
     async with Subscriber.connect(url, {"X-API-Key": key}) as sub:
         await sub.subscribe(EVENTS)
         await feeds_open(app, 1)
@@ -505,8 +369,8 @@ async def test_a_revoked_staff_grant_ends_its_subscriptions_in_every_process(
         one = create_app(trusting, database_url, today=lambda: TODAY)
         two = create_app(trusting, database_url, today=lambda: TODAY)
         async with (
-            live.serving(one) as port_one,
-            live.serving(two) as port_two,
+            serving_app(one) as port_one,
+            serving_app(two) as port_two,
             Subscriber.connect(f"ws://127.0.0.1:{port_one}/graphql", signed_in) as first,
             Subscriber.connect(f"ws://127.0.0.1:{port_two}/graphql", signed_in) as second,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}") as http,

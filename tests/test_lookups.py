@@ -3,9 +3,8 @@ batched (aliases cost one statement per kind), within the viewer's scope."""
 
 from __future__ import annotations
 
-from tests import factories as f
-from tests.conftest import bearer, gql
-from tests.factories import TENANT
+from tests.support import factories as f
+from tests.support.api import TENANT, bearer, gql
 
 LOOKUPS = """
 query($e: ID!, $e2: ID!) {

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import httpx
@@ -17,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flows_graphql.app import create_app
 from flows_graphql.config import RateLimits
-from tests import live
-from tests.conftest import ROOT, TODAY, bearer
+from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.net import free_port, serve
 
 REGIONS = "query Regions { regions { code name } }"
 
@@ -41,11 +37,7 @@ async def make_client(engine, database_url):
 
     async def make(settings, **headers):
         app = create_app(settings, database_url, today=lambda: TODAY)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://test",
-            headers={**bearer(settings, "admin"), **headers},
-        )
+        client = asgi_client(app, {**bearer(settings, "admin"), **headers})
         made.append((client, app))
         return client
 
@@ -206,45 +198,18 @@ async def test_production_serves_no_metrics_unless_asked(settings, make_client):
     assert (await (await make_client(own_port)).get("/metrics")).status_code == 404
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {seconds} s")
-
-
 def test_workers_report_one_set_on_the_metrics_port(settings, database_url, engine, tmp_path):
     """`serve --workers 2`: whichever worker answers, the metrics port sums them all."""
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **live.environment("PROMETHEUS_"),
-        "DATABASE_URL": database_url,
-        "FLOWS_JWT_SECRET": settings.jwt_secret or "",
-        "FLOWS_DATA_DIR": str(tmp_path),
-        "FLOWS_METRICS_PORT": str(metrics_port),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows_graphql.cli", "serve", "--workers", "2", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+    metrics_port = free_port()
+    with serve(
+        settings,
+        database_url,
+        tmp_path,
+        "--workers",
+        "2",
+        env={"FLOWS_METRICS_PORT": str(metrics_port)},
+        dropped=("PROMETHEUS_",),
+    ) as port:
         headers = bearer(settings, "admin")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
             for _ in range(20):
@@ -260,9 +225,6 @@ def test_workers_report_one_set_on_the_metrics_port(settings, database_url, engi
         assert value(text, "flows_graphql_sql_statements_sum", operation="Regions") == 40
         # Two workers, each with its pool: the capacities add up.
         assert value(text, "flows_db_pool_capacity") == 2 * 20
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 async def test_the_graphiql_page_is_no_operation(settings, make_client):

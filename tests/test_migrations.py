@@ -10,9 +10,6 @@ downgrade/upgrade round trip.
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.config import Settings
@@ -35,38 +31,10 @@ from flows_graphql.db.migrate import (
     upgrade,
 )
 from flows_graphql.db.models import metadata
-from tests.conftest import direct_dsn
+from tests.support.db import connect, direct_dsn, scratch_database
 
 # --------------------------------------------------------------------------------------
 # Scratch databases
-
-
-@asynccontextmanager
-async def scratch_database(database_url: str, label: str) -> AsyncIterator[str]:
-    """A new empty database on the same server as `database_url`, dropped afterwards."""
-    name = f"flows_{label}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(direct_dsn(database_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(direct_dsn(database_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-@asynccontextmanager
-async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(direct_dsn(url))
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 # --------------------------------------------------------------------------------------

@@ -5,19 +5,15 @@ the billing clock, who sees which months, and statement counts that do not grow.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal as D
 from typing import Any
 
 import httpx
-import pytest
 
-from flows_graphql.app import create_app
 from flows_graphql.types.node import to_global_id
-from tests.conftest import bearer, gql
-from tests.factories import TENANT
-from tests.test_billing import SET_SOLAR, Community, priced_example, run_billing
+from tests.support.api import TENANT, bearer, gql
+from tests.support.billing import Community, priced_example, run_billing, set_solar_credit
 
 STATEMENTS = """
 query($id: ID!, $from: Date, $to: Date, $on: Date) {
@@ -29,18 +25,6 @@ query($id: ID!, $from: Date, $to: Date, $on: Date) {
     }
   } }
 }"""
-
-
-@pytest.fixture
-async def april(settings, database_url, engine) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose billing clock reads 2025-04-15: March 2025 is a past month."""
-    app = create_app(settings, database_url, today=lambda: date(2025, 4, 15))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(settings, "admin")
-    ) as http:
-        yield http
-    await app.state.engine.dispose()
 
 
 async def account_of(raw: Any, customer: uuid.UUID) -> uuid.UUID:
@@ -114,18 +98,7 @@ async def worked_example(april: httpx.AsyncClient, raw: Any) -> tuple[Community,
     """rules.md §8: charges 75.23224 (March), solar credit 1953 p, a payment of 5000 p
     succeeded on 12 March, opening 10.00."""
     community = await priced_example(april, raw)  # 4.2 kW of solar on the one home
-    body = await gql(
-        april,
-        SET_SOLAR,
-        {
-            "input": {
-                "escoId": str(community.esco_id),
-                "periodStart": "2025-01-01",
-                "creditPencePerYear": "5475",
-            }
-        },
-    )
-    assert body["data"]["setSolarCreditTariff"]["userErrors"] == []
+    assert (await set_solar_credit(april, community, "5475"))["userErrors"] == []
     account = await account_of(raw, community.customers[0])
     await february_charges(raw, community, "10.00")
     result = await run_billing(april, community)
@@ -268,7 +241,9 @@ async def test_customers_see_their_own_months_only(april, raw, settings):
             date.fromisoformat(start),
             community.esco_id,
         )
-    # An early payment by A in September (their month), counted in A's view only.
+    # The worked example's payments fall in B's months: B made them (a payment is its
+    # payer's, docs/money.md). An early payment by A in September (her month) is hers.
+    await raw.execute("UPDATE payments SET customer_id = $1 WHERE account_id = $2", b, account)
     await payment(raw, community, account, 1234, "succeeded", scheduled="2024-09-05T10:00:00Z")
 
     operator = (await statements_of(april, account))["data"]["node"]

@@ -9,69 +9,35 @@ was.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from flows_graphql.config import Settings
 from flows_graphql.types.node import to_global_id
-from tests.conftest import bearer
-from tests.factories import World, module_world
+from tests.support import api
+from tests.support.api import ACTOR, error_set, mutate, refusal, unchanged
+from tests.support.factories import World, module_world
+from tests.support.seed import audit_rows, changes, counts, one_audit
 
-ACTOR = "user:development"
 TABLES = ("escos", "sites", "contract_terms", "contract_terms_esco", "audit_log")
 
 ESCO_FIELDS = "id uuid code name appUrl tariffGeneration region { code }"
-ERRORS = "userErrors { field message code }"
 
 
 @pytest.fixture(scope="module")
 async def world(settings: Settings, database_url: str) -> AsyncIterator[World]:
     async with module_world(settings, database_url) as w:
-        w.client.headers.update(bearer(settings, "admin"))  # user:development
         yield w
 
 
 # --- helpers ------------------------------------------------------------------------
 
 
-async def post(world: World, text: str, variables: dict[str, Any]) -> dict[str, Any]:
-    """POST an operation as ASCII JSON (so inputs may hold lone surrogates); a 200 is
-    required."""
-    response = await world.client.post(
-        "/graphql",
-        content=json.dumps({"query": text, "variables": variables}),
-        headers={"content-type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def mutate(world: World, name: str, input: dict[str, Any], fields: str) -> dict[str, Any]:
-    """Run `name(input:)`; fails on any GraphQL error. Returns the payload."""
-    text = (
-        f"mutation($input: {name[0].upper()}{name[1:]}Input!) "
-        f"{{ {name}(input: $input) {{ {fields} {ERRORS} }} }}"
-    )
-    body = await post(world, text, {"input": input})
-    assert "errors" not in body, body
-    payload: dict[str, Any] = body["data"][name]
-    return payload
-
-
 async def ok(world: World, name: str, input: dict[str, Any], fields: str) -> dict[str, Any]:
-    payload = await mutate(world, name, input, fields)
-    assert payload["userErrors"] == [], payload
-    return payload
-
-
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
-    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+    return api.ok(await mutate(world.client, name, input, fields))
 
 
 async def refused(
@@ -79,38 +45,9 @@ async def refused(
 ) -> set[tuple[tuple[str, ...] | None, str]]:
     """Run a mutation that must be refused: nothing written, the entity null. Returns
     the (field path, code) of its user errors."""
-    before = await counts(world.conn)
-    payload = await mutate(world, name, input, fields)
-    assert await counts(world.conn) == before
-    entity = [k for k in payload if k != "userErrors"]
-    assert all(payload[k] is None for k in entity), payload
-    assert payload["userErrors"], payload
-    return {
-        (tuple(e["field"]) if e["field"] is not None else None, e["code"])
-        for e in payload["userErrors"]
-    }
-
-
-async def audit_rows(conn: asyncpg.Connection, action: str, entity_id: object) -> list[Any]:
-    rows = await conn.fetch(
-        "SELECT esco_id, actor, action, entity, entity_id, changes FROM audit_log "
-        "WHERE action = $1 AND entity_id = $2 ORDER BY created_at",
-        action,
-        str(entity_id),
-    )
-    return list(rows)
-
-
-async def one_audit(conn: asyncpg.Connection, action: str, entity_id: object) -> Any:
-    rows = await audit_rows(conn, action, entity_id)
-    assert len(rows) == 1, rows
-    row = rows[0]
-    assert row["actor"] == ACTOR and row["action"] == action
-    return row
-
-
-def changes(row: Any) -> Any:
-    return json.loads(row["changes"])
+    async with unchanged(lambda: counts(world.conn, TABLES)):
+        payload = await mutate(world.client, name, input, fields)
+    return error_set(refusal(payload))
 
 
 async def new_esco(world: World, code: str, **extra: Any) -> dict[str, Any]:
@@ -242,14 +179,15 @@ async def test_create_esco_bad_app_url(world: World, url: str) -> None:
 
 
 async def test_create_esco_text_the_database_cannot_hold(world: World) -> None:
-    """NUL characters (which PostgreSQL text refuses) are a user error, not a 500."""
+    """NUL characters (which PostgreSQL text refuses) are a user error, not a 500: INVALID,
+    in a region code too (as publishBenchmarkTariff answers)."""
     errors = await refused(
         world,
         "createEsco",
         {"code": "nul", "name": "a\x00b", "regionCode": "lon\x00don"},
         "esco { id }",
     )
-    assert errors == {(("name",), "INVALID"), (("regionCode",), "NOT_FOUND")}
+    assert errors == {(("name",), "INVALID"), (("regionCode",), "INVALID")}
     # A lone surrogate (JSON can carry one) is not UTF-8 either.
     errors = await refused(
         world,
@@ -257,7 +195,7 @@ async def test_create_esco_text_the_database_cannot_hold(world: World) -> None:
         {"code": "surrogate", "name": "a\ud800", "regionCode": "\udfff"},
         "esco { id }",
     )
-    assert errors == {(("name",), "INVALID"), (("regionCode",), "NOT_FOUND")}
+    assert errors == {(("name",), "INVALID"), (("regionCode",), "INVALID")}
 
 
 async def test_create_esco_blank_app_url_is_none(world: World) -> None:

@@ -2,7 +2,7 @@
 updateCustomer, setCustomerStatus, openAccount, closeAccount, addCustomerToAccount,
 endCustomerAccount, inviteCustomer, acceptInvite.
 
-For speed the module shares one app and one connection and never truncates: every
+For speed the module shares one app and one connection (tables emptied once): every
 test seeds an ESCO of its own (unique code) and counts rows by that ESCO, so what a
 failed mutation leaves behind is measured exactly.
 """
@@ -10,30 +10,33 @@ failed mutation leaves behind is measured exactly.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from flows_graphql.app import create_app
 from flows_graphql.auth.viewer import Viewer
 from flows_graphql.config import Settings
-from flows_graphql.db.engine import create_engine
-from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models.enums import CustomerStatus
 from flows_graphql.services import customers as service
 from flows_graphql.services.problems import ErrorCode, Rejected
 from flows_graphql.services.tx import Tx
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer, direct_dsn
-
-ACTOR = "user:development"
+from tests.support.api import ACTOR, TODAY, Error, mutate, ok, refusal, unchanged
+from tests.support.factories import World, module_world
+from tests.support.seed import (
+    counts,
+    data,
+    seed_account,
+    seed_customer,
+    seed_esco,
+    seed_link,
+    seed_property,
+    seed_terms,
+)
 
 # Tenant tables a customer/account mutation may write, counted per ESCO.
 TABLES = (
@@ -48,143 +51,12 @@ TABLES = (
 )
 
 
-@dataclass
-class World:
-    client: httpx.AsyncClient
-    conn: asyncpg.Connection
-    engine: Any
-
-
 @pytest.fixture(scope="module")
 async def world(settings: Settings, database_url: str) -> AsyncIterator[World]:
-    engine = create_engine(settings, database_url)
-    await upgrade(engine)
-    app = create_app(settings, database_url, today=lambda: TODAY)
-    conn = await asyncpg.connect(direct_dsn(database_url))
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", headers=bearer(settings, "admin")
-        ) as http:
-            yield World(http, conn, engine)
-    finally:
-        await conn.close()
-        await app.state.engine.dispose()
-        await engine.dispose()
+    async with module_world(settings, database_url) as w:
+        yield w
 
 
-# --- seeding (raw SQL) -----------------------------------------------------------------
-
-
-async def seed_esco(
-    conn: asyncpg.Connection, app_url: str | None = "https://app.example"
-) -> uuid.UUID:
-    esco = uuid.uuid4()
-    code = f"t-{esco.hex[:12]}"
-    await conn.execute(
-        "INSERT INTO escos (id, code, name, region_code, app_url) "
-        "VALUES ($1, $2, $3, 'south_east', $4)",
-        esco,
-        code,
-        code.upper(),
-        app_url,
-    )
-    return esco
-
-
-async def seed_property(conn: asyncpg.Connection, esco: uuid.UUID) -> uuid.UUID:
-    prop = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO properties (id, esco_id, plot) VALUES ($1, $2, $3)",
-        prop,
-        esco,
-        f"Plot {prop.hex[:8]}",
-    )
-    return prop
-
-
-async def seed_terms(conn: asyncpg.Connection, allowed_for: uuid.UUID | None) -> uuid.UUID:
-    terms = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO contract_terms (id, type, version, title) VALUES ($1, 'supply', 1, $2)",
-        terms,
-        f"Supply terms {terms.hex[:8]}",
-    )
-    if allowed_for is not None:
-        await conn.execute(
-            "INSERT INTO contract_terms_esco (esco_id, contract_terms_id) VALUES ($1, $2)",
-            allowed_for,
-            terms,
-        )
-    return terms
-
-
-async def seed_customer(
-    conn: asyncpg.Connection, esco: uuid.UUID, email: str | None = None, status: str = "active"
-) -> uuid.UUID:
-    customer = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO customers (id, esco_id, email, status) VALUES ($1, $2, $3, $4)",
-        customer,
-        esco,
-        email or f"{customer.hex[:10]}@example.com",
-        status,
-    )
-    return customer
-
-
-async def seed_account(
-    conn: asyncpg.Connection,
-    esco: uuid.UUID,
-    opened_on: date = date(2024, 1, 1),
-    closed_on: date | None = None,
-) -> uuid.UUID:
-    prop = await seed_property(conn, esco)
-    account = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO accounts (id, esco_id, property_id, status, opened_on, closed_on) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        account,
-        esco,
-        prop,
-        "closed" if closed_on else "active",
-        opened_on,
-        closed_on,
-    )
-    return account
-
-
-async def seed_link(
-    conn: asyncpg.Connection,
-    esco: uuid.UUID,
-    customer: uuid.UUID,
-    account: uuid.UUID,
-    role: str,
-    start: date,
-    end: date | None = None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO customer_accounts (customer_id, account_id, role, start_date, esco_id, "
-        "end_date) VALUES ($1, $2, $3, $4, $5, $6)",
-        customer,
-        account,
-        role,
-        start,
-        esco,
-        end,
-    )
-
-
-async def counts(conn: asyncpg.Connection, esco: uuid.UUID) -> dict[str, int]:
-    return {
-        table: await conn.fetchval(f"SELECT count(*) FROM {table} WHERE esco_id = $1", esco)
-        for table in TABLES
-    }
-
-
-# --- calling mutations -----------------------------------------------------------------
-
-ERRORS = "userErrors { field code message }"
 # What each payload holds besides userErrors.
 ENTITY = {
     "createCustomer": "customer { uuid }",
@@ -199,52 +71,17 @@ ENTITY = {
 }
 
 
-async def mutate(
-    client: httpx.AsyncClient, name: str, input: dict[str, Any], selection: str
-) -> dict[str, Any]:
-    """Run `name(input:)`; fails on any GraphQL error; returns the payload."""
-    type_name = name[0].upper() + name[1:]
-    query = (
-        f"mutation($input: {type_name}Input!) "
-        f"{{ {name}(input: $input) {{ {selection} {ERRORS} }} }}"
-    )
-    response = await client.post("/graphql", json={"query": query, "variables": {"input": input}})
-    body = response.json()
-    assert response.status_code == 200 and "errors" not in body, body
-    payload: dict[str, Any] = body["data"][name]
-    return payload
-
-
-def ok(payload: dict[str, Any]) -> dict[str, Any]:
-    assert payload["userErrors"] == [], payload["userErrors"]
-    return payload
-
-
-def errors(payload: dict[str, Any]) -> list[tuple[list[str] | None, str]]:
-    """(field, code) of each user error; and a refused payload carries no entity."""
-    for key, value in payload.items():
-        if key != "userErrors":
-            assert value is None, payload
-    assert all(e["message"] for e in payload["userErrors"])
-    return [(e["field"], e["code"]) for e in payload["userErrors"]]
-
-
 async def refused(
     world: World,
     esco: uuid.UUID,
     name: str,
     input: dict[str, Any],
-) -> list[tuple[list[str] | None, str]]:
+) -> list[Error]:
     """Run a mutation that must be refused; asserts it returned no entity and wrote
     nothing in `esco`."""
-    before = await counts(world.conn, esco)
-    payload = await mutate(world.client, name, input, ENTITY[name])
-    assert await counts(world.conn, esco) == before
-    return errors(payload)
-
-
-def data(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    async with unchanged(lambda: counts(world.conn, TABLES, esco)):
+        payload = await mutate(world.client, name, input, ENTITY[name])
+    return refusal(payload)
 
 
 async def customer_events(conn: asyncpg.Connection, customer: uuid.UUID) -> list[Any]:
@@ -388,7 +225,7 @@ async def test_update_customer(world: World) -> None:
         None,
     )
     # Changing nothing (same e-mail in another case) writes nothing.
-    before = await counts(world.conn, esco)
+    before = await counts(world.conn, TABLES, esco)
     payload = ok(
         await mutate(
             world.client,
@@ -398,7 +235,7 @@ async def test_update_customer(world: World) -> None:
         )
     )
     assert payload["customer"]["email"] == "new@example.com"
-    assert await counts(world.conn, esco) == before
+    assert await counts(world.conn, TABLES, esco) == before
     events = await customer_events(world.conn, customer)
     assert [(e["event_type"], e["actor"], data(e["data"])) for e in events] == [
         (
@@ -463,7 +300,7 @@ async def test_set_customer_status(world: World) -> None:
         "suspended"
     )
     # The same status again is a no-op: no write, no event.
-    before = await counts(world.conn, esco)
+    before = await counts(world.conn, TABLES, esco)
     payload = ok(
         await mutate(
             world.client,
@@ -473,7 +310,7 @@ async def test_set_customer_status(world: World) -> None:
         )
     )
     assert payload["customer"]["status"] == "SUSPENDED"
-    assert await counts(world.conn, esco) == before
+    assert await counts(world.conn, TABLES, esco) == before
     ok(
         await mutate(
             world.client,

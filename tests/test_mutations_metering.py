@@ -22,10 +22,11 @@ import pytest
 
 from flows_graphql.config import Settings
 from flows_graphql.types.node import to_global_id
-from tests.conftest import bearer
-from tests.factories import World, module_world
+from tests.support import api
+from tests.support.api import ACTOR, error_set, refusal, unchanged
+from tests.support.factories import World, module_world
+from tests.support.seed import audit_rows, changes, counts, one_audit
 
-ACTOR = "user:development"
 TABLES = (
     "meters",
     "properties",
@@ -34,7 +35,6 @@ TABLES = (
     "solar_installation",
     "audit_log",
 )
-ERRORS = "userErrors { field message code }"
 METER_FIELDS = "id uuid serial name hardware mode esco { code }"
 PROPERTY_FIELDS = "id uuid plot address esco { code } site { code } supplyMeter { serial }"
 SOLAR_FIELDS = "id mcsCertificate declaredNetCapacityKw commissioningDate property { plot }"
@@ -62,7 +62,6 @@ class Env:
 @pytest.fixture(scope="module")
 async def env(settings: Settings, database_url: str) -> AsyncIterator[Env]:
     async with module_world(settings, database_url) as world:
-        world.client.headers.update(bearer(settings, "admin"))  # user:development
         conn = world.conn
         esco = await conn.fetchval(
             "INSERT INTO escos (code, name, region_code) VALUES ('home', 'Home', 'london') "
@@ -86,37 +85,13 @@ async def env(settings: Settings, database_url: str) -> AsyncIterator[Env]:
 # --- helpers ------------------------------------------------------------------------
 
 
-async def post(world: World, text: str, variables: dict[str, Any]) -> dict[str, Any]:
-    """POST an operation as ASCII JSON (so inputs may hold lone surrogates); a 200 is
-    required."""
-    response = await world.client.post(
-        "/graphql",
-        content=json.dumps({"query": text, "variables": variables}),
-        headers={"content-type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def mutate(env: Env, name: str, input: dict[str, Any], fields: str) -> dict[str, Any]:
     input_type = "CircuitMeterInput" if name.endswith("onnectCircuit") else None
-    input_type = input_type or f"{name[0].upper()}{name[1:]}Input"
-    text = f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {fields} {ERRORS} }} }}"
-    body = await post(env.world, text, {"input": input})
-    assert "errors" not in body, body
-    payload: dict[str, Any] = body["data"][name]
-    return payload
+    return await api.mutate(env.world.client, name, input, fields, input_type=input_type)
 
 
 async def ok(env: Env, name: str, input: dict[str, Any], fields: str) -> dict[str, Any]:
-    payload = await mutate(env, name, input, fields)
-    assert payload["userErrors"] == [], payload
-    return payload
-
-
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
-    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+    return api.ok(await mutate(env, name, input, fields))
 
 
 async def table_snapshot(conn: asyncpg.Connection) -> list[Any]:
@@ -132,40 +107,20 @@ async def refused(
 ) -> set[tuple[tuple[str, ...] | None, str]]:
     """Run a mutation that must be refused: nothing written or changed, the entities
     null. Returns the (field path, code) of its user errors."""
-    before = (await counts(env.conn), await table_snapshot(env.conn))
-    payload = await mutate(env, name, input, fields)
-    assert (await counts(env.conn), await table_snapshot(env.conn)) == before
-    assert all(payload[k] is None for k in payload if k != "userErrors"), payload
-    assert payload["userErrors"], payload
-    return {
-        (tuple(e["field"]) if e["field"] is not None else None, e["code"])
-        for e in payload["userErrors"]
-    }
+    async with unchanged(lambda: state(env.conn)):
+        payload = await mutate(env, name, input, fields)
+    return error_set(refusal(payload))
 
 
-async def audit_rows(conn: asyncpg.Connection, action: str, entity_id: object) -> list[Any]:
-    return list(
-        await conn.fetch(
-            "SELECT esco_id, actor, action, entity, changes FROM audit_log "
-            "WHERE action = $1 AND entity_id = $2 ORDER BY created_at",
-            action,
-            str(entity_id),
-        )
-    )
+async def state(conn: asyncpg.Connection) -> Any:
+    return await counts(conn, TABLES), await table_snapshot(conn)
 
 
 async def audited(env: Env, action: str, entity: str, entity_id: object, esco_id: uuid.UUID) -> Any:
     """The one audit row of `action` on `entity_id`; returns its changes."""
-    rows = await audit_rows(env.conn, action, entity_id)
-    assert len(rows) == 1, rows
-    row = rows[0]
-    assert (row["actor"], row["action"], row["entity"], row["esco_id"]) == (
-        ACTOR,
-        action,
-        entity,
-        esco_id,
-    )
-    return json.loads(row["changes"])
+    row = await one_audit(env.conn, action, entity_id)
+    assert (row["entity"], row["esco_id"]) == (entity, esco_id)
+    return changes(row)
 
 
 async def new_meter(env: Env, esco: uuid.UUID | None = None, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -21,40 +20,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flows_graphql.app import create_app
-from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
 from flows_graphql.db.models.enums import PaymentStatus
 from flows_graphql.rules.payments import TRANSITIONS
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer, direct_dsn, gql
-
-CREATE = """
-mutation ($input: CreatePaymentInput!) {
-  createPayment(input: $input) {
-    payment {
-      id uuid amountPence currency status description providerReference scheduledAt
-      customer { uuid } account { uuid }
-    }
-    userErrors { field message code }
-  }
-}
-"""
-
-CREATE_BARE = """
-mutation ($input: CreatePaymentInput!) {
-  createPayment(input: $input) { payment { uuid amountPence } userErrors { field message code } }
-}
-"""
-
-UPDATE = """
-mutation ($input: UpdatePaymentStatusInput!) {
-  updatePaymentStatus(input: $input) {
-    payment { uuid status providerReference }
-    userErrors { field message code }
-  }
-}
-"""
+from tests.support.api import TODAY, api_key, bearer, call, codes, gql
+from tests.support.db import direct_dsn
+from tests.support.documents import CREATE_PAYMENT, CREATE_PAYMENT_BARE, UPDATE_PAYMENT_STATUS
+from tests.support.seed import seed_account, seed_customer, seed_esco, seed_household, seed_link
 
 
 @dataclass
@@ -67,82 +40,12 @@ class World:
     other_account: uuid.UUID
 
 
-async def make_esco(raw: asyncpg.Connection, code: str) -> uuid.UUID:
-    esco = uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
-        esco,
-        code,
-        code.upper(),
-    )
-    return esco
-
-
-async def make_account(
-    raw: asyncpg.Connection, esco: uuid.UUID, plot: str, *, closed_on: date | None = None
-) -> uuid.UUID:
-    prop, account = uuid.uuid4(), uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO properties (id, esco_id, plot) VALUES ($1, $2, $3)", prop, esco, plot
-    )
-    await raw.execute(
-        "INSERT INTO accounts (id, esco_id, property_id, opened_on, status, closed_on) "
-        "VALUES ($1, $2, $3, '2024-01-01', $4, $5)",
-        account,
-        esco,
-        prop,
-        "closed" if closed_on else "active",
-        closed_on,
-    )
-    return account
-
-
-async def make_customer(
-    raw: asyncpg.Connection, esco: uuid.UUID, email: str, status: str = "active"
-) -> uuid.UUID:
-    customer = uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO customers (id, esco_id, email, status) VALUES ($1, $2, $3, $4)",
-        customer,
-        esco,
-        email,
-        status,
-    )
-    return customer
-
-
-async def link(
-    raw: asyncpg.Connection,
-    esco: uuid.UUID,
-    customer: uuid.UUID,
-    account: uuid.UUID,
-    *,
-    role: str = "occupier",
-    start: date = date(2024, 1, 1),
-    end: date | None = None,
-) -> None:
-    await raw.execute(
-        "INSERT INTO customer_accounts (customer_id, account_id, role, start_date, end_date, "
-        "esco_id) VALUES ($1, $2, $3, $4, $5, $6)",
-        customer,
-        account,
-        role,
-        start,
-        end,
-        esco,
-    )
-
-
 @pytest.fixture
 async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
-    esco = await make_esco(raw, "alpha")
-    account = await make_account(raw, esco, "A1")
-    customer = await make_customer(raw, esco, "ann@example.com")
-    await link(raw, esco, customer, account)
-    other_esco = await make_esco(raw, "beta")
-    other_account = await make_account(raw, other_esco, "B1")
-    other_customer = await make_customer(raw, other_esco, "bob@example.com")
-    await link(raw, other_esco, other_customer, other_account)
+    esco = await seed_esco(raw, "alpha")
+    customer, account = await seed_household(raw, esco, "ann@example.com", "A1")
+    other_esco = await seed_esco(raw, "beta")
+    other_customer, other_account = await seed_household(raw, other_esco, "bob@example.com", "B1")
     return World(esco, customer, account, other_esco, other_customer, other_account)
 
 
@@ -159,21 +62,11 @@ def payment_input(w: World, **overrides: Any) -> dict[str, Any]:
 
 
 async def create(client: httpx.AsyncClient, input: dict[str, Any]) -> dict[str, Any]:
-    body = await gql(client, CREATE, {"input": input})
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]["createPayment"]
-    return result
+    return await call(client, CREATE_PAYMENT, input)
 
 
 async def update(client: httpx.AsyncClient, input: dict[str, Any]) -> dict[str, Any]:
-    body = await gql(client, UPDATE, {"input": input})
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]["updatePaymentStatus"]
-    return result
-
-
-def codes(result: dict[str, Any]) -> list[tuple[list[str] | None, str]]:
-    return [(e["field"], e["code"]) for e in result["userErrors"]]
+    return await call(client, UPDATE_PAYMENT_STATUS, input)
 
 
 async def counts(raw: asyncpg.Connection) -> tuple[int, int]:
@@ -296,7 +189,7 @@ async def test_amount_out_of_bounds_is_invalid(
 async def test_a_fractional_amount_is_refused_by_the_graphql_type(
     client: httpx.AsyncClient, raw: asyncpg.Connection, world: World
 ) -> None:
-    body = await gql(client, CREATE, {"input": payment_input(world, amountPence=10.5)})
+    body = await gql(client, CREATE_PAYMENT, {"input": payment_input(world, amountPence=10.5)})
     assert body["errors"]
     assert await counts(raw) == (0, 0)
 
@@ -357,8 +250,8 @@ async def test_same_key_different_input_is_refused(
     change: dict[str, Any],
 ) -> None:
     if change.get("accountId") == "other":
-        second_account = await make_account(raw, world.esco, "A2")
-        await link(raw, world.esco, world.customer, second_account, role="owner")
+        second_account = await seed_account(raw, world.esco, plot="A2")
+        await seed_link(raw, world.esco, world.customer, second_account, role="owner")
         change = {"accountId": str(second_account)}
     first = await create(client, payment_input(world))
     assert first["userErrors"] == []
@@ -371,8 +264,8 @@ async def test_same_key_different_input_is_refused(
 async def test_keys_are_per_customer(
     client: httpx.AsyncClient, raw: asyncpg.Connection, world: World
 ) -> None:
-    flatmate = await make_customer(raw, world.esco, "flat@example.com")
-    await link(raw, world.esco, flatmate, world.account, role="owner")
+    flatmate = await seed_customer(raw, world.esco, "flat@example.com")
+    await seed_link(raw, world.esco, flatmate, world.account, role="owner")
     one = await create(client, payment_input(world))
     two = await create(client, payment_input(world, customerId=str(flatmate)))
     assert one["userErrors"] == two["userErrors"] == []
@@ -417,8 +310,8 @@ async def test_inactive_customer_is_invalid(
 async def test_closed_account_is_invalid(
     client: httpx.AsyncClient, raw: asyncpg.Connection, world: World
 ) -> None:
-    closed = await make_account(raw, world.esco, "A2", closed_on=date(2025, 6, 30))
-    await link(raw, world.esco, world.customer, closed)
+    closed = await seed_account(raw, world.esco, plot="A2", closed_on=date(2025, 6, 30))
+    await seed_link(raw, world.esco, world.customer, closed)
     result = await create(client, payment_input(world, accountId=str(closed)))
     assert codes(result) == [(["accountId"], "INVALID")]
     assert result["userErrors"][0]["message"] == "The account is closed."
@@ -451,9 +344,9 @@ async def test_customer_not_currently_linked_is_invalid(
     start: date | None,
     end: date | None,
 ) -> None:
-    account = await make_account(raw, world.esco, "A2")
+    account = await seed_account(raw, world.esco, plot="A2")
     if start is not None:
-        await link(raw, world.esco, world.customer, account, start=start, end=end)
+        await seed_link(raw, world.esco, world.customer, account, start=start, end=end)
     result = await create(client, payment_input(world, accountId=str(account)))
     assert codes(result) == [(["accountId"], "INVALID")]
     assert result["userErrors"][0]["message"] == (
@@ -477,8 +370,8 @@ async def test_any_current_link_will_do(
     start: date,
     end: date | None,
 ) -> None:
-    account = await make_account(raw, world.esco, "A2")
-    await link(raw, world.esco, world.customer, account, role=role, start=start, end=end)
+    account = await seed_account(raw, world.esco, plot="A2")
+    await seed_link(raw, world.esco, world.customer, account, role=role, start=start, end=end)
     result = await create(client, payment_input(world, accountId=str(account)))
     assert result["userErrors"] == []
 
@@ -527,7 +420,7 @@ async def test_scheduled_without_an_offset_is_refused(
 ) -> None:
     # The DateTime scalar itself demands the offset (the service checks again).
     body = await gql(
-        client, CREATE, {"input": payment_input(world, scheduledAt="2025-03-20T09:30:00")}
+        client, CREATE_PAYMENT, {"input": payment_input(world, scheduledAt="2025-03-20T09:30:00")}
     )
     assert body["errors"] and body["data"] is None
     assert await counts(raw) == (0, 0)
@@ -537,7 +430,7 @@ async def test_every_problem_is_reported_at_once(
     client: httpx.AsyncClient, raw: asyncpg.Connection, world: World
 ) -> None:
     await raw.execute("UPDATE customers SET status = 'suspended' WHERE id = $1", world.customer)
-    account = await make_account(raw, world.esco, "A2", closed_on=date(2025, 1, 31))
+    account = await seed_account(raw, world.esco, plot="A2", closed_on=date(2025, 1, 31))
     result = await create(
         client,
         payment_input(
@@ -634,58 +527,36 @@ async def test_a_create_racing_an_uncommitted_one_waits_and_compares(
 # --- roles and scope ------------------------------------------------------------------
 
 
-@pytest.fixture
-async def bare(
-    settings: Settings, database_url: str, engine: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app without credentials: each call brings its own."""
-    app = create_app(settings, database_url, today=lambda: TODAY)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
-    await app.state.engine.dispose()
-
-
-async def call(
-    http: httpx.AsyncClient, query: str, input: dict[str, Any], headers: dict[str, str]
-) -> dict[str, Any]:
-    body = await gql(http, query, {"input": input}, headers=headers)
-    assert "errors" not in body, body
-    result: dict[str, Any] = next(iter(body["data"].values()))
-    return result
-
-
-async def api_key(engine: AsyncEngine, esco: uuid.UUID, scopes: list[str]) -> dict[str, str]:
-    async with engine.begin() as conn:
-        issued = await create_key(conn, esco, scopes, "processor")
-    return {"X-API-Key": issued.key}
-
-
 async def test_a_customer_pays_only_for_themselves(
     bare: httpx.AsyncClient, settings: Settings, raw: asyncpg.Connection, world: World
 ) -> None:
     me = bearer(settings, "customer", sub="ann", customer_id=str(world.customer))
-    result = await call(bare, CREATE, payment_input(world), me)
+    result = await call(bare, CREATE_PAYMENT, payment_input(world), me)
     assert result["userErrors"] == []
     assert await raw.fetchval("SELECT actor FROM audit_log") == f"customer:{world.customer}"
 
-    flatmate = await make_customer(raw, world.esco, "flat@example.com")
-    await link(raw, world.esco, flatmate, world.account, role="owner")
+    flatmate = await seed_customer(raw, world.esco, "flat@example.com")
+    await seed_link(raw, world.esco, flatmate, world.account, role="owner")
     result = await call(
-        bare, CREATE, payment_input(world, customerId=str(flatmate), idempotencyKey="k2"), me
+        bare,
+        CREATE_PAYMENT,
+        payment_input(world, customerId=str(flatmate), idempotencyKey="k2"),
+        me,
     )
     assert codes(result) == [(["customerId"], "NOT_FOUND")]
 
     # An account of their ESCO they were never linked to is out of their scope.
-    stranger = await make_account(raw, world.esco, "A2")
+    stranger = await seed_account(raw, world.esco, plot="A2")
     result = await call(
-        bare, CREATE, payment_input(world, accountId=str(stranger), idempotencyKey="k3"), me
+        bare, CREATE_PAYMENT, payment_input(world, accountId=str(stranger), idempotencyKey="k3"), me
     )
     assert codes(result) == [(["accountId"], "NOT_FOUND")]
 
     # Moving a payment through its states is not a customer's business.
     payment = str(await insert_payment(raw, world, "created", "k4"))
-    result = await call(bare, UPDATE, {"paymentId": payment, "status": "CANCELLED"}, me)
+    result = await call(
+        bare, UPDATE_PAYMENT_STATUS, {"paymentId": payment, "status": "CANCELLED"}, me
+    )
     assert codes(result) == [(None, "FORBIDDEN")]
     assert await counts(raw) == (2, 1)
 
@@ -696,7 +567,7 @@ async def test_an_operator_acts_only_in_their_escos(
     operator = bearer(settings, "operator", sub="op", escos=[str(world.esco)])
     result = await call(
         bare,
-        CREATE,
+        CREATE_PAYMENT,
         payment_input(
             world, customerId=str(world.other_customer), accountId=str(world.other_account)
         ),
@@ -704,14 +575,19 @@ async def test_an_operator_acts_only_in_their_escos(
     )
     assert codes(result) == [(["customerId"], "NOT_FOUND")]
     theirs = str(await insert_payment(raw, world, "created", "x", other_esco=True))
-    result = await call(bare, UPDATE, {"paymentId": theirs, "status": "PENDING"}, operator)
+    result = await call(
+        bare, UPDATE_PAYMENT_STATUS, {"paymentId": theirs, "status": "PENDING"}, operator
+    )
     assert codes(result) == [(["paymentId"], "NOT_FOUND")]
     assert await counts(raw) == (1, 0)
 
-    created = await call(bare, CREATE, payment_input(world), operator)
+    created = await call(bare, CREATE_PAYMENT, payment_input(world), operator)
     assert created["userErrors"] == []
     moved = await call(
-        bare, UPDATE, {"paymentId": created["payment"]["uuid"], "status": "PENDING"}, operator
+        bare,
+        UPDATE_PAYMENT_STATUS,
+        {"paymentId": created["payment"]["uuid"], "status": "PENDING"},
+        operator,
     )
     assert moved["payment"]["status"] == "PENDING"
     assert await raw.fetchval("SELECT count(DISTINCT actor) FROM audit_log") == 1
@@ -722,24 +598,30 @@ async def test_a_partner_key_needs_the_payments_scope(
     bare: httpx.AsyncClient, engine: AsyncEngine, raw: asyncpg.Connection, world: World
 ) -> None:
     payment = str(await insert_payment(raw, world, "created", "k"))
-    reader = await api_key(engine, world.esco, ["read", "usage:write"])
-    assert codes(await call(bare, CREATE, payment_input(world), reader)) == [(None, "FORBIDDEN")]
-    result = await call(bare, UPDATE, {"paymentId": payment, "status": "PENDING"}, reader)
+    reader = await api_key(engine, world.esco, ["read", "usage:write"], "processor")
+    assert codes(await call(bare, CREATE_PAYMENT, payment_input(world), reader)) == [
+        (None, "FORBIDDEN")
+    ]
+    result = await call(
+        bare, UPDATE_PAYMENT_STATUS, {"paymentId": payment, "status": "PENDING"}, reader
+    )
     assert codes(result) == [(None, "FORBIDDEN")]
 
-    processor = await api_key(engine, world.esco, ["payments:write"])
+    processor = await api_key(engine, world.esco, ["payments:write"], "processor")
     result = await call(
         bare,
-        UPDATE,
+        UPDATE_PAYMENT_STATUS,
         {"paymentId": payment, "status": "PENDING", "providerReference": "pi_9"},
         processor,
     )
     assert result["userErrors"] == []
     # (A key without `read` reads nothing, so it asks for no related objects.)
-    created = await call(bare, CREATE_BARE, payment_input(world), processor)
+    created = await call(bare, CREATE_PAYMENT_BARE, payment_input(world), processor)
     assert created["userErrors"] == [] and created["payment"]["amountPence"] == 2500
-    elsewhere = await api_key(engine, world.other_esco, ["payments:write"])
-    result = await call(bare, UPDATE, {"paymentId": payment, "status": "PROCESSING"}, elsewhere)
+    elsewhere = await api_key(engine, world.other_esco, ["payments:write"], "processor")
+    result = await call(
+        bare, UPDATE_PAYMENT_STATUS, {"paymentId": payment, "status": "PROCESSING"}, elsewhere
+    )
     assert codes(result) == [(["paymentId"], "NOT_FOUND")]
     actors = {r["actor"] for r in await raw.fetch("SELECT actor FROM audit_log")}
     assert len(actors) == 1 and actors.pop().startswith("partner:")
@@ -893,7 +775,7 @@ async def test_an_update_waits_for_the_row_lock_and_rechecks(
     client: httpx.AsyncClient, raw: asyncpg.Connection, database_url: str, world: World
 ) -> None:
     """Another transaction has cancelled the payment but not committed. Our move to
-    PENDING waits on SELECT ... FOR UPDATE, then sees CANCELLED and is refused."""
+    PENDING waits on SELECT ... FOR UPDATE_PAYMENT_STATUS, then sees CANCELLED and is refused."""
     payment = await insert_payment(raw, world, "created", "k")
     other = await asyncpg.connect(direct_dsn(database_url))
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -21,8 +20,6 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flows_graphql.app import create_app
-from flows_graphql.auth.apikeys import create_key
 from flows_graphql.auth.viewer import SYSTEM
 from flows_graphql.config import Settings
 from flows_graphql.db.models.enums import UsageSource
@@ -30,7 +27,9 @@ from flows_graphql.services import usage as service
 from flows_graphql.services.billing import RUN_LOCK_CLASS
 from flows_graphql.services.tx import Tx
 from flows_graphql.types.node import to_global_id
-from tests.conftest import TODAY, bearer, direct_dsn, gql
+from tests.support.api import TODAY, api_key, bearer, call, codes, gql
+from tests.support.db import direct_dsn
+from tests.support.seed import seed_esco, seed_meters
 
 RECORD = """
 mutation ($input: RecordMonthlyUsageInput!) {
@@ -79,33 +78,6 @@ def serial(i: int) -> str:
     return f"S{i:04d}"
 
 
-async def make_esco(raw: asyncpg.Connection, code: str) -> uuid.UUID:
-    esco = uuid.uuid4()
-    await raw.execute(
-        "INSERT INTO escos (id, code, name, region_code) VALUES ($1, $2, $3, 'south_east')",
-        esco,
-        code,
-        code.upper(),
-    )
-    return esco
-
-
-async def make_meters(
-    raw: asyncpg.Connection, esco: uuid.UUID, serials: list[str], mode: str = "active"
-) -> list[uuid.UUID]:
-    ids = [uuid.uuid4() for _ in serials]
-    await raw.execute(
-        "INSERT INTO meters (id, esco_id, serial, mode) "
-        "SELECT id, $2, serial, $4::meter_mode FROM unnest($1::uuid[], $3::text[]) "
-        "AS t(id, serial)",
-        ids,
-        esco,
-        serials,
-        mode,
-    )
-    return ids
-
-
 async def finalize(raw: asyncpg.Connection, esco: uuid.UUID, month: date, status: str) -> None:
     await raw.execute(
         "INSERT INTO billing_runs (esco_id, month, status, actor) VALUES ($1, $2, $3, 'test')",
@@ -117,11 +89,11 @@ async def finalize(raw: asyncpg.Connection, esco: uuid.UUID, month: date, status
 
 @pytest.fixture
 async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
-    esco = await make_esco(raw, "alpha")
-    meters = await make_meters(raw, esco, [serial(i) for i in range(5)])
-    (dead,) = await make_meters(raw, esco, ["DEAD-1"], "decommissioned")
-    other_esco = await make_esco(raw, "beta")
-    (other,) = await make_meters(raw, other_esco, ["OTHER-1"])
+    esco = await seed_esco(raw, "alpha")
+    meters = await seed_meters(raw, esco, [serial(i) for i in range(5)])
+    (dead,) = await seed_meters(raw, esco, ["DEAD-1"], "decommissioned")
+    other_esco = await seed_esco(raw, "beta")
+    (other,) = await seed_meters(raw, other_esco, ["OTHER-1"])
     return World(esco, meters, dead, other_esco, other)
 
 
@@ -138,10 +110,7 @@ def usage_input(meter: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
 
 
 async def record(client: httpx.AsyncClient, input: dict[str, Any]) -> dict[str, Any]:
-    body = await gql(client, RECORD, {"input": input})
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]["recordMonthlyUsage"]
-    return result
+    return await call(client, RECORD, input)
 
 
 async def import_rows(
@@ -151,10 +120,6 @@ async def import_rows(
     assert "errors" not in body, body
     result: dict[str, Any] = body["data"]["importMonthlyUsage"]
     return result, body["extensions"]["sqlStatements"]
-
-
-def codes(result: dict[str, Any]) -> list[tuple[list[str] | None, str]]:
-    return [(e["field"], e["code"]) for e in result["userErrors"]]
 
 
 async def counts(raw: asyncpg.Connection) -> tuple[int, int]:
@@ -359,7 +324,7 @@ def row(i: int, month: date, *, by_serial: bool, meters: list[uuid.UUID]) -> dic
 async def test_an_import_of_two_thousand_rows_is_set_wise(
     client: httpx.AsyncClient, raw: asyncpg.Connection, world: World
 ) -> None:
-    meters = await make_meters(raw, world.esco, [serial(i) for i in range(5, 1000)])
+    meters = await seed_meters(raw, world.esco, [serial(i) for i in range(5, 1000)])
     all_meters = world.meters + meters
     rows = [
         row(i, month, by_serial=i % 2 == 0, meters=all_meters)
@@ -644,37 +609,10 @@ async def test_a_month_cannot_be_finalized_under_a_usage_write(
 # --- roles and scope ------------------------------------------------------------------
 
 
-@pytest.fixture
-async def bare(
-    settings: Settings, database_url: str, engine: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app without credentials: each call brings its own."""
-    app = create_app(settings, database_url, today=lambda: TODAY)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
-    await app.state.engine.dispose()
-
-
-async def call(
-    http: httpx.AsyncClient, query: str, input: dict[str, Any], headers: dict[str, str]
-) -> dict[str, Any]:
-    body = await gql(http, query, {"input": input}, headers=headers)
-    assert "errors" not in body, body
-    result: dict[str, Any] = next(iter(body["data"].values()))
-    return result
-
-
-async def api_key(engine: AsyncEngine, esco: uuid.UUID, scopes: list[str]) -> dict[str, str]:
-    async with engine.begin() as conn:
-        issued = await create_key(conn, esco, scopes, "meter feed")
-    return {"X-API-Key": issued.key}
-
-
 async def test_a_partner_key_writes_usage_of_its_esco_only(
     bare: httpx.AsyncClient, engine: AsyncEngine, raw: asyncpg.Connection, world: World
 ) -> None:
-    feed = await api_key(engine, world.esco, ["usage:write"])
+    feed = await api_key(engine, world.esco, ["usage:write"], "meter feed")
     good = {"month": "2025-02-01", "powerKwh": "1", "heatKwh": "2", "solarKwh": "3"}
     rows = [{**good, "meterSerial": serial(0)}, {**good, "meterSerial": "OTHER-1"}]
     result = await call(bare, IMPORT, {"rows": rows}, feed)
@@ -708,7 +646,7 @@ async def test_who_may_not_write_usage(
         world.esco,
     )
     refused = [
-        await api_key(engine, world.esco, ["read", "payments:write"]),
+        await api_key(engine, world.esco, ["read", "payments:write"], "meter feed"),
         bearer(settings, "customer", sub="c", customer_id=str(customer)),
     ]
     rows = [row(0, FEB, by_serial=True, meters=world.meters)]

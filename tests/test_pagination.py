@@ -1,7 +1,7 @@
 """Relay connections with keyset cursors: paging both ways, page info, totalCount,
 stability under inserts, orderBy, limits, nested (batched) connections.
 
-The module builds its data once (tests/factories.py): ESCO "pages" with 25 customers
+The module builds its data once (tests/support/factories.py): ESCO "pages" with 25 customers
 and ESCO "other" with 4. The one test that inserts rows deletes them again.
 """
 
@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from flows_graphql.config import Settings
-from tests import factories as f
-from tests.factories import TENANT, EscoData, World, module_world, query
+from tests.support import factories as f
+from tests.support.api import TENANT
+from tests.support.factories import EscoData, World, module_world, query
 
 N = 25
 PAGE = 7

@@ -19,10 +19,11 @@ from sqlalchemy.engine import make_url
 
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
-from tests import factories as f
 from tests import pgbouncer
-from tests.conftest import TODAY, bearer, direct_dsn
-from tests.test_cli import one_line_failure, run
+from tests.support import factories as f
+from tests.support.api import TODAY, bearer
+from tests.support.cli import one_line_failure, run
+from tests.support.db import direct_dsn
 
 pytestmark = pytest.mark.skipif(
     not os.access(pgbouncer.BINARY, os.X_OK),

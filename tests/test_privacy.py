@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -28,7 +29,8 @@ from flows_graphql.config import Settings
 from flows_graphql.loaders.visibility import customer_billed_for, customer_occupied_account_on
 from flows_graphql.rules.privacy import actor_shown
 from flows_graphql.types.node import from_global_id
-from tests.conftest import bearer, gql
+from tests.support import api
+from tests.support.api import asgi_client, bearer, gql, mutate
 
 TODAY = date(2025, 5, 15)
 MONTHS = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01"]
@@ -50,16 +52,7 @@ class Home:
 
 
 async def ok(client: httpx.AsyncClient, field: str, input: dict[str, Any], sel: str) -> Any:
-    body = await gql(
-        client,
-        f"mutation($input: {field[0].upper()}{field[1:]}Input!) {{ {field}(input: $input) "
-        f"{{ {sel} userErrors {{ field code message }} }} }}",
-        {"input": input},
-    )
-    assert "errors" not in body, body
-    payload = body["data"][field]
-    assert payload["userErrors"] == [], payload
-    return payload
+    return api.ok(await mutate(client, field, input, sel))
 
 
 @pytest.fixture
@@ -72,20 +65,14 @@ async def app(settings: Settings, database_url: str, engine: AsyncEngine) -> Asy
 @pytest.fixture
 async def app_client(app: Any, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app as an admin (`user:admin-1`) sees it."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers=bearer(settings, "admin", sub="admin-1"),
-    ) as http:
+    async with asgi_client(app, bearer(settings, "admin", sub="admin-1")) as http:
         yield http
 
 
 @pytest.fixture
 async def bare_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The app without credentials of its own (each request brings them)."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with asgi_client(app) as http:
         yield http
 
 
@@ -578,3 +565,105 @@ def _uuid(gid: str) -> uuid.UUID:
     decoded = from_global_id(gid)
     assert decoded is not None
     return uuid.UUID(decoded[1])
+
+
+LEDGER = """query($on: Date) { viewer { customer {
+  balance(on: $on)
+  monthlySummaries(from: "2024-12-01") { month paymentsReceived outstanding }
+  payments { edges { node { id amountPence } } }
+  accounts { role account {
+    balance(on: $on)
+    statements { month openingBalance closingBalance payments charges { total } }
+    payments { edges { node { id } } }
+  } }
+} } }"""
+
+
+async def test_a_payment_scheduled_after_the_payer_left_is_hers_alone(
+    app: Any,
+    app_client: httpx.AsyncClient,
+    bare_client: httpx.AsyncClient,
+    settings: Settings,
+    database_url: str,
+) -> None:
+    """A, still living there on 20 February, schedules a 40.00 payment for 20 March,
+    after she leaves (B's month). It is A's: it counts in her balance, statements and
+    summaries (March shows her payment alone), never in B's, nor in the owner's; staff
+    see it in the account's March."""
+    home = await build_home(app_client, settings)
+    february = create_app(settings, database_url, today=lambda: date(2025, 2, 20))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=february), base_url="http://test"
+        ) as early:
+            body = await gql(
+                early,
+                "mutation($i: CreatePaymentInput!) { createPayment(input: $i) { payment { id } "
+                "userErrors { field code message } } }",
+                {"i": {"customerId": home.a, "accountId": home.account, "amountPence": 4000,
+                       "scheduledAt": "2025-03-20T09:00:00Z", "idempotencyKey": "a-after"}},
+                headers=home.headers["a"],
+            )  # fmt: skip
+    finally:
+        await february.state.engine.dispose()
+    assert body["data"]["createPayment"]["userErrors"] == [], body
+    paid = body["data"]["createPayment"]["payment"]["id"]
+    for status in ("PENDING", "PROCESSING", "SUCCEEDED"):
+        await ok(
+            app_client,
+            "updatePaymentStatus",
+            {"paymentId": paid, "status": status},
+            "payment { id }",
+        )
+
+    async def ledger(who: str) -> Any:
+        body = await gql(bare_client, LEDGER, {"on": "2025-04-30"}, headers=home.headers[who])
+        assert "errors" not in body, body
+        return body["data"]["viewer"]["customer"]
+
+    a, b, owner = await ledger("a"), await ledger("b"), await ledger("owner")
+    staff = await gql(
+        app_client,
+        'query($id: ID!) { node(id: $id) { ... on Account { balance(on: "2025-04-30") '
+        "statements { month payments charges { total } } } } }",
+        {"id": home.account},
+    )
+    months = {s["month"]: s for s in staff["data"]["node"]["statements"]}
+    assert Decimal(months["2025-03-01"]["payments"]) == Decimal("40")
+
+    # B: nothing of A's payment anywhere.
+    [link_b] = b["accounts"]
+    statements_b = link_b["account"]["statements"]
+    assert [s["month"] for s in statements_b] == ["2025-03-01", "2025-04-01", "2025-05-01"]
+    assert all(Decimal(s["payments"]) == 0 for s in statements_b)
+    charges_b = sum(Decimal(s["charges"]["total"]) for s in statements_b)
+    assert charges_b > 0
+    assert Decimal(b["balance"]) == charges_b == Decimal(link_b["account"]["balance"])
+    assert Decimal(statements_b[-1]["closingBalance"]) == charges_b
+    assert all(Decimal(m["paymentsReceived"]) == 0 for m in b["monthlySummaries"])
+    assert Decimal(b["monthlySummaries"][-1]["outstanding"]) == charges_b
+    assert b["payments"]["edges"] == [] and link_b["account"]["payments"]["edges"] == []
+
+    # A: her months, then March with her payment alone.
+    [link_a] = a["accounts"]
+    statements_a = link_a["account"]["statements"]
+    assert [s["month"] for s in statements_a] == [
+        "2024-12-01", "2025-01-01", "2025-02-01", "2025-03-01"
+    ]  # fmt: skip
+    march = statements_a[-1]
+    assert Decimal(march["payments"]) == Decimal("40")
+    assert Decimal(march["charges"]["total"]) == 0
+    charges_a = sum(Decimal(s["charges"]["total"]) for s in statements_a)
+    assert Decimal(march["openingBalance"]) == charges_a
+    assert Decimal(march["closingBalance"]) == charges_a - 40
+    assert Decimal(a["balance"]) == charges_a - 40 == Decimal(link_a["account"]["balance"])
+    summaries_a = {m["month"]: m for m in a["monthlySummaries"]}
+    assert Decimal(summaries_a["2025-03-01"]["paymentsReceived"]) == Decimal("40")
+    assert Decimal(a["monthlySummaries"][-1]["outstanding"]) == charges_a - 40
+    assert [e["node"]["id"] for e in a["payments"]["edges"]] == [paid]
+    assert [e["node"]["id"] for e in link_a["account"]["payments"]["edges"]] == [paid]
+
+    # The owner: the account, none of it.
+    [link_o] = owner["accounts"]
+    assert link_o["account"]["statements"] == [] and Decimal(owner["balance"]) == 0
+    assert Decimal(staff["data"]["node"]["balance"]) == charges_a + charges_b - 40

@@ -14,7 +14,7 @@ Generated from the schema, like the cross-ESCO matrix (tests/test_tenant_matrix.
   every object of the ESCO is probed; a new Node type fails until listed.
 
 Every customer crawls twice: signed in with the server's own JWT, and with a token of
-an identity provider served on loopback (tests/oidc_provider.py) whose identity is
+an identity provider served on loopback (tests/support/oidc_provider.py) whose identity is
 linked to them in the database (`customer_identities`).
 
 The oracle is independent of the server's rules: the timelines below (who occupied
@@ -32,6 +32,8 @@ The ESCO (app clock 2025-07-10; months 2024-01 … 2025-06, all imported and bil
 - H5: O to 2024-09-14, N from 2024-09-15 (a part month: N's first month is October) to
   2025-02-28 (28 days), Q from March 2025.
 - H6: P throughout; meter M6 until April 2025, then M1 (from H1).
+Payments (succeeded): each current occupier's (unscheduled), and one O scheduled on
+2024-09-10 for 2024-10-05, after she left H5 (N's first month): O's, never N's.
 A heat circuit is shared by M1, M2 and M3; H1 and H2 have solar installations.
 """
 
@@ -40,10 +42,13 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -66,16 +71,20 @@ from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.schema import schema
 from flows_graphql.types.node import from_global_id, to_global_id
-from tests.conftest import bearer, direct_dsn
-from tests.factories import empty_tables, month_at
-from tests.oidc_provider import AUDIENCE, Provider, make_key
-from tests.test_tenant_matrix import _decoded as opened_up
+from tests.support.api import bearer, opened_up
+from tests.support.db import direct_dsn
+from tests.support.factories import empty_tables, month_at
+from tests.support.oidc_provider import AUDIENCE, Provider, make_key
 
 GRAPHQL = schema._schema
 TODAY = date(2025, 7, 10)
 SWAP_DAY = date(2025, 4, 15)
+# O schedules a payment while she lives in H5 for a day after she left (N's month).
+O_PAYS_ON = date(2024, 9, 10)
+O_PAYMENT_AT = "2024-10-05T09:00:00+01:00"
 FIRST = date(2024, 1, 1)
 MONTHS = [month_at(FIRST, i) for i in range(18)]  # 2024-01 .. 2025-06
+LONDON = ZoneInfo("Europe/London")
 ROLE_WORDS = {"you", "operator", "system", "partner", "customer"}
 
 
@@ -257,11 +266,15 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
     conn = await asyncpg.connect(direct_dsn(database_url))
     app = create_app(settings, database_url, today=lambda: TODAY)
     past = create_app(settings, database_url, today=lambda: SWAP_DAY)
+    before_o_left = create_app(settings, database_url, today=lambda: O_PAYS_ON)
     admin = bearer(settings, "admin", sub="matrix-admin")
     try:
         async with (
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=past), base_url="http://t") as pc,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=before_o_left), base_url="http://t"
+            ) as oc,
         ):
 
             async def m(field: str, input: Any, sel: str) -> Any:
@@ -394,15 +407,27 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
                     {"escoId": esco_gid, "month": month.isoformat()},
                     "billingRun { id }",
                 )
-            # Current occupiers each pay once.
+            # Current occupiers each pay once (succeeded; unscheduled: in the month of the
+            # wall clock's now).
+            paid = []
             for person, account, role, _start, end in LINKS:
                 if role == "OCCUPIER" and end is None and ACCOUNTS[account][2] is None:
+                    key = f"pay-{person}-{account}"
+                    pay = {"customerId": people[person], "accountId": accounts[account],
+                           "amountPence": 1000, "idempotencyKey": key}  # fmt: skip
+                    paid.append(await m("createPayment", pay, "payment { id }"))
+            # O, before she leaves H5, schedules a payment for a day of N's first month.
+            pay = {"customerId": people["O"], "accountId": accounts["AC5"],
+                   "amountPence": 2500, "scheduledAt": O_PAYMENT_AT,
+                   "idempotencyKey": "pay-O-after-leaving"}  # fmt: skip
+            paid.append(await call(oc, admin, "createPayment", pay, "payment { id }"))
+            for payload in paid:
+                for status in ("PENDING", "PROCESSING", "SUCCEEDED"):
                     await m(
-                        "createPayment",
-                        {"customerId": people[person], "accountId": accounts[account],
-                         "amountPence": 1000, "idempotencyKey": f"pay-{person}-{account}"},
+                        "updatePaymentStatus",
+                        {"paymentId": payload["payment"]["id"], "status": status},
                         "payment { id }",
-                    )  # fmt: skip
+                    )
             rows_ = await conn.fetch("SELECT id, email, full_name FROM customers")
             by_id = {r["id"]: r for r in rows_}
             person_ids = {p: _uuid_of(g) for p, g in people.items()}
@@ -444,7 +469,7 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
             yield w
     finally:
         await conn.close()
-        for a in (app, past):
+        for a in (app, past, before_o_left):
             await a.state.authenticator.oidc.close()
             await a.state.engine.dispose()
         idp.stop()
@@ -962,6 +987,72 @@ async def test_a_customer_sees_only_their_own(world: World, auth: str, person: s
         seen = {g for g, t in found.seen.items() if t == type_name}
         want = {g for g in allowed.ids if from_global_id(g)[0] == type_name}  # type: ignore[index]
         assert seen == want, (person, type_name, len(seen), len(want))
+
+
+LEDGER_QUERY = """{ viewer { customer {
+  balance(on: "2025-07-31")
+  monthlySummaries(from: "2024-01-01") { month paymentsReceived outstanding }
+  accounts { account { id statements { month solarCredit payments charges { total } } } }
+} } }"""
+
+
+def occupied_months(person: str, account: str) -> set[date]:
+    """The months of `account` whose 1st the person occupied it (the oracle)."""
+    out = set()
+    for link in LINKS:
+        p, a, role, start, _ = link
+        end = link_end(link)
+        if p == person and a == account and role == "OCCUPIER":
+            out |= {
+                m for m in [*MONTHS, date(2025, 7, 1)] if start <= m and (end is None or m <= end)
+            }
+    return out
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+async def test_a_ledger_holds_only_own_months_and_own_payments(world: World, person: str) -> None:
+    """Statements, balance and monthly summaries: charges and credits only of the
+    months the person occupied on the 1st, payments only those they made (the payer's,
+    whatever the month: O's payment after she left is O's, never N's)."""
+    me = world.people[person]
+    names = {v: k for k, v in world.accounts.items()}
+    own: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
+    for r in await world.conn.fetch(
+        "SELECT account_id, amount_pence, COALESCE(scheduled_at, created_at) AS at "
+        "FROM payments WHERE customer_id = $1 AND status = 'succeeded'",
+        me,
+    ):
+        month = r["at"].astimezone(LONDON).date().replace(day=1)
+        own[(names[r["account_id"]], month)] += Decimal(r["amount_pence"]) / 100
+    body = await post(world, person, LEDGER_QUERY)
+    customer = body["data"]["viewer"]["customer"]
+    shown: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
+    net = Decimal(0)
+    for link in customer["accounts"]:
+        name = names[_uuid_of(link["account"]["id"])]
+        mine = occupied_months(person, name)
+        for st in link["account"]["statements"]:
+            month = d(st["month"])
+            charged, credit = Decimal(st["charges"]["total"]), Decimal(st["solarCredit"])
+            if month not in mine:
+                assert charged == credit == 0, (person, name, st)
+            shown[(name, month)] += Decimal(st["payments"])
+            if month <= d("2025-07-01"):
+                net += charged - credit - Decimal(st["payments"])
+    assert {k: v for k, v in shown.items() if v} == dict(own), person
+    assert Decimal(customer["balance"]) == net
+    by_month: dict[date, Decimal] = defaultdict(Decimal)
+    for (_, month), amount in own.items():
+        by_month[month] += amount
+    summaries = {
+        d(m["month"]): Decimal(m["paymentsReceived"]) for m in customer["monthlySummaries"]
+    }
+    assert {m: v for m, v in summaries.items() if v} == dict(by_month), person
+    # Positive controls: O's payment after she left, and N's month without it.
+    if person == "O":
+        assert own[("AC5", d("2024-10-01"))] == Decimal("25")
+    if person == "N":
+        assert shown[("AC5", d("2024-10-01"))] == 0 and own == {}
 
 
 @pytest.mark.parametrize("person", PEOPLE)

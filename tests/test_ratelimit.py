@@ -18,30 +18,18 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.auth.viewer import Viewer
 from flows_graphql.config import ConfigError, RateLimits, Settings
+from flows_graphql.exports import EXPORT_COST
+from flows_graphql.limits import Limits, check
 from flows_graphql.ratelimit import MemoryStore, RateLimiter, RedisStore
-from tests.conftest import TODAY, bearer
+from flows_graphql.schema import schema
+from tests.support import factories as f
+from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.sockets import Subscriber, _refused, feeds_open, serving, token
+from tests.support.stores import REDIS_URL, needs_redis
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 REGIONS = "query Regions { regions { code name } }"
 # limits.check's estimate of REGIONS, read back from the cost-only answer below.
 VIEWER = "{ viewer { role } }"
-
-
-def redis_answers() -> bool:
-    async def ping() -> bool:
-        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            return bool(await client.ping())
-        except (OSError, aioredis.RedisError):
-            return False
-        finally:
-            await client.aclose()
-
-    return asyncio.run(ping())
-
-
-HAVE_REDIS = redis_answers()
-needs_redis = pytest.mark.skipif(not HAVE_REDIS, reason="no Redis answers on 127.0.0.1:6379")
 
 
 @pytest.fixture
@@ -76,11 +64,7 @@ async def app_client(engine, database_url):
 
     async def make(settings: Settings) -> httpx.AsyncClient:
         app = create_app(settings, database_url, today=lambda: TODAY)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://test",
-            headers=bearer(settings, "admin", sub="rl-admin"),
-        )
+        client = asgi_client(app, bearer(settings, "admin", sub="rl-admin"))
         made.append((client, app))
         return client
 
@@ -300,3 +284,73 @@ def test_rate_limit_settings_from_the_environment(monkeypatch):
     assert (limits.operator, limits.window_s, limits.keys) == (1234, 30, {key: 99})
     assert limits.budget("partner", key) == 99
     assert limits.budget("partner", "another") == limits.partner == 100_000
+
+
+# --- what reaches the API besides POST /graphql: exports and WebSockets ----------------
+
+
+async def test_exports_spend_their_cost_and_are_refused_429_over_budget(settings, app_client, raw):
+    await f.build_esco(raw, "rlx", customers=1, months=1)
+    client = await app_client(limited(settings, admin=2 * EXPORT_COST + 10))
+    url = "/exports/usage.csv?esco=rlx&month=2024-01"
+    for left in (EXPORT_COST + 10, 10):
+        response = await client.get(url)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-RateLimit-Remaining"] == str(left)
+    refused = await client.get(url)
+    assert refused.status_code == 429, refused.text
+    [error] = refused.json()["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    # Refused before anything ran: two exports audited, not three.
+    assert await raw.fetchval("SELECT count(*) FROM audit_log WHERE action = 'exportCsv'") == 2
+    # One budget: the GraphQL requests of the same principal see what is left.
+    assert (await post(client, VIEWER)).headers["X-RateLimit-Remaining"] == str(
+        10 - await cost_of(client, VIEWER)
+    )
+
+
+async def test_websocket_connections_and_subscriptions_spend_the_same_budget(
+    settings, database_url, engine, raw
+):
+    """A connection costs 1 point, each `subscribe` its document's cost: a subscription
+    over the budget is an `error` (RATE_LIMITED, retryAfter) on the open socket; a
+    connection over it is closed with 4429, never accepted."""
+    subscription = "subscription { events { id type } }"
+    verdict = check(subscription, {}, None, Limits(), schema._schema)
+    assert verdict is not None and verdict.cost > 1
+    budget = 1 + verdict.cost
+    customer = await _customer(raw)
+    ann = token(settings, "customer", customer_id=str(customer))
+    async with serving(limited(settings, customer=budget), database_url) as (url, app):
+        async with Subscriber.connect(url, ann) as sub:
+            await sub.subscribe(subscription)
+            await feeds_open(app, 1)
+            second = await sub.subscribe(subscription)
+            refused = await sub.next()
+            assert refused["type"] == "error" and refused["id"] == second, refused
+            [error] = refused["payload"]
+            assert error["extensions"]["code"] == "RATE_LIMITED"
+            assert 1 <= error["extensions"]["retryAfter"] <= 61
+            assert len(app.state.broker.feeds) == 1  # the first one still runs
+        code, reason = await _refused(url, ann)
+        assert code == 4429 and "retry in" in reason, (code, reason)
+        # Over HTTP the same principal has nothing left either.
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
+            assert (await post(http, VIEWER, headers=ann)).status_code == 429
+
+
+async def _customer(raw) -> uuid.UUID:
+    esco, customer = uuid.uuid4(), uuid.uuid4()
+    await raw.execute(
+        "INSERT INTO escos (id, code, name, region_code) VALUES ($1, 'rlws', 'RLWS', 'london')",
+        esco,
+    )
+    await raw.execute(
+        "INSERT INTO customers (id, esco_id, email) VALUES ($1, $2, 'ws@example.com')",
+        customer,
+        esco,
+    )
+    return customer

@@ -1,7 +1,7 @@
 """The read API: the dashboard query, constant statement counts, concurrent loaders,
 node(id:) for every type, and the root list filters.
 
-All tests here only read, so the module builds its data once (tests/factories.py) on
+All tests here only read, so the module builds its data once (tests/support/factories.py) on
 one client instead of paying conftest's per-test TRUNCATE: two ESCOs of different
 sizes, "small" (5 customers) and "big" (50), each with 14 months of usage and costs,
 plus one of every other entity on "small" for node(id:).
@@ -10,7 +10,6 @@ plus one of every other entity on "small" for node(id:).
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,26 +21,13 @@ from graphql import GraphQLObjectType
 
 from flows_graphql.config import Settings
 from flows_graphql.schema import schema
-from tests import factories as f
-from tests.factories import TENANT, EscoData, World, module_world, query
+from tests.support import factories as f
+from tests.support.api import TENANT, gid
+from tests.support.documents import DASHBOARD, DASHBOARD_STATEMENTS
+from tests.support.factories import EscoData, Extras, World, add_extras, module_world, query
 
 SMALL, BIG = 5, 50
 MONTHS = 14  # Jan 2024 .. Feb 2025; the dashboard asks for the 12 months of 2024
-
-
-@dataclass
-class Extras:
-    """One row of every entity the factory does not make, all on ESCO "small"."""
-
-    site: uuid.UUID
-    terms: uuid.UUID
-    solar_credit: uuid.UUID
-    invite: uuid.UUID
-    customer_event: uuid.UUID
-    account_event: uuid.UUID
-    audit_log: uuid.UUID
-    payment: uuid.UUID
-    decommissioned_meter: uuid.UUID
 
 
 @dataclass
@@ -50,112 +36,6 @@ class Data:
     small: EscoData
     big: EscoData
     extras: Extras
-
-
-async def add_extras(conn: Any, esco: EscoData) -> Extras:
-    e, customer, account, prop = (
-        esco.id,
-        esco.customer_ids[0],
-        esco.account_ids[0],
-        esco.property_ids[0],
-    )
-    x = Extras(*(uuid.uuid4() for _ in range(9)))
-    statements: list[tuple[str, tuple[Any, ...]]] = [
-        (
-            "INSERT INTO sites (id, esco_id, code, name) VALUES ($1, $2, 'north', 'North')",
-            (x.site, e),
-        ),
-        ("UPDATE properties SET site_id = $1 WHERE id = $2", (x.site, prop)),
-        (
-            "INSERT INTO contract_terms (id, type, version, title) "
-            "VALUES ($1, 'supply', 2, 'Supply terms')",
-            (x.terms,),
-        ),
-        (
-            "INSERT INTO contract_terms_esco (esco_id, contract_terms_id) VALUES ($1, $2)",
-            (e, x.terms),
-        ),
-        ("UPDATE accounts SET contract_terms_id = $1 WHERE id = $2", (x.terms, account)),
-        (
-            "INSERT INTO solar_installation (property_id, esco_id, mcs_certificate, "
-            "declared_net_capacity_kw, commissioning_date) "
-            "VALUES ($1, $2, 'MCS-0001', 3.25, '2023-06-01')",
-            (prop, e),
-        ),
-        (
-            "INSERT INTO monthly_solar_credits (id, esco_id, property_id, month, credit_pence, "
-            "billing_run_id) VALUES ($1, $2, $3, '2024-01-01', 1234, $4)",
-            (x.solar_credit, e, prop, esco.billing_run_ids[0]),
-        ),
-        (
-            "INSERT INTO customer_invites (token, esco_id, customer_id, invite_url) "
-            "VALUES ($1, $2, $3, $4)",
-            (x.invite, e, customer, f"https://small.example.com/invite/{x.invite}"),
-        ),
-        (
-            "INSERT INTO customer_events (id, esco_id, customer_id, event_type, actor, data) "
-            "VALUES ($1, $2, $3, 'updated', 'system', '{\"changed\": {}}')",
-            (x.customer_event, e, customer),
-        ),
-        (
-            "INSERT INTO customer_identities (esco_id, customer_id, issuer, subject, email) "
-            "VALUES ($1, $2, 'https://id.small.example', 'small-sub-0', 'small.000@x.example')",
-            (e, customer),
-        ),
-        (
-            "INSERT INTO staff_grants (esco_id, issuer, subject, granted_by) "
-            "VALUES ($1, 'https://id.small.example', 'small-operator', 'system')",
-            (e,),
-        ),
-        (
-            "INSERT INTO account_events (id, esco_id, account_id, event_type, notes, actor) "
-            "VALUES ($1, $2, $3, 'opened', 'welcome', 'system')",
-            (x.account_event, e, account),
-        ),
-        (
-            "INSERT INTO account_audit_logs (id, esco_id, account_id, action, actor, changes) "
-            "VALUES ($1, $2, $3, 'openAccount', 'system', '{\"status\": {\"new\": \"active\"}}')",
-            (x.audit_log, e, account),
-        ),
-        (
-            "INSERT INTO benchmark_tariffs (region_code, period_start, unit_rate, standing_charge)"
-            " VALUES ('south_west', '2024-01-01', 0.245, 0.6), "
-            "('south_west', '2024-04-01', 0.25, 0.61)",
-            (),
-        ),
-        (
-            "INSERT INTO microgrid_tariffs (esco_id, period_start, discount_percent, unit_rate, "
-            "standing_charge, emergency_credit, ecredit_button_threshold, debt_recovery_rate) "
-            "VALUES ($1, '2024-01-01', 10, 0.2205, 0.54, 10, 5, 1)",
-            (e,),
-        ),
-        (
-            "INSERT INTO solar_credit_tariffs (esco_id, period_start, credit_pence_per_year, "
-            "credit_pence_per_day) VALUES ($1, '2024-01-01', 5000, 13.6612)",
-            (e,),
-        ),
-        (
-            "INSERT INTO payments (id, esco_id, customer_id, account_id, amount_pence, "
-            "description, idempotency_key) VALUES ($1, $2, $3, $4, 2500, 'Top-up', 'k-1')",
-            (x.payment, e, customer, account),
-        ),
-        (
-            "INSERT INTO meters (id, esco_id, serial, mode) "
-            "VALUES ($1, $2, 'SMALL-SPARE', 'decommissioned')",
-            (x.decommissioned_meter, e),
-        ),
-        # Statuses and modes for the filters.
-        (
-            "UPDATE customers SET status = 'suspended' WHERE id = $1",
-            (esco.customer_ids[1],),
-        ),
-        ("UPDATE customers SET status = 'inactive' WHERE id = $1", (esco.customer_ids[3],)),
-        ("UPDATE billing_runs SET status = 'finalized' WHERE id = $1", (esco.billing_run_ids[2],)),
-    ]
-    async with conn.transaction():
-        for sql, args in statements:
-            await conn.execute(sql, *args)
-    return x
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +58,6 @@ async def data(settings: Settings, database_url: str) -> AsyncIterator[Data]:
         yield Data(world, small, big, extras)
 
 
-def gid(type_name: str, key: object) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
-
-
 async def run(data: Data, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     return await query(data.world.client, text, variables)
 
@@ -201,49 +77,6 @@ def statements(body: dict[str, Any]) -> int:
 
 
 # --- the dashboard -------------------------------------------------------------------
-
-DASHBOARD = """
-query Dashboard($code: String!, $n: Int!, $from: Date!, $to: Date!) {
-  esco(code: $code) {
-    customers(first: $n) {
-      nodes {
-        email
-        accounts {
-          account {
-            property {
-              supplyMeter {
-                circuits { type }
-                monthlyUsage(from: $from, to: $to) {
-                  month
-                  powerKwh
-                  costs { total savings microgrid { total } benchmark { total } }
-                }
-              }
-            }
-          }
-        }
-        tariffs(from: $from, to: $to) { unitRate }
-        currentTariff { unitRate }
-      }
-    }
-  }
-}
-"""
-
-# One statement per nesting level (two where a level has two relations), plus TENANT;
-# a chain of to-one rows found by their primary keys joins its parent's statement:
-#  1. esco(code:)                      escos WHERE code = $1
-#  2. Esco.customers                   CustomersByEscoId (one LATERAL page query)
-#  3. Customer.accounts                AccountsByCustomerId   (customer_accounts)
-#     CustomerAccount.account            LEFT JOIN accounts
-#     Account.property                   LEFT JOIN properties
-#     Property.supplyMeter               LEFT JOIN meters  (was three more statements)
-#  4. Meter.circuits                   CircuitsByMeterId      (circuits JOIN circuit_meter)
-#  5. Meter.monthlyUsage               UsageByMeterId(from, to), with each month's costs
-#     MonthlyUsage.costs               (read off the usage rows: no statement)
-#  6. Customer.tariffs                 TariffsByCustomerId(from, to)
-#  7. Customer.currentTariff           TariffInForceByCustomerId(today)
-DASHBOARD_STATEMENTS = TENANT + 7
 
 
 def expected_dashboard(esco: EscoData) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 
 import asyncpg
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -16,7 +15,8 @@ from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.request import RequestDb
-from tests.conftest import TODAY, bearer, direct_dsn, gql
+from tests.support.api import TODAY, asgi_client, bearer, gql
+from tests.support.db import direct_dsn
 
 # `customers` fails at once; graphql-core then cancels `viewer`'s read mid-way, while
 # its BEGIN is in flight (the breadth-first walk gives up first, then graphql-core runs).
@@ -31,11 +31,7 @@ async def test_a_cancelled_read_leaves_no_transaction_in_the_pool(
     app = create_app(one, database_url, today=lambda: TODAY)
     engine = app.state.engine
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://test",
-            headers=bearer(one, "admin"),
-        ) as http:
+        async with asgi_client(app, bearer(one, "admin")) as http:
             for _ in range(5):
                 body = await gql(http, CANCELLING)
                 assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID"]

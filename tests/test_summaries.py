@@ -1,5 +1,5 @@
 """Monthly summaries (Esco, Site, Customer) against the rows they sum, on generated data
-(tests/factories.py plus payments, solar credits, sites, a skipped meter and a superseded
+(tests/support/factories.py plus payments, solar credits, sites, a skipped meter and a superseded
 run), and their statement count, which does not grow with months or customers."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal as D
 from typing import Any
 
-from tests import factories as f
-from tests.conftest import bearer, gql
-from tests.factories import TENANT, EscoData
+from tests.support import factories as f
+from tests.support.api import TENANT, bearer, gql
+from tests.support.factories import EscoData
 
 MONTHS = 6
 CUSTOMERS = 7

@@ -6,7 +6,7 @@ Built from the schema itself: `test_every_root_field_has_probes` and
 `QUERY_PROBES` / `MUTATION_PROBES` do not cover, and `test_every_node_type_is_probed`
 does the same for the types implementing `Node`.
 
-The world (built once for the module, on tests/factories.py): two ESCOs, "alpha" (A,
+The world (built once for the module, on tests/support/factories.py): two ESCOs, "alpha" (A,
 south_west) and "bravo" (B, london), each with the same graph — three households
 (customer occupying an account on a property with a supply meter, heat and power
 circuits, usage, costs, tariffs), a site, allowed contract terms, solar installations
@@ -18,7 +18,7 @@ carries "bravo", so one substring finds any of it in a response.
 The principals of A: an operator (JWT escos=[A]), A's customer of household 0, and a
 partner (A's API key with every scope). The whole matrix runs twice: with the
 server's own JWTs, and with tokens of an identity provider served on loopback
-(tests/oidc_provider.py), whose identities are A's operator by a staff grant and
+(tests/support/oidc_provider.py), whose identities are A's operator by a staff grant and
 household 0's customer by a linked identity. A probe runs against:
 - B's objects (as global ids and as bare uuids) — the response must hold none of B's
   row ids (also inside global ids and cursors), none of its text and account numbers;
@@ -34,11 +34,8 @@ household 0's customer by a linked identity. A probe runs against:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -63,10 +60,11 @@ from flows_graphql.db.engine import create_engine
 from flows_graphql.db.models import metadata
 from flows_graphql.schema import schema
 from flows_graphql.types.node import to_global_id
-from tests import factories as f
-from tests.conftest import TODAY, bearer, direct_dsn
-from tests.factories import empty_tables
-from tests.oidc_provider import AUDIENCE, Provider, make_key
+from tests.support import factories as f
+from tests.support.api import TODAY, asgi_client, bearer, opened_up
+from tests.support.db import direct_dsn
+from tests.support.factories import empty_tables
+from tests.support.oidc_provider import AUDIENCE, Provider, make_key
 
 GRAPHQL = schema._schema
 QUERY_FIELDS = sorted(GRAPHQL.query_type.fields)
@@ -551,9 +549,7 @@ async def matrix(
             )
             headers["operator"] = {"Authorization": f"Bearer {operator}"}
             headers["customer"] = {"Authorization": f"Bearer {customer}"}
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
+        async with asgi_client(app) as client:
             m = Matrix(client, conn, a, b, headers, auth=request.param)
             for tenant in (a, b):
                 tenant.cursors = await harvest_cursors(m, tenant)
@@ -805,16 +801,6 @@ def _strings(value: Any, key: str | None = None) -> Iterator[tuple[str | None, s
         yield key, value
 
 
-def _decoded(text: str) -> str | None:
-    """A global id or cursor opened up (base64url), or None."""
-    if len(text) < 8 or not re.fullmatch(r"[A-Za-z0-9_\-]+=*", text):
-        return None
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-
-
 def leaks(body: Any, bad: Forbidden) -> list[str]:
     """Every forbidden id, text or account number found in a response (ids also inside
     global ids and cursors)."""
@@ -822,7 +808,7 @@ def leaks(body: Any, bad: Forbidden) -> list[str]:
     pieces = [json.dumps(payload)]
     numbers: set[str] = set()
     for key, text in _strings(payload):
-        opened = _decoded(text)
+        opened = opened_up(text)
         if opened is not None:
             pieces.append(opened)
         if key == "accountNumber":
@@ -2061,7 +2047,7 @@ def _without_extensions(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _owner_key(gid: str) -> str:
-    opened = _decoded(gid)
+    opened = opened_up(gid)
     assert opened is not None, gid
     return opened.partition(":")[2].split("|")[0]
 

@@ -16,9 +16,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from flows_graphql import tracing
 from flows_graphql.config import RateLimits
-from tests import live
-from tests.conftest import bearer, gql
-from tests.factories import build_esco
+from tests.support.api import asgi_client, bearer, gql
+from tests.support.factories import build_esco
 
 DASHBOARD = """
 query Dashboard($code: String!) {
@@ -116,7 +115,6 @@ async def test_an_error_code_marks_the_span(client, settings, spans):
 async def test_a_rate_limited_request_is_one_span_with_its_code(
     settings, database_url, engine, spans
 ):
-    import httpx
 
     from flows_graphql.app import create_app
 
@@ -124,9 +122,7 @@ async def test_a_rate_limited_request_is_one_span_with_its_code(
     app = create_app(tight, database_url)
     esco = "00000000-0000-0000-0000-000000000001"
     headers = bearer(settings, "operator", sub="traced", escos=[esco])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
-    ) as http:
+    async with asgi_client(app, headers) as http:
         response = await http.post("/graphql", json={"query": "query R { regions { code } }"})
     await app.state.engine.dispose()
     assert response.status_code == 429
@@ -164,8 +160,6 @@ def test_serve_exports_over_otlp_with_the_standard_variables(
     """A real server process, an OTLP/HTTP receiver of ours on loopback: the spans
     arrive, under the service name OTEL_SERVICE_NAME gave."""
     import http.server
-    import subprocess
-    import sys
     import threading
     import time
 
@@ -174,8 +168,7 @@ def test_serve_exports_over_otlp_with_the_standard_variables(
         ExportTraceServiceRequest,
     )
 
-    from tests.conftest import ROOT
-    from tests.test_metrics import free_port, wait_for
+    from tests.support.net import serve
 
     received: list[ExportTraceServiceRequest] = []
 
@@ -195,26 +188,12 @@ def test_serve_exports_over_otlp_with_the_standard_variables(
 
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    port = free_port()
-    env = {
-        **live.environment("OTEL_"),
-        "DATABASE_URL": database_url,
-        "FLOWS_JWT_SECRET": settings.jwt_secret or "",
-        "FLOWS_DATA_DIR": str(tmp_path),
+    otel = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_port}",
         "OTEL_SERVICE_NAME": "flows-under-test",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows_graphql.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+    with serve(settings, database_url, tmp_path, env=otel, dropped=("OTEL_",)) as port:
         response = httpx.post(
             f"http://127.0.0.1:{port}/graphql",
             json={"query": "query Regions { regions { code } }"},
@@ -240,7 +219,4 @@ def test_serve_exports_over_otlp_with_the_standard_variables(
         root = next(s for _, s in spans_seen if s.name == "query Regions")
         children = [s for _, s in spans_seen if s.parent_span_id == root.span_id]
         assert any(s.name == "SELECT" for s in children), [s.name for s in children]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         receiver.shutdown()

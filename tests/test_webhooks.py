@@ -32,10 +32,10 @@ from flows_graphql.db.urls import asyncpg_dsn
 from flows_graphql.live.targets import TargetRefused, parse_target
 from flows_graphql.live.webhooks import WebhookWorker, send
 from flows_graphql.types.node import to_global_id
-from tests import live
-from tests.conftest import TODAY, bearer
-from tests.receiver import HANG, receiving
-from tests.test_live_updates import World, _key, _pay, make_world
+from tests.support import live
+from tests.support.api import TODAY, bearer
+from tests.support.receiver import HANG, receiving
+from tests.support.world import World, issue_partner_key, make_world, seed_payment
 
 CREATE = """mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) {
   webhookEndpoint { id uuid url eventTypes status escoId failingSince }
@@ -160,7 +160,7 @@ async def test_500_twice_then_200_is_three_signed_attempts_of_one_event(
         assert endpoint["status"] == "ENABLED"
         assert endpoint["escoId"] == to_global_id("Esco", world.esco)
 
-        payment = await _pay(raw, world, world.ann, world.home)
+        payment = await seed_payment(raw, world.ann, world.home)
         got = await receiver.wait_for(3)
         bodies = [verified(secret, g) for g in got]
         assert {g.headers["webhook-id"] for g in got} == {got[0].headers["webhook-id"]}
@@ -216,14 +216,14 @@ async def test_the_secret_is_shown_once_and_rotating_it_signs_with_the_new_one(
         assert [a["action"] for a in audit] == ["createWebhookEndpoint"]
         assert old not in audit[0]["changes"] and old.removeprefix("whsec_") not in str(audit)
 
-        await _pay(raw, world, world.ann, world.home)
+        await seed_payment(raw, world.ann, world.home)
         first = (await receiver.wait_for(1))[0]
         verified(old, first)
 
         rotated = (await api(who, ROTATE, {"i": {"endpointId": gid}}))["rotateWebhookSecret"]
         assert rotated["userErrors"] == [] and rotated["secret"] != old
         new = rotated["secret"]
-        await _pay(raw, world, world.bob, world.bobs_home)
+        await seed_payment(raw, world.bob, world.bobs_home)
         second = (await receiver.wait_for(2))[1]
         verified(new, second)
         with pytest.raises(WebhookVerificationError):
@@ -247,7 +247,7 @@ async def test_a_later_event_waits_while_an_earlier_one_is_retried(
         made = await create(api, operator(fast, world.esco), world.esco, receiver.url)
         secret = made["secret"]
         # Three events committed before any worker runs: all due at once.
-        payments = [await _pay(raw, world, world.ann, world.home) for _ in range(3)]
+        payments = [await seed_payment(raw, world.ann, world.home) for _ in range(3)]
         async with working(replace(fast, webhooks_concurrency=8), database_url):
             got = await receiver.wait_for(5)
             await asyncio.sleep(0.5)
@@ -275,9 +275,9 @@ async def test_an_endpoint_gets_only_its_own_escos_events_of_its_types(
         await create(
             api, operator(fast, world.esco), world.esco, statuses.url, ["payment.status_changed"]
         )
-        anns = await _pay(raw, world, world.ann, world.home)
+        anns = await seed_payment(raw, world.ann, world.home)
         await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(anns))
-        cats = await _pay(raw, world, world.cat, world.cats_home)
+        cats = await seed_payment(raw, world.cat, world.cats_home)
         await mine.wait_for(1)
         await theirs.wait_for(1)
         await statuses.wait_for(1)
@@ -374,7 +374,7 @@ async def test_the_worker_checks_the_target_again_before_sending(
     fast = quick(settings)
     async with api_of(fast, database_url) as api, receiving() as receiver:
         made = await create(api, operator(fast, world.esco), world.esco, receiver.url)
-        await _pay(raw, world, world.ann, world.home)
+        await seed_payment(raw, world.ann, world.home)
         async with working(replace(fast, webhooks_allow_loopback=False), database_url):
 
             async def attempted() -> Any:
@@ -401,7 +401,7 @@ async def test_redirects_are_not_followed(
     ):
         receiver.script = [(302, {"location": elsewhere.url})]
         await create(api, operator(fast, world.esco), world.esco, receiver.url)
-        await _pay(raw, world, world.ann, world.home)
+        await seed_payment(raw, world.ann, world.home)
         async with working(fast, database_url):
             await receiver.wait_for(1)
 
@@ -433,7 +433,7 @@ async def test_two_workers_never_send_one_delivery_twice(
         for receiver in (a, b):
             await create(api, operator(fast, world.esco), world.esco, receiver.url)
         for _ in range(6):
-            await _pay(raw, world, world.ann, world.home)
+            await seed_payment(raw, world.ann, world.home)
         async with working(fast, database_url), working(fast, database_url):
             await a.wait_for(6)
             await b.wait_for(6)
@@ -469,7 +469,7 @@ async def test_a_worker_killed_mid_send_loses_nothing(
 
     async with api_of(fast, database_url) as api, receiving([HANG, 200]) as receiver:
         made = await create(api, operator(fast, world.esco), world.esco, receiver.url)
-        await _pay(raw, world, world.ann, world.home)
+        await seed_payment(raw, world.ann, world.home)
         worker = start()
         try:
             await receiver.wait_for(1, within=30)
@@ -514,7 +514,7 @@ async def test_an_endpoint_failing_for_long_enough_is_disabled_and_shown_so(
     who = operator(fast, world.esco)
     async with api_of(fast, database_url) as api, receiving([500]) as receiver:
         made = await create(api, who, world.esco, receiver.url)
-        await _pay(raw, world, world.ann, world.home)
+        await seed_payment(raw, world.ann, world.home)
         async with working(fast, database_url):
 
             async def disabled() -> Any:
@@ -564,7 +564,7 @@ async def test_redelivery_sends_the_same_message_again_and_deletion_stops_everyt
     ):
         made = await create(api, who, world.esco, receiver.url)
         gid = made["webhookEndpoint"]["id"]
-        await _pay(raw, world, world.ann, world.home)
+        await seed_payment(raw, world.ann, world.home)
         first = (await receiver.wait_for(1))[0]
         event_id = first.headers["webhook-id"].removeprefix("evt_")
         again = (await api(who, REDELIVER, {"i": {"endpointId": gid, "eventId": event_id}}))[
@@ -582,7 +582,7 @@ async def test_redelivery_sends_the_same_message_again_and_deletion_stops_everyt
         deleted = (await api(who, DELETE, {"i": {"endpointId": gid}}))["deleteWebhookEndpoint"]
         assert deleted["webhookEndpoint"]["status"] == "DELETED"
         assert await raw.fetchval("SELECT secret FROM webhook_endpoints") == ""
-        await _pay(raw, world, world.bob, world.bobs_home)
+        await seed_payment(raw, world.bob, world.bobs_home)
         await asyncio.sleep(0.6)
         assert len(receiver.got) == 2
         listed = await api(who, ENDPOINTS, {"e": str(world.esco)})
@@ -601,9 +601,9 @@ async def test_other_escos_customers_and_keys_without_the_scope_see_and_change_n
 ) -> None:
     fast = quick(settings)
     mine = operator(fast, world.esco)
-    _, plain_key = await _key(engine, world.esco, ["read", "payments:write"])
-    _, hook_key = await _key(engine, world.esco, ["read", "webhooks:write"])
-    _, other_key = await _key(engine, world.other_esco, ["read", "webhooks:write"])
+    _, plain_key = await issue_partner_key(engine, world.esco, ["read", "payments:write"])
+    _, hook_key = await issue_partner_key(engine, world.esco, ["read", "webhooks:write"])
+    _, other_key = await issue_partner_key(engine, world.other_esco, ["read", "webhooks:write"])
     outsiders = {
         "other operator": operator(fast, world.other_esco),
         "customer": bearer(fast, "customer", customer_id=str(world.ann)),

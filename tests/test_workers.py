@@ -26,10 +26,11 @@ from prometheus_client.mmap_dict import MmapedDict
 from flows_graphql.auth.apikeys import create_key, revoke_key
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
-from tests import factories as f
-from tests import live
-from tests.conftest import _server_url, _with_database, direct_dsn
-from tests.test_ratelimit import HAVE_REDIS, REDIS_URL
+from tests.support import factories as f
+from tests.support import live
+from tests.support.db import direct_dsn, server_url, with_database
+from tests.support.net import free_port
+from tests.support.stores import HAVE_REDIS, REDIS_URL
 
 VIEWER = {"query": "{ viewer { role subject } }"}
 # The partner budget of the rate-limited key: a few viewer queries.
@@ -73,12 +74,12 @@ def requests_by_pid(directory: Path) -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 async def workers(settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Workers]:
-    server = _server_url()
+    server = server_url()
     name = f"flows_workers_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(direct_dsn(server))
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    url = _with_database(server, name)
+    url = with_database(server, name)
     engine = create_engine(settings, url)
     workdir = tmp_path_factory.mktemp("workers")
     process = None
@@ -92,7 +93,7 @@ async def workers(settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         async with engine.begin() as conn:
             issued = await create_key(conn, esco.id, ["read"], "both workers")
             limited = await create_key(conn, esco.id, ["read"], "one budget")
-        port = live._free_port()
+        port = free_port()
         metrics_dir = workdir / "metrics"
         metrics_dir.mkdir()
         env = live.environment("PROMETHEUS_")

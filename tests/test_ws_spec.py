@@ -8,7 +8,7 @@ close the socket with the protocol's code. See docs/live-updates.md.
 
 from __future__ import annotations
 
-from tests import live
+from tests.support import live
 
 
 def test_graphql_transport_ws_with_the_reference_client(live_server):

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.engine import SET_TENANT
+from ..rules.emails import grant_email
 from .errors import Unauthenticated
 from .oidc import Verified
 from .viewer import Viewer
@@ -70,7 +71,9 @@ def actor_of(issuer: str, subject: str) -> str:
 
 
 async def identity_viewer(engine: AsyncEngine, who: Verified) -> Viewer:
-    params = {"issuer": who.issuer, "subject": who.subject, "email": who.email}
+    # A grant by e-mail matches an ASCII address only (rules/emails.py); both sides are
+    # in that form already, so `lower()` in SQL changes nothing in any locale.
+    params = {"issuer": who.issuer, "subject": who.subject, "email": grant_email(who.email)}
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         rows = (await conn.execute(PRINCIPAL, params)).all()
@@ -106,7 +109,12 @@ def _viewer(
 
 async def _claim_email_grants(engine: AsyncEngine, who: Verified) -> None:
     actor = actor_of(who.issuer, who.subject)
-    params = {"issuer": who.issuer, "subject": who.subject, "email": who.email, "actor": actor}
+    params = {
+        "issuer": who.issuer,
+        "subject": who.subject,
+        "email": grant_email(who.email),
+        "actor": actor,
+    }
     async with engine.begin() as conn:
         await conn.execute(SET_TENANT, {"esco_ids": "*"})
         for action, statement, changes in (

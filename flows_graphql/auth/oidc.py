@@ -27,6 +27,7 @@ import httpx
 import jwt
 
 from ..config import OidcIssuer, checked_url
+from ..rules.emails import normalized_email
 from .errors import ProviderUnavailable, Unauthenticated, refusal
 
 log = logging.getLogger("flows_graphql.oidc")
@@ -177,7 +178,14 @@ class IssuerKeys:
                 return
             self._attempts += 1
             try:
-                keys, ttl = await self._fetch()
+                try:
+                    keys, ttl = await self._fetch()
+                except (TypeError, AttributeError, KeyError) as exc:
+                    # A document of a shape no check above foresaw: the provider's
+                    # answer is unusable, as if it had not answered (503, not 500).
+                    raise ProviderUnavailable(
+                        f"{self.config.issuer}: the provider's keys are malformed"
+                    ) from exc
             except ProviderUnavailable as exc:
                 self.last_error = exc.message
                 self.retry_at = time.monotonic() + RETRY_AFTER_S
@@ -201,14 +209,7 @@ class IssuerKeys:
             if self.config.jwks_uri is None:
                 self.jwks_uri = None  # discover again next time
             raise ProviderUnavailable(f"{issuer}: the JWKS at {uri} has no `keys` list")
-        keys = [
-            k
-            for k in raw
-            if isinstance(k, dict)
-            and k.get("kty") in PUBLIC_KEY_TYPES
-            and k.get("use", "sig") == "sig"
-        ]
-        return keys, ttl
+        return [k for k in raw if usable_jwk(k)], ttl
 
     async def _discover(self) -> str:
         issuer = self.config.issuer
@@ -240,6 +241,23 @@ class IssuerKeys:
         return body, cache_ttl(response.headers)
 
 
+def usable_jwk(jwk: object) -> bool:
+    """A JWKS entry that may verify a signature: a public key for signing whose members
+    the lookups read are of their JSON types. The JWKS is the provider's input like any
+    other: a `kty` or `kid` that is a list or an object (unhashable, or never equal to a
+    token's `kid`) is an unusable key, ignored like an `oct` one, never a crash."""
+    if not isinstance(jwk, dict):
+        return False
+    kty, use, kid, alg = (jwk.get(m) for m in ("kty", "use", "kid", "alg"))
+    return (
+        isinstance(kty, str)
+        and kty in PUBLIC_KEY_TYPES
+        and (use is None or use == "sig")
+        and (kid is None or isinstance(kid, str))
+        and (alg is None or isinstance(alg, str))
+    )
+
+
 def verified_email(claims: Mapping[str, Any]) -> str | None:
     """The `email` claim when `email_verified` is true (some providers send the
     string "true")."""
@@ -248,7 +266,8 @@ def verified_email(claims: Mapping[str, Any]) -> str | None:
         return None
     if claims.get("email_verified") not in (True, "true"):
         return None
-    return email_claim.strip().lower()
+    # Never str.lower(): it maps look-alikes (the Kelvin sign) onto ASCII letters.
+    return normalized_email(email_claim)
 
 
 class OidcVerifier:

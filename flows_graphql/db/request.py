@@ -24,8 +24,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Executable
+from sqlalchemy import Connection, Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from .. import faults
 from ..rows import from_sqlalchemy
@@ -57,8 +58,12 @@ class RequestDb:
         self._engine = engine
         # Row-level security's view of the viewer, set in every transaction.
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
+        # The pool's connection, checked out without SQLAlchemy's Connection around it
+        # (that layer cost a small read ~100 µs of CPU a request, bench/README.md);
+        # _conn is made on it only for the statements SQLAlchemy runs (rows, scalar).
+        self._raw: Any = None
         self._conn: AsyncConnection | None = None
-        # The asyncpg connection under _conn: our transaction, db/direct.py's reads.
+        # The asyncpg connection under _raw: our transaction, db/direct.py's reads.
         self._driver: Any = None
         self._lock = asyncio.Lock()
         self._finished = False
@@ -69,45 +74,52 @@ class RequestDb:
         """A new request's access on the same engine (subscriptions: one per event)."""
         return RequestDb(self._engine, esco_ids)
 
-    async def _connection(self) -> AsyncConnection:
+    async def _connection(self) -> Any:
+        """The driver's connection, inside the request's read transaction."""
         if self._finished:
             # A resolver still running after its response was sent (graphql-core stops
             # waiting for siblings of a failed non-null field) must not take a
             # connection that nobody would give back.
             raise RequestFinished("the request's database access is closed")
-        if self._conn is None:
+        if self._raw is None:
             try:
-                self._conn, self._driver = await self._begin()
+                self._raw, self._driver = await self._begin()
             except BaseException as error:
                 # A connection that died under our BEGIN (the database restarted since
                 # it was pooled): nothing ran yet, so a fresh connection may try again.
                 if not (isinstance(error, Exception) and faults.is_broken_connection(error)):
                     raise
-                self._conn, self._driver = await self._begin()
+                self._raw, self._driver = await self._begin()
+        return self._driver
+
+    async def _sqlalchemy(self) -> AsyncConnection:
+        """SQLAlchemy's connection on the read connection (made once, on first use)."""
+        await self._connection()
+        if self._conn is None:
+            self._conn = _wrap(self._engine, self._raw)
         return self._conn
 
     def rescope(self, esco_ids: frozenset[uuid.UUID] | None) -> None:
         """The ESCOs of the request's later transactions (after a mutation linked the
         viewer's identity); refused while a read holds the old scope."""
-        if self._conn is not None:
+        if self._raw is not None:
             raise RuntimeError("cannot change the scope of an open read")
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
 
-    async def _begin(self) -> tuple[AsyncConnection, Any]:
-        conn = await self._engine.connect()
+    async def _begin(self) -> tuple[Any, Any]:
+        raw = await self._engine.raw_connection()
         try:
             # The transaction is ours, not SQLAlchemy's: opened with the tenant
             # setting in one round trip, ended by _end_read.
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            driver: Any = (await conn.get_raw_connection()).driver_connection
+            driver: Any = raw.driver_connection
             count_statement()
             await driver.execute(begin_read(self._tenant["esco_ids"]))
         except BaseException:
             # Cancelled or failed with our BEGIN perhaps run: SQLAlchemy knows of no
             # transaction to end, so this connection must not go back to the pool.
-            await discard(conn)
+            await discard(_wrap(self._engine, raw))
             raise
-        return conn, driver
+        return raw, driver
 
     @contextlib.asynccontextmanager
     async def _statement(self) -> AsyncIterator[None]:
@@ -126,7 +138,7 @@ class RequestDb:
         """The statement's rows, as rows.py makes them (typed Any because the GraphQL
         types read their fields straight off them)."""
         async with self._lock:
-            conn = await self._connection()
+            conn = await self._sqlalchemy()
             async with self._statement():
                 result = await conn.execute(statement, params or {})
                 return from_sqlalchemy(result.all(), result.keys())
@@ -146,7 +158,7 @@ class RequestDb:
 
     async def scalar(self, statement: Executable, params: dict[str, Any] | None = None) -> Any:
         async with self._lock:
-            conn = await self._connection()
+            conn = await self._sqlalchemy()
             async with self._statement():
                 return (await conn.execute(statement, params or {})).scalar()
 
@@ -173,11 +185,12 @@ class RequestDb:
             await self._end_read()
 
     async def _end_read(self) -> None:
-        if self._conn is not None:
-            conn, driver, self._conn, self._driver = self._conn, self._driver, None, None
+        if self._raw is not None:
+            raw, conn, driver = self._raw, self._conn, self._driver
+            self._raw = self._conn = self._driver = None
             broken, self._broken = self._broken, False
             if broken:
-                await discard(conn)
+                await discard(conn or _wrap(self._engine, raw))
                 return
             try:
                 # Read-only work: ending the transaction is all that is needed.
@@ -185,8 +198,19 @@ class RequestDb:
             except BaseException:
                 # Closed (a cancelled statement, a dead server) or cancelled itself: in
                 # an unknown state, so the pool must not hand it out again.
-                await discard(conn)
+                await discard(conn or _wrap(self._engine, raw))
                 if not isinstance(sys.exc_info()[1], Exception):
                     raise
             else:
-                await conn.close()
+                if conn is not None:
+                    await conn.close()
+                else:
+                    # Back to the pool (its reset and overflow handling may need the loop).
+                    await greenlet_spawn(raw.close)
+
+
+def _wrap(engine: AsyncEngine, raw: Any) -> AsyncConnection:
+    """SQLAlchemy's connection over a checked-out pool connection: in autocommit, since
+    the transaction is the request's own (BEGIN sent on the driver)."""
+    sync = Connection(engine.sync_engine, raw).execution_options(isolation_level="AUTOCOMMIT")
+    return AsyncConnection(engine, sync)

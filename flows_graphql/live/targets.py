@@ -16,7 +16,10 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-MAX_URL_LENGTH = 2000
+from ..services.inputs import URL_LENGTH
+
+# The one bound of URL inputs (a webhook URL passes services/inputs.py first).
+MAX_URL_LENGTH = URL_LENGTH
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -13,8 +13,11 @@ Which rows count (rules.md §8, docs/money.md):
 - payments of M: `succeeded` payments of the account whose `scheduled_at` (or
   `created_at` when unscheduled) falls in M in Europe/London.
 
-A customer (as viewer, or as the owner of `Customer.balance`) gets only the months of
-which they were the occupier on day 1 — the rule that bills them.
+A customer (as viewer, or as the owner of `Customer.balance`) gets the charges and
+credits only of the months of which they were the occupier on day 1 — the rule that
+bills them — and the payments only that they made (`payments.customer_id`, the payer),
+in whichever month each falls: a payment is the payer's, never the household's that
+occupies its month (docs/money.md).
 """
 
 from __future__ import annotations
@@ -75,10 +78,12 @@ def _occupier_on(customer: str, account: str, month: str) -> str:
 _PAIRS_BY_ACCOUNT = """
   SELECT a.id AS key, a.id AS account_id, CAST(:occupant AS uuid) AS occupant
     FROM accounts a WHERE a.id = ANY(CAST(:keys AS uuid[])) {scope}"""
+# Every account the customer was linked to in any role: an owner who pays towards the
+# account has that payment in their ledger (a payment needs a link to be made).
 _PAIRS_BY_CUSTOMER = """
   SELECT DISTINCT l.customer_id AS key, l.account_id, l.customer_id AS occupant
     FROM customer_accounts l JOIN accounts a ON a.id = l.account_id
-   WHERE l.customer_id = ANY(CAST(:keys AS uuid[])) AND l.role = 'occupier' {scope}"""
+   WHERE l.customer_id = ANY(CAST(:keys AS uuid[])) {scope}"""
 
 MONTHS_SQL = """
 WITH pairs AS ({pairs}),
@@ -87,8 +92,10 @@ acc AS (
     FROM accounts a WHERE a.id IN (SELECT account_id FROM pairs)
 ),
 activity AS (
+  -- `payer` is null for the account's charges and credits (whoever occupied the month),
+  -- the customer who paid for a payment (theirs alone, whatever the month).
   SELECT a.id AS account_id, c.month, c.power, c.heat, c.standing_charge, c.total,
-         0 AS credit, 0 AS payments
+         0 AS credit, 0 AS payments, CAST(NULL AS uuid) AS payer
     FROM acc a
     JOIN property_supply_meters sp ON sp.property_id = a.property_id
     JOIN monthly_usage u ON u.meter_id = sp.meter_id AND {covers_usage}
@@ -96,13 +103,13 @@ activity AS (
     JOIN billing_runs r ON r.id = c.billing_run_id AND {in_force}
    WHERE {open_cost}
   UNION ALL
-  SELECT a.id, s.month, 0, 0, 0, 0, s.credit_pence * 0.01, 0
+  SELECT a.id, s.month, 0, 0, 0, 0, s.credit_pence * 0.01, 0, NULL
     FROM acc a
     JOIN monthly_solar_credits s ON s.property_id = a.property_id
     JOIN billing_runs r ON r.id = s.billing_run_id AND {in_force}
    WHERE {open_credit}
   UNION ALL
-  SELECT y.account_id, {payment_month}, 0, 0, 0, 0, 0, y.amount_pence * 0.01
+  SELECT y.account_id, {payment_month}, 0, 0, 0, 0, 0, y.amount_pence * 0.01, y.customer_id
     FROM payments y
    WHERE y.account_id IN (SELECT id FROM acc) AND y.status = 'succeeded'
 ),
@@ -123,8 +130,14 @@ SELECT pairs.key, m.account_id, m.month,
        COALESCE(sum(x.payments), 0) AS payments
   FROM pairs
   JOIN months m ON m.account_id = pairs.account_id
+  CROSS JOIN LATERAL (SELECT pairs.occupant IS NULL OR {occupied} AS occupied) o
+  -- A customer's ledger: the charges and credits of the months they occupied on day 1,
+  -- and the payments they made, in whichever month each falls (one scheduled after
+  -- they left is theirs, never the next household's).
   LEFT JOIN activity x ON x.account_id = m.account_id AND x.month = m.month
- WHERE pairs.occupant IS NULL OR {occupied}
+   AND CASE WHEN x.payer IS NULL THEN o.occupied
+            ELSE pairs.occupant IS NULL OR x.payer = pairs.occupant END
+ WHERE o.occupied OR x.payer IS NOT NULL
  GROUP BY pairs.key, m.account_id, m.month
  ORDER BY pairs.key, m.month, m.account_id
 """
@@ -262,7 +275,7 @@ _SUMMARY_CREDITS = {
     "customer": "JOIN accounts a ON a.property_id = s.property_id AND {open_credit}"
     " AND {occupied_credit}",
 }
-# Succeeded payments (for a customer: towards an account in a month they occupied it).
+# Succeeded payments (for a customer: those they made, the payer's, in whichever month).
 _SUMMARY_PAYMENTS = {
     "esco": "SELECT k.key, {payment_month} AS month, y.amount_pence FROM keys k"
     " JOIN payments y ON y.esco_id = k.key AND y.status = 'succeeded'",
@@ -270,10 +283,7 @@ _SUMMARY_PAYMENTS = {
     " JOIN properties p ON p.site_id = k.key JOIN accounts a ON a.property_id = p.id"
     " JOIN payments y ON y.account_id = a.id AND y.status = 'succeeded'",
     "customer": "SELECT k.key, {payment_month} AS month, y.amount_pence FROM keys k"
-    " JOIN payments y ON y.esco_id = k.esco_id AND y.status = 'succeeded'"
-    " AND y.account_id IN (SELECT l.account_id FROM customer_accounts l"
-    " WHERE l.customer_id = k.key AND l.role = 'occupier')"
-    " WHERE {occupied_payment}",
+    " JOIN payments y ON y.customer_id = k.key AND y.status = 'succeeded'",
 }
 
 SUMMARY_SQL = """
@@ -352,7 +362,6 @@ def summary_statement(by: str, scoped: bool) -> TextClause:
             "open_credit": _open_on("a", "s.month"),
             "occupied_credit": _occupier_on("k.key", "a.id", "s.month"),
             "payment_month": PAYMENT_MONTH,
-            "occupied_payment": _occupier_on("k.key", "y.account_id", PAYMENT_MONTH),
             "supplied_cost": supplied("u0.meter_id", "u0.month"),
             "supplied_skip": supplied("CAST(sm.entry->>'meter_id' AS uuid)", "r.month"),
         }

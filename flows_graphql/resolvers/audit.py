@@ -25,8 +25,7 @@ from ..types.connection import (
     ToDay,
 )
 from ..types.filters import london_midnight
-from .arguments import esco_id_argument
-from .customers import EscoIdArg
+from .arguments import EscoIdArg, in_esco
 
 Info = strawberry.Info[Context, None]
 STAFF = frozenset({"admin", "operator"})
@@ -78,9 +77,7 @@ class AuditQuery:
         conditions: list[Any] = []
         if info.context.viewer.role not in STAFF:
             conditions.append(false())
-        esco = esco_id_argument(esco_id)
-        if esco is not None:
-            conditions.append(AUDIT.c.esco_id == esco)
+        conditions += in_esco(AUDIT, esco_id)
         if entity is not None:
             conditions.append(AUDIT.c.entity == entity)
         # Days of the billing clock (Europe/London), both included.
@@ -88,7 +85,7 @@ class AuditQuery:
             conditions.append(AUDIT.c.created_at >= london_midnight(from_))
         if to is not None:
             conditions.append(AUDIT.c.created_at < london_midnight(_next_day(to)))
-        return await root_connection(
+        page: Connection[AuditRecord] = await root_connection(
             info,
             AUDIT_SPEC,
             order_by.value if order_by else None,
@@ -98,6 +95,7 @@ class AuditQuery:
             last=last,
             before=before,
         )
+        return page
 
 
 def _next_day(day: date) -> date:

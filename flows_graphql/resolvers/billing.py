@@ -4,62 +4,37 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
 from ..context import Context
-from ..fields import root_connection
 from ..loaders.billing import RUN_SPEC, RUNS
 from ..services import billing as service
 from ..services.problems import Rejected
 from ..types.billing import BillingRun
-from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
-from ..types.filters import BillingRunFilter, BillingRunOrder, UpdatedSince, run_filter
-from ..types.filters import updated_since as updated_since_
+from ..types.filters import BillingRunFilter, BillingRunOrder, run_filter
 from ..types.node import parse_id
-from .arguments import esco_id_argument
-from .customers import EscoIdArg
+from .lists import esco_rows
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
 
 
-def run_conditions(esco_id: str | None, filter: BillingRunFilter | None) -> list[Any]:
-    esco = esco_id_argument(esco_id)
-    return [*([RUNS.c.esco_id == esco] if esco is not None else []), *run_filter(filter)]
-
-
 @strawberry.type
 class BillingQuery:
-    @strawberry.field(description="Billing runs the viewer may see, newest month first.")
-    async def billing_runs(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            BillingRunFilter | None, strawberry.argument(description="Conditions.")
-        ] = None,
-        order_by: Annotated[
-            BillingRunOrder | None, strawberry.argument(description="Default NEWEST_MONTH.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[BillingRun]:
-        return await root_connection(
-            info,
-            RUN_SPEC,
-            order_by.value if order_by else None,
-            [*run_conditions(esco_id, filter), *updated_since_(RUNS, updated_since)],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    billing_runs = esco_rows(
+        BillingRun,
+        RUN_SPEC,
+        RUNS,
+        BillingRunFilter,
+        run_filter,
+        BillingRunOrder,
+        description="Billing runs the viewer may see, newest month first.",
+        filter_description="Only the runs that meet all of these conditions.",
+        order_description="Default NEWEST_MONTH.",
+    )
 
 
 @strawberry.input(description="Bill one ESCO for one month.")
@@ -107,7 +82,12 @@ class Mutations:
     async def run_billing(
         self,
         info: Info,
-        input: Annotated[RunBillingInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            RunBillingInput,
+            strawberry.argument(
+                description="The ESCO and the month to bill, and whether to wait for the run."
+            ),
+        ],
     ) -> RunBillingPayload:
         context = info.context
         assert context.billing_jobs is not None, "the app gives every request its jobs"
@@ -133,7 +113,8 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            FinalizeBillingRunInput, strawberry.argument(description="What to change.")
+            FinalizeBillingRunInput,
+            strawberry.argument(description="The run whose month is frozen."),
         ],
     ) -> FinalizeBillingRunPayload:
         row, errors = await run(

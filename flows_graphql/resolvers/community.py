@@ -3,8 +3,7 @@ contract terms."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 import strawberry
 from sqlalchemy import select
@@ -15,7 +14,6 @@ from ..fields import projection, root_connection
 from ..loaders import community as community_loaders
 from ..loaders.community import ESCO_SPEC, REGIONS, TERMS
 from ..services import community as service
-from ..services.community import KEEP
 from ..types.community import ContractTerms, Esco, Region, Site
 from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
@@ -40,9 +38,10 @@ class CommunityQuery:
         last: Last = None,
         before: Before = None,
     ) -> Connection[Esco]:
-        return await root_connection(
+        page: Connection[Esco] = await root_connection(
             info, ESCO_SPEC, None, [], first=first, after=after, last=last, before=before
         )
+        return page
 
     @strawberry.field(description="One ESCO by its code; null when missing or out of scope.")
     async def esco(
@@ -58,26 +57,6 @@ class CommunityQuery:
 
 
 # --- mutations ----------------------------------------------------------------------
-
-# An `ID` input that names nothing of the expected type: looking it up finds nothing,
-# so the service answers NOT_FOUND on that field, as for any unknown id.
-NO_SUCH_ID = uuid.UUID(int=0)
-
-
-def keep(value: Any) -> Any:
-    """An update input field: left out → KEEP (the stored value stays), else as given
-    (null clears, where clearing is allowed)."""
-    return KEEP if value is strawberry.UNSET else value
-
-
-def ref(value: strawberry.ID | None, type_name: str) -> Any:
-    """An optional or clearable `ID` input: left out → KEEP, null → None, otherwise the
-    uuid it names (or NO_SUCH_ID)."""
-    if value is strawberry.UNSET:
-        return KEEP
-    if value is None:
-        return None
-    return parse_id(value, type_name) or NO_SUCH_ID
 
 
 @strawberry.input(description="A new ESCO. Admins only.")
@@ -107,15 +86,14 @@ class CreateEscoPayload:
 @strawberry.input(description="Changes to an ESCO; fields left out are kept.")
 class UpdateEscoInput:
     esco_id: strawberry.ID = strawberry.field(description="The ESCO (global id or uuid).")
-    name: str | None = strawberry.field(default=strawberry.UNSET, description="Display name.")
-    app_url: str | None = strawberry.field(
-        default=strawberry.UNSET, description="http(s) URL of its customer app; null clears it."
+    name: strawberry.Maybe[str | None] = strawberry.field(description="Display name.")
+    app_url: strawberry.Maybe[str | None] = strawberry.field(
+        description="http(s) URL of its customer app; null clears it."
     )
-    tariff_generation: TariffGeneration | None = strawberry.field(
-        default=strawberry.UNSET, description="AUTO or FROZEN."
+    tariff_generation: strawberry.Maybe[TariffGeneration | None] = strawberry.field(
+        description="AUTO or FROZEN."
     )
-    region_code: str | None = strawberry.field(
-        default=strawberry.UNSET,
+    region_code: strawberry.Maybe[str | None] = strawberry.field(
         description="Its price-cap region; tariffs generated from then on follow its benchmark.",
     )
 
@@ -177,7 +155,12 @@ class Mutations:
     async def create_esco(
         self,
         info: Info,
-        input: Annotated[CreateEscoInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            CreateEscoInput,
+            strawberry.argument(
+                description="The new ESCO's code, name, region, app URL and tariff generation."
+            ),
+        ],
     ) -> CreateEscoPayload:
         row, errors = await run(
             info,
@@ -196,17 +179,22 @@ class Mutations:
     async def update_esco(
         self,
         info: Info,
-        input: Annotated[UpdateEscoInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            UpdateEscoInput,
+            strawberry.argument(
+                description="The ESCO and the fields to change; fields left out are kept."
+            ),
+        ],
     ) -> UpdateEscoPayload:
         row, errors = await run(
             info,
             lambda tx: service.update_esco(
                 tx,
                 parse_id(input.esco_id, "Esco"),
-                name=keep(input.name),
-                app_url=keep(input.app_url),
-                tariff_generation=keep(input.tariff_generation),
-                region_code=keep(input.region_code),
+                name=input.name,
+                app_url=input.app_url,
+                tariff_generation=input.tariff_generation,
+                region_code=input.region_code,
             ),
         )
         return UpdateEscoPayload(esco=row, user_errors=errors)
@@ -215,7 +203,10 @@ class Mutations:
     async def create_site(
         self,
         info: Info,
-        input: Annotated[CreateSiteInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            CreateSiteInput,
+            strawberry.argument(description="The ESCO, and the new site's code and name."),
+        ],
     ) -> CreateSitePayload:
         row, errors = await run(
             info,
@@ -230,7 +221,10 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            CreateContractTermsInput, strawberry.argument(description="What to change.")
+            CreateContractTermsInput,
+            strawberry.argument(
+                description="The new version's type, title, number, summary and document."
+            ),
         ],
     ) -> CreateContractTermsPayload:
         row, errors = await run(
@@ -249,7 +243,10 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            AllowContractTermsInput, strawberry.argument(description="What to change.")
+            AllowContractTermsInput,
+            strawberry.argument(
+                description="The ESCO and the contract terms it may use from now on."
+            ),
         ],
     ) -> AllowContractTermsPayload:
         result, errors = await run(

@@ -5,76 +5,42 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
 from ..context import Context
 from ..db.models.enums import CustomerAccountRole, CustomerStatus
-from ..fields import root_connection
 from ..loaders.customers import CUSTOMER_SPEC, CUSTOMERS
 from ..services import customers as service
-from ..types.connection import After, Before, Connection, First, Last
 from ..types.customers import Account, Customer, CustomerAccount, CustomerInvite
 from ..types.errors import UserError
-from ..types.filters import CustomerFilter, CustomerOrder, UpdatedSince, customer_filter
-from ..types.filters import updated_since as updated_since_
+from ..types.filters import CustomerFilter, CustomerOrder, customer_filter
 from ..types.identity import CustomerIdentity
 from ..types.node import parse_id
-from .arguments import esco_id_argument
+from .arguments import optional_id
+from .lists import esco_rows
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
-EscoIdArg = Annotated[
-    strawberry.ID | None, strawberry.argument(description="Only this ESCO (global id or uuid).")
-]
-
-
-def customer_conditions(esco_id: str | None, filter: CustomerFilter | None) -> list[Any]:
-    esco = esco_id_argument(esco_id)
-    return [
-        *([CUSTOMERS.c.esco_id == esco] if esco is not None else []),
-        *customer_filter(filter),
-    ]
 
 
 @strawberry.type
 class CustomersQuery:
-    @strawberry.field(description="Customers the viewer may see.")
-    async def customers(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            CustomerFilter | None, strawberry.argument(description="Conditions.")
-        ] = None,
-        order_by: Annotated[
-            CustomerOrder | None, strawberry.argument(description="Default EMAIL.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Customer]:
-        return await root_connection(
-            info,
-            CUSTOMER_SPEC,
-            order_by.value if order_by else None,
-            [*customer_conditions(esco_id, filter), *updated_since_(CUSTOMERS, updated_since)],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    customers = esco_rows(
+        Customer,
+        CUSTOMER_SPEC,
+        CUSTOMERS,
+        CustomerFilter,
+        customer_filter,
+        CustomerOrder,
+        description="Customers the viewer may see.",
+        filter_description="Only the customers that meet all of these conditions.",
+        order_description="Default EMAIL.",
+    )
 
 
 # --- mutations -------------------------------------------------------------------------
-
-
-def _given(value: Any) -> Any:
-    """A left-out optional input field, as the services spell it."""
-    return service.OMITTED if value is strawberry.UNSET else value
 
 
 @strawberry.input(description="A new customer of an ESCO.")
@@ -100,12 +66,11 @@ class CreateCustomerPayload:
 @strawberry.input(description="Changes to a customer; left-out fields stay as they are.")
 class UpdateCustomerInput:
     customer_id: strawberry.ID = strawberry.field(description="The customer (global id or uuid).")
-    email: str | None = strawberry.field(
-        default=strawberry.UNSET,
+    email: strawberry.Maybe[str | None] = strawberry.field(
         description="New e-mail address, unique within the ESCO (any case); cannot be null.",
     )
-    full_name: str | None = strawberry.field(
-        default=strawberry.UNSET, description="New full name; null or blank clears it."
+    full_name: strawberry.Maybe[str | None] = strawberry.field(
+        description="New full name; null or blank clears it."
     )
 
 
@@ -285,8 +250,8 @@ class Mutations:
             lambda tx: service.update_customer(
                 tx,
                 parse_id(input.customer_id, "Customer"),
-                _given(input.email),
-                _given(input.full_name),
+                input.email,
+                input.full_name,
             ),
         )
         return UpdateCustomerPayload(customer=row, user_errors=errors)
@@ -319,15 +284,13 @@ class Mutations:
             strawberry.argument(description="The property and the account's first day."),
         ],
     ) -> OpenAccountPayload:
-        terms = (
-            service.OMITTED
-            if input.contract_terms_id is None
-            else parse_id(input.contract_terms_id, "ContractTerms")
-        )
         row, errors = await run(
             info,
             lambda tx: service.open_account(
-                tx, parse_id(input.property_id, "Property"), input.opened_on, terms
+                tx,
+                parse_id(input.property_id, "Property"),
+                input.opened_on,
+                optional_id(input.contract_terms_id, "ContractTerms"),
             ),
         )
         return OpenAccountPayload(account=row, user_errors=errors)

@@ -114,7 +114,8 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            GrantOperatorAccessInput, strawberry.argument(description="Who, and where.")
+            GrantOperatorAccessInput,
+            strawberry.argument(description="The identity, and the ESCOs it may operate."),
         ],
     ) -> OperatorAccessPayload:
         rows, errors = await run(
@@ -137,7 +138,8 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            RevokeOperatorAccessInput, strawberry.argument(description="Who, and where.")
+            RevokeOperatorAccessInput,
+            strawberry.argument(description="The identity, and the ESCOs it stops operating."),
         ],
     ) -> OperatorAccessPayload:
         rows, errors = await run(

@@ -3,110 +3,59 @@ installations."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
 from ..context import Context
 from ..db.models.enums import CircuitType, MeterMode
-from ..fields import root_connection
 from ..loaders.metering import METER_SPEC, METERS, PROPERTIES, PROPERTY_SPEC
 from ..services import metering as service
-from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
 from ..types.filters import (
     MeterFilter,
     MeterOrder,
     PropertyFilter,
     PropertyOrder,
-    UpdatedSince,
     meter_filter,
     property_filter,
 )
-from ..types.filters import updated_since as updated_since_
 from ..types.metering import Circuit, Meter, Property, SolarInstallation
 from ..types.node import parse_id
-from .arguments import esco_id_argument
-from .community import NO_SUCH_ID, keep, ref
-from .customers import EscoIdArg
+from .arguments import maybe_id, optional_id
+from .lists import esco_rows
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
 
 
-def property_conditions(esco_id: str | None, filter: PropertyFilter | None) -> list[Any]:
-    esco = esco_id_argument(esco_id)
-    return [
-        *([PROPERTIES.c.esco_id == esco] if esco is not None else []),
-        *property_filter(filter),
-    ]
-
-
-def meter_conditions(esco_id: str | None, filter: MeterFilter | None) -> list[Any]:
-    esco = esco_id_argument(esco_id)
-    return [*([METERS.c.esco_id == esco] if esco is not None else []), *meter_filter(filter)]
-
-
 @strawberry.type
 class MeteringQuery:
-    @strawberry.field(description="Properties the viewer may see, by plot.")
-    async def properties(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            PropertyFilter | None, strawberry.argument(description="Conditions.")
-        ] = None,
-        order_by: Annotated[
-            PropertyOrder | None, strawberry.argument(description="Default PLOT.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Property]:
-        return await root_connection(
-            info,
-            PROPERTY_SPEC,
-            order_by.value if order_by else None,
-            [*property_conditions(esco_id, filter), *updated_since_(PROPERTIES, updated_since)],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    properties = esco_rows(
+        Property,
+        PROPERTY_SPEC,
+        PROPERTIES,
+        PropertyFilter,
+        property_filter,
+        PropertyOrder,
+        description="Properties the viewer may see, by plot.",
+        filter_description="Only the properties that meet all of these conditions.",
+        order_description="Default PLOT.",
+    )
 
-    @strawberry.field(description="Meters the viewer may see, by serial.")
-    async def meters(
-        self,
-        info: Info,
-        esco_id: EscoIdArg = None,
-        filter: Annotated[
-            MeterFilter | None, strawberry.argument(description="Conditions.")
-        ] = None,
-        order_by: Annotated[
-            MeterOrder | None, strawberry.argument(description="Default SERIAL.")
-        ] = None,
-        updated_since: UpdatedSince = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Meter]:
-        return await root_connection(
-            info,
-            METER_SPEC,
-            order_by.value if order_by else None,
-            [*meter_conditions(esco_id, filter), *updated_since_(METERS, updated_since)],
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
+    meters = esco_rows(
+        Meter,
+        METER_SPEC,
+        METERS,
+        MeterFilter,
+        meter_filter,
+        MeterOrder,
+        description="Meters the viewer may see, by serial.",
+        filter_description="Only the meters that meet all of these conditions.",
+        order_description="Default SERIAL.",
+    )
 
 
 # --- mutations ----------------------------------------------------------------------
@@ -130,14 +79,13 @@ class CreateMeterPayload:
 @strawberry.input(description="Changes to a meter; fields left out are kept.")
 class UpdateMeterInput:
     meter_id: strawberry.ID = strawberry.field(description="The meter (global id or uuid).")
-    name: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Display name; null clears it."
+    name: strawberry.Maybe[str | None] = strawberry.field(
+        description="Display name; null clears it."
     )
-    hardware: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Make and model; null clears it."
+    hardware: strawberry.Maybe[str | None] = strawberry.field(
+        description="Make and model; null clears it."
     )
-    mode: MeterMode | None = strawberry.field(
-        default=strawberry.UNSET,
+    mode: strawberry.Maybe[MeterMode | None] = strawberry.field(
         description="DECOMMISSIONED is the soft delete, refused while the meter supplies a "
         "property.",
     )
@@ -173,17 +121,16 @@ class CreatePropertyPayload:
 @strawberry.input(description="Changes to a property; fields left out are kept.")
 class UpdatePropertyInput:
     property_id: strawberry.ID = strawberry.field(description="The property (global id or uuid).")
-    plot: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Plot reference, unique within the ESCO."
+    plot: strawberry.Maybe[str | None] = strawberry.field(
+        description="Plot reference, unique within the ESCO."
     )
-    address: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Postal address; null clears it."
+    address: strawberry.Maybe[str | None] = strawberry.field(
+        description="Postal address; null clears it."
     )
-    site_id: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="A site of the same ESCO; null clears it."
+    site_id: strawberry.Maybe[strawberry.ID | None] = strawberry.field(
+        description="A site of the same ESCO; null clears it."
     )
-    supply_meter_id: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET,
+    supply_meter_id: strawberry.Maybe[strawberry.ID | None] = strawberry.field(
         description="A meter of the same ESCO, not decommissioned and supplying no other "
         "property; null clears it.",
     )
@@ -234,13 +181,11 @@ class DisconnectCircuitPayload:
 class SetSolarInstallationInput:
     property_id: strawberry.ID = strawberry.field(description="The property (global id or uuid).")
     mcs_certificate: str = strawberry.field(description="MCS certificate number, unique.")
-    declared_net_capacity_kw: Decimal | None = strawberry.field(
-        default=strawberry.UNSET,
+    declared_net_capacity_kw: strawberry.Maybe[Decimal | None] = strawberry.field(
         description="Declared net capacity, 0..1000 kW, at most 3 dp; left out: kept (none "
         "when new); null clears it.",
     )
-    commissioning_date: date | None = strawberry.field(
-        default=strawberry.UNSET,
+    commissioning_date: strawberry.Maybe[date | None] = strawberry.field(
         description="When it was commissioned; left out: kept (none when new); null clears it.",
     )
 
@@ -253,18 +198,18 @@ class SetSolarInstallationPayload:
     user_errors: list[UserError] = strawberry.field(description="Why nothing was written.")
 
 
-def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
-    """An optional `ID` of a create input: null → None, else the uuid it names."""
-    return None if value is None else parse_id(value, type_name) or NO_SUCH_ID
-
-
 @strawberry.type
 class Mutations:
     @strawberry.mutation(description="Create a meter of an ESCO.")
     async def create_meter(
         self,
         info: Info,
-        input: Annotated[CreateMeterInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            CreateMeterInput,
+            strawberry.argument(
+                description="The ESCO, and the new meter's serial, name, hardware and mode."
+            ),
+        ],
     ) -> CreateMeterPayload:
         row, errors = await run(
             info,
@@ -285,16 +230,21 @@ class Mutations:
     async def update_meter(
         self,
         info: Info,
-        input: Annotated[UpdateMeterInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            UpdateMeterInput,
+            strawberry.argument(
+                description="The meter and the fields to change; fields left out are kept."
+            ),
+        ],
     ) -> UpdateMeterPayload:
         row, errors = await run(
             info,
             lambda tx: service.update_meter(
                 tx,
                 parse_id(input.meter_id, "Meter"),
-                name=keep(input.name),
-                hardware=keep(input.hardware),
-                mode=keep(input.mode),
+                name=input.name,
+                hardware=input.hardware,
+                mode=input.mode,
             ),
         )
         return UpdateMeterPayload(meter=row, user_errors=errors)
@@ -303,7 +253,12 @@ class Mutations:
     async def create_property(
         self,
         info: Info,
-        input: Annotated[CreatePropertyInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            CreatePropertyInput,
+            strawberry.argument(
+                description="The ESCO, and the new property's plot, address, site and supply meter."
+            ),
+        ],
     ) -> CreatePropertyPayload:
         row, errors = await run(
             info,
@@ -312,8 +267,8 @@ class Mutations:
                 parse_id(input.esco_id, "Esco"),
                 input.plot,
                 input.address,
-                site_id=_id(input.site_id, "Site"),
-                supply_meter_id=_id(input.supply_meter_id, "Meter"),
+                site_id=optional_id(input.site_id, "Site"),
+                supply_meter_id=optional_id(input.supply_meter_id, "Meter"),
             ),
         )
         return CreatePropertyPayload(property=row, user_errors=errors)
@@ -322,17 +277,22 @@ class Mutations:
     async def update_property(
         self,
         info: Info,
-        input: Annotated[UpdatePropertyInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            UpdatePropertyInput,
+            strawberry.argument(
+                description="The property and the fields to change; fields left out are kept."
+            ),
+        ],
     ) -> UpdatePropertyPayload:
         row, errors = await run(
             info,
             lambda tx: service.update_property(
                 tx,
                 parse_id(input.property_id, "Property"),
-                plot=keep(input.plot),
-                address=keep(input.address),
-                site_id=ref(input.site_id, "Site"),
-                supply_meter_id=ref(input.supply_meter_id, "Meter"),
+                plot=input.plot,
+                address=input.address,
+                site_id=maybe_id(input.site_id, "Site"),
+                supply_meter_id=maybe_id(input.supply_meter_id, "Meter"),
             ),
         )
         return UpdatePropertyPayload(property=row, user_errors=errors)
@@ -341,7 +301,10 @@ class Mutations:
     async def create_circuit(
         self,
         info: Info,
-        input: Annotated[CreateCircuitInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            CreateCircuitInput,
+            strawberry.argument(description="The ESCO, and the new circuit's type and name."),
+        ],
     ) -> CreateCircuitPayload:
         row, errors = await run(
             info,
@@ -358,7 +321,10 @@ class Mutations:
     async def connect_circuit(
         self,
         info: Info,
-        input: Annotated[CircuitMeterInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            CircuitMeterInput,
+            strawberry.argument(description="The circuit and the meter that it measures."),
+        ],
     ) -> ConnectCircuitPayload:
         result, errors = await run(
             info,
@@ -373,7 +339,10 @@ class Mutations:
     async def disconnect_circuit(
         self,
         info: Info,
-        input: Annotated[CircuitMeterInput, strawberry.argument(description="What to change.")],
+        input: Annotated[
+            CircuitMeterInput,
+            strawberry.argument(description="The circuit and the meter it no longer measures."),
+        ],
     ) -> DisconnectCircuitPayload:
         result, errors = await run(
             info,
@@ -391,7 +360,11 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            SetSolarInstallationInput, strawberry.argument(description="What to change.")
+            SetSolarInstallationInput,
+            strawberry.argument(
+                description="The property, and its installation's certificate, capacity "
+                "and commissioning date."
+            ),
         ],
     ) -> SetSolarInstallationPayload:
         row, errors = await run(
@@ -400,8 +373,8 @@ class Mutations:
                 tx,
                 parse_id(input.property_id, "Property"),
                 input.mcs_certificate,
-                declared_net_capacity_kw=keep(input.declared_net_capacity_kw),
-                commissioning_date=keep(input.commissioning_date),
+                declared_net_capacity_kw=input.declared_net_capacity_kw,
+                commissioning_date=input.commissioning_date,
             ),
         )
         return SetSolarInstallationPayload(solar_installation=row, user_errors=errors)

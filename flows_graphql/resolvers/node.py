@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 from sqlalchemy import select
@@ -43,7 +43,9 @@ class Viewer:
     async def customer(self, info: Info) -> Customer | None:
         if self.customer_id is None:
             return None
-        return await info.context.loaders.get(CustomerById).load(self.customer_id)
+        return cast(
+            Customer | None, await info.context.loaders.get(CustomerById).load(self.customer_id)
+        )
 
 
 @strawberry.type

@@ -138,7 +138,10 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            PublishBenchmarkTariffInput, strawberry.argument(description="What to change.")
+            PublishBenchmarkTariffInput,
+            strawberry.argument(
+                description="The region, the first day, and the unit rate and standing charge."
+            ),
         ],
     ) -> PublishBenchmarkTariffPayload:
         result, errors = await run(
@@ -168,7 +171,10 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            SetMicrogridTariffInput, strawberry.argument(description="What to change.")
+            SetMicrogridTariffInput,
+            strawberry.argument(
+                description="The ESCO, the first day, and the discount and credit terms from then."
+            ),
         ],
     ) -> SetMicrogridTariffPayload:
         row, errors = await run(
@@ -190,7 +196,10 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            SetCustomerDiscountInput, strawberry.argument(description="What to change.")
+            SetCustomerDiscountInput,
+            strawberry.argument(
+                description="The customer, the first day, and their discount from then."
+            ),
         ],
     ) -> SetCustomerDiscountPayload:
         row, errors = await run(
@@ -209,7 +218,10 @@ class Mutations:
         self,
         info: Info,
         input: Annotated[
-            SetSolarCreditTariffInput, strawberry.argument(description="What to change.")
+            SetSolarCreditTariffInput,
+            strawberry.argument(
+                description="The ESCO, the first day, and the solar credit rate from then."
+            ),
         ],
     ) -> SetSolarCreditTariffPayload:
         row, errors = await run(

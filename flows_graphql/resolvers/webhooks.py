@@ -17,8 +17,7 @@ from ..types.connection import After, Before, Connection, First, Last
 from ..types.errors import UserError
 from ..types.node import parse_id
 from ..types.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from .arguments import esco_id_argument
-from .customers import EscoIdArg
+from .arguments import EscoIdArg, in_esco
 from .mutation import run
 
 Info = strawberry.Info[Context, None]
@@ -46,16 +45,14 @@ class WebhooksQuery:
         last: Last = None,
         before: Before = None,
     ) -> Connection[WebhookEndpoint]:
-        conditions: list[Any] = [ENDPOINTS.c.status != "deleted"]
+        conditions: list[Any] = [ENDPOINTS.c.status != "deleted", *in_esco(ENDPOINTS, esco_id)]
         if not may_read_webhooks(info.context.viewer):
             conditions.append(false())
-        esco = esco_id_argument(esco_id)
-        if esco is not None:
-            conditions.append(ENDPOINTS.c.esco_id == esco)
-        return await root_connection(
+        page: Connection[WebhookEndpoint] = await root_connection(
             info, ENDPOINT_SPEC, None, conditions, first=first, after=after, last=last,
             before=before,
         )  # fmt: skip
+        return page
 
     @strawberry.field(
         description="The delivery log of an endpoint: every attempt, newest first (who "
@@ -80,10 +77,11 @@ class WebhooksQuery:
         conditions: list[Any] = [ATTEMPTS.c.endpoint_id == endpoint]
         if not may_read_webhooks(info.context.viewer):
             conditions.append(false())
-        return await root_connection(
+        page: Connection[WebhookAttempt] = await root_connection(
             info, ATTEMPT_SPEC, None, conditions, first=first, after=after, last=last,
             before=before,
         )  # fmt: skip
+        return page
 
 
 # --- mutations -------------------------------------------------------------------------
@@ -115,12 +113,13 @@ class CreateWebhookEndpointPayload:
 @strawberry.input(description="Changes to a webhook endpoint; left-out fields stay.")
 class UpdateWebhookEndpointInput:
     endpoint_id: strawberry.ID = strawberry.field(description="The endpoint (global id or uuid).")
-    url: str | None = strawberry.field(default=None, description="A new URL (same rules).")
-    event_types: list[str] | None = strawberry.field(
-        default=None, description=EVENT_TYPES_DESCRIPTION
+    url: strawberry.Maybe[str | None] = strawberry.field(
+        description="A new URL (same rules); cannot be null."
     )
-    enabled: bool | None = strawberry.field(
-        default=None,
+    event_types: strawberry.Maybe[list[str] | None] = strawberry.field(
+        description=EVENT_TYPES_DESCRIPTION + " Cannot be null."
+    )
+    enabled: strawberry.Maybe[bool | None] = strawberry.field(
         description="false pauses deliveries; true resumes them where they stopped (what "
         "committed meanwhile is delivered, while the event log keeps it).",
     )
@@ -217,7 +216,7 @@ class Mutations:
                 tx,
                 parse_id(input.endpoint_id, "WebhookEndpoint"),
                 input.url,
-                None if input.event_types is None else list(input.event_types),
+                input.event_types,
                 input.enabled,
                 allow_loopback=allow,
             ),

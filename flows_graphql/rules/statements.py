@@ -15,7 +15,9 @@ Positive means owed by the customer. Nothing is rounded: the figures are exact
 Decimals (rounding to pence is for presenting them).
 
 The months themselves (which exist, which a viewer may see) and their sums come from
-SQL (loaders/money.py); this module only chains them.
+SQL (loaders/money.py); this module only chains them. For a customer those are the
+charges and credits of the months they occupied on day 1 and the payments they made
+themselves, in whichever month each falls (a payment is its payer's, docs/money.md).
 """
 
 from __future__ import annotations

@@ -60,22 +60,11 @@ Progress = Callable[[int, int], Awaitable[None]]
 # progress reports of a big ESCO's run, at a handful of statements for 100,000 homes.
 BATCH = 5_000
 
-COST_COLUMNS = (
-    "usage_ids",
-    "customer_ids",
-    "p",
-    "h",
-    "s",
-    "t",
-    "mp",
-    "mh",
-    "ms",
-    "mt",
-    "bp",
-    "bh",
-    "bs",
-    "bt",
-)
+# The priced columns of INSERT_COSTS_SQL: a letter for the price (the customer's own,
+# the microgrid's, the benchmark's) and one for the part (power, heat, standing charge,
+# total): "p", "h", ..., "mp", ..., "bt".
+PRICES = {"": "own", "m": "microgrid", "b": "benchmark"}
+PARTS = {"p": "power", "h": "heat", "s": "standing_charge", "t": "total"}
 
 # The error of a run found `running` with no transaction behind it any more.
 INTERRUPTED = (
@@ -186,11 +175,79 @@ SELECT CAST(:id_prefix || lpad(to_hex(:first_id + x.n), 12, '0') AS uuid),
 )
 
 
-def _as_text(columns: dict[str, list[Any]]) -> dict[str, str]:
-    """Each column as one text of comma-separated values, exact to the last digit,
-    split again by the statement. The driver's encoding of 14 arrays of Decimals and
-    uuids, value by value, was most of a 100,000-home run's Python time."""
+@dataclass(frozen=True)
+class Cost:
+    """One meter's month (rules.md §3): billed to its occupier at their tariff, and
+    priced at the microgrid's and the benchmark's rates to compare."""
+
+    usage_id: uuid.UUID
+    customer_id: uuid.UUID
+    own: rules.Costs
+    microgrid: rules.Costs
+    benchmark: rules.Costs
+
+
+def cost_columns(costs: Sequence[Cost]) -> dict[str, str]:
+    """The parameters of INSERT_COSTS_SQL for these costs: each column as one text of
+    comma-separated values, exact to the last digit, split again by the statement.
+    The driver's encoding of 14 arrays of Decimals and uuids, value by value, was most
+    of a 100,000-home run's Python time."""
+    columns: dict[str, list[Any]] = {
+        "usage_ids": [cost.usage_id for cost in costs],
+        "customer_ids": [cost.customer_id for cost in costs],
+    }
+    for prefix, price in PRICES.items():
+        for letter, part in PARTS.items():
+            columns[prefix + letter] = [getattr(getattr(c, price), part) for c in costs]
     return {key: ",".join(map(str, values)) for key, values in columns.items()}
+
+
+@dataclass(frozen=True)
+class MonthRates:
+    """What prices a month: its billed days, and the microgrid's and the benchmark's
+    rates in force on it (None: none, which costs 0)."""
+
+    days: int
+    microgrid: Rates | None
+    benchmark: Rates | None
+
+    def price(self, row: Any) -> Cost | rules.SkipReason:
+        """The cost of one billable meter (a row of BILLABLE_SQL), or why it is skipped."""
+        reason = rules.skip_reason(row.customer_id is not None, row.unit_rate is not None)
+        if reason is not None:
+            return reason
+        usage = rules.Usage(row.power_kwh, row.heat_kwh)
+        return Cost(
+            row.usage_id,
+            row.customer_id,
+            own=rules.costs(Rates(row.unit_rate, row.standing_charge), usage, self.days),
+            microgrid=rules.costs(self.microgrid, usage, self.days),
+            benchmark=rules.costs(self.benchmark, usage, self.days),
+        )
+
+
+@dataclass
+class MonthTotals:
+    """What a run billed so far: the costs written, the customers billed and their
+    total, and the meters skipped."""
+
+    costs: int = 0
+    customers: set[uuid.UUID] = field(default_factory=set)
+    total: Decimal = Decimal(0)
+    skipped: list[tuple[uuid.UUID, rules.SkipReason]] = field(default_factory=list)
+
+    def price(self, rates: MonthRates, rows: Sequence[Any]) -> list[Cost]:
+        """One batch's costs; its skipped meters, customers and total are counted."""
+        costs = []
+        for row in rows:
+            cost = rates.price(row)
+            if isinstance(cost, rules.SkipReason):
+                self.skipped.append((row.meter_id, cost))
+                continue
+            costs.append(cost)
+            self.customers.add(cost.customer_id)
+            self.total += cost.own.total
+        return costs
 
 
 def ordered_id_prefix() -> str:
@@ -315,91 +372,27 @@ async def bill(
     """Price the month and write its costs, solar credits and the run's outcome in
     `tx`'s transaction (prepared by `prepare_run`, whose lock it holds). Costs are
     priced and written BATCH rows at a time; `progress` hears of each batch."""
-    esco_id, month, days = plan.esco_id, plan.month, plan.days
-    microgrid = await _in_force(tx, MICROGRID, MICROGRID.c.esco_id, esco_id, month)
-    benchmark = await _in_force(tx, BENCHMARKS, BENCHMARKS.c.region_code, plan.region_code, month)
-    microgrid_rates = Rates(microgrid.unit_rate, microgrid.standing_charge) if microgrid else None
-    benchmark_rates = Rates(benchmark.unit_rate, benchmark.standing_charge) if benchmark else None
-
+    esco_id, month = plan.esco_id, plan.month
+    rates = MonthRates(
+        plan.days,
+        microgrid=await _rates_in_force(tx, MICROGRID, MICROGRID.c.esco_id, esco_id, month),
+        benchmark=await _rates_in_force(
+            tx, BENCHMARKS, BENCHMARKS.c.region_code, plan.region_code, month
+        ),
+    )
     billable = (await tx.conn.execute(BILLABLE_SQL, {"esco_id": esco_id, "month": month})).all()
     await progress(0, len(billable))
     pending_credits = await _solar_credits(tx, esco_id, month)
-
     params = {
         "esco_id": esco_id,
         "month": month,
         "run_id": run_id,
         "id_prefix": ordered_id_prefix(),
     }
-    skipped: list[tuple[uuid.UUID, rules.SkipReason]] = []
-    customers: set[uuid.UUID] = set()
-    total = Decimal(0)
-    costs_written = 0
-    batch = max(1, BATCH)
-
-    def price(rows: Sequence[Any]) -> tuple[dict[str, str], int, Decimal]:
-        """One batch's cost columns (as text), their number and the customers'
-        total; skipped meters are noted."""
-        columns: dict[str, list[Any]] = {k: [] for k in COST_COLUMNS}
-        subtotal = Decimal(0)
-        for row in rows:
-            reason = rules.skip_reason(row.customer_id is not None, row.unit_rate is not None)
-            if reason is not None:
-                skipped.append((row.meter_id, reason))
-                continue
-            usage = rules.Usage(row.power_kwh, row.heat_kwh)
-            own = rules.costs(Rates(row.unit_rate, row.standing_charge), usage, days)
-            mg = rules.costs(microgrid_rates, usage, days)
-            bm = rules.costs(benchmark_rates, usage, days)
-            for key, value in (
-                ("usage_ids", row.usage_id),
-                ("customer_ids", row.customer_id),
-                ("p", own.power),
-                ("h", own.heat),
-                ("s", own.standing_charge),
-                ("t", own.total),
-                ("mp", mg.power),
-                ("mh", mg.heat),
-                ("ms", mg.standing_charge),
-                ("mt", mg.total),
-                ("bp", bm.power),
-                ("bh", bm.heat),
-                ("bs", bm.standing_charge),
-                ("bt", bm.total),
-            ):
-                columns[key].append(str(value))
-            customers.add(row.customer_id)
-            subtotal += own.total
-        return _as_text(columns), len(columns["usage_ids"]), subtotal
-
-    async def write(columns: dict[str, str], count: int, first_id: int, done: int) -> None:
-        if count:
-            await tx.conn.execute(INSERT_COSTS_SQL, {**params, **columns, "first_id": first_id})
-        await progress(done, len(billable))
-
-    # Each batch is priced in a thread while the one before is written: PostgreSQL
-    # and Python work on two cores at once, and the event loop stays free to serve
-    # requests. One statement at a time on the connection, as ever.
-    writing: asyncio.Task[None] | None = None
     try:
-        for start in range(0, len(billable), batch):
-            columns, count, subtotal = await asyncio.to_thread(
-                price, billable[start : start + batch]
-            )
-            total += subtotal
-            if writing is not None:
-                await writing
-            done = min(start + batch, len(billable))
-            writing = asyncio.create_task(write(columns, count, costs_written, done))
-            costs_written += count
-        if writing is not None:
-            await writing
+        totals = await _write_costs(tx, rates, billable, params, progress)
     except BaseException:
         pending_credits.cancel()
-        if writing is not None and not writing.done():
-            writing.cancel()
-            with contextlib.suppress(BaseException):
-                await writing
         raise
     credits = await pending_credits
     if credits:
@@ -407,28 +400,87 @@ async def bill(
             INSERT_CREDITS_SQL,
             {
                 **params,
-                "first_id": costs_written,
+                "first_id": totals.costs,
                 "property_ids": list(credits),
                 "credits": list(credits.values()),
             },
         )
-    # Same inputs, same rows: a re-run replaces the month's costs and credits. Rows
-    # of meters billed again were updated in place above (a cost keeps its id, and
-    # PostgreSQL checks only the foreign key that changed, the run's: four checks a
-    # row were most of a 100,000-home run's database time); what this run did not
-    # write goes.
-    await tx.conn.execute(
-        delete(COSTS).where(
-            COSTS.c.esco_id == esco_id, COSTS.c.month == month, COSTS.c.billing_run_id != run_id
+    await _drop_earlier_runs(tx, plan, run_id)
+    run = await _complete(tx, plan, run_id, totals, len(billable), len(credits))
+    return RunResult(run, totals.skipped)
+
+
+async def _rates_in_force(
+    tx: Tx, table: Any, owner_col: Any, owner: Any, month: date
+) -> Rates | None:
+    tariff = await _in_force(tx, table, owner_col, owner, month)
+    return Rates(tariff.unit_rate, tariff.standing_charge) if tariff else None
+
+
+async def _write_costs(
+    tx: Tx,
+    rates: MonthRates,
+    billable: Sequence[Any],
+    params: dict[str, Any],
+    progress: Progress,
+) -> MonthTotals:
+    """Price and write the billable meters' costs, BATCH at a time. Each batch is
+    priced in a thread while the one before is written: PostgreSQL and Python work on
+    two cores at once, and the event loop stays free to serve requests. One statement
+    at a time on the connection, as ever."""
+    totals = MonthTotals()
+    batch = max(1, BATCH)
+
+    async def write(
+        costs: Sequence[Cost], columns: dict[str, str], first_id: int, done: int
+    ) -> None:
+        if costs:
+            await tx.conn.execute(INSERT_COSTS_SQL, {**params, **columns, "first_id": first_id})
+        await progress(done, len(billable))
+
+    def price(rows: Sequence[Any]) -> tuple[list[Cost], dict[str, str]]:
+        costs = totals.price(rates, rows)
+        return costs, cost_columns(costs)
+
+    writing: asyncio.Task[None] | None = None
+    try:
+        for start in range(0, len(billable), batch):
+            costs, columns = await asyncio.to_thread(price, billable[start : start + batch])
+            if writing is not None:
+                await writing
+            done = min(start + batch, len(billable))
+            writing = asyncio.create_task(write(costs, columns, totals.costs, done))
+            totals.costs += len(costs)
+        if writing is not None:
+            await writing
+    except BaseException:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
+        raise
+    return totals
+
+
+async def _drop_earlier_runs(tx: Tx, plan: Plan, run_id: uuid.UUID) -> None:
+    """Same inputs, same rows: a re-run replaces the month's costs and credits. Rows
+    of meters billed again were updated in place (a cost keeps its id, and PostgreSQL
+    checks only the foreign key that changed, the run's: four checks a row were most
+    of a 100,000-home run's database time); what this run did not write goes."""
+    for table in (COSTS, CREDITS):
+        await tx.conn.execute(
+            delete(table).where(
+                table.c.esco_id == plan.esco_id,
+                table.c.month == plan.month,
+                table.c.billing_run_id != run_id,
+            )
         )
-    )
-    await tx.conn.execute(
-        delete(CREDITS).where(
-            CREDITS.c.esco_id == esco_id,
-            CREDITS.c.month == month,
-            CREDITS.c.billing_run_id != run_id,
-        )
-    )
+
+
+async def _complete(
+    tx: Tx, plan: Plan, run_id: uuid.UUID, totals: MonthTotals, billable: int, credits: int
+) -> Row:
+    """The run's outcome, on its row and in the audit trail."""
     run = (
         await tx.conn.execute(
             update(RUNS)
@@ -436,14 +488,14 @@ async def bill(
             .values(
                 status=BillingRunStatus.COMPLETED,
                 finished_at=func.clock_timestamp(),
-                customers_billed=len(customers),
-                total=total,
+                customers_billed=len(totals.customers),
+                total=totals.total,
                 skipped_meters=[
                     {"meter_id": str(meter_id), "reason": reason.value}
-                    for meter_id, reason in skipped
+                    for meter_id, reason in totals.skipped
                 ],
-                progress_billed=len(billable),
-                progress_total=len(billable),
+                progress_billed=billable,
+                progress_total=billable,
             )
             .returning(RUNS)
         )
@@ -453,17 +505,17 @@ async def bill(
         "billing_run",
         run_id,
         {
-            "month": month,
-            "days": days,
-            "costs": costs_written,
-            "customersBilled": len(customers),
-            "total": total,
-            "skipped": len(skipped),
-            "solarCredits": len(credits),
+            "month": plan.month,
+            "days": plan.days,
+            "costs": totals.costs,
+            "customersBilled": len(totals.customers),
+            "total": totals.total,
+            "skipped": len(totals.skipped),
+            "solarCredits": credits,
         },
-        esco_id,
+        plan.esco_id,
     )
-    return RunResult(run, skipped)
+    return run
 
 
 async def _solar_credits(
@@ -492,11 +544,7 @@ async def _solar_credits(
 async def finalize_run(tx: Tx, run_id: uuid.UUID | None) -> Row:
     """Freeze a month: its latest completed run becomes final."""
     tx.require_role("admin", "operator")
-    run = None
-    if run_id is not None:
-        run = (await tx.conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
-    if run is None or not tx.may_see(run.esco_id):
-        raise reject("billingRunId", ErrorCode.NOT_FOUND, "No billing run with this id.")
+    run = await tx.visible(RUNS, run_id, "billingRunId", "billing run")
     if not await tx.conn.scalar(select(run_lock(run.esco_id, run.month))):
         raise reject(
             "billingRunId", ErrorCode.RUN_IN_PROGRESS, "This month is being billed right now."

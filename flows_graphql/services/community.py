@@ -1,169 +1,26 @@
-"""Community writes: ESCOs, sites, contract terms and the terms an ESCO may use.
-
-Also the input checks the metering service shares: text, URLs, and `KEEP`, the value
-of an update field the input left out.
-"""
+"""Community writes: ESCOs, sites, contract terms and the terms an ESCO may use."""
 
 from __future__ import annotations
 
-import enum
-import re
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
+from strawberry import Maybe
 
-from ..db.models import ContractTerms, ContractTermsEsco, Esco, Region, Site, table_of
+from ..db.models import ContractTerms, ContractTermsEsco, Esco, Site, table_of
 from ..db.models.enums import ContractTermsType, TariffGeneration
+from . import inputs
+from .inputs import LONG_TEXT, SLUG, flagged, http_url, optional_text, required_text
 from .problems import ErrorCode, Problems
 from .scope import find_esco
-from .tx import Row, Tx
+from .tx import Row, Tx, created
 
 ESCOS = table_of(Esco)
 SITES = table_of(Site)
-REGIONS = table_of(Region)
 TERMS = table_of(ContractTerms)
 TERMS_ESCO = table_of(ContractTermsEsco)
-
-SLUG = re.compile(r"[a-z0-9_-]{2,32}")
-HTTP_URL = re.compile(r"https?://\S+")
-# Lengths of free text: names, codes, serials, plots, titles…; addresses and summaries;
-# URLs.
-SHORT_TEXT = 200
-LONG_TEXT = 5000
-URL_LENGTH = 2048
-
-
-class Unset(enum.Enum):
-    """An update field the input left out: the stored value is kept."""
-
-    KEEP = "keep"
-
-
-KEEP = Unset.KEEP
-
-
-# --- input checks -------------------------------------------------------------------
-
-
-def _text_problem(problems: Problems, field: str, text: str, limit: int) -> bool:
-    if len(text) > limit:
-        problems.add(field, ErrorCode.INVALID, f"At most {limit} characters.")
-        return True
-    if not storable(text):
-        problems.add(field, ErrorCode.INVALID, "Must be valid Unicode text without NUL.")
-        return True
-    return False
-
-
-def storable(text: str) -> bool:
-    """Whether PostgreSQL text can hold this: no NUL, and valid UTF-8 (no lone
-    surrogates, which JSON can carry)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def required_text(problems: Problems, field: str, value: str, limit: int = SHORT_TEXT) -> str:
-    """Text that must be there: surrounding whitespace is dropped; blank is INVALID."""
-    text = value.strip()
-    if not text:
-        problems.add(field, ErrorCode.INVALID, "Must not be blank.")
-    else:
-        _text_problem(problems, field, text, limit)
-    return text
-
-
-def optional_text(
-    problems: Problems, field: str, value: str | None, limit: int = SHORT_TEXT
-) -> str | None:
-    """Text that may be missing: surrounding whitespace is dropped; blank means none."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    _text_problem(problems, field, text, limit)
-    return text
-
-
-def http_url(
-    problems: Problems, field: str, value: str | None, *, base: bool = False
-) -> str | None:
-    """An optional http(s) URL with a host; blank means none. A `base` URL (an ESCO's
-    app, which invite links extend with `/invite/<token>`) has no query or fragment,
-    and loses its trailing slashes."""
-    if value is None:
-        return None
-    url = value.strip()
-    if not url:
-        return None
-    if len(url) > URL_LENGTH:
-        problems.add(field, ErrorCode.INVALID, f"At most {URL_LENGTH} characters.")
-        return url
-    try:
-        parts = urlsplit(url)
-        valid = (
-            bool(HTTP_URL.fullmatch(url))
-            and url.isprintable()
-            and storable(url)
-            and bool(parts.hostname)
-        )
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
-    except ValueError:
-        valid = False
-    if not valid:
-        problems.add(field, ErrorCode.INVALID, "Must be an http:// or https:// URL with a host.")
-        return url
-    if base:
-        if parts.query or parts.fragment or url.endswith(("?", "#")):
-            problems.add(field, ErrorCode.INVALID, "Must not have a query or a fragment.")
-            return url
-        url = url.rstrip("/")
-    return url
-
-
-def esco_code(problems: Problems, field: str, value: str) -> str:
-    code = value.strip()
-    if not SLUG.fullmatch(code):
-        problems.add(
-            field,
-            ErrorCode.INVALID,
-            "Must be 2 to 32 characters of lower-case letters, digits, `_` and `-`.",
-        )
-    return code
-
-
-def flagged(problems: Problems, field: str) -> bool:
-    """Whether `field` already has a problem (then it is not looked up: a value the
-    database cannot hold, such as text with NUL, must not reach a query)."""
-    return any(p.field == (field,) for p in problems.items)
-
-
-def created(values: dict[str, Any]) -> dict[str, Any]:
-    """The audit changes of a new row: `{"created": {column: value}}`."""
-    return {"created": values}
-
-
-def before_of(row: Row, values: dict[str, Any]) -> dict[str, Any]:
-    return {k: getattr(row, k) for k in values}
-
-
-# --- lookups ------------------------------------------------------------------------
-
-
-async def _check_region(tx: Tx, problems: Problems, region_code: str) -> None:
-    found = None  # text the database cannot hold names no region
-    if len(region_code) <= SHORT_TEXT and storable(region_code):
-        found = await tx.conn.scalar(select(REGIONS.c.code).where(REGIONS.c.code == region_code))
-    if found is None:
-        problems.add("regionCode", ErrorCode.NOT_FOUND, "No region with this code.")
 
 
 # --- mutations ----------------------------------------------------------------------
@@ -179,10 +36,10 @@ async def create_esco(
 ) -> Row:
     tx.require_role("admin")
     problems = Problems()
-    code = esco_code(problems, "code", code)
+    code = inputs.slug(problems, "code", code)
     name = required_text(problems, "name", name)
     app_url = http_url(problems, "appUrl", app_url, base=True)
-    await _check_region(tx, problems, region_code)
+    await inputs.region(tx, problems, region_code)
     if SLUG.fullmatch(code):
         taken = await tx.conn.scalar(select(ESCOS.c.id).where(ESCOS.c.code == code))
         if taken is not None:
@@ -204,29 +61,33 @@ async def create_esco(
 async def update_esco(
     tx: Tx,
     esco_id: uuid.UUID | None,
-    name: str | Unset | None = KEEP,
-    app_url: str | Unset | None = KEEP,
-    tariff_generation: TariffGeneration | Unset | None = KEEP,
-    region_code: str | Unset | None = KEEP,
+    name: Maybe[str | None] = None,
+    app_url: Maybe[str | None] = None,
+    tariff_generation: Maybe[TariffGeneration | None] = None,
+    region_code: Maybe[str | None] = None,
 ) -> Row:
+    """Change the given fields; a field left out (None) is kept."""
     tx.require_role("admin", "operator")
     problems = Problems()
     values: dict[str, Any] = {}
-    if name is None:
-        problems.add("name", ErrorCode.INVALID, "An ESCO must have a name.")
-    elif not isinstance(name, Unset):
-        values["name"] = required_text(problems, "name", name)
-    if not isinstance(app_url, Unset):
-        values["app_url"] = http_url(problems, "appUrl", app_url, base=True)
-    if tariff_generation is None:
-        problems.add("tariffGeneration", ErrorCode.INVALID, "Must be AUTO or FROZEN.")
-    elif not isinstance(tariff_generation, Unset):
-        values["tariff_generation"] = tariff_generation
-    if region_code is None:
-        problems.add("regionCode", ErrorCode.INVALID, "An ESCO must have a region.")
-    elif not isinstance(region_code, Unset):
-        await _check_region(tx, problems, region_code)
-        values["region_code"] = region_code
+    if name is not None:
+        if name.value is None:
+            problems.add("name", ErrorCode.INVALID, "An ESCO must have a name.")
+        else:
+            values["name"] = required_text(problems, "name", name.value)
+    if app_url is not None:
+        values["app_url"] = http_url(problems, "appUrl", app_url.value, base=True)
+    if tariff_generation is not None:
+        if tariff_generation.value is None:
+            problems.add("tariffGeneration", ErrorCode.INVALID, "Must be AUTO or FROZEN.")
+        else:
+            values["tariff_generation"] = tariff_generation.value
+    if region_code is not None:
+        if region_code.value is None:
+            problems.add("regionCode", ErrorCode.INVALID, "An ESCO must have a region.")
+        else:
+            await inputs.region(tx, problems, region_code.value)
+            values["region_code"] = region_code.value
     esco = await find_esco(tx, problems, esco_id, lock=True)
     problems.raise_if_any()
     assert esco is not None
@@ -252,9 +113,7 @@ async def create_site(tx: Tx, esco_id: uuid.UUID | None, code: str, name: str) -
     assert esco is not None
 
     values = {"esco_id": esco.id, "code": code, "name": name}
-    row = (await tx.conn.execute(insert(Site).values(**values).returning(SITES))).one()
-    await tx.audit("createSite", "site", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(SITES, values, "createSite", "site", esco.id)
 
 
 async def create_contract_terms(
@@ -291,9 +150,7 @@ async def create_contract_terms(
         "summary": summary,
         "document_url": document_url,
     }
-    row = (await tx.conn.execute(insert(ContractTerms).values(**values).returning(TERMS))).one()
-    await tx.audit("createContractTerms", "contract_terms", row.id, created(values), None)
-    return row
+    return await tx.insert_audited(TERMS, values, "createContractTerms", "contract_terms", None)
 
 
 async def allow_contract_terms(
@@ -304,6 +161,7 @@ async def allow_contract_terms(
     tx.require_role("admin", "operator")
     problems = Problems()
     esco = await find_esco(tx, problems, esco_id)
+    # Contract terms belong to no ESCO: any viewer here (admin, operator) may name them.
     terms = None
     if contract_terms_id is not None:
         terms = (

@@ -15,8 +15,6 @@ active account per property, the occupancy exclusion constraint) stay the backst
 
 from __future__ import annotations
 
-import enum
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from strawberry import Maybe
 
 from ..db.models import (
     Account,
@@ -44,7 +43,7 @@ from ..db.models.enums import (
     CustomerAccountRole,
     CustomerStatus,
 )
-from . import identity
+from . import identity, inputs
 from .problems import ErrorCode, Problems, check_window, reject, require_window
 from .scope import find_esco
 from .tx import Row, Tx, changed
@@ -60,12 +59,6 @@ TERMS_ESCO = table_of(ContractTermsEsco)
 COSTS = table_of(MonthlyCosts)
 USAGE = table_of(MonthlyUsage)
 
-# Deliberately simple: one @, no spaces, a dot in the domain. (The database CHECK is
-# looser still; this is what the API promises.)
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-EMAIL_MAX = 254
-NAME_MAX = 200
-
 STARTED = {
     CustomerAccountRole.OCCUPIER: AccountEventType.OCCUPANCY_STARTED,
     CustomerAccountRole.OWNER: AccountEventType.OWNER_ADDED,
@@ -78,35 +71,7 @@ ENDED = {
 OPERATORS = ("admin", "operator")
 
 
-class Omitted(enum.Enum):
-    """An optional input field the client left out (as opposed to an explicit null):
-    for updates, the stored value stays."""
-
-    OMITTED = "omitted"
-
-
-OMITTED = Omitted.OMITTED
-
-
 # --- shared checks -----------------------------------------------------------------
-
-
-def _check_email(problems: Problems, field: str, value: str) -> str:
-    """The e-mail as stored (trimmed, lower-cased); adds a problem when invalid."""
-    email = value.strip().lower()
-    if len(email) > EMAIL_MAX or not EMAIL_RE.match(email):
-        problems.add(field, ErrorCode.INVALID, "Not a valid e-mail address.")
-    return email
-
-
-def _check_name(problems: Problems, field: str, value: str | None) -> str | None:
-    """The name as stored (trimmed; blank is no name)."""
-    if value is None:
-        return None
-    name = value.strip()
-    if len(name) > NAME_MAX:
-        problems.add(field, ErrorCode.INVALID, f"At most {NAME_MAX} characters.")
-    return name or None
 
 
 async def _email_taken(
@@ -123,26 +88,9 @@ async def _email_taken(
 async def _customer(
     tx: Tx, customer_id: uuid.UUID | None, field: str = "customerId", *, lock: bool = False
 ) -> Row:
-    if customer_id is not None:
-        stmt = select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = (await tx.conn.execute(stmt)).first()
-        if row is not None and tx.may_see(row.esco_id):
-            return row
-    raise reject(field, ErrorCode.NOT_FOUND, "No customer with this id.")
-
-
-async def _account(
-    tx: Tx, account_id: uuid.UUID | None, field: str = "accountId", *, lock: bool = False
-) -> Row | None:
-    if account_id is None:
-        return None
-    stmt = select(ACCOUNTS).where(ACCOUNTS.c.id == account_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = (await tx.conn.execute(stmt)).first()
-    return row if row is not None and tx.may_see(row.esco_id) else None
+    return await tx.visible(
+        CUSTOMERS, customer_id, field, "customer", lock="update" if lock else None
+    )
 
 
 def _link_key(link: Row) -> dict[str, Any]:
@@ -170,11 +118,11 @@ async def create_customer(
     esco_row = await find_esco(tx, problems, esco_id)
     esco = esco_row.id if esco_row is not None else None
     email_problems = Problems()
-    stored_email = _check_email(email_problems, "email", email)
+    stored_email = inputs.email(email_problems, "email", email)
     problems.items += email_problems.items
     if esco is not None and not email_problems and await _email_taken(tx, esco, stored_email):
         problems.add("email", ErrorCode.DUPLICATE, "This ESCO already has a customer with it.")
-    name = _check_name(problems, "fullName", full_name)
+    name = inputs.optional_text(problems, "fullName", full_name)
     problems.raise_if_any()
 
     values = {"email": stored_email, "full_name": name, "status": status}
@@ -193,19 +141,20 @@ async def create_customer(
 async def update_customer(
     tx: Tx,
     customer_id: uuid.UUID | None,
-    email: str | Omitted | None = OMITTED,
-    full_name: str | Omitted | None = OMITTED,
+    email: Maybe[str | None] = None,
+    full_name: Maybe[str | None] = None,
 ) -> Row:
-    """Change the given fields; left-out fields stay. Changing nothing writes nothing."""
+    """Change the given fields; left-out fields (None) stay. Changing nothing writes
+    nothing."""
     tx.require_role(*OPERATORS)
     customer = await _customer(tx, customer_id, lock=True)
     problems = Problems()
     values: dict[str, Any] = {}
-    if email is None:
+    if email is not None and email.value is None:
         problems.add("email", ErrorCode.INVALID, "A customer must have an e-mail address.")
-    elif email is not OMITTED:
+    elif email is not None and email.value is not None:
         email_problems = Problems()
-        values["email"] = _check_email(email_problems, "email", email)
+        values["email"] = inputs.email(email_problems, "email", email.value)
         problems.items += email_problems.items
         if (
             not email_problems
@@ -213,8 +162,8 @@ async def update_customer(
             and await _email_taken(tx, customer.esco_id, values["email"], customer.id)
         ):
             problems.add("email", ErrorCode.DUPLICATE, "This ESCO already has a customer with it.")
-    if full_name is not OMITTED:
-        values["full_name"] = _check_name(problems, "fullName", full_name)
+    if full_name is not None:
+        values["full_name"] = inputs.optional_text(problems, "fullName", full_name.value)
     problems.raise_if_any()
 
     before = {k: getattr(customer, k) for k in values}
@@ -268,30 +217,25 @@ async def open_account(
     tx: Tx,
     property_id: uuid.UUID | None,
     opened_on: date,
-    contract_terms_id: uuid.UUID | Omitted | None = OMITTED,
+    contract_terms_id: uuid.UUID | None = None,
 ) -> Row:
-    """A new active account for a property that has none. `contract_terms_id`:
-    OMITTED (or null in the input) means no terms; None, an id that names no terms."""
+    """A new active account for a property that has none, under `contract_terms_id`
+    (None: no terms)."""
     tx.require_role(*OPERATORS)
     problems = Problems()
     check_window(problems, "openedOn", opened_on, tx.today())
-    prop = None
-    if property_id is not None:
-        prop = (
-            await tx.conn.execute(
-                select(PROPERTIES.c.id, PROPERTIES.c.esco_id)
-                .where(PROPERTIES.c.id == property_id)
-                .with_for_update()
-            )
-        ).first()
-    if prop is None or not tx.may_see(prop.esco_id):
-        raise reject("propertyId", ErrorCode.NOT_FOUND, "No property with this id.")
+    prop = await tx.visible(
+        PROPERTIES,
+        property_id,
+        "propertyId",
+        "property",
+        lock="update",
+        stmt=select(PROPERTIES.c.id, PROPERTIES.c.esco_id),
+    )
 
     terms_id: uuid.UUID | None = None
-    if contract_terms_id is not OMITTED:
-        found = None
-        if contract_terms_id is not None:
-            found = await tx.conn.scalar(select(TERMS.c.id).where(TERMS.c.id == contract_terms_id))
+    if contract_terms_id is not None:
+        found = await tx.conn.scalar(select(TERMS.c.id).where(TERMS.c.id == contract_terms_id))
         if found is None:
             problems.add("contractTermsId", ErrorCode.NOT_FOUND, "No contract terms with this id.")
         else:
@@ -367,9 +311,7 @@ async def close_account(tx: Tx, account_id: uuid.UUID | None, closed_on: date) -
     """Close an account on `closed_on` (its last open day, not in the future) and end
     its current links on that day."""
     tx.require_role(*OPERATORS)
-    account = await _account(tx, account_id, lock=True)
-    if account is None:
-        raise reject("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
+    account = await tx.visible(ACCOUNTS, account_id, "accountId", "account", lock="update")
     if account.status == AccountStatus.CLOSED:
         raise reject("accountId", ErrorCode.INVALID, "The account is already closed.")
     problems = Problems()
@@ -457,9 +399,7 @@ async def update_account(tx: Tx, account_id: uuid.UUID | None, opened_on: date) 
     tx.require_role(*OPERATORS)
     problems = Problems()
     check_window(problems, "openedOn", opened_on, tx.today())
-    account = await _account(tx, account_id, lock=True)
-    if account is None:
-        raise reject("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
+    account = await tx.visible(ACCOUNTS, account_id, "accountId", "account", lock="update")
     problems.raise_if_any()
     if opened_on == account.opened_on:
         return account  # nothing to correct
@@ -549,26 +489,24 @@ async def add_customer_to_account(
     tx.require_role(*OPERATORS)
     problems = Problems()
     check_window(problems, "startDate", start_date, tx.today())
-    customer = None
-    if customer_id is not None:
-        customer = (
-            await tx.conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
-        ).first()
-    if customer is None or not tx.may_see(customer.esco_id):
-        customer = None
-        problems.add("customerId", ErrorCode.NOT_FOUND, "No customer with this id.")
-    elif customer.status == CustomerStatus.INACTIVE:
+    customer = await tx.visible(CUSTOMERS, customer_id, "customerId", "customer", problems=problems)
+    if customer is not None and customer.status == CustomerStatus.INACTIVE:
         problems.add(
             "customerId", ErrorCode.INVALID, "The customer is inactive; reactivate them first."
         )
-    account = await _account(tx, account_id, lock=True)
-    if account is None or (customer is not None and account.esco_id != customer.esco_id):
+    account = await tx.visible(
+        ACCOUNTS,
+        account_id,
+        "accountId",
+        "account",
+        problems=problems,
+        lock="update",
         # Another ESCO's account is, for this customer, no account at all.
-        account = None
-        problems.add("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
-    elif account.status != AccountStatus.ACTIVE:
+        also=lambda account: customer is None or account.esco_id == customer.esco_id,
+    )
+    if account is not None and account.status != AccountStatus.ACTIVE:
         problems.add("accountId", ErrorCode.INVALID, "The account is closed.")
-    elif start_date < account.opened_on:
+    elif account is not None and start_date < account.opened_on:
         problems.add(
             "startDate",
             ErrorCode.INVALID,
@@ -643,9 +581,14 @@ async def end_customer_account(
     tx.require_role(*OPERATORS)
     require_window("endDate", end_date, tx.today())
     customer = await _customer(tx, customer_id)
-    account = await _account(tx, account_id, lock=True)
-    if account is None or account.esco_id != customer.esco_id:
-        raise reject("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
+    account = await tx.visible(
+        ACCOUNTS,
+        account_id,
+        "accountId",
+        "account",
+        lock="update",
+        also=lambda account: account.esco_id == customer.esco_id,
+    )
     stmt = select(LINKS).where(
         LINKS.c.customer_id == customer.id,
         LINKS.c.account_id == account.id,
@@ -807,5 +750,5 @@ def _may_accept(tx: Tx, invite: Row) -> bool:
     if not tx.may_see(invite.esco_id):
         return False
     if tx.viewer.role == "customer":
-        return tx.viewer.customer_id == invite.customer_id
+        return bool(tx.viewer.customer_id == invite.customer_id)
     return True

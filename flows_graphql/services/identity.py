@@ -19,6 +19,8 @@ from ..auth.identities import NOTIFY_IDENTITY, identity_changed_payload
 from ..config import checked_url
 from ..db.engine import SET_TENANT, tenant_setting
 from ..db.models import CustomerIdentity, CustomerInvite, StaffGrant, table_of
+from ..rules.emails import grant_email, normalized_email, same_email
+from .inputs import is_email
 from .problems import ErrorCode, Problems, reject
 from .scope import ESCOS
 from .tx import Row, Tx
@@ -28,7 +30,6 @@ GRANTS = table_of(StaffGrant)
 INVITES = table_of(CustomerInvite)
 
 SUBJECT_MAX = 255
-EMAIL_MAX = 254
 
 
 def signs_in_with_provider(tx: Tx) -> bool:
@@ -70,7 +71,7 @@ def check_email(tx: Tx, customer: Row) -> None:
             ErrorCode.INVITE_EMAIL_MISMATCH,
             "Your sign-in carries no verified e-mail; the invite is for a verified e-mail address.",
         )
-    if email.lower() != customer.email.lower():
+    if not same_email(email, customer.email):
         raise reject(
             "token",
             ErrorCode.INVITE_EMAIL_MISMATCH,
@@ -114,16 +115,15 @@ class Unlinked:
 async def unlink_identity(tx: Tx, identity_id: uuid.UUID | None) -> Unlinked:
     """Remove a sign-in from a customer: the customer themself, or staff."""
     tx.require_role("admin", "operator", "customer")
-    row = None
-    if identity_id is not None:
-        stmt = select(IDENTITIES).where(IDENTITIES.c.id == identity_id).with_for_update()
-        row = (await tx.conn.execute(stmt)).first()
-    if (
-        row is None
-        or not tx.may_see(row.esco_id)
-        or (tx.viewer.role == "customer" and row.customer_id != tx.viewer.customer_id)
-    ):
-        raise reject("identityId", ErrorCode.NOT_FOUND, "No identity with this id.")
+    row = await tx.visible(
+        IDENTITIES,
+        identity_id,
+        "identityId",
+        "identity",
+        lock="update",
+        # A customer sees only their own sign-ins.
+        also=lambda row: tx.viewer.role != "customer" or row.customer_id == tx.viewer.customer_id,
+    )
     await tx.conn.execute(delete(IDENTITIES).where(IDENTITIES.c.id == row.id))
     await tx.conn.execute(NOTIFY_IDENTITY, identity_changed_payload(row.issuer, row.subject))
     await tx.customer_event(
@@ -148,9 +148,6 @@ class Someone:
 
 
 def _someone(problems: Problems, issuer: str, subject: str | None, email: str | None) -> Someone:
-    # The API's one e-mail rule (imported here: services.customers imports this module).
-    from .customers import EMAIL_RE
-
     issuer = issuer.strip()
     try:
         checked_url(issuer, "issuer")
@@ -162,11 +159,18 @@ def _someone(problems: Problems, issuer: str, subject: str | None, email: str | 
             "a loopback host).",
         )
     subject = (subject or "").strip() or None
-    email = (email or "").strip().lower() or None
+    email = normalized_email(email or "") or None
     if subject is not None and len(subject) > SUBJECT_MAX:
         problems.add("subject", ErrorCode.INVALID, f"At most {SUBJECT_MAX} characters.")
-    if email is not None and (len(email) > EMAIL_MAX or not EMAIL_RE.match(email)):
+    if email is not None and not is_email(email):
         problems.add("email", ErrorCode.INVALID, "Not an e-mail address.")
+    elif email is not None and grant_email(email) is None:
+        problems.add(
+            "email",
+            ErrorCode.INVALID,
+            "Grants by e-mail take ASCII addresses only (look-alike letters could claim "
+            "them); grant this identity by `subject`.",
+        )
     if subject is None and email is None:
         problems.add("subject", ErrorCode.INVALID, "Name the identity by `subject` or by `email`.")
     return Someone(issuer, subject, email)

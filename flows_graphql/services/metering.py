@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from strawberry import Maybe
 
 from ..db.models import (
     Circuit,
@@ -21,19 +22,10 @@ from ..db.models import (
     table_of,
 )
 from ..db.models.enums import CircuitType, MeterMode
-from .community import (
-    KEEP,
-    LONG_TEXT,
-    Unset,
-    before_of,
-    created,
-    flagged,
-    optional_text,
-    required_text,
-)
+from .inputs import LONG_TEXT, flagged, optional_text, required_text
 from .problems import ErrorCode, Problems, check_window
 from .scope import find_esco
-from .tx import Row, Tx, changed
+from .tx import Row, Tx, before_of, changed, created
 
 METERS = table_of(Meter)
 PROPERTIES = table_of(Property)
@@ -48,39 +40,7 @@ MAX_CAPACITY_KW = Decimal(1000)
 CAPACITY_PLACES = 3
 
 
-# --- lookups ------------------------------------------------------------------------
-
-
-async def _visible(
-    tx: Tx,
-    problems: Problems,
-    table: Any,
-    row_id: uuid.UUID | None,
-    field: str,
-    what: str,
-    *,
-    esco_id: uuid.UUID | None = None,
-    lock: str | None = None,
-) -> Row | None:
-    """The row of `table` with this id that the viewer may see (and, with `esco_id`,
-    that belongs to that ESCO); otherwise None and NOT_FOUND on `field`. `lock` is
-    "update" or "share"."""
-    if row_id is not None:
-        stmt = select(table).where(table.c.id == row_id)
-        if lock is not None:
-            # "update" is FOR NO KEY UPDATE, as an UPDATE itself takes: it does not
-            # block rows being inserted that reference this one.
-            stmt = stmt.with_for_update(read=lock == "share", key_share=lock == "update")
-        row = (await tx.conn.execute(stmt)).first()
-        if (
-            row is not None
-            and tx.may_see(row.esco_id)
-            and (esco_id is None or row.esco_id == esco_id)
-        ):
-            return row
-    suffix = " in this ESCO" if esco_id is not None else ""
-    problems.add(field, ErrorCode.NOT_FOUND, f"No {what} with this id{suffix}.")
-    return None
+# --- checks -------------------------------------------------------------------------
 
 
 async def _check_supply_meter(
@@ -94,8 +54,14 @@ async def _check_supply_meter(
     ESCO, not decommissioned, and supplies no other property. The meter row is locked
     (shared) so a concurrent decommissioning waits for this transaction, then sees the
     link."""
-    meter = await _visible(
-        tx, problems, METERS, meter_id, "supplyMeterId", "meter", esco_id=esco_id, lock="share"
+    meter = await tx.visible(
+        METERS,
+        meter_id,
+        "supplyMeterId",
+        "meter",
+        problems=problems,
+        esco_id=esco_id,
+        lock="share",
     )
     if meter is None:
         return
@@ -181,17 +147,15 @@ async def create_meter(
         "hardware": hardware,
         "mode": mode,
     }
-    row = (await tx.conn.execute(insert(Meter).values(**values).returning(METERS))).one()
-    await tx.audit("createMeter", "meter", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(METERS, values, "createMeter", "meter", esco.id)
 
 
 async def update_meter(
     tx: Tx,
     meter_id: uuid.UUID | None,
-    name: str | Unset | None = KEEP,
-    hardware: str | Unset | None = KEEP,
-    mode: MeterMode | Unset | None = KEEP,
+    name: Maybe[str | None] = None,
+    hardware: Maybe[str | None] = None,
+    mode: Maybe[MeterMode | None] = None,
 ) -> Row:
     """Change a meter's name, hardware or mode. Decommissioning (the soft delete) is
     refused while the meter supplies a property: give the property another supply
@@ -199,17 +163,20 @@ async def update_meter(
     tx.require_role("admin", "operator")
     problems = Problems()
     values: dict[str, Any] = {}
-    if not isinstance(name, Unset):
-        values["name"] = optional_text(problems, "name", name)
-    if not isinstance(hardware, Unset):
-        values["hardware"] = optional_text(problems, "hardware", hardware)
-    if mode is None:
-        problems.add("mode", ErrorCode.INVALID, "Must be ACTIVE, PASSIVE or DECOMMISSIONED.")
-    elif not isinstance(mode, Unset):
-        values["mode"] = mode
+    if name is not None:
+        values["name"] = optional_text(problems, "name", name.value)
+    if hardware is not None:
+        values["hardware"] = optional_text(problems, "hardware", hardware.value)
+    if mode is not None:
+        if mode.value is None:
+            problems.add("mode", ErrorCode.INVALID, "Must be ACTIVE, PASSIVE or DECOMMISSIONED.")
+        else:
+            values["mode"] = mode.value
     # Locked: a property taking this meter as supply meter meanwhile waits, then sees
     # the new mode (see _check_supply_meter).
-    meter = await _visible(tx, problems, METERS, meter_id, "meterId", "meter", lock="update")
+    meter = await tx.visible(
+        METERS, meter_id, "meterId", "meter", problems=problems, lock="no key update"
+    )
     if (
         meter is not None
         and values.get("mode") == MeterMode.DECOMMISSIONED
@@ -251,7 +218,7 @@ async def create_property(
     if esco is not None:
         await _check_plot(tx, problems, esco.id, plot, None)
         if site_id is not None:
-            await _visible(tx, problems, SITES, site_id, "siteId", "site", esco_id=esco.id)
+            await tx.visible(SITES, site_id, "siteId", "site", problems=problems, esco_id=esco.id)
         if supply_meter_id is not None:
             await _check_supply_meter(tx, problems, esco.id, supply_meter_id, None)
     problems.raise_if_any()
@@ -266,44 +233,50 @@ async def create_property(
     }
     if supply_meter_id is not None:
         await _date_supply_change(tx)
-    row = (await tx.conn.execute(insert(Property).values(**values).returning(PROPERTIES))).one()
-    await tx.audit("createProperty", "property", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(PROPERTIES, values, "createProperty", "property", esco.id)
 
 
 async def update_property(
     tx: Tx,
     property_id: uuid.UUID | None,
-    plot: str | Unset | None = KEEP,
-    address: str | Unset | None = KEEP,
-    site_id: uuid.UUID | Unset | None = KEEP,
-    supply_meter_id: uuid.UUID | Unset | None = KEEP,
+    plot: Maybe[str | None] = None,
+    address: Maybe[str | None] = None,
+    site_id: Maybe[uuid.UUID | None] = None,
+    supply_meter_id: Maybe[uuid.UUID | None] = None,
 ) -> Row:
-    """Change a property's plot, address, site or supply meter (None clears the last
-    three; a plot cannot be cleared)."""
+    """Change a property's plot, address, site or supply meter (a field left out is
+    kept; `Some(None)` clears the last three; a plot cannot be cleared)."""
     tx.require_role("admin", "operator")
     problems = Problems()
     values: dict[str, Any] = {}
-    if plot is None:
-        problems.add("plot", ErrorCode.INVALID, "A property must have a plot.")
-    elif not isinstance(plot, Unset):
-        values["plot"] = required_text(problems, "plot", plot)
-    if not isinstance(address, Unset):
-        values["address"] = optional_text(problems, "address", address, LONG_TEXT)
-    prop = await _visible(
-        tx, problems, PROPERTIES, property_id, "propertyId", "property", lock="update"
+    if plot is not None:
+        if plot.value is None:
+            problems.add("plot", ErrorCode.INVALID, "A property must have a plot.")
+        else:
+            values["plot"] = required_text(problems, "plot", plot.value)
+    if address is not None:
+        values["address"] = optional_text(problems, "address", address.value, LONG_TEXT)
+    prop = await tx.visible(
+        PROPERTIES,
+        property_id,
+        "propertyId",
+        "property",
+        problems=problems,
+        lock="no key update",
     )
     if prop is not None:
         if "plot" in values and values["plot"] != prop.plot:
             await _check_plot(tx, problems, prop.esco_id, values["plot"], prop.id)
-        if not isinstance(site_id, Unset):
-            values["site_id"] = site_id
-            if site_id is not None and site_id != prop.site_id:
-                await _visible(tx, problems, SITES, site_id, "siteId", "site", esco_id=prop.esco_id)
-        if not isinstance(supply_meter_id, Unset):
-            values["supply_meter_id"] = supply_meter_id
-            if supply_meter_id is not None and supply_meter_id != prop.supply_meter_id:
-                await _check_supply_meter(tx, problems, prop.esco_id, supply_meter_id, prop.id)
+        if site_id is not None:
+            site = values["site_id"] = site_id.value
+            if site is not None and site != prop.site_id:
+                await tx.visible(
+                    SITES, site, "siteId", "site", problems=problems, esco_id=prop.esco_id
+                )
+        if supply_meter_id is not None:
+            meter = values["supply_meter_id"] = supply_meter_id.value
+            if meter is not None and meter != prop.supply_meter_id:
+                await _check_supply_meter(tx, problems, prop.esco_id, meter, prop.id)
     problems.raise_if_any()
     assert prop is not None
 
@@ -334,9 +307,7 @@ async def create_circuit(
     assert esco is not None
 
     values = {"esco_id": esco.id, "type": type, "name": name}
-    row = (await tx.conn.execute(insert(Circuit).values(**values).returning(CIRCUITS))).one()
-    await tx.audit("createCircuit", "circuit", row.id, created(values), esco.id)
-    return row
+    return await tx.insert_audited(CIRCUITS, values, "createCircuit", "circuit", esco.id)
 
 
 async def _circuit_and_meter(
@@ -345,14 +316,13 @@ async def _circuit_and_meter(
     """The circuit and a meter of its ESCO (locked shared, so it cannot be
     decommissioned meanwhile)."""
     problems = Problems()
-    circuit = await _visible(tx, problems, CIRCUITS, circuit_id, "circuitId", "circuit")
-    meter = await _visible(
-        tx,
-        problems,
+    circuit = await tx.visible(CIRCUITS, circuit_id, "circuitId", "circuit", problems=problems)
+    meter = await tx.visible(
         METERS,
         meter_id,
         "meterId",
         "meter",
+        problems=problems,
         esco_id=circuit.esco_id if circuit is not None else None,
         lock="share",
     )
@@ -429,25 +399,30 @@ async def set_solar_installation(
     tx: Tx,
     property_id: uuid.UUID | None,
     mcs_certificate: str,
-    declared_net_capacity_kw: Decimal | Unset | None = KEEP,
-    commissioning_date: date | Unset | None = KEEP,
+    declared_net_capacity_kw: Maybe[Decimal | None] = None,
+    commissioning_date: Maybe[date | None] = None,
 ) -> Row:
     """Create or replace the solar installation of a property (0 or 1 per property).
-    Optional fields left out keep their stored value (none on a new installation);
-    None clears them."""
+    Optional fields left out (None) keep their stored value (none on a new
+    installation); `Some(None)` clears them."""
     tx.require_role("admin", "operator")
     problems = Problems()
     mcs_certificate = required_text(problems, "mcsCertificate", mcs_certificate)
     values: dict[str, Any] = {"mcs_certificate": mcs_certificate}
-    if not isinstance(declared_net_capacity_kw, Unset):
-        _check_capacity(problems, declared_net_capacity_kw)
-        values["declared_net_capacity_kw"] = declared_net_capacity_kw
-    if not isinstance(commissioning_date, Unset):
-        if commissioning_date is not None:
-            check_window(problems, "commissioningDate", commissioning_date, tx.today())
-        values["commissioning_date"] = commissioning_date
-    prop = await _visible(
-        tx, problems, PROPERTIES, property_id, "propertyId", "property", lock="update"
+    if declared_net_capacity_kw is not None:
+        _check_capacity(problems, declared_net_capacity_kw.value)
+        values["declared_net_capacity_kw"] = declared_net_capacity_kw.value
+    if commissioning_date is not None:
+        if commissioning_date.value is not None:
+            check_window(problems, "commissioningDate", commissioning_date.value, tx.today())
+        values["commissioning_date"] = commissioning_date.value
+    prop = await tx.visible(
+        PROPERTIES,
+        property_id,
+        "propertyId",
+        "property",
+        problems=problems,
+        lock="no key update",
     )
     if prop is not None and not flagged(problems, "mcsCertificate"):
         other = await tx.conn.scalar(

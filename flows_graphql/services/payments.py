@@ -31,6 +31,7 @@ Decisions:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +42,7 @@ from ..db.models import Account, Customer, CustomerAccount, Payment, table_of
 from ..db.models.enums import AccountStatus, CustomerStatus, PaymentStatus
 from ..rules import payments as rules
 from ..rules.clock import BILLING_ZONE
-from .problems import ErrorCode, Problems, Rejected, check_window, reject
+from .problems import ErrorCode, Problems, check_window, reject
 from .tx import Row, Tx, changed
 
 PAYMENTS = table_of(Payment)
@@ -65,20 +66,11 @@ def _require(tx: Tx, *roles: str) -> None:
     tx.require_role(*roles, scope=PAYMENTS_SCOPE)
 
 
-def _not_found(field: str, what: str) -> Rejected:
-    return reject(field, ErrorCode.NOT_FOUND, f"No {what} with this id.")
-
-
 async def _customer_in_scope(tx: Tx, customer_id: uuid.UUID | None) -> Row:
     """The customer the viewer may pay for; anything else looks missing."""
-    if customer_id is None:
-        raise _not_found("customerId", "customer")
     if tx.viewer.role == "customer" and tx.viewer.customer_id != customer_id:
-        raise _not_found("customerId", "customer")
-    row = (await tx.conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))).first()
-    if row is None or not tx.may_see(row.esco_id):
-        raise _not_found("customerId", "customer")
-    return row
+        customer_id = None  # another customer: not looked up, NOT_FOUND like any unknown id
+    return await tx.visible(CUSTOMERS, customer_id, "customerId", "customer")
 
 
 def _same_request(existing: Row, wanted: dict[str, Any]) -> bool:
@@ -156,11 +148,8 @@ async def create_payment(
         problems.add("customerId", ErrorCode.CUSTOMER_SUSPENDED, "The customer is suspended.")
     elif customer.status != CustomerStatus.ACTIVE:
         problems.add("customerId", ErrorCode.INVALID, "The customer is inactive.")
-    account = links = None
+    links: Sequence[Any] = []
     if account_id is not None:
-        account = (
-            await tx.conn.execute(select(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
-        ).first()
         links = (
             await tx.conn.execute(
                 select(LINKS.c.start_date, LINKS.c.end_date).where(
@@ -168,18 +157,21 @@ async def create_payment(
                 )
             )
         ).all()
-    if (
-        account is None
-        or not tx.may_see(account.esco_id)
-        or (tx.viewer.role == "customer" and not links)
-    ):
-        problems.add("accountId", ErrorCode.NOT_FOUND, "No account with this id.")
-    else:
+    account = await tx.visible(
+        ACCOUNTS,
+        account_id,
+        "accountId",
+        "account",
+        problems=problems,
+        # For a customer, an account they were never linked to is out of scope.
+        also=lambda _: tx.viewer.role != "customer" or bool(links),
+    )
+    if account is not None:
         if account.status != AccountStatus.ACTIVE:
             problems.add("accountId", ErrorCode.INVALID, "The account is closed.")
         if not any(
             link.start_date <= today and (link.end_date is None or today <= link.end_date)
-            for link in links or ()
+            for link in links
         ):
             problems.add(
                 "accountId",
@@ -240,15 +232,7 @@ async def update_payment_status(
     provider_reference: str | None,
 ) -> Row:
     _require(tx, "admin", "operator", "partner")
-    payment = None
-    if payment_id is not None:
-        payment = (
-            await tx.conn.execute(
-                select(PAYMENTS).where(PAYMENTS.c.id == payment_id).with_for_update()
-            )
-        ).first()
-    if payment is None or not tx.may_see(payment.esco_id):
-        raise _not_found("paymentId", "payment")
+    payment = await tx.visible(PAYMENTS, payment_id, "paymentId", "payment", lock="update")
 
     problems = Problems()
     if not rules.can_move(payment.status, status):

@@ -21,13 +21,13 @@ from ..db.models import (
     CustomerTariff,
     Esco,
     MicrogridTariff,
-    Region,
     SolarCreditTariff,
     table_of,
 )
 from ..db.models.enums import CustomerAccountRole, CustomerStatus, TariffGeneration
 from ..rules import generation, solar
 from ..rules.tariffs import Rates, customer_rates, microgrid_rates
+from . import inputs
 from .problems import ErrorCode, Problems, check_window, reject, require_window
 from .scope import esco_or_reject
 from .tx import Row, Tx, changed
@@ -84,9 +84,7 @@ async def publish_benchmark(
     check_window(problems, "periodStart", period_start, tx.today())
     check_rate(problems, "unitRate", unit_rate)
     check_rate(problems, "standingCharge", standing_charge)
-    region = await tx.conn.scalar(select(Region.code).where(Region.code == region_code))
-    if region is None:
-        problems.add("regionCode", ErrorCode.NOT_FOUND, "No region with this code.")
+    await inputs.region(tx, problems, region_code)
     problems.raise_if_any()
 
     stmt = insert(BenchmarkTariff).values(
@@ -408,9 +406,8 @@ async def set_microgrid_tariff(
 def _pick(value: Decimal | None, existing: Any, name: str, defaults: Any) -> Decimal:
     if value is not None:
         return value
-    if existing is not None:
-        return getattr(existing, name)
-    return getattr(defaults, name)
+    picked: Decimal = getattr(existing if existing is not None else defaults, name)
+    return picked
 
 
 async def set_customer_discount(
@@ -418,17 +415,15 @@ async def set_customer_discount(
 ) -> Row:
     tx.require_role("admin", "operator")
     require_window("periodStart", period_start, tx.today())
-    customer = None
-    if customer_id is not None:
-        customer = (
-            await tx.conn.execute(
-                select(CUSTOMERS.c.id, CUSTOMERS.c.esco_id, ESCOS.c.region_code)
-                .join(ESCOS, ESCOS.c.id == CUSTOMERS.c.esco_id)
-                .where(CUSTOMERS.c.id == customer_id)
-            )
-        ).first()
-    if customer is None or not tx.may_see(customer.esco_id):
-        raise reject("customerId", ErrorCode.NOT_FOUND, "No customer with this id.")
+    customer = await tx.visible(
+        CUSTOMERS,
+        customer_id,
+        "customerId",
+        "customer",
+        stmt=select(CUSTOMERS.c.id, CUSTOMERS.c.esco_id, ESCOS.c.region_code).join(
+            ESCOS, ESCOS.c.id == CUSTOMERS.c.esco_id
+        ),
+    )
     problems = Problems()
     check_discount(problems, "discountPercent", discount_percent)
     problems.raise_if_any()

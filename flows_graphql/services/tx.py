@@ -5,24 +5,30 @@ from __future__ import annotations
 import enum
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Table, insert, text, update
+from sqlalchemy import Select, Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.viewer import Viewer
 from ..db.models import AccountAuditLog, AccountEvent, AuditLog, CustomerEvent
 from ..db.models.enums import AccountEventType
 from ..rules.clock import Today, london_today
-from .problems import ErrorCode, reject
+from .problems import ErrorCode, Problems, reject
 
 EMIT = text("SELECT flows_emit(:esco, :kind, :entity, :key, NULL, NULL, CAST(:payload AS jsonb))")
 
 # A database row as services return it; the GraphQL types read its fields directly.
 Row = Any
+
+# How `Tx.visible` locks the row it finds: "update" is FOR UPDATE; "no key update" is
+# FOR NO KEY UPDATE, as an UPDATE itself takes (it does not block rows being inserted
+# that reference this one); "share" is FOR SHARE.
+Lock = Literal["update", "no key update", "share"]
 
 
 @dataclass
@@ -54,6 +60,47 @@ class Tx:
             raise reject(field, ErrorCode.NOT_FOUND, f"No {what} with this id.")
         return esco_id
 
+    async def visible(
+        self,
+        table: Table,
+        row_id: uuid.UUID | None,
+        field: str | Sequence[str],
+        what: str,
+        *,
+        problems: Problems | None = None,
+        esco_id: uuid.UUID | None = None,
+        lock: Lock | None = None,
+        stmt: Select[Any] | None = None,
+        also: Callable[[Row], bool] | None = None,
+    ) -> Row:
+        """The row of `table` with this id that the viewer may see (with `esco_id`:
+        of that ESCO; with `also`: for which it holds). Anything else looks exactly
+        like missing: NOT_FOUND on `field`, raised at once, or with `problems` added
+        there and None returned, so the rest of the input is still checked.
+
+        `stmt` selects other columns than the whole row (it must have `esco_id`)."""
+        row = None
+        if row_id is not None:
+            query = (stmt if stmt is not None else select(table)).where(table.c.id == row_id)
+            if lock is not None:
+                query = query.with_for_update(
+                    read=lock == "share", key_share=lock == "no key update"
+                )
+            row = (await self.conn.execute(query)).first()
+        if (
+            row is not None
+            and self.may_see(row.esco_id)
+            and (esco_id is None or row.esco_id == esco_id)
+            and (also is None or also(row))
+        ):
+            return row
+        suffix = " in this ESCO" if esco_id is not None else ""
+        message = f"No {what} with this id{suffix}."
+        if problems is None:
+            raise reject(field, ErrorCode.NOT_FOUND, message)
+        problems.add(field, ErrorCode.NOT_FOUND, message)
+        return None
+
     async def audit(
         self,
         action: str,
@@ -72,6 +119,19 @@ class Tx:
                 changes=jsonable(changes),
             )
         )
+
+    async def insert_audited(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        action: str,
+        entity: str,
+        esco_id: uuid.UUID | None,
+    ) -> Row:
+        """Insert a row of `values` and audit it as created; returns the new row."""
+        row = (await self.conn.execute(insert(table).values(**values).returning(table))).one()
+        await self.audit(action, entity, row.id, created(values), esco_id)
+        return row
 
     async def update_audited(
         self,
@@ -175,6 +235,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal | uuid.UUID):
         return str(value)
     return value
+
+
+def created(values: dict[str, Any]) -> dict[str, Any]:
+    """The audit changes of a new row: `{"created": {column: value}}`."""
+    return {"created": values}
+
+
+def before_of(row: Row, values: dict[str, Any]) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in values}
 
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -26,11 +26,13 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from strawberry import Maybe
 
 from ..db.models import Event, WebhookDelivery, WebhookEndpoint, table_of
 from ..live.kinds import KINDS
 from ..live.messages import delivery_body
 from ..live.targets import TargetRefused, parse_target, resolve
+from . import inputs
 from .problems import ErrorCode, Problems, reject
 from .tx import Row, Tx, changed
 
@@ -56,15 +58,23 @@ def _require(tx: Tx) -> None:
 
 
 async def _check_url(problems: Problems, url: str, allow_loopback: bool) -> str:
+    """The URL as stored: first the shape every URL input has (services/inputs.py), then
+    the webhook rules (live/targets.py: https only, public addresses only)."""
+    shaped = inputs.http_url(problems, "url", url)
+    if shaped is None:
+        problems.add("url", ErrorCode.INVALID, "A URL is required.")
+        return url
+    if inputs.flagged(problems, "url"):
+        return shaped
     try:
-        target = parse_target(url, allow_loopback)
+        target = parse_target(shaped, allow_loopback)
         async with asyncio.timeout(RESOLVE_TIMEOUT_S):
             await resolve(target, allow_loopback)
     except TargetRefused as refused:
         problems.add("url", ErrorCode.INVALID, str(refused))
     except TimeoutError:
         problems.add("url", ErrorCode.INVALID, "The host name did not resolve in time.")
-    return url
+    return shaped
 
 
 def _check_types(problems: Problems, event_types: list[str]) -> list[str]:
@@ -85,14 +95,16 @@ def _check_types(problems: Problems, event_types: list[str]) -> list[str]:
 
 
 async def _endpoint(tx: Tx, endpoint_id: uuid.UUID | None, *, lock: bool = True) -> Row:
-    """The endpoint the viewer may change; anything else looks missing."""
-    row = None
-    if endpoint_id is not None:
-        stmt = select(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id)
-        row = (await tx.conn.execute(stmt.with_for_update() if lock else stmt)).first()
-    if row is None or row.status == "deleted" or not tx.may_see(row.esco_id):
-        raise reject("endpointId", ErrorCode.NOT_FOUND, "No webhook endpoint with this id.")
-    return row
+    """The endpoint the viewer may change; anything else (a deleted one too) looks
+    missing."""
+    return await tx.visible(
+        ENDPOINTS,
+        endpoint_id,
+        "endpointId",
+        "webhook endpoint",
+        lock="update" if lock else None,
+        also=lambda row: row.status != "deleted",
+    )
 
 
 def _shown(row: Row) -> dict[str, Any]:
@@ -158,28 +170,34 @@ async def create_endpoint(
 async def update_endpoint(
     tx: Tx,
     endpoint_id: uuid.UUID | None,
-    url: str | None,
-    event_types: list[str] | None,
-    enabled: bool | None,
+    url: Maybe[str | None],
+    event_types: Maybe[list[str] | None],
+    enabled: Maybe[bool | None],
     *,
     allow_loopback: bool,
 ) -> Row:
+    """Change the given fields; left-out ones (None) stay, and none of them may be set
+    to null."""
     _require(tx)
     row = await _endpoint(tx, endpoint_id)
     problems = Problems()
     values: dict[str, Any] = {}
-    if event_types is not None:
-        values["event_types"] = _check_types(problems, event_types)
+    for field, given in (("url", url), ("eventTypes", event_types), ("enabled", enabled)):
+        if given is not None and given.value is None:
+            problems.add(field, ErrorCode.INVALID, "Cannot be null; leave it out to keep it.")
+    if event_types is not None and event_types.value is not None:
+        values["event_types"] = _check_types(problems, event_types.value)
     problems.raise_if_any()
-    if url is not None:
-        values["url"] = await _check_url(problems, url, allow_loopback)
+    if url is not None and url.value is not None:
+        values["url"] = await _check_url(problems, url.value, allow_loopback)
     problems.raise_if_any()
-    if enabled is not None:
-        values["status"] = "enabled" if enabled else "disabled"
-        if enabled and row.status != "enabled":
+    if enabled is not None and enabled.value is not None:
+        on = enabled.value
+        values["status"] = "enabled" if on else "disabled"
+        if on and row.status != "enabled":
             # A fresh start: the failures that disabled it are behind it.
             values.update(failing_since=None, disabled_at=None, disabled_reason=None)
-        elif not enabled and row.status == "enabled":
+        elif not on and row.status == "enabled":
             values.update(disabled_at=func.now(), disabled_reason="Disabled by " + tx.actor)
     shown = {k: v for k, v in values.items() if k in ("url", "event_types", "status")}
     diff = changed(_shown(row), shown)

@@ -112,15 +112,16 @@ class Customer(RowType, Node):
     balance = balance_field(
         money_loaders.MonthsByCustomerId,
         "What this customer owes on a day, GBP, exact (positive = owed): charges minus "
-        "solar credits minus succeeded payments of the months up to that day's month in "
-        "which they were an account's occupier on the 1st, over all their accounts.",
+        "solar credits of the months up to that day's month in which they were an "
+        "account's occupier on the 1st, over all their accounts, minus the succeeded "
+        "payments they made (theirs in any month, even one after they left).",
     )
 
     monthly_summaries = summaries_field(
         money_loaders.SummariesByCustomerId,
         "The customer's months in [from, to], as Esco.monthlySummaries, over what they "
-        "were billed and the accounts they occupied on the 1st (outstanding is then "
-        "their balance at the month's end).",
+        "were billed, the accounts they occupied on the 1st and the payments they made "
+        "(outstanding is then their balance at the month's end).",
     )
 
     identities = relation(
@@ -228,14 +229,15 @@ class Account(RowType, Node):
         "The account's balance on a day, GBP, exact (positive = owed by the customer): "
         "charges minus solar credits minus succeeded payments of every month up to that "
         "day's month. A customer gets the sum over their own months (as occupier on the "
-        "1st) only.",
+        "1st) and their own payments only.",
     )
     statements = statements_field(
         money_loaders.MonthsByAccountId,
         "One statement per month from the opening month to the closing (or current) "
         "month, oldest first, limited to [from, to] (days count as their month). A "
-        "customer sees only the months they occupied on the 1st, their balance running "
-        "over those alone.",
+        "customer sees only the months they occupied on the 1st and the payments they "
+        "made (a month after they left holds their own payment alone), their balance "
+        "running over those alone.",
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.live import _free_port as free_port
+from tests.support.net import free_port
 
 SYSTEM_BIN = Path("/usr/lib/postgresql/15/bin")
 

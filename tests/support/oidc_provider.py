@@ -60,6 +60,9 @@ class Provider:
     port: int = 0
     server: ThreadingHTTPServer | None = None
     discovery_issuer: str | None = None  # None: the real issuer
+    # A hostile provider: served instead of the real JWKS / discovery document.
+    jwks_body: Any = None
+    discovery_body: Any = None
 
     @property
     def issuer(self) -> str:
@@ -118,13 +121,13 @@ class Provider:
                     return
                 base = "/realms/flows"
                 if self.path == f"{base}/.well-known/openid-configuration":
-                    body: dict[str, Any] = {
+                    body: Any = provider.discovery_body or {
                         "issuer": provider.discovery_issuer or provider.issuer,
                         "jwks_uri": provider.jwks_uri,
                         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                     }
                 elif self.path == f"{base}/protocol/openid-connect/certs":
-                    body = {"keys": [k.public_jwk() for k in provider.keys]}
+                    body = provider.jwks_body or {"keys": [k.public_jwk() for k in provider.keys]}
                 else:
                     self.send_response(404)
                     self.end_headers()

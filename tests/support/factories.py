@@ -28,18 +28,18 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.db.migrate import upgrade
 from flows_graphql.db.models import metadata
-from tests.conftest import SEEDED_TABLES, TODAY, bearer, direct_dsn
+from tests.support import SEEDED_TABLES
+from tests.support.api import TODAY, asgi_client, bearer
+from tests.support.db import direct_dsn
 
 FIRST_MONTH = date(2024, 1, 1)
-# Statement counts: every request opens its transaction with one statement setting the
-# viewer's scope for row-level security (SELECT set_config('flows.esco_ids', ...)).
-TENANT = 1
 
 
 def month_at(first: date, m: int) -> date:
@@ -315,6 +315,7 @@ async def empty_tables(settings: Settings, database_url: str) -> None:
 class World:
     client: httpx.AsyncClient
     conn: asyncpg.Connection
+    engine: AsyncEngine  # not the app's: for calling services directly
 
 
 @asynccontextmanager
@@ -323,15 +324,14 @@ async def module_world(settings: Settings, database_url: str) -> AsyncIterator[W
     (like conftest's `client`), for a module's tests."""
     await empty_tables(settings, database_url)
     app = create_app(settings, database_url, today=lambda: TODAY)
+    engine = create_engine(settings, database_url)
     conn = await asyncpg.connect(direct_dsn(database_url))
     try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", headers=bearer(settings, "admin")
-        ) as http:
-            yield World(http, conn)
+        async with asgi_client(app, bearer(settings, "admin")) as http:
+            yield World(http, conn, engine)
     finally:
         await conn.close()
+        await engine.dispose()
         await app.state.engine.dispose()
 
 
@@ -343,3 +343,127 @@ async def query(
     body: dict[str, Any] = response.json()
     assert response.status_code == 200 and "errors" not in body, body
     return body
+
+
+# --- one of every other entity --------------------------------------------------------
+
+
+@dataclass
+class Extras:
+    """One row of every entity the factory does not make, all on ESCO "small"."""
+
+    site: uuid.UUID
+    terms: uuid.UUID
+    solar_credit: uuid.UUID
+    invite: uuid.UUID
+    customer_event: uuid.UUID
+    account_event: uuid.UUID
+    audit_log: uuid.UUID
+    payment: uuid.UUID
+    decommissioned_meter: uuid.UUID
+
+
+async def add_extras(conn: Any, esco: EscoData) -> Extras:
+    e, customer, account, prop = (
+        esco.id,
+        esco.customer_ids[0],
+        esco.account_ids[0],
+        esco.property_ids[0],
+    )
+    x = Extras(*(uuid.uuid4() for _ in range(9)))
+    statements: list[tuple[str, tuple[Any, ...]]] = [
+        (
+            "INSERT INTO sites (id, esco_id, code, name) VALUES ($1, $2, 'north', 'North')",
+            (x.site, e),
+        ),
+        ("UPDATE properties SET site_id = $1 WHERE id = $2", (x.site, prop)),
+        (
+            "INSERT INTO contract_terms (id, type, version, title) "
+            "VALUES ($1, 'supply', 2, 'Supply terms')",
+            (x.terms,),
+        ),
+        (
+            "INSERT INTO contract_terms_esco (esco_id, contract_terms_id) VALUES ($1, $2)",
+            (e, x.terms),
+        ),
+        ("UPDATE accounts SET contract_terms_id = $1 WHERE id = $2", (x.terms, account)),
+        (
+            "INSERT INTO solar_installation (property_id, esco_id, mcs_certificate, "
+            "declared_net_capacity_kw, commissioning_date) "
+            "VALUES ($1, $2, 'MCS-0001', 3.25, '2023-06-01')",
+            (prop, e),
+        ),
+        (
+            "INSERT INTO monthly_solar_credits (id, esco_id, property_id, month, credit_pence, "
+            "billing_run_id) VALUES ($1, $2, $3, '2024-01-01', 1234, $4)",
+            (x.solar_credit, e, prop, esco.billing_run_ids[0]),
+        ),
+        (
+            "INSERT INTO customer_invites (token, esco_id, customer_id, invite_url) "
+            "VALUES ($1, $2, $3, $4)",
+            (x.invite, e, customer, f"https://small.example.com/invite/{x.invite}"),
+        ),
+        (
+            "INSERT INTO customer_events (id, esco_id, customer_id, event_type, actor, data) "
+            "VALUES ($1, $2, $3, 'updated', 'system', '{\"changed\": {}}')",
+            (x.customer_event, e, customer),
+        ),
+        (
+            "INSERT INTO customer_identities (esco_id, customer_id, issuer, subject, email) "
+            "VALUES ($1, $2, 'https://id.small.example', 'small-sub-0', 'small.000@x.example')",
+            (e, customer),
+        ),
+        (
+            "INSERT INTO staff_grants (esco_id, issuer, subject, granted_by) "
+            "VALUES ($1, 'https://id.small.example', 'small-operator', 'system')",
+            (e,),
+        ),
+        (
+            "INSERT INTO account_events (id, esco_id, account_id, event_type, notes, actor) "
+            "VALUES ($1, $2, $3, 'opened', 'welcome', 'system')",
+            (x.account_event, e, account),
+        ),
+        (
+            "INSERT INTO account_audit_logs (id, esco_id, account_id, action, actor, changes) "
+            "VALUES ($1, $2, $3, 'openAccount', 'system', '{\"status\": {\"new\": \"active\"}}')",
+            (x.audit_log, e, account),
+        ),
+        (
+            "INSERT INTO benchmark_tariffs (region_code, period_start, unit_rate, standing_charge)"
+            " VALUES ('south_west', '2024-01-01', 0.245, 0.6), "
+            "('south_west', '2024-04-01', 0.25, 0.61)",
+            (),
+        ),
+        (
+            "INSERT INTO microgrid_tariffs (esco_id, period_start, discount_percent, unit_rate, "
+            "standing_charge, emergency_credit, ecredit_button_threshold, debt_recovery_rate) "
+            "VALUES ($1, '2024-01-01', 10, 0.2205, 0.54, 10, 5, 1)",
+            (e,),
+        ),
+        (
+            "INSERT INTO solar_credit_tariffs (esco_id, period_start, credit_pence_per_year, "
+            "credit_pence_per_day) VALUES ($1, '2024-01-01', 5000, 13.6612)",
+            (e,),
+        ),
+        (
+            "INSERT INTO payments (id, esco_id, customer_id, account_id, amount_pence, "
+            "description, idempotency_key) VALUES ($1, $2, $3, $4, 2500, 'Top-up', 'k-1')",
+            (x.payment, e, customer, account),
+        ),
+        (
+            "INSERT INTO meters (id, esco_id, serial, mode) "
+            "VALUES ($1, $2, 'SMALL-SPARE', 'decommissioned')",
+            (x.decommissioned_meter, e),
+        ),
+        # Statuses and modes for the filters.
+        (
+            "UPDATE customers SET status = 'suspended' WHERE id = $1",
+            (esco.customer_ids[1],),
+        ),
+        ("UPDATE customers SET status = 'inactive' WHERE id = $1", (esco.customer_ids[3],)),
+        ("UPDATE billing_runs SET status = 'finalized' WHERE id = $1", (esco.billing_run_ids[2],)),
+    ]
+    async with conn.transaction():
+        for sql, args in statements:
+            await conn.execute(sql, *args)
+    return x

@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,9 @@ import httpx
 import pytest
 import uvicorn
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tests" / "node"
 REQUIRED = os.environ.get("FLOWS_REQUIRE_E2E") == "1"
 SERVE = (sys.executable, "-m", "flows_graphql.cli", "serve", "--demo")
@@ -104,13 +105,6 @@ class LiveServer:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _printed_admin_token(log: Path) -> str | None:
     """The admin token `serve --demo` printed, as a user would copy it."""
     lines = log.read_text(errors="replace").splitlines()
@@ -131,7 +125,7 @@ def demo_server(database_url: str, workdir: Path) -> Iterator[LiveServer]:
         FLOWS_ENV="development",
     )
     for attempt in range(3):
-        port = _free_port()
+        port = free_port()
         log = workdir / f"serve-{attempt}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(

@@ -364,6 +364,35 @@ async def test_unsafe_urls_are_user_errors_and_write_nothing(
         assert (
             await raw.fetchval("SELECT url FROM webhook_endpoints") == "https://93.184.216.34/hook"
         )
+        # Null is not "leave it out": each of the three is refused, and nothing changes.
+        nulled = await api(
+            who,
+            UPDATE,
+            {
+                "i": {
+                    "endpointId": ok["webhookEndpoint"]["id"],
+                    "url": None,
+                    "eventTypes": None,
+                    "enabled": None,
+                }
+            },
+        )
+        assert sorted(e["field"][0] for e in nulled["updateWebhookEndpoint"]["userErrors"]) == [
+            "enabled",
+            "eventTypes",
+            "url",
+        ]
+        row = await raw.fetchrow("SELECT url, event_types, status FROM webhook_endpoints")
+        assert tuple(row) == ("https://93.184.216.34/hook", ["payment.created"], "enabled")
+        # Surrounding whitespace is dropped (as from every URL input) before the rules.
+        trimmed = await api(
+            who,
+            UPDATE,
+            {"i": {"endpointId": ok["webhookEndpoint"]["id"], "url": " https://93.184.216.34/v2 "}},
+        )
+        assert trimmed["updateWebhookEndpoint"]["userErrors"] == []
+        assert await raw.fetchval("SELECT url FROM webhook_endpoints") == "https://93.184.216.34/v2"
+        assert await raw.fetchval("SELECT count(*) FROM audit_log") == 2
 
 
 async def test_the_worker_checks_the_target_again_before_sending(

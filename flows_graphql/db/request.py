@@ -22,7 +22,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -31,6 +31,9 @@ from .. import faults
 from ..rows import from_sqlalchemy
 from .direct import compiled_for
 from .engine import count_statement, discard, needs_discard, tenant_setting, transaction
+
+if TYPE_CHECKING:
+    from .replica import Replicas
 
 
 class RequestFinished(RuntimeError):
@@ -64,6 +67,15 @@ class RequestDb:
         self._finished = False
         # A statement on the read connection was interrupted or lost the server.
         self._broken = False
+        # A standby (db/replica.py): set by `route`, for the requests that may use it.
+        self._replicas: Replicas | None = None
+        self._principal = ""
+        self._on_replica = False
+
+    def route(self, replicas: Replicas, principal: str, *, query: bool) -> None:
+        """Reads of a query may come from the standby (after `principal`'s own writes
+        have reached it); a mutation's stay on the primary and its writes are noted."""
+        self._replicas, self._principal, self._on_replica = replicas, principal, query
 
     def fresh(self, esco_ids: frozenset[uuid.UUID] | None) -> RequestDb:
         """A new request's access on the same engine (subscriptions: one per event)."""
@@ -94,7 +106,10 @@ class RequestDb:
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
 
     async def _begin(self) -> tuple[AsyncConnection, Any]:
-        conn = await self._engine.connect()
+        if self._replicas is not None and self._on_replica:
+            conn = await self._replicas.connect(self._principal)
+        else:
+            conn = await self._engine.connect()
         try:
             # The transaction is ours, not SQLAlchemy's: opened with the tenant
             # setting in one round trip, ended by _end_read.
@@ -159,6 +174,8 @@ class RequestDb:
             await self._end_read()
             async with transaction(self._engine, self._tenant) as conn:
                 yield conn
+            if self._replicas is not None:
+                await self._replicas.wrote(self._principal)
 
     async def end_snapshot(self) -> None:
         """Drop the read snapshot: later reads see what has been committed since (a

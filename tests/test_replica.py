@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from flows_graphql.app import create_app
@@ -32,6 +34,7 @@ from flows_graphql.db.migrate import upgrade
 from tests.conftest import TODAY, bearer
 from tests.factories import EscoData, build_esco
 from tests.private_pg import PrivatePostgres, binaries, private_postgres, private_standby
+from tests.test_ratelimit import REDIS_URL, needs_redis
 
 T = TypeVar("T")
 
@@ -92,7 +95,7 @@ def standby(cluster: Cluster) -> Iterator[PrivatePostgres]:
 
 
 @contextlib.asynccontextmanager
-async def api(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
+async def api(cluster: Cluster, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The app on the primary with the standby as its replica, started as uvicorn would
     (its lifespan: the standby's watcher runs), until it reports the standby in use."""
     config = Settings(
@@ -102,6 +105,7 @@ async def api(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
         replica_wait_ms=WAIT_MS,
         replica_check_interval_s=0.1,
         db_pool_size=3,
+        **settings,
     )
     app = create_app(config, cluster.primary.url, today=lambda: TODAY)
     async with (
@@ -259,6 +263,35 @@ async def test_a_read_after_a_write_waits_for_a_standby_that_replays(
             )
             assert on_standby == 1
             assert reads(after, "primary", "own_write") == reads(before, "primary", "own_write")
+
+
+@needs_postgres
+@needs_redis
+async def test_every_process_knows_of_a_write_through_redis(
+    cluster: Cluster, standby: PrivatePostgres
+) -> None:
+    prefix = f"flows-test-{uuid.uuid4().hex[:12]}:"
+    try:
+        async with (
+            api(cluster, redis_url=REDIS_URL, redis_prefix=prefix) as one,
+            api(cluster, redis_url=REDIS_URL, redis_prefix=prefix) as other,
+        ):
+            await rename_behind_the_api(cluster, "Original")
+            await caught_up(cluster)
+            pause(standby)
+            assert await rename(one, cluster, "writer", "Renamed in one") == "Renamed in one"
+            # Another process (another host, behind a load balancer): it ran no
+            # mutation, and still reads the writer's write; others read the standby.
+            assert await esco_name(other, "writer") == "Renamed in one"
+            assert await esco_name(other, "reader") == "Original"
+    finally:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            keys = [key async for key in client.scan_iter(match=prefix + "*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
 
 
 # --- lag and outages -----------------------------------------------------------------

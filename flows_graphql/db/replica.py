@@ -13,8 +13,8 @@ Decision (docs/scaling.md, "Reads on a replica"):
   further behind than FLOWS_REPLICA_MAX_LAG_S is left alone, and every read goes to the
   primary, until a probe finds it well again. A standby that refuses a connection is
   left at once, without waiting for the next probe.
-The remembered positions are per process: docs/scaling.md says what that means with
-several processes.
+The positions are remembered by the process, and in Redis when FLOWS_REDIS_URL names
+one, so that every process and host knows of a principal's write (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -71,6 +71,63 @@ class _Written:
     on_primary: bool = False
 
 
+# A principal's write position in Redis: kept if it is past the one already there (two
+# processes may commit writes of one principal at once), with the window as its expiry.
+REMEMBER_SCRIPT = """
+local known = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > known then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
+
+
+class SharedPositions:
+    """Write positions in Redis, for the other processes and hosts. A Redis that fails
+    is left alone for a while: reads then know only this process's writes."""
+
+    BACKOFF_S = 5.0
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.prefix = prefix + "ryw:"
+        self._redis: Any = aioredis.Redis.from_url(
+            url, socket_timeout=0.25, socket_connect_timeout=0.25
+        )
+        self._script: Any = self._redis.register_script(REMEMBER_SCRIPT)
+        self._down_until = 0.0
+
+    async def remember(self, principal: str, lsn: int, ttl_s: float) -> None:
+        if time.monotonic() >= self._down_until:
+            try:
+                await self._script(
+                    keys=[self.prefix + principal], args=[lsn, max(1, int(ttl_s * 1000))]
+                )
+            except Exception as error:
+                self._failed(error)
+
+    async def written(self, principal: str) -> int | None:
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            value = await self._redis.get(self.prefix + principal)
+        except Exception as error:
+            self._failed(error)
+            return None
+        return None if value is None else int(value)
+
+    def _failed(self, error: Exception) -> None:
+        self._down_until = time.monotonic() + self.BACKOFF_S
+        log.warning(
+            "redis unavailable: write positions known per process",
+            extra={"error": type(error).__name__},
+        )
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
 class Replicas:
     """The standby's engine, its health, and where each read goes."""
 
@@ -98,6 +155,11 @@ class Replicas:
         self._history: collections.deque[tuple[float, int]] = collections.deque()
         self._written: collections.OrderedDict[str, _Written] = collections.OrderedDict()
         self._watcher: asyncio.Task[None] | None = None
+        self._shared = (
+            SharedPositions(settings.redis_url, settings.redis_prefix)
+            if settings.redis_url
+            else None
+        )
         metrics.replica_state(False, None, None)
 
     # --- where a read goes ----------------------------------------------------------
@@ -108,7 +170,7 @@ class Replicas:
         standby."""
         if self.state != IN_USE:
             return await self._primary(self.state)
-        written = self._pending(principal)
+        written = await self._pending(principal)
         if written is not None and written.on_primary:
             return await self._primary("own_write")
         try:
@@ -153,14 +215,20 @@ class Replicas:
                 return False
             await asyncio.sleep(POLL_S)
 
-    def _pending(self, principal: str) -> _Written | None:
+    async def _pending(self, principal: str) -> _Written | None:
+        """The principal's last write, while the standby may not have it yet: this
+        process's, or (when it knows none) another's, from Redis."""
         written = self._written.get(principal)
+        if written is None and self._shared is not None:
+            lsn = await self._shared.written(principal)
+            if lsn is not None:
+                written = self._remember(principal, lsn)
         if written is None:
             return None
         if time.monotonic() > written.until or (
             self.replayed is not None and self.replayed >= written.lsn
         ):
-            del self._written[principal]
+            self._written.pop(principal, None)
             return None
         return written
 
@@ -172,17 +240,25 @@ class Replicas:
             lsn = int((await _fetchrow(self.primary, PRIMARY_LSN, counted=True))[0])
         except Exception as error:
             log.warning("write position not known", extra={"error": type(error).__name__})
-            self._remember(principal, UNKNOWN_LSN, on_primary=True)
-            return
-        self._remember(principal, lsn)
+            lsn, on_primary = UNKNOWN_LSN, True
+        else:
+            on_primary = False
+        self._remember(principal, lsn, on_primary=on_primary)
+        if self._shared is not None:
+            await self._shared.remember(principal, lsn, self._window_s)
 
-    def _remember(self, principal: str, lsn: int, *, on_primary: bool = False) -> None:
+    @property
+    def _window_s(self) -> float:
+        return self.max_lag_s + 2 * self.interval_s
+
+    def _remember(self, principal: str, lsn: int, *, on_primary: bool = False) -> _Written:
         self._written.pop(principal, None)
-        self._written[principal] = _Written(
-            lsn, time.monotonic() + self.max_lag_s + 2 * self.interval_s, on_primary
+        written = self._written[principal] = _Written(
+            lsn, time.monotonic() + self._window_s, on_primary
         )
         while len(self._written) > MAX_REMEMBERED:
             self._written.popitem(last=False)
+        return written
 
     # --- the standby's health -------------------------------------------------------
 
@@ -262,6 +338,8 @@ class Replicas:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
+        if self._shared is not None:
+            await self._shared.close()
         await self.replica.dispose()
 
     def status(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .. import metrics
+from .. import faults, metrics
 from ..config import Settings
 from .engine import count_statement, create_engine, discard
 
@@ -149,7 +149,6 @@ class Replicas:
         self.lag_seconds: float | None = None
         self.replayed: int | None = None
         self.paused = False
-        self.checked_at: float | None = None
         # (monotonic time, the primary's WAL position then), oldest first: how long ago
         # the primary was where the standby's replay is now is the lag in seconds.
         self._history: collections.deque[tuple[float, int]] = collections.deque()
@@ -175,6 +174,8 @@ class Replicas:
             return await self._primary("own_write")
         try:
             conn = await self.replica.connect()
+        except faults.Cut:
+            raise  # the request's own time ran out, not the standby's fault
         except Exception as error:
             self._leave(DOWN, error)
             return await self._primary(DOWN)
@@ -185,7 +186,7 @@ class Replicas:
             caught_up = await self._wait_for(conn, written.lsn)
         except BaseException as error:
             await discard(conn)
-            if not isinstance(error, Exception):
+            if not isinstance(error, Exception) or isinstance(error, faults.Cut):
                 raise
             self._leave(DOWN, error)
             return await self._primary(DOWN)
@@ -297,7 +298,6 @@ class Replicas:
             self.lag_bytes = self.lag_seconds = None
             self._leave(DOWN, error)
             return
-        self.checked_at = time.time()
         if not in_recovery or replayed is None:
             self.lag_bytes = self.lag_seconds = None
             self._leave(NOT_STANDBY)

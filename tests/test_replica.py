@@ -47,7 +47,11 @@ def needs_postgres(test: T) -> T:
 
 
 SECRET = "replica-secret-" + "x" * 32
-MAX_LAG_S = 2.0
+# The lag bound: far above what a test takes with replay paused (a busy machine must not
+# make the standby `lagging` under a test that expects it in use), except for the test of
+# the bound itself.
+MAX_LAG_S = 30.0
+SMALL_LAG_S = 1.0
 WAIT_MS = 200
 NAMES = "{ escos { nodes { code name } } }"
 RENAME = """
@@ -101,11 +105,13 @@ async def api(cluster: Cluster, **settings: Any) -> AsyncIterator[httpx.AsyncCli
     config = Settings(
         jwt_secret=SECRET,
         database_replica_url=cluster.standby.url,
-        replica_max_lag_s=MAX_LAG_S,
-        replica_wait_ms=WAIT_MS,
-        replica_check_interval_s=0.1,
-        db_pool_size=3,
-        **settings,
+        **{
+            "replica_max_lag_s": MAX_LAG_S,
+            "replica_wait_ms": WAIT_MS,
+            "replica_check_interval_s": 0.1,
+            "db_pool_size": 3,
+            **settings,
+        },
     )
     app = create_app(config, cluster.primary.url, today=lambda: TODAY)
     async with (
@@ -301,7 +307,7 @@ async def test_every_process_knows_of_a_write_through_redis(
 async def test_a_standby_too_far_behind_is_left_until_it_catches_up(
     cluster: Cluster, standby: PrivatePostgres
 ) -> None:
-    async with api(cluster) as http:
+    async with api(cluster, replica_max_lag_s=SMALL_LAG_S) as http:
         await rename_behind_the_api(cluster, "Before the lag")
         await caught_up(cluster)
         pause(standby)
@@ -309,23 +315,26 @@ async def test_a_standby_too_far_behind_is_left_until_it_catches_up(
         replica = await until(
             http, lambda replica: replica["lagBytes"] and replica["lagSeconds"] > 0
         )
-        assert replica["state"] == "in_use" and replica["replayPaused"] is True
+        # Behind, within the bound or past it (a busy machine may be slow to look).
+        assert (replica["state"] == "in_use") == (replica["lagSeconds"] <= SMALL_LAG_S)
+        assert replica["replayPaused"] is True
         found = await samples(http)
-        assert found[("flows_db_replica_lag_bytes", ())] == replica["lagBytes"] > 0
-        assert found[("flows_db_replica_in_use", ())] == 1
+        assert found[("flows_db_replica_lag_bytes", ())] >= replica["lagBytes"] > 0
 
         replica = await until(http, lambda replica: replica["state"] == "lagging")
-        assert replica["lagSeconds"] > MAX_LAG_S and replica["lagBytes"] > 0
+        assert replica["lagSeconds"] > SMALL_LAG_S and replica["lagBytes"] > 0
         found = await samples(http)
         assert found[("flows_db_replica_in_use", ())] == 0
-        assert found[("flows_db_replica_lag_seconds", ())] > MAX_LAG_S
+        assert found[("flows_db_replica_lag_seconds", ())] > SMALL_LAG_S
         # Read on the primary, as the standby does not have it yet.
         assert await esco_name(http, "reader") == "Written while the standby lags"
         assert reads(await samples(http), "primary", "lagging") >= 1
 
         standby.sql("SELECT pg_wal_replay_resume()")
-        replica = await until(http, lambda replica: replica["state"] == "in_use")
-        assert replica["lagBytes"] == 0 and replica["lagSeconds"] == 0
+        replica = await until(
+            http, lambda replica: replica["state"] == "in_use" and replica["lagBytes"] == 0
+        )
+        assert replica["lagSeconds"] == 0
         assert (await samples(http))[("flows_db_replica_in_use", ())] == 1
 
 

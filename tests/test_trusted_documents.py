@@ -18,7 +18,7 @@ from flows_graphql import trusted as trusted_module
 from flows_graphql.app import create_app
 from flows_graphql.config import ConfigError, Settings
 from flows_graphql.trusted import ManifestError, load_manifest
-from tests.conftest import TODAY, bearer
+from tests.support.api import TODAY, bearer
 
 VIEWER = "query Me { viewer { role subject } }"
 ESCOS = "query Escos($first: Int) { escos(first: $first) { nodes { code } } }"

@@ -35,6 +35,7 @@ from .cutoff import Cutoffs
 from .db.engine import create_engine, discard
 from .db.migrate import head_revision
 from .db.models.events import EVENTS_CHANNEL
+from .db.replica import Replicas
 from .db.urls import asyncpg_dsn
 from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
@@ -279,6 +280,13 @@ def create_app(
     expected_revision = head_revision()
     metrics.instrument_pool(engine, capacity=2 * settings.db_pool_size)  # + as many overflow
     billing_jobs = BillingJobs(engine, settings)
+    replicas = (
+        Replicas(settings, engine, settings.database_replica_url)
+        if settings.database_replica_url
+        else None
+    )
+    if replicas is not None:
+        metrics.instrument_pool(replicas.replica, capacity=2 * settings.db_pool_size)
     authenticator = Authenticator(
         engine,
         jwt_secret(settings),
@@ -301,6 +309,7 @@ def create_app(
         authenticator=authenticator,
         broker=broker,
         billing_jobs=billing_jobs,
+        replicas=replicas,
     )
 
     def key_changed(key_id: str) -> None:
@@ -409,7 +418,11 @@ def create_app(
             return JSONResponse(
                 {"status": "unavailable", "reason": "migrations", "revision": current}, 503
             )
-        return JSONResponse({"status": "ready", "revision": current})
+        ready: dict[str, Any] = {"status": "ready", "revision": current}
+        if replicas is not None:
+            # Informative: without the standby the primary serves every read.
+            ready["replica"] = replicas.status()
+        return JSONResponse(ready)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -432,6 +445,8 @@ def create_app(
         await broker.start()
         if webhooks is not None:
             await webhooks.start()
+        if replicas is not None:
+            replicas.start()
         with _drain_on_exit_signals(cutoffs):
             try:
                 yield
@@ -445,6 +460,8 @@ def create_app(
                 await broker.stop()
                 await authenticator.oidc.close()
                 await graphql.admission.close()
+                if replicas is not None:
+                    await replicas.stop()
                 await engine.dispose()
                 metrics.process_exited(os.getpid())  # its pool gauges leave the sums
                 log.info("stopped")
@@ -489,6 +506,7 @@ def create_app(
     app.state.cutoffs = cutoffs
     app.state.authenticator = authenticator
     app.state.billing_jobs = billing_jobs
+    app.state.replicas = replicas
     return app
 
 

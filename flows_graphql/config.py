@@ -351,6 +351,13 @@ class Settings:
     # app's users (customer and unlinked tokens) may run only those.
     trusted_documents: Path | None = None
     require_trusted_documents: bool = False
+    # A streaming standby for queries (docs/scaling.md, flows_graphql/db/replica.py):
+    # past max_lag_s behind, reads go to the primary; a client's read after its own
+    # write waits up to wait_ms for the standby, then reads from the primary.
+    database_replica_url: str | None = None
+    replica_max_lag_s: float = 5.0
+    replica_wait_ms: int = 200
+    replica_check_interval_s: float = 1.0
 
     @property
     def production(self) -> bool:
@@ -394,6 +401,9 @@ class Settings:
             raise ConfigError(
                 f"FLOWS_DATABASE_POOLER must be one of {', '.join(POOLERS)}, not {pooler!r}"
             )
+        replica_url = (os.environ.get("FLOWS_DATABASE_REPLICA_URL") or "").strip() or None
+        if replica_url is not None:
+            check_database_url(replica_url, "FLOWS_DATABASE_REPLICA_URL")
         redis_url = (os.environ.get("FLOWS_REDIS_URL") or "").strip() or None
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(
@@ -488,4 +498,8 @@ class Settings:
             billing_shutdown_grace_s=_positive_seconds("FLOWS_BILLING_SHUTDOWN_GRACE_S", 15.0),
             trusted_documents=Path(manifest) if manifest is not None else None,
             require_trusted_documents=require_trusted,
+            database_replica_url=replica_url,
+            replica_max_lag_s=_positive_seconds("FLOWS_REPLICA_MAX_LAG_S", 5.0),
+            replica_wait_ms=_int("FLOWS_REPLICA_WAIT_MS", 200, minimum=0, maximum=10_000),
+            replica_check_interval_s=_positive_seconds("FLOWS_REPLICA_CHECK_INTERVAL_S", 1.0),
         )

@@ -44,6 +44,7 @@ from .config import Settings
 from .context import Context
 from .cutoff import BACKSTOP_S, Cutoff
 from .db.engine import StatementCounter, current_counter
+from .db.replica import Replicas
 from .db.request import RequestDb
 from .limits import Limits, TooComplex, check, document, has_unstorable_text, unstorable
 from .live.broker import Broker
@@ -252,6 +253,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         admission: Admission | None = None,
         billing_jobs: BillingJobs | None = None,
         trusted: TrustedDocuments | None = None,
+        replicas: Replicas | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -273,6 +275,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
         # Open connections per principal, and how to end each of them at once.
         self.sockets: dict[str, set[asyncio.Event]] = {}
         self.billing_jobs = billing_jobs
+        # A standby for queries (db/replica.py); None: everything on the primary.
+        self.replicas = replicas
         self.limits = Limits(
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
@@ -699,6 +703,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             )
             if answered is not None:
                 return answered
+            if self.replicas is not None and verdict is not None:
+                context.db.route(self.replicas, viewer.actor, query=verdict.operation == "query")
             if verdict is not None and verdict.operation == "mutation":
                 # Each mutation answers its own cutoff (resolvers/mutation.py); the
                 # request's scope (app.Bounded) only stops what would not stop under them.

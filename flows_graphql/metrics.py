@@ -84,6 +84,30 @@ JOBS = Histogram(
     ["job", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+# FLOWS_DATABASE_REPLICA_URL (flows_graphql/db/replica.py): every process watches the
+# standby itself, so the lag is the largest any live process saw at its last probe.
+REPLICA_LAG_BYTES = Gauge(
+    "flows_db_replica_lag_bytes",
+    "WAL bytes the standby has not replayed yet (unset: not known, standby down)",
+    multiprocess_mode="livemax",
+)
+REPLICA_LAG_SECONDS = Gauge(
+    "flows_db_replica_lag_seconds",
+    "How long ago the primary was where the standby's replay is now",
+    multiprocess_mode="livemax",
+)
+REPLICA_IN_USE = Gauge(
+    "flows_db_replica_in_use",
+    "1 while queries read from the standby, 0 while they all go to the primary",
+    multiprocess_mode="livemin",
+)
+REPLICA_READS = Counter(
+    "flows_db_replica_reads",
+    "Query snapshots by the server they were read on and why (replica, caught_up after a "
+    "wait for the client's own write; on the primary: own_write, down, lagging, "
+    "not_standby, starting)",
+    ["server", "reason"],
+)
 RATE_LIMITED = Counter(
     "flows_rate_limit_refusals",
     "Requests refused with RATE_LIMITED, by tier",
@@ -123,6 +147,17 @@ def observe_statements(operation: str | None, count: int) -> None:
 
 def refused_by_rate_limit(tier: str) -> None:
     RATE_LIMITED.labels(tier).inc()
+
+
+def replica_state(in_use: bool, lag_bytes: int | None, lag_seconds: float | None) -> None:
+    REPLICA_IN_USE.set(1 if in_use else 0)
+    # NaN: no value known (Prometheus keeps the series, queries see no number).
+    REPLICA_LAG_BYTES.set(float("nan") if lag_bytes is None else lag_bytes)
+    REPLICA_LAG_SECONDS.set(float("nan") if lag_seconds is None else lag_seconds)
+
+
+def replica_read(server: str, reason: str) -> None:
+    REPLICA_READS.labels(server, reason).inc()
 
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,6 +32,9 @@ from .. import faults
 from ..rows import from_sqlalchemy
 from .direct import compiled_for
 from .engine import count_statement, discard, needs_discard, tenant_setting, transaction
+
+if TYPE_CHECKING:
+    from .replica import Replicas
 
 
 class RequestFinished(RuntimeError):
@@ -69,6 +72,15 @@ class RequestDb:
         self._finished = False
         # A statement on the read connection was interrupted or lost the server.
         self._broken = False
+        # A standby (db/replica.py): set by `route`, for the requests that may use it.
+        self._replicas: Replicas | None = None
+        self._principal = ""
+        self._on_replica = False
+
+    def route(self, replicas: Replicas, principal: str, *, query: bool) -> None:
+        """Reads of a query may come from the standby (after `principal`'s own writes
+        have reached it); a mutation's stay on the primary and its writes are noted."""
+        self._replicas, self._principal, self._on_replica = replicas, principal, query
 
     def fresh(self, esco_ids: frozenset[uuid.UUID] | None) -> RequestDb:
         """A new request's access on the same engine (subscriptions: one per event)."""
@@ -107,6 +119,8 @@ class RequestDb:
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
 
     async def _begin(self) -> tuple[Any, Any]:
+        if self._replicas is not None and self._on_replica:
+            return await self._begin_routed(self._replicas)
         raw = await self._engine.raw_connection()
         try:
             # The transaction is ours, not SQLAlchemy's: opened with the tenant
@@ -119,6 +133,23 @@ class RequestDb:
             # transaction to end, so this connection must not go back to the pool.
             await discard(_wrap(self._engine, raw))
             raise
+        return raw, driver
+
+    async def _begin_routed(self, replicas: Replicas) -> tuple[Any, Any]:
+        """The same transaction on the connection db/replica.py chose (the standby's,
+        or the primary's when the viewer's own write is not there yet). It comes as
+        SQLAlchemy's connection, so that one is kept as _conn and closed by _end_read."""
+        conn = await replicas.connect(self._principal)
+        try:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            count_statement()
+            await driver.execute(begin_read(self._tenant["esco_ids"]))
+        except BaseException:
+            await discard(conn)
+            raise
+        self._conn = conn
         return raw, driver
 
     @contextlib.asynccontextmanager
@@ -171,6 +202,8 @@ class RequestDb:
             await self._end_read()
             async with transaction(self._engine, self._tenant) as conn:
                 yield conn
+            if self._replicas is not None:
+                await self._replicas.wrote(self._principal)
 
     async def end_snapshot(self) -> None:
         """Drop the read snapshot: later reads see what has been committed since (a

@@ -1,4 +1,5 @@
-"""A PostgreSQL of the test's own, to restart, crash, stop and freeze.
+"""A PostgreSQL of the test's own, to restart, crash, stop and freeze, and a streaming
+standby of it (`standby_of`: pg_basebackup -R).
 
 Never the machine's shared server: initdb into a temporary folder, a free loopback
 port, and every signal goes to this cluster's postmaster (and, to freeze it, its
@@ -80,7 +81,31 @@ class PrivatePostgres:
                 f"unix_socket_directories = '{self.root}'\n"
                 "fsync = on\nsynchronous_commit = on\nmax_connections = 100\n"
                 "shared_buffers = 16MB\n"
+                # Streaming standbys may be made of it (standby_of).
+                "wal_level = replica\nmax_wal_senders = 4\n"
             )
+
+    def standby_of(self, primary: PrivatePostgres) -> None:
+        """Make this cluster a hot standby streaming from `primary` (instead of init):
+        a base backup with the replication settings written (-R), on its own port."""
+        self._run(
+            "pg_basebackup",
+            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+            *("-D", str(self.pgdata), "-R", "-X", "stream", "-c", "fast"),
+        )
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"\nport = {self.port}\nunix_socket_directories = '{self.root}'\nhot_standby = on\n"
+            )
+
+    def sql(self, statement: str) -> str:
+        """One statement through psql as the superuser; its single value, as text."""
+        done = self._run(
+            "psql",
+            *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"),
+            *("-XAtqc", statement),
+        )
+        return done.stdout.strip()
 
     def start(self) -> None:
         log = str(self.root / "log")
@@ -133,18 +158,34 @@ class PrivatePostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
+def _bindir() -> Path:
     bindir = binaries()
     if bindir is None:
         raise RuntimeError("no PostgreSQL binaries (system 15 or pgserver)")
-    pg = PrivatePostgres(bindir)
+    return bindir
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres(_bindir())
     try:
         pg.init()
         pg.start()
         yield pg
     finally:
         pg.destroy()
+
+
+@contextlib.contextmanager
+def private_standby(primary: PrivatePostgres) -> Iterator[PrivatePostgres]:
+    """A hot standby of `primary`, streaming, until the block ends."""
+    standby = PrivatePostgres(primary.bindir)
+    try:
+        standby.standby_of(primary)
+        standby.start()
+        yield standby
+    finally:
+        standby.destroy()
 
 
 def wait_until(predicate: object, timeout: float = 10.0, step: float = 0.05) -> bool:

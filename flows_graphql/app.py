@@ -279,7 +279,13 @@ def create_app(
     engine = create_engine(settings, database_url, api_role=True)
     expected_revision = head_revision()
     metrics.instrument_pool(engine, capacity=2 * settings.db_pool_size)  # + as many overflow
-    billing_jobs = BillingJobs(engine, settings)
+    # Billing runs' statements are bounded by the run's own timeout, not the read
+    # path's: asyncpg's client-side command timeout (the read bound + 1 s) would cut a
+    # long statement of a big ESCO's run. Connections are made only when a run starts.
+    billing_engine = create_engine(
+        settings, database_url, api_role=True, command_timeout_s=settings.billing_timeout_s + 1
+    )
+    billing_jobs = BillingJobs(billing_engine, settings)
     replicas = (
         Replicas(settings, engine, settings.database_replica_url)
         if settings.database_replica_url
@@ -462,6 +468,7 @@ def create_app(
                 await graphql.admission.close()
                 if replicas is not None:
                     await replicas.stop()
+                await billing_engine.dispose()
                 await engine.dispose()
                 metrics.process_exited(os.getpid())  # its pool gauges leave the sums
                 log.info("stopped")

@@ -220,10 +220,16 @@ async def ask(
 
 def comparable(body: dict[str, Any]) -> dict[str, Any]:
     """The body without what differs per request: the statement count (a fallback runs
-    the operation twice) and an error's request id."""
+    the operation twice), an error's request id, and the rate-limit budget's state (the
+    two apps spend one budget in Redis, and a minute can turn between their answers);
+    the cost each request asked for stays compared."""
     body = copy.deepcopy(body)
     extensions = body.pop("extensions", None) or {}
     extensions.pop("sqlStatements", None)
+    cost = extensions.get("cost")
+    if isinstance(cost, dict):
+        cost.pop("remaining", None)
+        cost.pop("resetAt", None)
     if extensions:
         body["extensions"] = extensions
     for error in body.get("errors") or []:

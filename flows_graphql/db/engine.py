@@ -91,7 +91,9 @@ def transaction_prelude(settings: Settings, *, api_role: bool) -> tuple[str, str
     return "; ".join(local), before_14
 
 
-def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: str, *, api_role: bool = False, command_timeout_s: float | None = None
+) -> AsyncEngine:
     """An engine. With `api_role`, every transaction runs as the API's role, which
     row-level security applies to (migrations and the CLI run as the owner), and every
     statement is bounded on our side too (the CLI's billing run may take longer).
@@ -126,7 +128,7 @@ def create_engine(settings: Settings, url: str, *, api_role: bool = False) -> As
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
     if api_role:
-        connect_args["command_timeout"] = settings.command_timeout_s
+        connect_args["command_timeout"] = command_timeout_s or settings.command_timeout_s
     engine = create_async_engine(
         async_url(url),
         pool_size=settings.db_pool_size,

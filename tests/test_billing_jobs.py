@@ -158,7 +158,9 @@ async def test_a_run_over_the_read_statement_timeout_completes(app_with, raw, sl
         assert time.perf_counter() - started >= 2.5
         assert result["userErrors"] == []
         done = result["billingRun"]
-        assert (done["status"], done["error"], done["customersBilled"]) == ("COMPLETED", None, 3), done
+        assert (done["status"], done["error"], done["customersBilled"]) == ("COMPLETED", None, 3), (
+            done
+        )
         assert D(done["total"]) == D("75.23224") * 3
         assert done["progress"] == {"billed": 3, "total": 3}
         # The control: a read statement of this app is still cut at 1 s.

@@ -158,7 +158,9 @@ async def test_a_run_over_the_read_statement_timeout_completes(app_with, raw, sl
         assert time.perf_counter() - started >= 2.5
         assert result["userErrors"] == []
         done = result["billingRun"]
-        assert (done["status"], done["error"], done["customersBilled"]) == ("COMPLETED", None, 3), done
+        assert (done["status"], done["error"], done["customersBilled"]) == ("COMPLETED", None, 3), (
+            done
+        )
         assert D(done["total"]) == D("75.23224") * 3
         assert done["progress"] == {"billed": 3, "total": 3}
         # The control: a read statement of this app is still cut at 1 s.
@@ -168,6 +170,21 @@ async def test_a_run_over_the_read_statement_timeout_completes(app_with, raw, sl
         ):
             with pytest.raises(Exception, match="statement timeout"):
                 await conn.exec_driver_sql("SELECT pg_sleep(2)")
+
+
+async def test_a_synchronous_run_longer_than_the_request_timeout_completes(app_with, raw, slow):
+    # Requests are cut after 1 s; the run's slow statement takes 2.5 s, within its own
+    # bound: the synchronous answer waits for it instead of answering TIMEOUT.
+    async with app_with(request_timeout_s=1.0, statement_timeout_ms=5000) as (_, client):
+        community = await homes(client, raw, 2)
+        await slow.sleep(2.5)
+        started = time.perf_counter()
+        result = await run(client, community)
+        assert time.perf_counter() - started >= 2.5
+        assert result["userErrors"] == []
+        done = result["billingRun"]
+        assert (done["status"], done["customersBilled"]) == ("COMPLETED", 2), done
+        assert D(done["total"]) == D("75.23224") * 2
 
 
 async def test_a_run_longer_than_its_bound_is_failed_and_the_month_untouched(app_with, raw, slow):

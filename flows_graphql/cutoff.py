@@ -49,6 +49,19 @@ class Cutoff:
         for timeout, extra in self._scopes:
             timeout.reschedule(when + extra)
 
+    def extend(self, seconds: float) -> None:
+        """Let the request run `seconds` from now when that is later than planned: a
+        synchronous billing run is bounded by its own timeout (FLOWS_BILLING_TIMEOUT_S),
+        not the request's. A shutdown's earlier cut is kept."""
+        if self.when is None or self.reason != "timeout":
+            return
+        when = asyncio.get_running_loop().time() + seconds
+        if when <= self.when:
+            return
+        self.when = when
+        for timeout, extra in self._scopes:
+            timeout.reschedule(when + extra)
+
     def cut_now(self, reason: str) -> None:
         self.cut_at(asyncio.get_running_loop().time(), reason)
 

@@ -146,23 +146,27 @@ async def month_costs(raw) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
+async def completed_slow_run(client, raw, slow, count: int) -> dict[str, Any]:
+    """A run of `count` homes whose one costs statement takes 2.5 s: it must complete,
+    and its answer wait for it."""
+    community = await homes(client, raw, count)
+    await slow.sleep(2.5)
+    started = time.perf_counter()
+    result = await run(client, community)
+    assert time.perf_counter() - started >= 2.5
+    assert result["userErrors"] == []
+    done: dict[str, Any] = result["billingRun"]
+    assert (done["status"], done["error"], done["customersBilled"]) == ("COMPLETED", None, count)
+    assert D(done["total"]) == D("75.23224") * count
+    assert done["progress"] == {"billed": count, "total": count}
+    return done
+
+
 async def test_a_run_over_the_read_statement_timeout_completes(app_with, raw, slow):
     # Reads time out after 1 s (room for the set-up's mutations on a busy machine),
-    # and asyncpg gives up on a read statement after 2 s; the run's one slow statement
-    # takes 2.5 s.
+    # and asyncpg gives up on a read statement after 2 s.
     async with app_with(statement_timeout_ms=1000) as (_, client):
-        community = await homes(client, raw, 3)
-        await slow.sleep(2.5)
-        started = time.perf_counter()
-        result = await run(client, community)
-        assert time.perf_counter() - started >= 2.5
-        assert result["userErrors"] == []
-        done = result["billingRun"]
-        assert (done["status"], done["error"], done["customersBilled"]) == ("COMPLETED", None, 3), (
-            done
-        )
-        assert D(done["total"]) == D("75.23224") * 3
-        assert done["progress"] == {"billed": 3, "total": 3}
+        await completed_slow_run(client, raw, slow, 3)
         # The control: a read statement of this app is still cut at 1 s.
         async with (
             app_with(statement_timeout_ms=1000) as (app, _),
@@ -170,6 +174,13 @@ async def test_a_run_over_the_read_statement_timeout_completes(app_with, raw, sl
         ):
             with pytest.raises(Exception, match="statement timeout"):
                 await conn.exec_driver_sql("SELECT pg_sleep(2)")
+
+
+async def test_a_synchronous_run_longer_than_the_request_timeout_completes(app_with, raw, slow):
+    # Requests are cut after 1 s; the run is within its own bound, so the synchronous
+    # answer waits for it instead of answering TIMEOUT.
+    async with app_with(request_timeout_s=1.0, statement_timeout_ms=5000) as (_, client):
+        await completed_slow_run(client, raw, slow, 2)
 
 
 async def test_a_run_longer_than_its_bound_is_failed_and_the_month_untouched(app_with, raw, slow):

@@ -101,6 +101,9 @@ class Mutations:
             )
         row = job.run
         if not input.background:
+            # The answer waits for the run, which its own bound stops, whatever the size
+            # of the ESCO; then a second for the payload.
+            context.cutoff.extend(context.billing_jobs.timeout_s + 1.0)
             # Shielded: a caller who goes away does not stop the run; it completes
             # (or fails) as a background one would.
             row = await asyncio.shield(job.task)

@@ -27,17 +27,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import faults, graphiql, logs, metrics, negotiation, tracing
 from .auth.apikeys import KEY_CHANNEL
 from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
+from .auth.identities import GRANT_CHANNEL, subject_of
 from .auth.tokens import jwt_secret
 from .config import Settings
 from .cors import cors_options
 from .cutoff import Cutoffs
 from .db.engine import create_engine, discard
 from .db.migrate import head_revision
+from .db.models.events import EVENTS_CHANNEL
 from .db.replica import Replicas
 from .db.urls import asyncpg_dsn
 from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
 from .live.broker import Broker
+from .live.webhooks import WebhookWorker
 from .observe import Observed, OverBudget
 from .ratelimit import Spend
 from .rules.clock import Today, london_today
@@ -321,6 +324,23 @@ def create_app(
         graphql.end_principal(f"partner:{key_id}")
 
     broker.listen(KEY_CHANNEL, key_changed)
+
+    def identity_changed(payload: str) -> None:
+        # A revoked staff grant or an unlinked identity: its subscriptions end in every
+        # process at once; reconnecting signs in afresh, with what is left (if anything).
+        subject = subject_of(payload)
+        if subject is not None:
+            for role in ("operator", "customer"):
+                graphql.end_principal(f"{role}:{subject}")
+
+    broker.listen(GRANT_CHANNEL, identity_changed)
+    # Partner webhooks are sent from every server process (docs/webhooks.md), woken by
+    # the same listening connection when events commit.
+    webhooks = (
+        WebhookWorker(asyncpg_dsn(database_url), settings) if settings.webhooks_worker else None
+    )
+    if webhooks is not None:
+        broker.listen(EVENTS_CHANNEL, webhooks.wake)
     broker.connected.append(authenticator.listening_changed)
     cutoffs = Cutoffs(settings.request_timeout_s, settings.shutdown_grace_s)
 
@@ -429,6 +449,8 @@ def create_app(
             await asyncio.wait_for(first_pass.wait(), RECOVERY_WAIT_S)
         log.info("started", extra={"env": settings.env})
         await broker.start()
+        if webhooks is not None:
+            await webhooks.start()
         if replicas is not None:
             replicas.start()
         with _drain_on_exit_signals(cutoffs):
@@ -439,6 +461,8 @@ def create_app(
                 # Runs in progress: waited for, then rolled back and marked failed
                 # (docs/billing-runs.md).
                 await billing_jobs.shutdown()
+                if webhooks is not None:
+                    await webhooks.stop()
                 await broker.stop()
                 await authenticator.oidc.close()
                 await graphql.admission.close()
@@ -485,6 +509,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     app.state.broker = broker
+    app.state.webhooks = webhooks
     app.state.cutoffs = cutoffs
     app.state.authenticator = authenticator
     app.state.billing_jobs = billing_jobs

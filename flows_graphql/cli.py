@@ -489,6 +489,37 @@ def cmd_apikey(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(work())
 
 
+def cmd_webhooks_work(args: argparse.Namespace, settings: Settings) -> int:
+    from .db.embedded import database_url
+    from .db.models.events import EVENTS_CHANNEL
+    from .db.urls import asyncpg_dsn
+    from .live.broker import Broker
+    from .live.webhooks import WebhookWorker
+
+    async def work() -> int:
+        dsn = asyncpg_dsn(database_url(settings))
+        # The process's one listening connection wakes the worker when events commit;
+        # the worker polls as well (a notification lost with a connection).
+        broker = Broker(dsn, retention=timedelta(days=settings.event_retention_days))
+        worker = WebhookWorker(dsn, settings)
+        broker.listen(EVENTS_CHANNEL, worker.wake)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await broker.start()
+        await worker.start()
+        print("flows-graphql: delivering webhooks (SIGTERM or Ctrl-C stops)", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
+            await broker.stop()
+        return 0
+
+    return asyncio.run(work())
+
+
 def _positive_hours(text: str) -> float:
     try:
         hours = float(text)
@@ -565,7 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = apikey.add_parser("create", help="issue a key (shown once)")
     create.add_argument("--esco", required=True, help="ESCO code the key is bound to")
     create.add_argument(
-        "--scopes", required=True, help="comma-separated: read, usage:write, payments:write"
+        "--scopes",
+        required=True,
+        help="comma-separated: read, usage:write, payments:write, webhooks:write",
     )
     create.add_argument("--name", default="partner", help="what the key is for")
     create.set_defaults(func=cmd_apikey)
@@ -575,6 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = apikey.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id", help="the key id printed by create or list")
     revoke.set_defaults(func=cmd_apikey)
+    webhooks = sub.add_parser("webhooks", help="partner webhooks").add_subparsers(
+        dest="webhooks_command", required=True
+    )
+    work = webhooks.add_parser(
+        "work", help="deliver webhooks in this process (as serve does), until stopped"
+    )
+    work.set_defaults(func=cmd_webhooks_work)
     return parser
 
 

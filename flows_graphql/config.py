@@ -248,6 +248,26 @@ def parse_origins(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# Seconds after each failed webhook attempt before the next (docs/webhooks.md): eight
+# tries over about a day.
+WEBHOOK_RETRIES = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
+def _schedule(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        delays = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be seconds separated by commas (e.g. 5,300,1800), not {value!r}"
+        ) from None
+    if not all(0 < d <= 7 * 86400 for d in delays) or len(delays) > 50:
+        raise ConfigError(f"{name}: at most 50 delays, each above 0 and at most a week")
+    return delays
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -296,6 +316,16 @@ class Settings:
     ws_ping_seconds: float = 15.0
     ws_idle_seconds: float = 60.0
     ws_recheck_seconds: float = 30.0
+    # Partner webhooks (docs/webhooks.md). Loopback and http:// targets only where this
+    # is on (development and tests; refused in production).
+    webhooks_allow_loopback: bool = False
+    webhooks_retry_schedule: tuple[float, ...] = WEBHOOK_RETRIES
+    webhooks_disable_after_s: float = 5 * 86400.0
+    webhooks_timeout_s: float = 10.0
+    webhooks_poll_s: float = 5.0
+    webhooks_concurrency: int = 8
+    # The delivery worker runs inside `serve` unless this is off.
+    webhooks_worker: bool = True
     # Identity providers whose RS256/ES256/EdDSA tokens are accepted (docs/identity.md).
     oidc_issuers: tuple[OidcIssuer, ...] = ()
     # Browser origins allowed by CORS; None: localhost origins in development, none in
@@ -386,6 +416,12 @@ class Settings:
                 f"FLOWS_DEFAULT_PAGE_SIZE ({default_page}) must not be over "
                 f"FLOWS_MAX_PAGE_SIZE ({max_page})"
             )
+        allow_loopback = _flag("FLOWS_WEBHOOKS_ALLOW_LOOPBACK")
+        if allow_loopback and env == "production":
+            raise ConfigError(
+                "FLOWS_WEBHOOKS_ALLOW_LOOPBACK is for development and tests; in production "
+                "webhooks go to public https:// addresses only (unset it)"
+            )
         manifest = (os.environ.get("FLOWS_TRUSTED_DOCUMENTS") or "").strip() or None
         require_trusted = _flag("FLOWS_REQUIRE_TRUSTED_DOCUMENTS")
         if require_trusted and manifest is None:
@@ -431,6 +467,13 @@ class Settings:
             ws_ping_seconds=_int("FLOWS_WS_PING_SECONDS", 15),
             ws_idle_seconds=_int("FLOWS_WS_IDLE_SECONDS", 60),
             ws_recheck_seconds=_int("FLOWS_WS_RECHECK_SECONDS", 30),
+            webhooks_allow_loopback=allow_loopback,
+            webhooks_retry_schedule=_schedule("FLOWS_WEBHOOKS_RETRY_SCHEDULE", WEBHOOK_RETRIES),
+            webhooks_disable_after_s=_seconds("FLOWS_WEBHOOKS_DISABLE_AFTER_S", 5 * 86400.0),
+            webhooks_timeout_s=_seconds("FLOWS_WEBHOOKS_TIMEOUT_S", 10.0),
+            webhooks_poll_s=_seconds("FLOWS_WEBHOOKS_POLL_S", 5.0),
+            webhooks_concurrency=_int("FLOWS_WEBHOOKS_CONCURRENCY", 8, maximum=256),
+            webhooks_worker=_flag("FLOWS_WEBHOOKS_WORKER", default=True),
             oidc_issuers=parse_issuers(os.environ.get("FLOWS_OIDC_ISSUERS")),
             oidc_timeout_s=float(os.environ.get("FLOWS_OIDC_TIMEOUT_S") or 5.0),
             cors_origins=(

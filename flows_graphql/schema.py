@@ -14,6 +14,7 @@ from .resolvers import metering as metering_resolvers
 from .resolvers import payments as payment_resolvers
 from .resolvers import tariffs as tariff_resolvers
 from .resolvers import usage as usage_resolvers
+from .resolvers import webhooks as webhook_resolvers
 from .resolvers.audit import AuditQuery
 from .resolvers.billing import BillingQuery
 from .resolvers.community import CommunityQuery
@@ -24,6 +25,7 @@ from .resolvers.node import NodeQuery
 from .resolvers.ratelimit import RateLimitQuery
 from .resolvers.subscriptions import Subscription
 from .resolvers.tariffs import TariffsQuery
+from .resolvers.webhooks import WebhooksQuery
 from .trusted import Documents
 from .types import billing, community, customers, identity, metering, tariffs
 from .types.scalars import SCALAR_MAP
@@ -70,6 +72,7 @@ class Query(
     LookupsQuery,
     AuditQuery,
     RateLimitQuery,
+    WebhooksQuery,
 ):
     pass
 
@@ -86,6 +89,7 @@ MUTATION_CLASSES = [
         usage_resolvers,
         billing_resolvers,
         payment_resolvers,
+        webhook_resolvers,
     )
     if hasattr(module, "Mutations")
 ]

@@ -70,6 +70,33 @@ class Walks:
     engines: tuple[AsyncEngine, AsyncEngine]  # the apps' (fast, standard)
 
 
+WEBHOOK = uuid.uuid4()
+
+
+async def add_webhooks(conn: asyncpg.Connection, alpha: EscoData) -> None:
+    """An endpoint with a delivery and its attempt: the webhook lists' rows."""
+    await conn.execute(
+        "INSERT INTO webhook_endpoints (id, esco_id, url, event_types, secret, created_by) "
+        "VALUES ($1, $2, 'https://93.184.216.34/h', ARRAY['payment.created'], 'whsec_x', 's')",
+        WEBHOOK,
+        alpha.id,
+    )
+    delivery = await conn.fetchval(
+        "INSERT INTO webhook_deliveries (esco_id, endpoint_id, event_id, event_type, body) "
+        "VALUES ($1, $2, 1, 'payment.created', '{}') RETURNING id",
+        alpha.id,
+        WEBHOOK,
+    )
+    await conn.execute(
+        "INSERT INTO webhook_attempts (esco_id, delivery_id, endpoint_id, event_id, event_type, "
+        "attempt, outcome, status_code) VALUES ($1, $2, $3, 1, 'payment.created', 1, "
+        "'failed', 500)",
+        alpha.id,
+        delivery,
+        WEBHOOK,
+    )
+
+
 async def add_more(conn: asyncpg.Connection, alpha: EscoData, bravo: EscoData) -> tuple[Any, Any]:
     bare, lonely = uuid.uuid4(), uuid.uuid4()
     async with conn.transaction():
@@ -117,6 +144,7 @@ async def walks(settings: Settings, database_url: str) -> AsyncIterator[Walks]:
         scratch = await f.build_esco(conn, "scratch", customers=1, months=1)
         extras = await add_extras(conn, alpha)
         bare, lonely = await add_more(conn, alpha, bravo)
+        await add_webhooks(conn, alpha)
         headers = {
             "admin": bearer(settings, "admin"),
             "operator": bearer(settings, "operator", sub="op", escos=[str(alpha.id)]),
@@ -1245,7 +1273,12 @@ async def test_a_chain_stops_where_the_viewer_may_not_read(walks: Walks, spy: Sp
 
 
 # Plain root lists (not connections): their arguments, how deep.
-LISTS = {"benchmarkTariffs": ('from: "2000-01-01"', 1), "regions": ("", 1)}
+LISTS = {
+    "benchmarkTariffs": ('from: "2000-01-01"', 1),
+    "regions": ("", 1),
+    "webhookEndpoints": ("first: 5", 1),
+    "webhookDeliveries": (f'endpointId: "{WEBHOOK}", first: 5', 1),
+}
 
 
 def _every_field_of(built: Any, root: str, args: str, depth: int) -> str:

@@ -890,7 +890,7 @@ async def test_every_table_with_updated_at_has_the_touch_trigger(db):
             " WHERE p.proname = 'flows_touch_updated_at' AND NOT t.tgisinternal"
         )
     }
-    assert len(tables_with_column) == 26
+    assert len(tables_with_column) == 28  # + webhook_endpoints, webhook_deliveries
     assert tables_with_trigger == tables_with_column
 
 

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from flows_graphql import graphiql
+from flows_graphql.live.kinds import KINDS
 from tests.support import live
 
 README = live.ROOT / "README.md"
@@ -185,17 +186,25 @@ def chromium() -> str:
     return found
 
 
+# The README's way to try a subscription without a WebSocket tool: GraphiQL itself. The
+# demo's billing runs are in the log, so replaying from the start shows one at once.
+SUBSCRIPTION = 'subscription { events(after: "0") { id type } }'
+
+
 def test_graphiql_runs_the_readme_query_in_chromium(live_server, tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWS_CHROMIUM", chromium())
     query = readme_dashboard_query()
     query_file = tmp_path / "dashboard.graphql"
     query_file.write_text(query, encoding="utf-8")
+    subscription_file = tmp_path / "events.graphql"
+    subscription_file.write_text(SUBSCRIPTION, encoding="utf-8")
     report = live.run_node(
         "graphiql.mjs",
         live_server.base_url,
         live_server.admin_token,
         str(query_file),
         str(tmp_path / "graphiql.png"),
+        str(subscription_file),
     )
 
     # The page came from our server alone, whole, without a script error.
@@ -244,3 +253,19 @@ def test_graphiql_runs_the_readme_query_in_chromium(live_server, tmp_path, monke
     visible = report["resultVisibleText"].replace("\xa0", " ")
     assert '"name": "Solarvale Community Energy"' in visible
     assert (tmp_path / "graphiql.png").stat().st_size > 10_000
+
+    # The subscription went over graphql-transport-ws on the same path, its credentials
+    # being the Headers editor's JSON, sent as connection_init's payload; the first
+    # event of the log came back into the result pane.
+    assert report["socketUrl"] == live_server.graphql_url.replace("http://", "ws://")
+    frames = report["socketFrames"]
+    assert frames[0] == {
+        "type": "connection_init",
+        "payload": {"Authorization": authorization},
+    }, frames
+    assert any(
+        f.get("type") == "subscribe" and f["payload"]["query"] == SUBSCRIPTION for f in frames
+    )
+    event = json.loads(report["subscriptionText"])["data"]["events"]
+    # (The pane shows the latest of the replayed events.)
+    assert event["id"].isdigit() and event["type"] in KINDS, report["subscriptionText"]

@@ -13,42 +13,31 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flows_graphql.auth.apikeys import create_key, revoke_key
-from flows_graphql.config import Settings
+from flows_graphql.app import create_app
+from flows_graphql.auth.apikeys import revoke_key
+from flows_graphql.config import OidcIssuer, Settings
 from flows_graphql.types.node import to_global_id
-from tests.support.seed import seed_esco, seed_household
+from tests.support.api import TODAY, bearer
+from tests.support.live import serving as serving_app
+from tests.support.oidc_provider import AUDIENCE, Provider, make_key
 from tests.support.sockets import Subscriber, _refused, feeds_open, serving, token
+from tests.support.world import World, issue_partner_key, make_world, seed_payment
 
 EVENTS = "subscription ($after: ID) { events(after: $after) { id type subject { id } } }"
 
 
-@dataclass
-class World:
-    esco: uuid.UUID
-    other_esco: uuid.UUID
-    ann: uuid.UUID  # occupier of `home`
-    bob: uuid.UUID  # another household of the same ESCO
-    cat: uuid.UUID  # a customer of the other ESCO
-    home: uuid.UUID
-    bobs_home: uuid.UUID
-    cats_home: uuid.UUID
-
-
 @pytest.fixture
 async def world(raw: asyncpg.Connection, engine: AsyncEngine) -> World:
-    esco, other = await seed_esco(raw, "live"), await seed_esco(raw, "elsewhere")
-    ann, home = await seed_household(raw, esco, "ann@example.com", "1")
-    bob, bobs_home = await seed_household(raw, esco, "bob@example.com", "2")
-    cat, cats_home = await seed_household(raw, other, "cat@example.com", "1")
-    return World(esco, other, ann, bob, cat, home, bobs_home, cats_home)
+    return await make_world(raw)
 
 
 @pytest.fixture
@@ -60,30 +49,11 @@ async def server(
         yield served
 
 
-async def _key(engine: AsyncEngine, esco: uuid.UUID, scopes: list[str]) -> tuple[uuid.UUID, str]:
-    async with engine.begin() as conn:
-        issued = await create_key(conn, esco, scopes, "partner")
-    return issued.id, issued.key
-
-
-async def _pay(raw: asyncpg.Connection, w: World, customer: uuid.UUID, account: uuid.UUID) -> str:
-    esco = await raw.fetchval("SELECT esco_id FROM accounts WHERE id = $1", account)
-    payment = await raw.fetchval(
-        "INSERT INTO payments (esco_id, customer_id, account_id, amount_pence, status, "
-        "idempotency_key) VALUES ($1, $2, $3, 1200, 'created', $4) RETURNING id",
-        esco,
-        customer,
-        account,
-        uuid.uuid4().hex,
-    )
-    return str(payment)
-
-
 async def test_each_subscriber_gets_exactly_what_it_may_see(
     server: tuple[str, Any], settings: Settings, raw: asyncpg.Connection, world: World, engine
 ) -> None:
     url, app = server
-    _, partner_key = await _key(engine, world.esco, ["read"])
+    _, partner_key = await issue_partner_key(engine, world.esco, ["read"])
     principals = {
         "ann": token(settings, "customer", customer_id=str(world.ann)),
         "bob": token(settings, "customer", customer_id=str(world.bob)),
@@ -100,11 +70,11 @@ async def test_each_subscriber_gets_exactly_what_it_may_see(
             await sub.subscribe(EVENTS)
         await feeds_open(app, len(subs))  # before anything commits
 
-        anns = await _pay(raw, world, world.ann, world.home)
+        anns = await seed_payment(raw, world.ann, world.home)
         await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(anns))
         # Markers: the first event each negative subscriber may see.
-        bobs = await _pay(raw, world, world.bob, world.bobs_home)
-        cats = await _pay(raw, world, world.cat, world.cats_home)
+        bobs = await seed_payment(raw, world.bob, world.bobs_home)
+        cats = await seed_payment(raw, world.cat, world.cats_home)
 
         async def events(name: str, n: int) -> list[tuple[str, str]]:
             got = [await subs[name].next() for _ in range(n)]
@@ -152,7 +122,7 @@ async def test_bad_credentials_close_the_connection_before_any_subscription(
 ) -> None:
     url, _app = server
     if credentials == "usage-only key":
-        _, key = await _key(engine, world.esco, ["usage:write"])
+        _, key = await issue_partner_key(engine, world.esco, ["usage:write"])
         credentials = {"X-API-Key": key}
     code, _reason = await _refused(url, credentials)
     assert code == 4403
@@ -178,13 +148,13 @@ async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
     async with Subscriber.connect(url, ann) as sub:
         await sub.subscribe(EVENTS)
         await feeds_open(app, 1)
-        first = await _pay(raw, world, world.ann, world.home)
+        first = await seed_payment(raw, world.ann, world.home)
         seen = (await sub.next())["payload"]["data"]["events"]
         assert seen["type"] == "payment.created"
     # Away: two changes, one of them another household's.
     await raw.execute("UPDATE payments SET status = 'pending' WHERE id = $1", uuid.UUID(first))
-    await _pay(raw, world, world.bob, world.bobs_home)
-    second = await _pay(raw, world, world.ann, world.home)
+    await seed_payment(raw, world.bob, world.bobs_home)
+    second = await seed_payment(raw, world.ann, world.home)
     async with Subscriber.connect(url, ann) as sub:
         await sub.subscribe(EVENTS, {"after": seen["id"]})
         replayed = [(await sub.next())["payload"]["data"]["events"] for _ in range(2)]
@@ -193,7 +163,7 @@ async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
             ("payment.created", to_global_id("Payment", second)),
         ]
         # Then live, without a gap and without the replayed ones again.
-        third = await _pay(raw, world, world.ann, world.home)
+        third = await seed_payment(raw, world.ann, world.home)
         live = (await sub.next())["payload"]["data"]["events"]
         assert (live["type"], live["subject"]["id"]) == (
             "payment.created",
@@ -206,10 +176,10 @@ async def test_a_rolled_back_change_emits_nothing(raw: asyncpg.Connection, world
     before = await raw.fetchval("SELECT count(*) FROM events")
     tx = raw.transaction()
     await tx.start()
-    await _pay(raw, world, world.ann, world.home)
+    await seed_payment(raw, world.ann, world.home)
     await tx.rollback()
     assert await raw.fetchval("SELECT count(*) FROM events") == before
-    await _pay(raw, world, world.ann, world.home)
+    await seed_payment(raw, world.ann, world.home)
     assert await raw.fetchval("SELECT count(*) FROM events") == before + 1
 
 
@@ -217,7 +187,7 @@ async def test_a_revoked_key_ends_its_subscriptions_at_once(
     server: tuple[str, Any], raw: asyncpg.Connection, world: World, engine: AsyncEngine
 ) -> None:
     url, app = server
-    key_id, key = await _key(engine, world.esco, ["read"])
+    key_id, key = await issue_partner_key(engine, world.esco, ["read"])
     async with Subscriber.connect(url, {"X-API-Key": key}) as sub:
         await sub.subscribe(EVENTS)
         await feeds_open(app, 1)
@@ -373,3 +343,56 @@ async def test_a_failure_inside_a_subscription_names_no_host_and_carries_a_code(
     assert errors[0]["extensions"]["code"] == "UNAVAILABLE"
     assert errors[0]["extensions"]["requestId"]
     assert "secret-host" not in json.dumps(message) and "10.0.0.5" not in json.dumps(message)
+
+
+async def test_a_revoked_staff_grant_ends_its_subscriptions_in_every_process(
+    settings: Settings, database_url: str, raw: asyncpg.Connection, world: World
+) -> None:
+    """Two server processes' worth of apps (each its own broker and listening
+    connection); a grant revoked through one ends the operator's sockets on both within
+    a second, long before their periodic recheck."""
+    idp = Provider(keys=[make_key("RS256")]).start()
+    try:
+        trusting = replace(
+            settings,
+            oidc_issuers=(OidcIssuer(idp.issuer, AUDIENCE, idp.jwks_uri),),
+            ws_recheck_seconds=60,
+            ws_ping_seconds=0.2,
+        )
+        await raw.execute(
+            "INSERT INTO staff_grants (esco_id, issuer, subject, granted_by) "
+            "VALUES ($1, $2, 'op-7', 'system')",
+            world.esco,
+            idp.issuer,
+        )
+        signed_in = {"Authorization": f"Bearer {idp.token('op-7', lifetime=600)}"}
+        one = create_app(trusting, database_url, today=lambda: TODAY)
+        two = create_app(trusting, database_url, today=lambda: TODAY)
+        async with (
+            serving_app(one) as port_one,
+            serving_app(two) as port_two,
+            Subscriber.connect(f"ws://127.0.0.1:{port_one}/graphql", signed_in) as first,
+            Subscriber.connect(f"ws://127.0.0.1:{port_two}/graphql", signed_in) as second,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}") as http,
+        ):
+            for sub, app in ((first, one), (second, two)):
+                await sub.subscribe(EVENTS)
+                await feeds_open(app, 1)
+            revoked = await http.post(
+                "/graphql",
+                json={
+                    "query": "mutation($i: RevokeOperatorAccessInput!) { "
+                    "revokeOperatorAccess(input: $i) { userErrors { code } } }",
+                    "variables": {"i": {"issuer": idp.issuer, "subject": "op-7"}},
+                },
+                headers=bearer(trusting, "admin"),
+            )
+            assert revoked.json()["data"]["revokeOperatorAccess"]["userErrors"] == []
+            for sub in (first, second):
+                with pytest.raises(websockets.ConnectionClosed):
+                    await sub.next(within=1.0)
+            # Signing in again is refused (who it is comes from the database).
+            code, _ = await _refused(f"ws://127.0.0.1:{port_two}/graphql", signed_in)
+            assert code in (4401, 4403)
+    finally:
+        idp.stop()

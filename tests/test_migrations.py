@@ -344,6 +344,6 @@ async def test_migrations_are_not_cut_by_the_api_statement_timeout(
             await scratch.dispose()
         check = await asyncpg.connect(direct_dsn(url))
         try:
-            assert await check.fetchval("SELECT version_num FROM alembic_version") == "0005"
+            assert await check.fetchval("SELECT version_num FROM alembic_version") == "0010"
         finally:
             await check.close()

@@ -1092,7 +1092,7 @@ SCOPE_SETS = [
     sorted(s)
     for n in (1, 2, 3)
     for s in itertools.combinations(["read", "usage:write", "payments:write"], n)
-]
+] + [["webhooks:write"], ["read", "webhooks:write"]]
 MUTATIONS = sorted(GRAPHQL.mutation_type.fields)  # type: ignore[union-attr]
 SCALAR_DUMMIES: dict[str, Any] = {
     "ID": lambda: str(uuid.uuid4()),
@@ -1224,6 +1224,29 @@ async def test_partner_scopes_on_every_mutation_payload(
         assert set(payload["monthlyUsage"]) == set(
             own_selection("recordMonthlyUsage").split("monthlyUsage { ")[1].split(" }")[0].split()
         )
+    if "webhooks:write" in scopes:
+        create = {"escoId": str(world.esco), "url": f"https://93.184.216.34/{scopes}",
+                  "eventTypes": ["payment.created"]}  # fmt: skip
+        response = await world.client.post(
+            "/graphql",
+            json={"query": mutation_doc("createWebhookEndpoint",
+                                        own_selection("createWebhookEndpoint")),
+                  "variables": {"i": create}},
+            headers=headers,
+        )  # fmt: skip
+        payload = response.json()["data"]["createWebhookEndpoint"]
+        assert payload["userErrors"] == [] and payload["secret"].startswith("whsec_")
+        # Listing them is a query: it needs `read` as well.
+        listed = await world.client.post(
+            "/graphql",
+            json={"query": "{ webhookEndpoints { nodes { url } } }"},
+            headers=headers,
+        )
+        if "read" in scopes:
+            urls = [n["url"] for n in listed.json()["data"]["webhookEndpoints"]["nodes"]]
+            assert create["url"] in urls
+        else:
+            assert listed.status_code == 403
     if "payments:write" in scopes:
         pay = {"customerId": str(world.people["C"]), "accountId": str(world.accounts["AC1"]),
                "amountPence": 100, "idempotencyKey": f"partner-{scopes}"}  # fmt: skip

@@ -78,7 +78,7 @@ NODE_TYPE_NAMES = sorted(
 PRINCIPALS = ("operator", "customer", "partner")
 HOUSEHOLDS = 3  # 0: A's customer principal; 1: another customer of A; 2: mutation victims
 MONTHS = 3  # 2024-01 .. 2024-03, billed (completed runs)
-ALL_SCOPES = ["read", "usage:write", "payments:write"]
+ALL_SCOPES = ["read", "usage:write", "payments:write", "webhooks:write"]
 
 # Node types that are reference data shared by every tenant: no ESCO owns them.
 GLOBAL_NODE_TYPES = {"Region", "BenchmarkTariff", "ContractTerms"}
@@ -137,11 +137,25 @@ ADMIN_ONLY = {
     "grantOperatorAccess",
     "revokeOperatorAccess",
 }
+WEBHOOK_MUTATIONS = {
+    "createWebhookEndpoint",
+    "updateWebhookEndpoint",
+    "deleteWebhookEndpoint",
+    "rotateWebhookSecret",
+    "redeliverWebhookEvent",
+}
 MAY_USE: dict[str, set[str]] = {
     "operator": set(MUTATION_FIELDS) - ADMIN_ONLY,
     "customer": {"createPayment", "acceptInvite", "unlinkIdentity"},
-    # Partner keys by scope: `usage:write` and `payments:write` (the key has both).
-    "partner": {"recordMonthlyUsage", "importMonthlyUsage", "createPayment", "updatePaymentStatus"},
+    # Partner keys by scope: `usage:write`, `payments:write`, `webhooks:write` (the key
+    # has all three).
+    "partner": {
+        "recordMonthlyUsage",
+        "importMonthlyUsage",
+        "createPayment",
+        "updatePaymentStatus",
+        *WEBHOOK_MUTATIONS,
+    },
 }
 
 # Open bugs: (principal, field) -> reason. Each such case is xfail(strict=True).
@@ -208,6 +222,11 @@ class Tenant:
     issuer: str = ""
     # A cursor of each root list, taken from the admin's view of this tenant's rows.
     cursors: dict[str, str] = field(default_factory=dict)
+    # A webhook endpoint with a delivery (and an attempt) of `webhook_event`, and one
+    # endpoint per principal for deleteWebhookEndpoint's positive controls.
+    webhook: uuid.UUID = field(default_factory=uuid.uuid4)
+    webhook_event: int = 0
+    deletable_webhooks: dict[str, uuid.UUID] = field(default_factory=dict)
 
     def texts_of(self, households: list[int]) -> set[str]:
         """Distinctive text of those households (emails, serials, plots, MCS numbers)."""
@@ -411,7 +430,48 @@ async def seed_tenant(conn: asyncpg.Connection, code: str, region: str, issuer: 
     async with conn.transaction():
         for sql, args in s:
             await conn.execute(sql, *args)
+        await seed_webhooks(conn, t)
     return t
+
+
+async def seed_webhooks(conn: asyncpg.Connection, t: Tenant) -> None:
+    """Endpoints whose URL names the tenant, a delivery of one of its events (written
+    by the payments' triggers above) and an attempt of it."""
+    t.webhook_event = await conn.fetchval(
+        "SELECT max(id) FROM events WHERE esco_id = $1 AND type = 'payment.created'", t.id
+    )
+    t.deletable_webhooks = {who: uuid.uuid4() for who in PRINCIPALS}
+    for endpoint, label in [
+        (t.webhook, "main"),
+        *((e, f"spare-{who}") for who, e in t.deletable_webhooks.items()),
+    ]:
+        await conn.execute(
+            "INSERT INTO webhook_endpoints (id, esco_id, url, event_types, secret, created_by) "
+            "VALUES ($1, $2, $3, ARRAY['payment.created'], $4, 'system')",
+            endpoint,
+            t.id,
+            f"https://93.184.216.34/hooks/{t.code}/{label}",
+            f"whsec_{t.code}",
+        )
+    delivery = await conn.fetchval(
+        "INSERT INTO webhook_deliveries (esco_id, endpoint_id, event_id, event_type, body, "
+        "status, attempts) VALUES ($1, $2, $3, 'payment.created', $4::jsonb, 'succeeded', 1) "
+        "RETURNING id",
+        t.id,
+        t.webhook,
+        t.webhook_event,
+        json.dumps({"type": "payment.created", "data": {"esco": t.code}}),
+    )
+    await conn.execute(
+        "INSERT INTO webhook_attempts (esco_id, delivery_id, endpoint_id, event_id, event_type, "
+        "attempt, outcome, status_code, duration_ms, response_prefix) "
+        "VALUES ($1, $2, $3, $4, 'payment.created', 1, 'succeeded', 200, 12, $5)",
+        t.id,
+        delivery,
+        t.webhook,
+        t.webhook_event,
+        f"ok from {t.code}",
+    )
 
 
 @dataclass
@@ -572,6 +632,11 @@ class View:
     provider_reference = property(lambda self: provider_reference(self.tenant.code, self.index))
     operator_subject = property(lambda self: self.tenant.operator_subject)
     issuer = property(lambda self: self.tenant.issuer)
+    webhook = property(lambda self: self.ref("WebhookEndpoint", self.tenant.webhook))
+    webhook_event = property(lambda self: str(self.tenant.webhook_event))
+
+    def deletable_webhook(self, who: str) -> str:
+        return self.ref("WebhookEndpoint", self.tenant.deletable_webhooks[who])
 
     def invite(self, who: str) -> str:
         """The pending invite a principal would accept: its own household's for a
@@ -627,6 +692,11 @@ class Ghost(View):
     provider_reference = property(lambda self: "pi_ghost_0")
     operator_subject = property(lambda self: "ghost-operator")
     issuer = property(lambda self: "https://ghost.example")
+    webhook = property(lambda self: self.ref("WebhookEndpoint", uuid.uuid4()))
+    webhook_event = property(lambda self: "999999999")
+
+    def deletable_webhook(self, who: str) -> str:
+        return self.ref("WebhookEndpoint", uuid.uuid4())
 
     def invite(self, who: str) -> str:
         return str(uuid.uuid4())
@@ -1150,6 +1220,20 @@ def _check_runs_of_month(data: Any, x: Expect) -> None:
     assert len(got) == (0 if x.who == "customer" else 1) and got <= x.runs, data
 
 
+WEBHOOK_SEL = "id uuid url eventTypes status escoId failingSince disabledReason createdAt"
+ATTEMPT_SEL = "id attempt eventId eventType webhookId outcome statusCode error responsePrefix"
+
+
+def _check_webhooks(conn: Any, x: Expect) -> None:
+    """Customers see no endpoint and no delivery log; staff and the partner (with
+    `webhooks:write`) see A's, whose texts name alpha."""
+    if x.who == "customer":
+        _empty_connection(conn)
+        return
+    assert conn["totalCount"] >= 1 and conn["nodes"], conn
+    assert "alpha" in json.dumps(conn) or "/new" in json.dumps(conn), conn
+
+
 def _check_rate_limit(data: Any) -> None:
     limit = data["rateLimit"]
     assert limit["limit"] > 0 and limit["cost"] >= 1, data
@@ -1450,6 +1534,30 @@ QUERY_PROBES: list[QueryProbe] = [
         lambda t: {"c": t.cursor("billingRuns")},
         None,
         _scan_only_subset("billingRuns", "runs"),
+    ),
+    QueryProbe(
+        "webhookEndpoints",
+        "webhookEndpoints(escoId)",
+        _list_query("webhookEndpoints", "escoId: $e, first: 50", "$e: ID", WEBHOOK_SEL),
+        lambda t: {"e": t.esco},
+        _negative_list("webhookEndpoints"),
+        lambda data, x: _check_webhooks(data["webhookEndpoints"], x),
+    ),
+    QueryProbe(
+        "webhookEndpoints",
+        "webhookEndpoints",
+        "{ webhookEndpoints(first: 50) { totalCount nodes { " + WEBHOOK_SEL + " } } }",
+        lambda t: {},
+        None,
+        lambda data, x: _check_webhooks(data["webhookEndpoints"], x),
+    ),
+    QueryProbe(
+        "webhookDeliveries",
+        "webhookDeliveries(endpointId)",
+        _list_query("webhookDeliveries", "endpointId: $w, first: 50", "$w: ID!", ATTEMPT_SEL),
+        lambda t: {"w": t.webhook},
+        _negative_list("webhookDeliveries"),
+        lambda data, x: _check_webhooks(data["webhookDeliveries"], x),
     ),
     # The viewer's own budget: no tenant data, only its own counters.
     QueryProbe(
@@ -1877,6 +1985,36 @@ MUTATION_PROBES: list[MutationProbe] = [
             "paymentId": t.payment,
             "status": "PENDING" if w == "operator" else "CANCELLED",
         },
+    ),
+    P(
+        "createWebhookEndpoint",
+        "B",
+        lambda t, o, w: {
+            "escoId": t.esco,
+            "url": "https://93.184.216.34/hooks/new",
+            "eventTypes": ["payment.created"],
+        },
+    ),
+    P(
+        "updateWebhookEndpoint",
+        "B",
+        lambda t, o, w: {
+            "endpointId": t.webhook,
+            "eventTypes": ["payment.created", "payment.status_changed"],
+        },
+    ),
+    P("deleteWebhookEndpoint", "B", lambda t, o, w: {"endpointId": t.deletable_webhook(w)}),
+    P("rotateWebhookSecret", "B", lambda t, o, w: {"endpointId": t.webhook}),
+    P(
+        "redeliverWebhookEvent",
+        "B",
+        lambda t, o, w: {"endpointId": t.webhook, "eventId": t.webhook_event},
+    ),
+    P(
+        "redeliverWebhookEvent",
+        "A's endpoint, B's event",
+        lambda t, o, w: {"endpointId": o.webhook, "eventId": t.webhook_event},
+        mixed=True,
     ),
 ]
 # The first plain probe of each mutation, run on A's own objects, is its positive control.

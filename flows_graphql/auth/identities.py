@@ -16,6 +16,28 @@ from .errors import Unauthenticated
 from .oidc import Verified
 from .viewer import Viewer
 
+# Servers listen here (app.py): `{"issuer": …, "subject": …}` of an identity whose
+# staff grant was revoked or whose link to a customer was removed, sent when the
+# transaction commits, so every process ends that identity's subscriptions at once (its
+# HTTP requests are refused anyway: who it is is read on every request).
+GRANT_CHANNEL = "flows_identities"
+NOTIFY_IDENTITY = text(f"SELECT pg_notify('{GRANT_CHANNEL}', :who)")
+
+
+def identity_changed_payload(issuer: str, subject: str) -> dict[str, str]:
+    return {"who": json.dumps({"issuer": issuer, "subject": subject})}
+
+
+def subject_of(payload: str) -> str | None:
+    """The subject named by a notification on GRANT_CHANNEL (None: not one of ours)."""
+    try:
+        who = json.loads(payload)
+    except ValueError:
+        return None
+    subject = who.get("subject") if isinstance(who, dict) else None
+    return subject if isinstance(subject, str) else None
+
+
 PRINCIPAL = text(
     "SELECT kind, esco_id, customer_id, revoked, by_email "
     "FROM flows_identity_principal(:issuer, :subject, :email)"

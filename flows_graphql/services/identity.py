@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 
+from ..auth.identities import NOTIFY_IDENTITY, identity_changed_payload
 from ..config import checked_url
 from ..db.engine import SET_TENANT, tenant_setting
 from ..db.models import CustomerIdentity, CustomerInvite, StaffGrant, table_of
@@ -124,6 +125,7 @@ async def unlink_identity(tx: Tx, identity_id: uuid.UUID | None) -> Unlinked:
         also=lambda row: tx.viewer.role != "customer" or row.customer_id == tx.viewer.customer_id,
     )
     await tx.conn.execute(delete(IDENTITIES).where(IDENTITIES.c.id == row.id))
+    await tx.conn.execute(NOTIFY_IDENTITY, identity_changed_payload(row.issuer, row.subject))
     await tx.customer_event(
         row.esco_id,
         row.customer_id,
@@ -284,6 +286,10 @@ async def revoke_operator(
         field = "subject" if someone.subject is not None else "email"
         raise reject(field, ErrorCode.NOT_FOUND, "This identity has no operator access to revoke.")
     for row in rows:
+        if row.subject is not None:
+            await tx.conn.execute(
+                NOTIFY_IDENTITY, identity_changed_payload(row.issuer, row.subject)
+            )
         await tx.audit(
             "revokeOperatorAccess",
             "staff_grant",

@@ -3,10 +3,13 @@
 // result pane. Prints a JSON report for tests/test_graphiql.py, which asserts on it.
 //
 //   node graphiql.mjs <server base URL> <token> <file with the query> [screenshot.png]
+//                     [file with a subscription]
+// With a subscription, it is run after the query: its first result, and the frames the
+// page sent over its WebSocket, are in the report too.
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
-const [base, token, queryFile, screenshot] = process.argv.slice(2);
+const [base, token, queryFile, screenshot, subscriptionFile] = process.argv.slice(2);
 const query = readFileSync(queryFile, 'utf8');
 const origin = new URL(base).origin;
 const started = Date.now();
@@ -65,6 +68,11 @@ try {
     });
   });
   page.on('pageerror', (error) => report.pageErrors.push(String(error)));
+  report.socketFrames = [];
+  page.on('websocket', (socket) => {
+    report.socketUrl = socket.url();
+    socket.on('framesent', (frame) => report.socketFrames.push(JSON.parse(frame.payload)));
+  });
 
   await page.goto(`${base}/graphql`, { waitUntil: 'load' });
   report.title = await page.title();
@@ -127,6 +135,30 @@ try {
   // What a person sees: the rendered text of the pane's visible lines.
   report.resultVisibleText = await page.locator('.result-window').innerText();
   if (screenshot) await page.screenshot({ path: screenshot });
+
+  if (subscriptionFile) {
+    const subscription = readFileSync(subscriptionFile, 'utf8');
+    await page.evaluate((text) => {
+      document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(text);
+    }, subscription);
+    // GraphiQL picks the transport from the editor's parsed document, which it updates
+    // shortly after a change: clicking at once could send the subscription over HTTP.
+    await page.waitForTimeout(1500);
+    await page.locator('.graphiql-execute-button').click();
+    await page.waitForFunction(
+      () => {
+        const pane = document.querySelector('.result-window .CodeMirror');
+        return pane && pane.CodeMirror.getValue().includes('"events"');
+      },
+      null,
+      { timeout: 20000 },
+    );
+    report.subscriptionText = await page.evaluate(() =>
+      document.querySelector('.result-window .CodeMirror').CodeMirror.getValue(),
+    );
+    // Stop it (the button toggles) before the browser closes.
+    await page.locator('.graphiql-execute-button').click();
+  }
 } finally {
   await browser.close();
 }

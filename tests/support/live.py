@@ -10,6 +10,7 @@ failure instead, so CI cannot pass by skipping.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -20,13 +21,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
 import pytest
+import uvicorn
 
 from tests.support.net import free_port
 
@@ -167,3 +169,27 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[int]:
+    """An app served by uvicorn in this event loop on a free loopback port (lifespan on:
+    the event-log reader and the webhook worker run); yields the port."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    served = uvicorn.Server(config)
+    task = asyncio.create_task(served.serve())
+    for _ in range(500):
+        if served.started:
+            break
+        await asyncio.sleep(0.01)
+    port: int = served.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield port
+    finally:
+        served.should_exit = True
+        # Open WebSockets would hold a graceful shutdown: force it after a moment.
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 3)
+        except TimeoutError:
+            served.force_exit = True
+            await task

@@ -12,11 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
+from tests.support import live
 from tests.support.api import TODAY, bearer
 
 
@@ -26,24 +26,8 @@ async def serving(settings: Settings, database_url: str) -> AsyncIterator[tuple[
     port, lifespan on; yields (ws url, app)."""
     quick = replace(settings, ws_ping_seconds=0.2, ws_idle_seconds=30, ws_recheck_seconds=0.5)
     app = create_app(quick, database_url, today=lambda: TODAY)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
-    served = uvicorn.Server(config)
-    task = asyncio.create_task(served.serve())
-    for _ in range(500):
-        if served.started:
-            break
-        await asyncio.sleep(0.01)
-    port = served.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with live.serving(app) as port:
         yield f"ws://127.0.0.1:{port}/graphql", app
-    finally:
-        served.should_exit = True
-        # Open WebSockets would hold a graceful shutdown: force it after a moment.
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 3)
-        except TimeoutError:
-            served.force_exit = True
-            await task
 
 
 class Subscriber:

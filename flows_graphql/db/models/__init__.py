@@ -24,6 +24,7 @@ from .identities import CustomerIdentity, StaffGrant
 from .metering import Circuit, CircuitMeter, Meter, Property, SolarInstallation
 from .supply import PropertySupplyMeter
 from .tariffs import BenchmarkTariff, CustomerTariff, MicrogridTariff, SolarCreditTariff
+from .webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "API_KEY_SCOPES",
@@ -71,6 +72,9 @@ __all__ = [
     "StaffGrant",
     "TariffGeneration",
     "UsageSource",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
     "table_of",
 ]

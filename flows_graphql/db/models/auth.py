@@ -11,14 +11,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, Timestamps, esco_fk, uuid_pk
 
-API_KEY_SCOPES = ("read", "usage:write", "payments:write")
+API_KEY_SCOPES = ("read", "usage:write", "payments:write", "webhooks:write")
 
 
 class ApiKey(Timestamps, Base):
     __tablename__ = "api_keys"
     __table_args__ = (
         CheckConstraint(
-            "scopes <@ ARRAY['read', 'usage:write', 'payments:write']::text[]",
+            "scopes <@ ARRAY['read', 'usage:write', 'payments:write', 'webhooks:write']::text[]",
             name="known_scopes",
         ),
     )

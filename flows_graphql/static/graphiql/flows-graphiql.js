@@ -39,8 +39,13 @@
   // This page's own URL, so the API is found behind a path prefix too.
   var url = window.location.href.split(/[?#]/)[0];
 
+  // Subscriptions go over graphql-transport-ws on the same path (GraphiQL's bundled
+  // graphql-ws client); the Headers editor's JSON is sent as connection_init's payload,
+  // which is where the server reads credentials (docs/live-updates.md).
+  var socketUrl = url.replace(/^http/, 'ws');
+
   function makeFetcher() {
-    return GraphiQL.createFetcher({ url: url });
+    return GraphiQL.createFetcher({ url: url, subscriptionUrl: socketUrl });
   }
 
   function FlowsGraphiQL() {

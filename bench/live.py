@@ -172,6 +172,8 @@ class Subscriber:
                 if message["type"] == "ping":
                     await socket.send(json.dumps({"type": "pong"}))
                 elif message["type"] == "next":
+                    if not (message["payload"].get("data") or {}).get("events"):
+                        raise RuntimeError(message)
                     subject = message["payload"]["data"]["events"]["subject"]["id"]
                     decoded = from_global_id(subject)
                     if decoded is not None:

@@ -93,7 +93,10 @@ def _masked(exc: Exception) -> GraphQLError:
         return GraphQLError(
             "Internal error.", extensions={"code": "INTERNAL", "requestId": request_id}
         )
-    log.warning("subscription interrupted", extra={"error": code, "requestId": request_id})
+    log.warning(
+        "subscription interrupted",
+        extra={"error": code, "requestId": request_id, "cause": type(exc).__name__},
+    )
     return GraphQLError(
         "The event log could not be read; subscribe again with `after:` the last event.",
         extensions={"code": code, "requestId": request_id},

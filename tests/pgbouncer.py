@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -99,7 +100,12 @@ def running(
     config.chmod(0o644)
     command = [BINARY, str(config)]
     if os.geteuid() == 0:
-        command[1:1] = ["-u", "postgres"]
+        # The user it drops to must reach the upstream: a socket directory (the embedded
+        # server's) is its owner's alone.
+        user = "postgres"
+        if upstream_host.startswith("/"):
+            user = pwd.getpwuid(Path(upstream_host).stat().st_uid).pw_name
+        command[1:1] = ["-u", user]
     log = (directory / "pgbouncer.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:

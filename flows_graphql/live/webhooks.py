@@ -240,6 +240,9 @@ class WebhookWorker:
             max_size=self.concurrency + 2,
             timeout=5,
             server_settings={"application_name": "flows-webhooks", "timezone": "UTC"},
+            # Behind a transaction pooler a statement prepared on one server connection
+            # is unknown on the next (docs/pooling.md): unnamed statements only.
+            statement_cache_size=0 if self.settings.behind_pooler else 100,
         )
         self._task = asyncio.create_task(self._run(), name="flows-webhooks")
 

@@ -22,10 +22,11 @@ single statement. So do we, for documents whose every field can be compiled:
 - Anything else goes the walk's way: a field without a compilable source (a value made
   in Python from its rows, a resolver with arguments of its own, an interface), any
   directive, a cursor or filter argument, a page's `edges`/`pageInfo`/`totalCount`, a
-  root field other than `node`, middleware. Found while running (a null where the
-  schema says non-null, a value a serializer refuses, an id naming nothing), the
-  compiled answer is dropped before anything is sent and the walk answers, errors and
-  all: never a different answer, at worst the cost of a second read of the snapshot.
+  root field other than `node` and a lookup by an argument (`esco(code:)`), middleware.
+  Found while running (a null where the schema says non-null, a value a serializer
+  refuses, an id naming nothing), the compiled answer is dropped before anything is
+  sent and the walk answers, errors and all: never a different answer, at worst the
+  cost of a second read of the snapshot.
 
 Plans are made once per document (its syntax tree is cached by its text, trusted.py)
 and runtime type of `node`; the statement once per plan and the loaders' statement
@@ -40,7 +41,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -70,19 +70,23 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    case,
     cast,
     func,
+    literal_column,
+    null,
     select,
 )
 from sqlalchemy import Uuid as SqlUuid
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, ColumnClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from .caches import Bounded
 from .fields import DECLARED, PLAN, Plan, Source, _page_args
 from .loaders.base import PageLoader, RowLoader
+from .rows import row_shape
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -97,7 +101,9 @@ MOST_VALUES = 100
 # Plans and statements kept: documents and page sizes are the clients' choice.
 KEPT = 512
 
-_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[attr-defined,no-untyped-call]
+_UTC = literal_column("'UTC'")
+_ISO = literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS.US'")
 
 
 class NotCompiled(Exception):
@@ -111,22 +117,27 @@ class Fallback(Exception):
 # --- plans: what a document asks for, made once per document and runtime type ----------
 
 Convert = Callable[[Any], Any] | None
+Finish = Callable[[Any, "Run"], Any]
 
 
 class ObjectPlan:
     """The selection of an object type on rows of a loader's statement: the columns it
-    reads (with how each decodes from JSON), and its outputs in response order."""
+    reads (with how each decodes from JSON, known once the statement is made), its
+    children, and its outputs in response order; `finish` turns one row's JSON array
+    into the object (made with the statement)."""
 
-    __slots__ = ("children", "columns", "converts", "outputs")
+    __slots__ = ("children", "columns", "converts", "finish", "outputs", "types")
 
     def __init__(self) -> None:
         self.columns: list[str] = []
         self.converts: list[Convert] = []
+        self.types: list[Any] = []
         self.children: list[ChildPlan] = []
         # (response key, kind, detail): kind "typename" (detail: the name), "column"
         # (detail: (column index, leaf, non-null)), "resolved" (detail: (resolve, leaf,
         # non-null)), "child" (detail: child index).
         self.outputs: list[tuple[str, str, Any]] = []
+        self.finish: Callable[[list[Any], Run], dict[str, Any]] | None = None
 
     def column(self, name: str) -> int:
         if name not in self.columns:
@@ -136,13 +147,13 @@ class ObjectPlan:
 
 class ChildPlan:
     """A loader-backed field: the rows its source finds by the parent row's key
-    column, as one object, a list, or (paged) a connection's `nodes`."""
+    column, as one object, a list, or (paged) a connection's `nodes`; or (carried) the
+    object its parent row carries under a column prefix."""
 
     __slots__ = (
         "details",
         "field",
         "index",
-        "item_non_null",
         "many",
         "non_null",
         "object",
@@ -157,35 +168,31 @@ class ChildPlan:
         self.details = details
         self.source = source
         self.object = object_plan
-        # Its place among the plan's fields, depth first (its statement and page size).
+        # Its place among the plan's statements, depth first (0: the root's); carried
+        # objects have none.
         self.index = 0
         self.many = False
         self.non_null = False
-        self.item_non_null = False
         # A connection's own selection: (response key, "nodes" | "typename", name).
         self.outputs: list[tuple[str, str, str]] | None = None
 
 
 class RootPlan:
-    """`node(id:)` of one runtime type."""
+    """The root field for one runtime type (`node`'s is the id's)."""
 
-    __slots__ = ("details", "field", "key", "object", "type_name")
+    __slots__ = ("children", "non_null", "object")
 
-    def __init__(
-        self, key: str, field: Any, details: list[FieldDetails], type_name: str, obj: ObjectPlan
-    ) -> None:
-        self.key = key
-        self.field = field
-        self.details = details
-        self.type_name = type_name
+    def __init__(self, obj: ObjectPlan, non_null: bool) -> None:
         self.object = obj
+        self.non_null = non_null
+        self.children = _number(obj, [1])
 
 
 class Document:
-    """The compiled plans of one operation: its root field and, per runtime type of
-    `node`, the plan (None: that type is not compiled)."""
+    """The compiled plans of one operation: its root field (`node`, or a lookup by an
+    argument) and, per runtime type, the plan (None: that type is not compiled)."""
 
-    __slots__ = ("details", "field", "key", "operation", "typename_keys", "types")
+    __slots__ = ("details", "field", "key", "lookup", "operation", "typename_keys", "types")
 
     def __init__(self, operation: OperationDefinitionNode) -> None:
         self.operation = operation
@@ -193,8 +200,11 @@ class Document:
         self.key = ""
         self.field: Any = None
         self.details: list[FieldDetails] = []
-        # Root `__typename`s, with where they sit among the root keys.
-        self.typename_keys: list[tuple[int, str]] = []
+        # A root field finding a row by an argument (fields.Source: loader, argument).
+        self.lookup: Source | None = None
+        # The root keys in order, None for the compiled field's (the others are
+        # `__typename`s).
+        self.typename_keys: list[str | None] = []
 
 
 # id(operation) → (its Document, or None: not compiled). The Document holds the
@@ -202,7 +212,7 @@ class Document:
 _DOCUMENTS: Bounded[int, tuple[OperationDefinitionNode, Document | None]] = Bounded(KEPT)
 
 
-def _has_directive(executor: Executor) -> bool:
+def _has_directive(executor: Executor[Any]) -> bool:
     found = False
 
     class Find(Visitor):
@@ -212,12 +222,11 @@ def _has_directive(executor: Executor) -> bool:
 
     visit(executor.operation, Find())
     for fragment in executor.fragments.values():
-        definition = getattr(fragment, "definition", fragment)
-        visit(definition, Find())
+        visit(getattr(fragment, "definition", fragment), Find())
     return found
 
 
-def document_for(executor: Executor) -> Document | None:
+def document_for(executor: Executor[Any]) -> Document | None:
     operation = executor.operation
     cached = _DOCUMENTS.get(id(operation))
     if cached is not None and cached[0] is operation:
@@ -231,7 +240,7 @@ def document_for(executor: Executor) -> Document | None:
     return made
 
 
-def _document(executor: Executor) -> Document:
+def _document(executor: Executor[Any]) -> Document:
     operation = executor.operation
     if operation.operation is not OperationType.QUERY or operation.directives:
         raise NotCompiled("not a query")
@@ -250,22 +259,32 @@ def _document(executor: Executor) -> Document:
     if collected.new_defer_usages or collected.forbidden_directive_instances:
         raise NotCompiled("defer")
     document = Document(operation)
-    for position, (key, details) in enumerate(collected.grouped_field_set.items()):
+    for key, details in collected.grouped_field_set.items():
         name = details[0].node.name.value
         if name == "__typename":
-            document.typename_keys.append((position, key))
+            document.typename_keys.append(key)
             continue
-        if name != "node" or document.field is not None:
+        if document.field is not None:
+            raise NotCompiled("two root fields")
+        field = root.fields.get(name)
+        definition = (field.extensions or {}).get(DEFINITION) if field else None
+        if field is None or definition is None or definition.extensions:
             raise NotCompiled(f"root field {name}")
+        declared = (definition.metadata or {}).get(DECLARED)
+        source = declared.source if declared is not None else None
+        if name != "node" and source is None:
+            raise NotCompiled(f"root field {name}")
+        document.lookup = source
         document.key = key
-        document.field = executor.schema.get_field(root, name)
+        document.field = field
         document.details = details
+        document.typename_keys.append(None)
     if document.field is None:
-        raise NotCompiled("no node")
+        raise NotCompiled("no root field")
     return document
 
 
-def root_plan(executor: Executor, document: Document, type_name: str) -> RootPlan | None:
+def root_plan(executor: Executor[Any], document: Document, type_name: str) -> RootPlan | None:
     if type_name in document.types:
         return document.types[type_name]
     plan: RootPlan | None
@@ -274,9 +293,8 @@ def root_plan(executor: Executor, document: Document, type_name: str) -> RootPla
         if not isinstance(runtime, GraphQLObjectType):
             raise NotCompiled(f"{type_name} is not an object type")
         grouped = executor.collect_subfields(runtime, document.details).grouped_field_set
-        obj = _object(executor, runtime, grouped)
-        _number(obj, [1])
-        plan = RootPlan(document.key, document.field, document.details, type_name, obj)
+        non_null = isinstance(document.field.type, GraphQLNonNull)
+        plan = RootPlan(_object(executor, runtime, grouped), non_null)
     except NotCompiled as reason:
         log.debug("not compiled: %s", reason)
         plan = None
@@ -284,11 +302,16 @@ def root_plan(executor: Executor, document: Document, type_name: str) -> RootPla
     return plan
 
 
-def _number(obj: ObjectPlan, counter: list[int]) -> None:
+def _number(obj: ObjectPlan, counter: list[int]) -> list[ChildPlan]:
+    """Each child with a statement gets its place, depth first; returns them in order."""
+    found: list[ChildPlan] = []
     for child in obj.children:
-        child.index = counter[0]
-        counter[0] += 1
-        _number(child.object, counter)
+        if child.source.prefix is None:
+            child.index = counter[0]
+            counter[0] += 1
+            found.append(child)
+        found.extend(_number(child.object, counter))
+    return found
 
 
 def _unwrap(field_type: GraphQLOutputType) -> tuple[bool, Any]:
@@ -298,7 +321,7 @@ def _unwrap(field_type: GraphQLOutputType) -> tuple[bool, Any]:
 
 
 def _object(
-    executor: Executor, object_type: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
+    executor: Executor[Any], object_type: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
 ) -> ObjectPlan:
     plan = ObjectPlan()
     for key, details in grouped.items():
@@ -347,7 +370,7 @@ def _object(
 
 
 def _child(
-    executor: Executor,
+    executor: Executor[Any],
     field: Any,
     details: list[FieldDetails],
     source: Source,
@@ -377,39 +400,36 @@ def _child(
             else:
                 raise NotCompiled(f"connection field {name}")
         nodes_non_null, nodes = _unwrap(inner.fields["nodes"].type)
-        item_non_null, item = _unwrap(nodes.of_type)
+        _, item = _unwrap(nodes.of_type)
         if not (nodes_non_null and isinstance(item, GraphQLObjectType)):
             raise NotCompiled("connection nodes")
         obj = ObjectPlan()
         if node_details:
-            obj = _object(
-                executor, item, executor.collect_subfields(item, node_details).grouped_field_set
-            )
+            selected = executor.collect_subfields(item, node_details).grouped_field_set
+            obj = _object(executor, item, selected)
         child = ChildPlan(field, details, source, obj)
         child.outputs = outputs
         child.non_null = non_null
         child.many = True
-        child.item_non_null = item_non_null
         return child
-    if not (
+    many = isinstance(inner, GraphQLList)
+    if source.prefix is None and not (
         issubclass(loader, RowLoader)
         and loader.batch_load_fn is RowLoader.batch_load_fn
         and loader.arrange is RowLoader.arrange
+        and many == loader.many
     ):
         raise NotCompiled(f"loader {loader.__name__}")
-    many = isinstance(inner, GraphQLList)
-    if many != loader.many:
-        raise NotCompiled("list and loader disagree")
-    item_non_null = False
     if many:
-        item_non_null, inner = _unwrap(inner.of_type)
+        _, inner = _unwrap(inner.of_type)
     if not isinstance(inner, GraphQLObjectType):
         raise NotCompiled("not an object")
     grouped = executor.collect_subfields(inner, details).grouped_field_set
     child = ChildPlan(field, details, source, _object(executor, inner, grouped))
+    if source.prefix is not None and (many or child.object.children):
+        raise NotCompiled("a carried object with children of its own")
     child.many = many
     child.non_null = non_null
-    child.item_non_null = item_non_null
     return child
 
 
@@ -425,7 +445,7 @@ class Run:
     def __init__(self) -> None:
         self.statements: list[Select[Any]] = []
         self.params: dict[str, Any] = {}
-        self.limits: list[tuple[int, bool]] = []
+        self.limits: list[int] = []
 
 
 def _bind(run: Run, index: int, params: dict[str, Any]) -> None:
@@ -436,7 +456,7 @@ def _bind(run: Run, index: int, params: dict[str, Any]) -> None:
             run.params[f"f{index}_{name}"] = value
 
 
-def _arguments(executor: Executor, field: Any, details: list[FieldDetails]) -> dict[str, Any]:
+def _arguments(executor: Executor[Any], field: Any, details: list[FieldDetails]) -> dict[str, Any]:
     node = details[0].node
     if not (field.args or node.arguments):
         return {}
@@ -449,11 +469,19 @@ def _arguments(executor: Executor, field: Any, details: list[FieldDetails]) -> d
     )
 
 
-def _prepare_children(executor: Executor, obj: ObjectPlan, run: Run, shim: Any) -> None:
+class _Info:
+    """What the factories' `params` and page arguments read of a field's info."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+def _prepare(executor: Executor[Any], plan: RootPlan, run: Run, info: _Info) -> None:
     loaders = executor.context_value.loaders
-    for child in obj.children:
+    for child in plan.children:
         index = child.index
-        assert index == len(run.statements)
         args = _arguments(executor, child.field, child.details)
         source = child.source
         if source.paged:
@@ -464,7 +492,7 @@ def _prepare_children(executor: Executor, obj: ObjectPlan, run: Run, shim: Any) 
                 raise Fallback("a filter or order")
             sort = pages.spec.sort(None)
             try:
-                page_args = _page_args(shim, sort, args.get("first"), None, None, None)
+                page_args = _page_args(info, sort, args.get("first"), None, None, None)
             except Exception as error:  # the walk reports it
                 raise Fallback("page arguments") from error
             loader = loaders.get(pages, None, page_args, None)
@@ -472,17 +500,16 @@ def _prepare_children(executor: Executor, obj: ObjectPlan, run: Run, shim: Any) 
             if statement is None:
                 raise Fallback("no page statement")
             run.statements.append(statement)
-            run.limits.append((page_args.limit, sort.descending))
+            run.limits.append(page_args.limit)
             _bind(run, index, loaders.bind({}))
         else:
-            made = source.params(shim, args) if source.params is not None else ()
+            made = source.params(info, args) if source.params is not None else ()
             row_loader: Any = loaders.get(source.loader, *made)
             run.statements.append(row_loader.full_statement())
-            run.limits.append((0, False))
+            run.limits.append(0)
             params = row_loader.bind([])
             params.pop("keys", None)
             _bind(run, index, params)
-        _prepare_children(executor, child.object, run, shim)
 
 
 # --- the statement --------------------------------------------------------------------
@@ -503,7 +530,7 @@ def _renamed(statement: Select[Any], index: int, keys: Any) -> Select[Any]:
                 return bindparam(f"f{index}_{element.key}", type_=element.type)
         return None
 
-    return replacement_traverse(statement, {}, replace)  # type: ignore[no-any-return]
+    return replacement_traverse(statement, {}, replace)  # type: ignore[call-overload,no-any-return]
 
 
 def _value(column: Any) -> tuple[Any, Convert]:
@@ -511,21 +538,19 @@ def _value(column: Any) -> tuple[Any, Convert]:
     asyncpg would have given."""
     kind = column.type
     if isinstance(kind, Enum):
-        processor = kind._cached_result_processor(_DIALECT, None)
-        return column, processor
+        return column, kind._cached_result_processor(_DIALECT, None)
     if isinstance(kind, Numeric) and not isinstance(kind, Integer):
         if not kind.asdecimal:
             raise NotCompiled("float column")
         return cast(column, Text), Decimal
     if isinstance(kind, DateTime):
         if kind.timezone:
-            text = func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US')
-            return text, _utc_datetime
-        return func.to_char(column, 'YYYY-MM-DD"T"HH24:MI:SS.US'), datetime.datetime.fromisoformat
+            return func.to_char(func.timezone(_UTC, column), _ISO), _utc_datetime
+        return func.to_char(column, _ISO), datetime.datetime.fromisoformat
     if isinstance(kind, Date):
         return column, datetime.date.fromisoformat
     if isinstance(kind, SqlUuid):
-        return column, uuid.UUID if getattr(kind, "as_uuid", True) else None
+        return column, uuid.UUID if kind.as_uuid else None
     if isinstance(kind, Integer | String | SqlBoolean):
         return column, None
     raise NotCompiled(f"column type {kind!r}")
@@ -533,6 +558,17 @@ def _value(column: Any) -> tuple[Any, Convert]:
 
 def _utc_datetime(text: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.UTC)
+
+
+class _Prefixed:
+    """The columns a parent row carries under a prefix, by their own names."""
+
+    def __init__(self, parent: Any, prefix: str) -> None:
+        self.c = {
+            column.key[len(prefix) :]: column
+            for column in parent.c
+            if column.key.startswith(prefix)
+        }
 
 
 def _row_json(alias: Any, obj: ObjectPlan, statements: list[Any]) -> Any:
@@ -545,32 +581,51 @@ def _row_json(alias: Any, obj: ObjectPlan, statements: list[Any]) -> Any:
         values.append(value)
         converts.append(convert)
     obj.converts = converts
+    obj.types = [alias.c[name].type for name in obj.columns]
     for child in obj.children:
         values.append(_child_json(alias, child, statements))
+    obj.finish = _finisher(obj)
     return func.json_build_array(*values)
 
 
+def _in(sub: Any, clause: Any) -> Any:
+    """An ORDER BY of a loader's statement, on the columns of its subquery."""
+
+    def replace(element: Any) -> Any:
+        if isinstance(element, ColumnClause):
+            found = sub.corresponding_column(element)
+            if found is None:
+                raise NotCompiled(f"order by {element}")
+            return found
+        return None
+
+    return replacement_traverse(clause, {}, replace)
+
+
 def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
-    index = child.index
     source = child.source
+    if source.prefix is not None:
+        marker = f"{source.prefix}id"
+        if marker not in parent.c:
+            raise NotCompiled("the parent row does not carry it")
+        row = _row_json(_Prefixed(parent, source.prefix), child.object, statements)
+        return case((parent.c[marker].is_(None), null()), else_=row)
+    index = child.index
     if source.key not in parent.c:
         raise NotCompiled(f"no key column {source.key}")
     keys = array([parent.c[source.key]])
-    inner = _renamed(statements[index], index, keys).correlate(parent)
+    statement = statements[index]
+    inner = _renamed(statement, index, keys).correlate(parent)
     sub = inner.subquery(f"c{index}")
     row = _row_json(sub, child.object, statements)
     if source.paged:
-        pages: Any = source.loader
-        descending = pages.spec.sort(None).descending
+        # The walk sorts each page again (PageLoader.batch_load_fn): so does this.
+        descending = source.loader.spec.sort(None).descending  # type: ignore[attr-defined]
         order = [sub.c.sort_value, sub.c.id]
         order = [o.desc() if descending else o.asc() for o in order]
     else:
-        order = []
-        for spec in source.loader.order_by:
-            name, _, direction = spec.partition(" ")
-            if name not in sub.c:
-                raise NotCompiled(f"no order column {name}")
-            order.append(sub.c[name].desc() if direction.lower() == "desc" else sub.c[name].asc())
+        # RowLoader.arrange keeps the statement's order.
+        order = [_in(sub, clause) for clause in statement._order_by_clauses]
     aggregated = func.json_agg(aggregate_order_by(row, *order) if order else row)
     return select(aggregated).select_from(sub).scalar_subquery()
 
@@ -591,99 +646,165 @@ def _statement(plan: RootPlan, run: Run) -> Select[Any]:
     return statement
 
 
-# --- running, and finishing the answer in Python ------------------------------------------
+# --- finishing the answer in Python -----------------------------------------------------
 
 
-def _serialize(leaf: Any, value: Any) -> Any:
-    if isinstance(leaf, GraphQLScalarType | GraphQLEnumType):
-        out = leaf.serialize(value)
+def _serializer(leaf: Any) -> Callable[[Any], Any]:
+    if not isinstance(leaf, GraphQLScalarType | GraphQLEnumType):
+        raise NotCompiled("not a leaf")
+    serialize = leaf.serialize
+
+    def checked(value: Any) -> Any:
+        out = serialize(value)
         if out is None or out is Undefined:
             raise Fallback("serializer")
         return out
-    raise Fallback("not a leaf")
+
+    return checked
 
 
-def _finish_object(obj: ObjectPlan, values: list[Any], run: Run) -> Any:
+def _as_it_is(leaf: Any, column_type: Any) -> bool:
+    """Whether the leaf's serializer gives the column's JSON value back unchanged."""
+    if leaf.name in ("String", "ID"):
+        return isinstance(column_type, String) and not isinstance(column_type, Enum)
+    return leaf.name == "Boolean" and isinstance(column_type, SqlBoolean)
+
+
+def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
+    """A function made for this selection: one row's JSON array → the object, each
+    column decoded and serialized by the schema's own serializers, computed fields by
+    their resolvers on a row of the decoded values (written out as Python source
+    once: a generic loop over fields cost more than the walk it replaces)."""
+    names: dict[str, Any] = {"Fallback": Fallback}
+    lines = ["def finish(v, run):"]
     columns = len(obj.columns)
-    decoded = values[:columns]
-    for index, convert in enumerate(obj.converts):
-        if convert is not None and decoded[index] is not None:
-            decoded[index] = convert(decoded[index])
-    row = SimpleNamespace(**dict(zip(obj.columns, decoded, strict=True)))
-    children = values[columns:]
-    finished_children: list[Any] = []
-    for position, child in enumerate(obj.children):
-        finished_children.append(_finish_child(child, children[position], run))
-    out: dict[str, Any] = {}
+
+    def name(value: Any) -> str:
+        label = f"n{len(names)}"
+        names[label] = value
+        return label
+
+    def convert(index: int) -> str:
+        converter = obj.converts[index]
+        if converter is None:
+            return f"v[{index}]"
+        return f"({name(converter)}(v[{index}]) if v[{index}] is not None else None)"
+
+    if any(kind == "resolved" for _, kind, _ in obj.outputs):
+        _, make = row_shape(tuple(obj.columns))
+        decoded = ", ".join(convert(i) for i in range(columns))
+        lines.append(f"    r = {name(make)}(({decoded},))")
+    lines.append("    o = {}")
     for key, kind, detail in obj.outputs:
+        target = f"o[{key!r}]"
         if kind == "typename":
-            out[key] = detail
-        elif kind == "child":
-            out[key] = finished_children[detail]
+            lines.append(f"    {target} = {detail!r}")
+            continue
+        if kind == "child":
+            finish_child = name(_child_finisher(obj.children[detail]))
+            lines.append(f"    {target} = {finish_child}(v[{columns + detail}], run)")
+            continue
+        if kind == "column":
+            index, leaf, non_null = detail
+            converter = obj.converts[index]
+            value = f"v[{index}]"
+            prepare = f"{name(converter)}(x)" if converter is not None else "x"
         else:
-            if kind == "column":
-                index, leaf, non_null = detail
-                value = decoded[index]
-            else:
-                resolve, leaf, non_null = detail
-                value = resolve(row, None)
-            if value is None:
+            resolve, leaf, non_null = detail
+            value = f"{name(resolve)}(r, None)"
+            prepare = "x"
+        if kind == "column" and _as_it_is(leaf, obj.types[detail[0]]):
+            done = prepare
+        else:
+            done = f"{name(_serializer(leaf))}({prepare})"
+        lines.append(f"    x = {value}")
+        if non_null:
+            lines.append("    if x is None: raise Fallback('null in a non-null field')")
+            lines.append(f"    {target} = {done}")
+        else:
+            lines.append(f"    {target} = None if x is None else {done}")
+    lines.append("    return o")
+    scope: dict[str, Any] = {}
+    exec("\n".join(lines), names, scope)  # our own source, made above
+    return scope["finish"]  # type: ignore[no-any-return]
+
+
+def _child_finisher(child: ChildPlan) -> Finish:
+    obj = child.object
+    index = child.index
+    many = child.many
+    non_null = child.non_null
+    paged = child.source.paged
+    outputs = child.outputs
+
+    def finish_child(rows: Any, run: Run) -> Any:
+        finish = obj.finish
+        assert finish is not None
+        if child.source.prefix is not None:  # one carried row, or null
+            if rows is None:
                 if non_null:
                     raise Fallback("null in a non-null field")
-                out[key] = None
-            else:
-                out[key] = _serialize(leaf, value)
-    return out
+                return None
+            return finish(rows, run)
+        if rows is None:
+            rows = []
+        if paged:
+            rows = rows[: run.limits[index]]
+        if not many:
+            if not rows:
+                if non_null:
+                    raise Fallback("null in a non-null field")
+                return None
+            return finish(rows[-1], run)  # as RowLoader.arrange: a key's last row
+        items = [finish(row, run) for row in rows]
+        if outputs is None:
+            return items
+        return {key: name if kind == "typename" else items for key, kind, name in outputs}
+
+    return finish_child
 
 
-def _finish_child(child: ChildPlan, rows: Any, run: Run) -> Any:
-    rows = rows or []
-    limit, _ = run.limits[child.index]
-    if child.source.paged:
-        rows = rows[:limit]
-    if not child.many:
-        if not rows:
-            if child.non_null:
-                raise Fallback("null in a non-null field")
-            return None
-        rows = rows[-1:]  # as RowLoader.arrange: the last row of a key
-    items = [_finish_object(child.object, row, run) for row in rows]
-    if child.outputs is not None:
-        connection: dict[str, Any] = {}
-        for key, kind, name in child.outputs:
-            connection[key] = name if kind == "typename" else items
-        return connection
-    return items if child.many else items[0]
+# --- running ----------------------------------------------------------------------------
 
 
-async def execute(executor: Executor, document: Document) -> dict[str, Any]:
+async def execute(executor: Executor[Any], document: Document) -> dict[str, Any]:
     """The operation's data from one statement, or Fallback."""
     from .types.node import NODE_SOURCES, from_global_id
 
     context = executor.context_value
+    loaders = context.loaders
     args = _arguments(executor, document.field, document.details)
-    decoded = from_global_id(str(args.get("id", "")))
-    if decoded is None:
-        raise Fallback("not an id")
-    type_name, key = decoded
-    node_source = NODE_SOURCES.get(type_name)
-    if node_source is None or node_source.loader is None:
-        raise Fallback("no node loader")
-    try:
-        key_uuid = uuid.UUID(key)
-    except ValueError as error:
-        raise Fallback("not a uuid") from error
+    lookup = document.lookup
+    if lookup is not None:
+        type_name = document.field.type
+        _, type_name = _unwrap(type_name)
+        type_name = type_name.name
+        loader_class: Any = lookup.loader
+        key: Any = args.get(lookup.key)
+        if key is None:
+            raise Fallback("no key")
+    else:
+        decoded = from_global_id(str(args.get("id", "")))
+        if decoded is None:
+            raise Fallback("not an id")
+        type_name, text = decoded
+        node_source = NODE_SOURCES.get(type_name)
+        if node_source is None or node_source.loader is None:
+            raise Fallback("no node loader")
+        loader_class = node_source.loader
+        try:
+            key = uuid.UUID(text)
+        except ValueError as error:
+            raise Fallback("not a uuid") from error
     plan = root_plan(executor, document, type_name)
     if plan is None:
         raise Fallback("type not compiled")
-    loaders = context.loaders
-    root_loader: Any = loaders.get(node_source.loader)
+    root_loader: Any = loaders.get(loader_class)
     run = Run()
     run.statements.append(root_loader.full_statement())
-    run.limits.append((0, False))
-    _bind(run, 0, root_loader.bind([key_uuid]))
-    shim = SimpleNamespace(context=context)
-    _prepare_children(executor, plan.object, run, shim)
+    run.limits.append(0)
+    _bind(run, 0, root_loader.bind([key]))
+    _prepare(executor, plan, run, _Info(context))
     try:
         statement = _statement(plan, run)
     except NotCompiled as reason:
@@ -693,13 +814,12 @@ async def execute(executor: Executor, document: Document) -> dict[str, Any]:
     rows = await context.db.prepared_rows(statement, run.params)
     value: Any = None
     if rows:
-        value = _finish_object(plan.object, orjson.loads(rows[0].data), run)
-    data: dict[str, Any] = {}
-    keys = dict(document.typename_keys)
-    total = len(keys) + 1
-    for position in range(total):
-        if position in keys:
-            data[keys[position]] = "Query"
-        else:
-            data[document.key] = value
-    return data
+        finish = plan.object.finish
+        assert finish is not None
+        value = finish(orjson.loads(rows[0].data), run)
+    elif plan.non_null:
+        raise Fallback("null root")
+    return {
+        key if key is not None else document.key: "Query" if key is not None else value
+        for key in document.typename_keys
+    }

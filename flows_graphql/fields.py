@@ -87,10 +87,12 @@ class Source:
     """Where a factory's field finds its rows, for compiled.py (one SQL statement per
     query): `loader` by the `key` column of this row, made with `params(info, args)`
     (`loaded`), or for `paged`, the page loader (`pages`) by `key`, `paged` set (its
-    filter and order are compiled only when not given).
-    A field with `each` (a value made from the rows in Python) is not compiled."""
+    filter and order are compiled only when not given); for `carried`, the `prefix`
+    of its columns in the parent row. For a root field, `key` names the argument the
+    loader finds its row by. A field with `each` (a value made from the rows in
+    Python) is not compiled."""
 
-    __slots__ = ("each", "key", "loader", "paged", "params")
+    __slots__ = ("each", "key", "loader", "paged", "params", "prefix")
 
     def __init__(
         self,
@@ -99,12 +101,14 @@ class Source:
         params: Callable[[Any, dict[str, Any]], tuple[Any, ...]] | None = None,
         each: Callable[..., Any] | None = None,
         paged: bool = False,
+        prefix: str | None = None,
     ) -> None:
         self.loader = loader
         self.key = key
         self.params = params
         self.each = each
         self.paged = paged
+        self.prefix = prefix
 
 
 class Declared:
@@ -510,7 +514,14 @@ def carried(
     return strawberry.field(
         resolver=_with_signature(resolve, (), returns),
         description=description,
-        metadata=declare(key, marker, prefix=prefix, level=whole, hand_written=False),
+        metadata=declare(
+            key,
+            marker,
+            prefix=prefix,
+            level=whole,
+            hand_written=False,
+            source=Source(loader, key, prefix=prefix),
+        ),
     )
 
 

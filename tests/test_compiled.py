@@ -30,7 +30,7 @@ from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from tests.support.api import TENANT, bearer, gid
-from tests.support.documents import DASHBOARD
+from tests.support.documents import DASHBOARD, OUR_DASHBOARD
 from tests.test_breadth_first import comparable
 from tests.test_privacy_matrix import PEOPLE, TODAY, World, build_world
 
@@ -182,9 +182,21 @@ async def same(
     assert spy.answered == before + answered, "the walk's app must not compile"
     assert status == walk_status, (viewer, body, walk_body)
     ours, theirs = comparable(body), comparable(walk_body)
-    assert ours == theirs, (viewer, text, variables)
+    assert ours == theirs, (viewer, variables, first_difference(ours, theirs))
     assert json.dumps(ours) == json.dumps(theirs), "the same keys in another order"
     return body, answered
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if a.get(key) != b.get(key):
+                return first_difference(a.get(key), b.get(key), f"{path}.{key}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} != {b!r}"
 
 
 RANGE = {"from": "2024-01-01", "to": "2025-06-30"}
@@ -235,7 +247,8 @@ async def test_partner_without_read_is_refused_the_same_way(apps: Apps, spy: Spy
 
 
 @pytest.mark.parametrize(
-    "viewer", ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)]
+    "viewer",
+    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
 )
 async def test_every_compilable_field_answers_as_the_walk(
     apps: Apps, spy: Spy, viewer: str
@@ -265,9 +278,7 @@ async def test_the_app_screen_is_one_statement(apps: Apps, spy: Spy) -> None:
     assert body["data"]["node"]["email"] == apps.world.emails[person]
 
 
-async def test_one_field_not_compilable_makes_the_whole_document_walk(
-    apps: Apps, spy: Spy
-) -> None:
+async def test_one_field_not_compilable_makes_the_whole_document_walk(apps: Apps, spy: Spy) -> None:
     for viewer in ("operator", f"customer {PEOPLE[0]}"):
         variables = {"id": gid("Customer", apps.world.people[PEOPLE[0]])}
         body, answered = await same(apps, spy, WITH_BALANCE, variables, viewer)
@@ -312,8 +323,40 @@ async def test_ids_naming_nothing_or_another_type(apps: Apps, spy: Spy, id_of: A
 
 
 async def test_the_suite_dashboard_is_the_walks(apps: Apps, spy: Spy) -> None:
-    """A root field other than `node` is not compiled."""
+    """A computed field giving an object (`microgrid { total }`) is not compiled."""
     variables = {"code": "privy", "n": 5, **RANGE}
     body, answered = await same(apps, spy, DASHBOARD, variables, "operator")
     assert not answered
     assert body["data"]["esco"]["customers"]["nodes"]
+
+
+@pytest.mark.parametrize(
+    "viewer",
+    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
+)
+async def test_the_bench_dashboard_is_one_statement_for_everyone(
+    apps: Apps, spy: Spy, viewer: str
+) -> None:
+    """The operators' dashboard (bench scenario a): accounts, their to-one chains, the
+    meters' circuits and months with the costs their rows carry, in one statement —
+    and for a customer, only what they may see."""
+    for code, variables in (("privy", RANGE), ("privy", {"from": "2025-01-01", "to": "2025-03-31"}),
+                            ("nobody", RANGE)):  # fmt: skip
+        body, answered = await same(apps, spy, OUR_DASHBOARD, {"code": code, **variables}, viewer)
+        assert answered, body
+        esco = body["data"]["esco"]
+        if code == "nobody" or viewer == "other operator":
+            assert esco is None
+            continue
+        assert esco["code"] == "privy"
+        assert body["extensions"]["sqlStatements"] == TENANT + 1
+        if viewer in ("admin", "operator", "partner read"):
+            nodes = esco["customers"]["nodes"]
+            assert len(nodes) == len(PEOPLE)
+            months = [
+                usage
+                for customer in nodes
+                for link in customer["accounts"]
+                for usage in link["account"]["property"]["supplyMeter"]["monthlyUsage"]
+            ]
+            assert any(usage["costs"] for usage in months) and months

@@ -83,6 +83,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.sql.elements import BindParameter, ColumnClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
+from .breadth_first import ALWAYS_SERIALIZE
 from .caches import Bounded
 from .fields import DECLARED, PLAN, Plan, Source, _page_args
 from .loaders.base import PageLoader, RowLoader
@@ -117,7 +118,6 @@ class Fallback(Exception):
 # --- plans: what a document asks for, made once per document and runtime type ----------
 
 Convert = Callable[[Any], Any] | None
-Finish = Callable[[Any, "Run"], Any]
 
 
 class ObjectPlan:
@@ -358,12 +358,16 @@ def _object(
             or resolver.arguments
             or resolver.info_parameter is not None
             or inspect.iscoroutinefunction(resolver.wrapped_func)
-            or field.resolve is None
+            or (resolver.self_parameter is None and resolver.root_parameter is None)
+            or {p.name for p in resolver.signature.parameters.values()} - {"self", "root"}
         ):
             raise NotCompiled(f"{object_type.name}.{name}: resolver")
         for column in sorted(declared.columns):
             plan.column(column)
-        plan.outputs.append((key, "resolved", (field.resolve, inner, non_null)))
+        # The resolver itself, on a row of the decoded columns (as execution._direct
+        # calls it: the row alone).
+        resolve = resolver.wrapped_func
+        plan.outputs.append((key, "resolved", (resolve, inner, non_null)))
     if len(plan.columns) + len(plan.children) > MOST_VALUES:
         raise NotCompiled("too many values for json_build_array")
     return plan
@@ -650,9 +654,13 @@ def _statement(plan: RootPlan, run: Run) -> Select[Any]:
 
 
 def _serializer(leaf: Any) -> Callable[[Any], Any]:
+    """The leaf's serializer, checked for null or Undefined (graphql-core's error)
+    unless it is one of those that answer a value or raise."""
     if not isinstance(leaf, GraphQLScalarType | GraphQLEnumType):
         raise NotCompiled("not a leaf")
     serialize = leaf.serialize
+    if serialize in ALWAYS_SERIALIZE:
+        return serialize  # type: ignore[no-any-return]
 
     def checked(value: Any) -> Any:
         out = serialize(value)
@@ -661,6 +669,20 @@ def _serializer(leaf: Any) -> Callable[[Any], Any]:
         return out
 
     return checked
+
+
+def _enum(convert: Convert, serialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A database label → its GraphQL name, through the column's converter and the
+    enum's serializer once per label (an enum has few)."""
+    names: dict[Any, Any] = {}
+
+    def label(value: Any) -> Any:
+        found = names.get(value)
+        if found is None:
+            found = names[value] = serialize(convert(value) if convert is not None else value)
+        return found
+
+    return label
 
 
 def _as_it_is(leaf: Any, column_type: Any) -> bool:
@@ -673,8 +695,9 @@ def _as_it_is(leaf: Any, column_type: Any) -> bool:
 def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
     """A function made for this selection: one row's JSON array → the object, each
     column decoded and serialized by the schema's own serializers, computed fields by
-    their resolvers on a row of the decoded values (written out as Python source
-    once: a generic loop over fields cost more than the walk it replaces)."""
+    their resolvers on a row of the decoded values, children by their own finishers
+    (written out as Python source once: a generic loop over fields cost more than the
+    walk it replaces)."""
     names: dict[str, Any] = {"Fallback": Fallback}
     lines = ["def finish(v, run):"]
     columns = len(obj.columns)
@@ -690,6 +713,11 @@ def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
             return f"v[{index}]"
         return f"({name(converter)}(v[{index}]) if v[{index}] is not None else None)"
 
+    def null(target: str, non_null: bool) -> str:
+        if non_null:
+            return "raise Fallback('null in a non-null field')"
+        return f"{target} = None"
+
     if any(kind == "resolved" for _, kind, _ in obj.outputs):
         _, make = row_shape(tuple(obj.columns))
         decoded = ", ".join(convert(i) for i in range(columns))
@@ -701,67 +729,59 @@ def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
             lines.append(f"    {target} = {detail!r}")
             continue
         if kind == "child":
-            finish_child = name(_child_finisher(obj.children[detail]))
-            lines.append(f"    {target} = {finish_child}(v[{columns + detail}], run)")
+            lines.extend(_child_lines(obj.children[detail], columns + detail, target, name))
             continue
         if kind == "column":
             index, leaf, non_null = detail
             converter = obj.converts[index]
             value = f"v[{index}]"
-            prepare = f"{name(converter)}(x)" if converter is not None else "x"
+            if isinstance(leaf, GraphQLEnumType):
+                done = f"{name(_enum(converter, _serializer(leaf)))}(x)"
+            elif _as_it_is(leaf, obj.types[index]):
+                done = "x"
+            else:
+                prepare = f"{name(converter)}(x)" if converter is not None else "x"
+                done = f"{name(_serializer(leaf))}({prepare})"
         else:
             resolve, leaf, non_null = detail
-            value = f"{name(resolve)}(r, None)"
-            prepare = "x"
-        if kind == "column" and _as_it_is(leaf, obj.types[detail[0]]):
-            done = prepare
-        else:
-            done = f"{name(_serializer(leaf))}({prepare})"
+            value = f"{name(resolve)}(r)"
+            done = f"{name(_serializer(leaf))}(x)"
         lines.append(f"    x = {value}")
-        if non_null:
-            lines.append("    if x is None: raise Fallback('null in a non-null field')")
-            lines.append(f"    {target} = {done}")
-        else:
-            lines.append(f"    {target} = None if x is None else {done}")
+        lines.append(f"    if x is None: {null(target, non_null)}")
+        lines.append(f"    else: {target} = {done}")
     lines.append("    return o")
     scope: dict[str, Any] = {}
     exec("\n".join(lines), names, scope)  # our own source, made above
     return scope["finish"]  # type: ignore[no-any-return]
 
 
-def _child_finisher(child: ChildPlan) -> Finish:
-    obj = child.object
-    index = child.index
-    many = child.many
-    non_null = child.non_null
-    paged = child.source.paged
-    outputs = child.outputs
-
-    def finish_child(rows: Any, run: Run) -> Any:
-        finish = obj.finish
-        assert finish is not None
-        if child.source.prefix is not None:  # one carried row, or null
-            if rows is None:
-                if non_null:
-                    raise Fallback("null in a non-null field")
-                return None
-            return finish(rows, run)
-        if rows is None:
-            rows = []
-        if paged:
-            rows = rows[: run.limits[index]]
-        if not many:
-            if not rows:
-                if non_null:
-                    raise Fallback("null in a non-null field")
-                return None
-            return finish(rows[-1], run)  # as RowLoader.arrange: a key's last row
-        items = [finish(row, run) for row in rows]
-        if outputs is None:
-            return items
-        return {key: name if kind == "typename" else items for key, kind, name in outputs}
-
-    return finish_child
+def _child_lines(
+    child: ChildPlan, position: int, target: str, name: Callable[[Any], str]
+) -> list[str]:
+    """The source finishing one child, from the JSON at `position` of the row."""
+    finish = name(child.object.finish)
+    fail = "raise Fallback('null in a non-null field')"
+    lines = [f"    c = v[{position}]"]
+    if child.source.prefix is not None:  # the carried object, or null
+        lines.append(f"    if c is None: {fail if child.non_null else target + ' = None'}")
+        lines.append(f"    else: {target} = {finish}(c, run)")
+        return lines
+    if not child.many:
+        lines.append(f"    if not c: {fail if child.non_null else target + ' = None'}")
+        # As RowLoader.arrange: a key's last row.
+        lines.append(f"    else: {target} = {finish}(c[-1], run)")
+        return lines
+    if child.source.paged:
+        lines.append(f"    c = c[: run.limits[{child.index}]] if c else ()")
+    lines.append(f"    c = [{finish}(x, run) for x in c] if c else []")
+    if child.outputs is None:
+        lines.append(f"    {target} = c")
+        return lines
+    parts = ", ".join(
+        f"{key!r}: {'c' if kind == 'nodes' else repr(field)}" for key, kind, field in child.outputs
+    )
+    lines.append(f"    {target} = {{{parts}}}")
+    return lines
 
 
 # --- running ----------------------------------------------------------------------------

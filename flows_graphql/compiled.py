@@ -86,7 +86,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from .breadth_first import ALWAYS_SERIALIZE
 from .caches import Bounded
 from .fields import DECLARED, PLAN, Plan, Source, _page_args
-from .loaders.base import PageLoader, RowLoader
+from .loaders.base import PageLoader, RowLoader, joinable
 from .rows import row_shape
 
 if TYPE_CHECKING:
@@ -158,6 +158,7 @@ class ChildPlan:
         "non_null",
         "object",
         "outputs",
+        "single",
         "source",
     )
 
@@ -173,6 +174,8 @@ class ChildPlan:
         self.index = 0
         self.many = False
         self.non_null = False
+        # Found by its table's primary key: at most one row, no aggregate needed.
+        self.single = False
         # A connection's own selection: (response key, "nodes" | "typename", name).
         self.outputs: list[tuple[str, str, str]] | None = None
 
@@ -434,6 +437,7 @@ def _child(
         raise NotCompiled("a carried object with children of its own")
     child.many = many
     child.non_null = non_null
+    child.single = source.prefix is None and joinable(loader)
     return child
 
 
@@ -542,7 +546,9 @@ def _value(column: Any) -> tuple[Any, Convert]:
     asyncpg would have given."""
     kind = column.type
     if isinstance(kind, Enum):
-        return column, kind._cached_result_processor(_DIALECT, None)
+        # As text: PostgreSQL looks up an enum's output function for every value it
+        # turns into JSON (a third of a dashboard's statement).
+        return cast(column, Text), kind._cached_result_processor(_DIALECT, None)
     if isinstance(kind, Numeric) and not isinstance(kind, Integer):
         if not kind.asdecimal:
             raise NotCompiled("float column")
@@ -622,6 +628,8 @@ def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
     inner = _renamed(statement, index, keys).correlate(parent)
     sub = inner.subquery(f"c{index}")
     row = _row_json(sub, child.object, statements)
+    if child.single:
+        return select(row).select_from(sub).scalar_subquery()
     if source.paged:
         # The walk sorts each page again (PageLoader.batch_load_fn): so does this.
         descending = source.loader.spec.sort(None).descending  # type: ignore[attr-defined]
@@ -762,7 +770,7 @@ def _child_lines(
     finish = name(child.object.finish)
     fail = "raise Fallback('null in a non-null field')"
     lines = [f"    c = v[{position}]"]
-    if child.source.prefix is not None:  # the carried object, or null
+    if child.source.prefix is not None or child.single:  # one object, or null
         lines.append(f"    if c is None: {fail if child.non_null else target + ' = None'}")
         lines.append(f"    else: {target} = {finish}(c, run)")
         return lines

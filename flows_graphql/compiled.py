@@ -102,9 +102,9 @@ MOST_VALUES = 100
 # Plans and statements kept: documents and page sizes are the clients' choice.
 KEPT = 512
 
-_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[attr-defined,no-untyped-call]
-_UTC = literal_column("'UTC'")
-_ISO = literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS.US'")
+_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+_UTC: Any = literal_column("'UTC'")
+_ISO: Any = literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS.US'")
 
 
 class NotCompiled(Exception):
@@ -225,7 +225,8 @@ def _has_directive(executor: Executor[Any]) -> bool:
 
     visit(executor.operation, Find())
     for fragment in executor.fragments.values():
-        visit(getattr(fragment, "definition", fragment), Find())
+        definition: Any = getattr(fragment, "definition", fragment)
+        visit(definition, Find())
     return found
 
 
@@ -609,7 +610,7 @@ def _in(sub: Any, clause: Any) -> Any:
             return found
         return None
 
-    return replacement_traverse(clause, {}, replace)
+    return replacement_traverse(clause, {}, replace)  # type: ignore[call-overload]
 
 
 def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
@@ -633,7 +634,7 @@ def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
     if source.paged:
         # The walk sorts each page again (PageLoader.batch_load_fn): so does this.
         descending = source.loader.spec.sort(None).descending  # type: ignore[attr-defined]
-        order = [sub.c.sort_value, sub.c.id]
+        order: list[Any] = [sub.c.sort_value, sub.c.id]
         order = [o.desc() if descending else o.asc() for o in order]
     else:
         # RowLoader.arrange keeps the statement's order.
@@ -668,7 +669,7 @@ def _serializer(leaf: Any) -> Callable[[Any], Any]:
         raise NotCompiled("not a leaf")
     serialize = leaf.serialize
     if serialize in ALWAYS_SERIALIZE:
-        return serialize  # type: ignore[no-any-return]
+        return serialize
 
     def checked(value: Any) -> Any:
         out = serialize(value)

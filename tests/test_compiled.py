@@ -360,3 +360,16 @@ async def test_the_bench_dashboard_is_one_statement_for_everyone(
                 for usage in link["account"]["property"]["supplyMeter"]["monthlyUsage"]
             ]
             assert any(usage["costs"] for usage in months) and months
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, True), ("1", True), ("0", False), ("off", False)]
+)
+def test_flows_compiled_switches_the_compiler(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: bool
+) -> None:
+    if value is None:
+        monkeypatch.delenv("FLOWS_COMPILED", raising=False)
+    else:
+        monkeypatch.setenv("FLOWS_COMPILED", value)
+    assert Settings.from_env().compiled is expected

@@ -218,7 +218,11 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         settings = getattr(context, "settings", None)
         if not getattr(settings, "breadth_first", False):
             return super().execute_operation(serially)
-        if getattr(settings, "compiled", False) and not self._has_middleware():
+        if (
+            getattr(settings, "compiled", False)
+            and self.abort_signal is None
+            and not self._has_middleware()
+        ):
             document = compiled.document_for(self)
             if document is not None:
                 return self._execute_compiled(document, serially)

@@ -366,12 +366,13 @@ def _object(
             or {p.name for p in resolver.signature.parameters.values()} - {"self", "root"}
         ):
             raise NotCompiled(f"{object_type.name}.{name}: resolver")
-        for column in sorted(declared.columns):
+        read = tuple(sorted(declared.columns))
+        for column in read:
             plan.column(column)
         # The resolver itself, on a row of the decoded columns (as execution._direct
         # calls it: the row alone).
         resolve = resolver.wrapped_func
-        plan.outputs.append((key, "resolved", (resolve, inner, non_null)))
+        plan.outputs.append((key, "resolved", (resolve, inner, non_null, read)))
     if len(plan.columns) + len(plan.children) > MOST_VALUES:
         raise NotCompiled("too many values for json_build_array")
     return plan
@@ -701,6 +702,35 @@ def _as_it_is(leaf: Any, column_type: Any) -> bool:
     return leaf.name == "Boolean" and isinstance(column_type, SqlBoolean)
 
 
+def _decimal_text(text: str) -> str:
+    """str(Decimal(text)) for PostgreSQL's text of a numeric: the text itself unless
+    Decimal would write it with an exponent (below 1e-6 in magnitude, `0.00000000`
+    included), which only a text starting `0.` or `-0.` can be."""
+    if text[0] == "0" or text[:2] == "-0":
+        return str(Decimal(text))
+    return text
+
+
+def _date_text(text: str) -> str:
+    """date.fromisoformat(text).isoformat() for PostgreSQL's JSON of a date: the text
+    itself when it is `YYYY-MM-DD` (years 1 to 9999); BC or later years go the long
+    way (and fail there: the walk answers)."""
+    if len(text) == 10:
+        return text
+    return datetime.date.fromisoformat(text).isoformat()
+
+
+def _same_text(leaf: Any, convert: Convert) -> Callable[[str], str] | None:
+    """For a Decimal or Date leaf read as text, the serialized value straight from the
+    text (the same string the decode-and-serialize gives, without making the value)."""
+    serialize = getattr(leaf, "serialize", None)
+    if convert is Decimal and serialize is str:
+        return _decimal_text
+    if convert is datetime.date.fromisoformat and serialize is datetime.date.isoformat:
+        return _date_text
+    return None
+
+
 def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
     """A function made for this selection: one row's JSON array → the object, each
     column decoded and serialized by the schema's own serializers, computed fields by
@@ -727,9 +757,12 @@ def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
             return "raise Fallback('null in a non-null field')"
         return f"{target} = None"
 
-    if any(kind == "resolved" for _, kind, _ in obj.outputs):
-        _, make = row_shape(tuple(obj.columns))
-        decoded = ", ".join(convert(i) for i in range(columns))
+    # The computed fields' row: the columns they declare (only those: they read no
+    # others, tests/test_breadth_first.py), decoded.
+    read = sorted({c for _, kind, d in obj.outputs if kind == "resolved" for c in d[3]})
+    if read:
+        _, make = row_shape(tuple(read))
+        decoded = ", ".join(convert(obj.columns.index(c)) for c in read)
         lines.append(f"    r = {name(make)}(({decoded},))")
     lines.append("    o = {}")
     for key, kind, detail in obj.outputs:
@@ -748,11 +781,13 @@ def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
                 done = f"{name(_enum(converter, _serializer(leaf)))}(x)"
             elif _as_it_is(leaf, obj.types[index]):
                 done = "x"
+            elif (shortcut := _same_text(leaf, converter)) is not None:
+                done = f"{name(shortcut)}(x)"
             else:
                 prepare = f"{name(converter)}(x)" if converter is not None else "x"
                 done = f"{name(_serializer(leaf))}({prepare})"
         else:
-            resolve, leaf, non_null = detail
+            resolve, leaf, non_null, _ = detail
             value = f"{name(resolve)}(r)"
             done = f"{name(_serializer(leaf))}(x)"
         lines.append(f"    x = {value}")

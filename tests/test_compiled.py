@@ -19,6 +19,8 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -373,3 +375,24 @@ def test_flows_compiled_switches_the_compiler(
     else:
         monkeypatch.setenv("FLOWS_COMPILED", value)
     assert Settings.from_env().compiled is expected
+
+
+NUMERIC_TEXTS = [
+    "0", "0.0", "0.000000", "0.0000000", "0.00000000", "0.0000001", "0.000001", "0.00001234",
+    "-0.0000001", "-0.5", "1", "10", "100.00", "12.3400", "-12.3400", "123456789012.12345678",
+    "0.1", "0.0000012345", "NaN", "Infinity", "-Infinity", "1000000", "9.99999999",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", NUMERIC_TEXTS)
+def test_a_numeric_text_is_what_decimal_serializes(text: str) -> None:
+    """The shortcut for numerics gives exactly str(Decimal(text)), exponents included."""
+    assert compiled._decimal_text(text) == str(Decimal(text))
+
+
+@pytest.mark.parametrize(
+    "day", [date(1, 1, 1), date(999, 12, 31), date(2024, 2, 29), date(9999, 12, 31)]
+)
+def test_a_date_text_is_what_isoformat_serializes(day: date) -> None:
+    text = day.isoformat()  # PostgreSQL's JSON of a date, years 1 to 9999
+    assert compiled._date_text(text) == date.fromisoformat(text).isoformat() == text

@@ -4,9 +4,10 @@
 
 Runs the big ESCO's month through the API's path (`BillingJobs`, the same checks, lock,
 bound and batches as `runBilling`) on the bench database (`BENCH_DATABASE_URL`, loaded
-by `bench.run` or `bench.load`), and prints, per run, the wall time, this process's CPU
-and each kind of statement's count and total time (the rest is Python: pricing, encoding,
-the event loop). `--explain` first prints `EXPLAIN (ANALYZE, BUFFERS)` of the gathering
+by `bench.run` or `bench.load`; its billed tables vacuumed first, as (d) does), and
+prints, per run, the wall time, this process's CPU and each kind of statement's count
+and total time (the rest is Python: pricing, encoding, the event loop). `--explain`
+first prints `EXPLAIN (ANALYZE, BUFFERS)` of the gathering
 statement (`BILLABLE_SQL`) for that month.
 """
 
@@ -30,7 +31,8 @@ from flows_graphql.rules.clock import london_today
 from flows_graphql.services import billing
 from flows_graphql.services.billing_jobs import BillingJobs
 
-from .dataset import BIG_ESCO
+from .datagen import BIG_ESCO
+from .scenarios import vacuum_billed
 from .settings import BenchSettings
 
 
@@ -68,6 +70,7 @@ async def profile(runs: int, month: date | None, explain: bool) -> None:
                 )
                 print("\n".join(row[0] for row in plan))
         assert month is not None
+        await vacuum_billed(bench)  # as bench.run's (d) does first
         jobs = BillingJobs(engine, Settings())
         for n in range(runs):
             times.clear()

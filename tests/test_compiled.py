@@ -31,6 +31,7 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
+from flows_graphql.schema import schema
 from tests.support.api import TENANT, bearer, gid
 from tests.support.documents import DASHBOARD, OUR_DASHBOARD
 from tests.test_breadth_first import comparable
@@ -396,3 +397,32 @@ def test_a_numeric_text_is_what_decimal_serializes(text: str) -> None:
 def test_a_date_text_is_what_isoformat_serializes(day: date) -> None:
     text = day.isoformat()  # PostgreSQL's JSON of a date, years 1 to 9999
     assert compiled._date_text(text) == date.fromisoformat(text).isoformat() == text
+
+
+def _shortcut(type_name: str, convert: Any) -> Any:
+    """The compiled finisher's expression for a column of the schema's `type_name` read
+    as text and decoded with `convert`, as a function of that text."""
+    leaf = schema._schema.get_type(type_name)
+    helpers = {"h": compiled._decimal_text, "d": compiled._date_text}
+    expression = compiled._same_text(leaf, convert)
+    assert expression is not None, f"no shortcut for the schema's {type_name}"
+    helper = "h" if convert is Decimal else "d"
+    return eval(f"lambda t: {expression.format(x='t') % helper}", helpers)
+
+
+@pytest.mark.parametrize("text", NUMERIC_TEXTS)
+def test_the_inline_numeric_shortcut_is_what_decimal_serializes(text: str) -> None:
+    """The schema's Decimal leaves take the shortcut, and it writes str(Decimal(text))."""
+    assert _shortcut("Decimal", Decimal)(text) == str(Decimal(text))
+
+
+@pytest.mark.parametrize(
+    "day", [date(1, 1, 1), date(999, 12, 31), date(2024, 2, 29), date(9999, 12, 31)]
+)
+def test_the_inline_date_shortcut_is_what_isoformat_serializes(day: date) -> None:
+    """The schema's Date leaves take the shortcut (a classmethod read twice is two
+    objects: compared by `is`, it never did), and it writes the date's isoformat."""
+    text = day.isoformat()
+    assert _shortcut("Date", date.fromisoformat)(text) == date.fromisoformat(text).isoformat()
+    with pytest.raises(ValueError):  # BC or past 9999: the long way, which fails
+        _shortcut("Date", date.fromisoformat)("10000-01-01")

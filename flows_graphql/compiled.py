@@ -773,7 +773,12 @@ def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
     made = _object_code(obj, "v", "    ", name, [0], lines)
     lines.append(f"    return {made}")
     scope: dict[str, Any] = {}
-    exec("\n".join(lines), names, scope)  # our own source, made above
+    try:
+        exec("\n".join(lines), names, scope)  # our own source, made above
+    except (SyntaxError, RecursionError, MemoryError) as error:
+        # Nested past what CPython compiles (20 loops in one another, 100 indents):
+        # a deployment's depth limit may allow it.
+        raise NotCompiled("nested too deep for one finisher") from error
     return scope["finish"]  # type: ignore[no-any-return]
 
 
@@ -865,10 +870,18 @@ def _child_code(
         made = _object_code(child.object, c, inner, name, counter, lines)
         lines.append(f"{inner}{out} = {made}")
         return out
-    finish = name(child.object.finish)
     if child.source.paged:
         lines.append(f"{indent}{c} = {c}[: run.limits[{child.index}]] if {c} else ()")
-    lines.append(f"{indent}{c} = [{finish}(x, run) for x in {c}] if {c} else []")
+    # A loop written out here rather than a call of the item's finisher per row.
+    number = counter[0]
+    each, out, add = f"i{number}", f"l{number}", f"a{number}"
+    lines.append(f"{indent}{out} = []")
+    lines.append(f"{indent}if {c}:")
+    lines.append(f"{indent}    {add} = {out}.append")
+    lines.append(f"{indent}    for {each} in {c}:")
+    made = _object_code(child.object, each, indent + "        ", name, counter, lines)
+    lines.append(f"{indent}        {add}({made})")
+    c = out
     if child.outputs is None:
         return c
     parts = ", ".join(

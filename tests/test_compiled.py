@@ -426,3 +426,33 @@ def test_the_inline_date_shortcut_is_what_isoformat_serializes(day: date) -> Non
     assert _shortcut("Date", date.fromisoformat)(text) == date.fromisoformat(text).isoformat()
     with pytest.raises(ValueError):  # BC or past 9999: the long way, which fails
         _shortcut("Date", date.fromisoformat)("10000-01-01")
+
+
+def test_a_selection_nested_past_what_python_compiles_is_not_compiled() -> None:
+    """Lists in lists are loops in loops of one finisher; CPython compiles at most 20
+    of those in one another. Deeper (a raised depth limit allows it) is not compiled,
+    so the walk answers; shallower compiles."""
+
+    def nested(levels: int) -> compiled.ObjectPlan:
+        inner = compiled.ObjectPlan()
+        inner.outputs.append(("t", "typename", "T"))
+        inner.finish = compiled._finisher(inner)
+        for _ in range(levels):
+            outer = compiled.ObjectPlan()
+            source: Any = type("Source", (), {"prefix": None, "paged": False})()
+            child = compiled.ChildPlan(None, [], source, inner)
+            child.many = True
+            outer.outputs.append(("c", "child", 0))
+            outer.children.append(child)
+            outer.finish = compiled._finisher(outer)
+            inner = outer
+        return inner
+
+    row: Any = []  # the innermost row: no columns
+    for _ in range(3):
+        row = [[row]]  # a row whose one value is the list of its child's rows
+    finish = nested(3).finish
+    assert finish is not None
+    assert finish(row, compiled.Run()) == {"c": [{"c": [{"c": [{"t": "T"}]}]}]}
+    with pytest.raises(compiled.NotCompiled):
+        nested(25)

@@ -797,18 +797,22 @@ def _object_code(
         counter[0] += 1
         return f"{prefix}{counter[0]}"
 
+    # The non-null columns, checked before anything reads them.
+    checked = sorted({d[0] for _, kind, d in obj.outputs if kind == "column" and d[2]})
+    if checked:
+        tests = " or ".join(f"{v}[{index}] is None" for index in checked)
+        lines.append(f"{indent}if {tests}: {NULL}")
+
     def convert(index: int) -> str:
         converter = obj.converts[index]
         item = f"{v}[{index}]"
         if converter is None:
             return item
+        if index in checked:
+            return f"{name(converter)}({item})"
         return f"({name(converter)}({item}) if {item} is not None else None)"
 
     columns = len(obj.columns)
-    # The non-null columns, checked before anything reads them.
-    checks = [f"{v}[{d[0]}] is None" for _, kind, d in obj.outputs if kind == "column" and d[2]]
-    if checks:
-        lines.append(f"{indent}if {' or '.join(dict.fromkeys(checks))}: {NULL}")
     # The computed fields' row: the columns they declare (only those: they read no
     # others, tests/test_breadth_first.py), decoded.
     read = sorted({c for _, kind, d in obj.outputs if kind == "resolved" for c in d[3]})

@@ -53,6 +53,9 @@ RESPONSE_PREFIX = 512
 # Events fanned out to one endpoint per round.
 FAN_OUT_PAGE = 1000
 USER_AGENT = "flows-graphql-webhooks/1"
+# Deliveries of one endpoint sent in a row by one slot before it goes back to the loop
+# (where the endpoints whose heads waited longest come first).
+CHAIN = 32
 # A lease outlives the send's own bound by this much (recording the outcome).
 LEASE_MARGIN_S = 2.0
 
@@ -67,6 +70,7 @@ WITH due AS (
     JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 'enabled'
     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
       AND (d.locked_until IS NULL OR d.locked_until <= now())
+      AND ($3::uuid IS NULL OR d.endpoint_id = $3::uuid)
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries p
           WHERE p.endpoint_id = d.endpoint_id AND p.status = 'pending'
@@ -331,6 +335,11 @@ class WebhookWorker:
     async def _run(self) -> None:
         delay = 0.2
         while True:
+            # Cleared before the round, not after: a send that finishes (or an event
+            # that commits) during the round wakes the next one at once. Cleared after,
+            # its wake-up was lost and the endpoint's next delivery waited for the poll
+            # (a quarter of one endpoint's deliveries waited a whole second).
+            self._wake.clear()
             try:
                 wait = await self.round()
                 delay = 0.2
@@ -340,11 +349,11 @@ class WebhookWorker:
                 self._trouble(exc)
                 wait = delay
                 delay = min(delay * 2, 5.0)
+                self._wake.clear()  # an outage backs off, whatever woke it meanwhile
             else:
                 if self._troubled:
                     self._troubled = False
                     log.info("webhook worker resumed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
@@ -452,9 +461,10 @@ class WebhookWorker:
                 )
         return written
 
-    async def claim(self, limit: int) -> list[Claimed]:
+    async def claim(self, limit: int, endpoint: Any = None) -> list[Claimed]:
+        """Up to `limit` due deliveries (of `endpoint` only, when given), leased."""
         assert self._pool is not None
-        rows = await self._pool.fetch(CLAIM_SQL, limit, self.lease_s)
+        rows = await self._pool.fetch(CLAIM_SQL, limit, self.lease_s, endpoint)
         return [
             Claimed(
                 r["id"],
@@ -472,16 +482,29 @@ class WebhookWorker:
         ]
 
     async def _deliver(self, claimed: Claimed) -> None:
-        outcome = await send(
-            self.client_for(claimed.url),
-            claimed.url,
-            claimed.secret,
-            message_id(claimed.event_id),
-            claimed.body,
-            timeout_s=self.settings.webhooks_timeout_s,
-            allow_loopback=self.settings.webhooks_allow_loopback,
-        )
-        await self.record(claimed, outcome)
+        """Send, record, and while that worked, claim and send the endpoint's next
+        delivery in the same slot (up to CHAIN): an endpoint's deliveries go one after
+        another anyway, and claiming its next here takes one statement instead of a
+        round of the worker's loop, which every slot would otherwise wait for in turn."""
+        for sent in range(1, CHAIN + 1):
+            outcome = await send(
+                self.client_for(claimed.url),
+                claimed.url,
+                claimed.secret,
+                message_id(claimed.event_id),
+                claimed.body,
+                timeout_s=self.settings.webhooks_timeout_s,
+                allow_loopback=self.settings.webhooks_allow_loopback,
+            )
+            await self.record(claimed, outcome)
+            if not outcome.succeeded or sent == CHAIN:
+                # A retry is due later, and a long chain gives its slot back: the
+                # loop claims them.
+                return
+            following = await self.claim(1, claimed.endpoint_id)
+            if not following:
+                return
+            claimed = following[0]
 
     def _retry_after(self, attempts: int) -> float | None:
         """Seconds before the next try after `attempts` tries; None: no more."""

@@ -456,3 +456,16 @@ def test_a_selection_nested_past_what_python_compiles_is_not_compiled() -> None:
     assert finish(row, compiled.Run()) == {"c": [{"c": [{"c": [{"t": "T"}]}]}]}
     with pytest.raises(compiled.NotCompiled):
         nested(25)
+
+
+@pytest.mark.parametrize("viewer", ["admin", "operator", "partner read"])
+async def test_a_page_shorter_than_its_rows_is_cut_as_the_walk_cuts_it(
+    apps: Apps, spy: Spy, viewer: str
+) -> None:
+    """A page's statement reads one row past its size (for `hasNextPage`): the
+    finishing cuts it, in the loop it writes for the page."""
+    assert len(PEOPLE) > 2
+    text = OUR_DASHBOARD.replace("customers(first: 50)", "customers(first: 2)")
+    body, answered = await same(apps, spy, text, {"code": "privy", **RANGE}, viewer)
+    assert answered, body
+    assert len(body["data"]["esco"]["customers"]["nodes"]) == 2

@@ -6,9 +6,9 @@
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
 app in this process and times (a)'s or (b)'s request end to end (auth, parse, validate, execute,
 JSON); `empty` is `{ __typename }` with (b)'s customer token: the fixed cost of a
-request, without a statement. `--profile [tottime|cumulative]` prints a cProfile of the timed requests
-(`--dump FILE` keeps it). `--direct` calls the ASGI app without httpx, logging as a server
-process does: the CPU is the server's alone. `--trusted` sends the document's id
+request, without a statement. `--profile [tottime|cumulative]` prints a cProfile of the
+timed requests (`--dump FILE` keeps it). `--direct` calls the ASGI app without httpx,
+logging as a server process does: the CPU is the server's alone. `--trusted` sends the document's id
 (docs/trusted-documents.md) instead of its text.
 `--trace` times it with tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on: the
 OTLP/HTTP exporter behind a batch processor, sending to a receiver in another process
@@ -40,13 +40,13 @@ from flows_graphql import logs
 from flows_graphql.app import create_app
 from flows_graphql.config import RateLimits, Settings
 from flows_graphql.ratelimit import TIERS
+from flows_graphql.trusted import sha256_hex
 from flows_graphql.types.node import to_global_id
 
 from .dataset import describe
 from .queries import OUR_APP, OUR_DASHBOARD
 from .run import RESULTS_DIR, write_manifest
 from .scenarios import Tokens, graphql_body
-from flows_graphql.trusted import sha256_hex
 from .settings import BenchSettings
 
 # The least a client can ask: what every request costs before its fields do.
@@ -209,7 +209,8 @@ async def _main(
     print(
         f"{name}, in process: {requests} requests; wall median {statistics.median(wall):.1f}"
         f" ms, min {wall[0]:.1f} ms; CPU (this process{who}) median"
-        f" {statistics.median(cpu):.2f} ms, min {cpu[0]:.2f} ms, mean {statistics.fmean(cpu):.3f} ms"
+        f" {statistics.median(cpu):.2f} ms, min {cpu[0]:.2f} ms,"
+        f" mean {statistics.fmean(cpu):.3f} ms"
     )
     if profiler:
         if dump:
@@ -266,7 +267,9 @@ async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[flo
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
-    parser.add_argument("--scenario", choices=["a", "b", "empty"], default="a", help="(a), (b) or `{ __typename }`")
+    parser.add_argument(
+        "--scenario", choices=["a", "b", "empty"], default="a", help="(a), (b) or `{ __typename }`"
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once")
     parser.add_argument(
         "--profile", nargs="?", const="tottime", choices=["tottime", "cumulative"], default=None

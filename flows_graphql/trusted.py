@@ -264,35 +264,44 @@ _BY_TEXT: Bounded[str, Parsed] = Bounded(512)
 _DEFAULT_LIMITS = Limits()
 
 
-class Documents(SchemaExtension):
-    """Parsing and validation, once per document: a trusted document keeps its own
-    (never evicted by free text), free text is cached by its text (bounded)."""
+def parsed(query: str) -> Parsed:
+    """The document of `query`: a trusted document keeps its own (never evicted by
+    free text), free text is cached by its text (bounded). A syntax error raises."""
+    trusted = current.get()
+    if trusted is not None and trusted.text == query:
+        if trusted.parsed is None:
+            trusted.parsed = Parsed(_parse(query))
+        return trusted.parsed
+    found = _BY_TEXT.get(query)
+    if found is None:
+        found = _BY_TEXT[query] = Parsed(_parse(query))
+    return found
 
-    def _parsed(self) -> Parsed:
-        query = self.execution_context.query or ""
-        trusted = current.get()
-        if trusted is not None and trusted.text == query:
-            if trusted.parsed is None:
-                trusted.parsed = Parsed(_parse(query))
-            return trusted.parsed
-        found = _BY_TEXT.get(query)
-        if found is None:
-            found = _BY_TEXT[query] = Parsed(_parse(query))
-        return found
+
+def validated(found: Parsed, schema: GraphQLSchema, rules: Any) -> list[GraphQLError]:
+    """The document's validation errors, worked out on its first use."""
+    if found.errors is None:
+        # The schema adds no validation rules of its own: the default ones, always.
+        found.errors = validate_document(schema, found.document, rules)
+    return found.errors
+
+
+class Documents(SchemaExtension):
+    """Parsing and validation, once per document (`parsed`), where Strawberry runs an
+    operation (the HTTP view's own path runs it without Strawberry: graphql_view.py)."""
 
     def on_parse(self) -> Iterator[None]:
-        self.execution_context.graphql_document = self._parsed().document
+        self.execution_context.graphql_document = parsed(
+            self.execution_context.query or ""
+        ).document
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        parsed = self._parsed()
-        if parsed.errors is None:
-            # The schema adds no validation rules of its own: the default ones, always.
-            parsed.errors = validate_document(
-                context.schema._schema, parsed.document, context.validation_rules
-            )
-        context.pre_execution_errors = parsed.errors
+        found = parsed(context.query or "")
+        context.pre_execution_errors = validated(
+            found, context.schema._schema, context.validation_rules
+        )
         yield
 
 

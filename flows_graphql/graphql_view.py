@@ -44,6 +44,7 @@ from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticat
 from .auth.scopes import needs_read, read_refusal
 from .auth.unlinked import allowed_for_unlinked
 from .auth.viewer import ANONYMOUS, Viewer
+from .caches import Bounded
 from .config import Settings
 from .context import Context
 from .cutoff import BACKSTOP_S, Cutoff
@@ -60,6 +61,7 @@ from .trusted import (
     REQUIRED,
     DocumentRefused,
     Documents,
+    Trusted,
     TrustedDocuments,
     parsed,
     requested_id,
@@ -87,6 +89,8 @@ SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
 # Request JSON deeper than this is refused; our variables need a handful of levels.
 MAX_JSON_DEPTH = 64
+# Distinct free texts whose verdicts a view keeps (as many as the parse cache).
+FREE_TEXTS = 512
 # graphql-core's default rules: the schema adds none (Strawberry's default too).
 VALIDATION_RULES = tuple(specified_rules)
 ALLOWED_OPERATIONS = {method: OperationType.from_http(method) for method in ("GET", "POST")}
@@ -312,6 +316,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
         self.admission = admission or Admission(settings)
         # Operations registered by their sha256 (trusted.py); a bad manifest stops start-up.
         self.trusted = trusted or TrustedDocuments.from_manifest(settings.trusted_documents)
+        # Free text's verdicts and checks by role, by its text (`_free_text`).
+        self._texts: Bounded[str, Trusted] = Bounded(FREE_TEXTS)
         # Whether Strawberry's per-request pipeline may be left out (`_post`,
         # `_execute`): it is, as long as the schema uses none of what it is there for
         # (extensions but our Documents, directives, incremental delivery, streaming
@@ -744,18 +750,11 @@ class FlowsGraphQL(GraphQL[Context, None]):
                     raise Refused(REQUIRED.status, REQUIRED.code, REQUIRED.message)
                 data.query = trusted.text
                 current_trusted.set(trusted)
-            if trusted is not None:
-                verdict = trusted.verdict(
-                    data.variables, data.operation_name, self.limits, self.graphql_schema
-                )
-            else:
-                verdict = check(
-                    data.query,
-                    data.variables,
-                    data.operation_name,
-                    self.limits,
-                    self.graphql_schema,
-                )
+            # Free text is worked out once per text too, like a trusted document.
+            record = trusted if trusted is not None else self._free_text(data.query)
+            verdict = record.verdict(
+                data.variables, data.operation_name, self.limits, self.graphql_schema
+            )
             # Queries have no userErrors: such text is refused here. Mutations answer it
             # with a user error (their services check it, resolvers/mutation.py backs
             # them up).
@@ -771,13 +770,11 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 )
             parsed = document(data.query, self.limits) if verdict is not None else None
             refusal = None
-            if parsed is not None and trusted is not None:
-                refusal = trusted.memo(
+            if parsed is not None:
+                refusal = record.memo(
                     ("read", needs_read(viewer)),
                     lambda: read_refusal(viewer, self.graphql_schema, parsed),
                 )
-            elif parsed is not None:
-                refusal = read_refusal(viewer, self.graphql_schema, parsed)
             if refusal is not None:
                 raise Refused(403, "FORBIDDEN", refusal)
             if (
@@ -829,6 +826,14 @@ class FlowsGraphQL(GraphQL[Context, None]):
         finally:
             if watcher is not None:
                 watcher.cancel()
+
+    def _free_text(self, query: str) -> Trusted:
+        """The record of a text sent as text: its verdicts and checks, kept with this
+        view (its limits and schema), bounded like the parse cache."""
+        found = self._texts.get(query)
+        if found is None:
+            found = self._texts[query] = Trusted("", query)
+        return found
 
     async def _execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         try:

@@ -104,7 +104,8 @@ class Trusted:
             key = _verdict_key(operation_name, variables, reads)  # type: ignore[arg-type]
             found = self._verdicts.get(key) if key is not None else None
             if isinstance(found, TooComplex):
-                raise found
+                # A fresh one: raising the kept one again would lengthen its traceback.
+                raise TooComplex(found.message)
             if found is not None:
                 return found
         try:

@@ -19,7 +19,7 @@ import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError, GraphQLSchema, execute, specified_rules
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -391,7 +391,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, response=sub_response)
         try:
-            data = self._request_data(self.parse_json(await request.body()))
+            data = self._request_data(self.parse_json(await _body(request)))
             result = await self.execute_operation(
                 request=request,
                 request_adapter=_POST,
@@ -1021,6 +1021,25 @@ def _init_failed(exc: Exception) -> CloseSocket:
         return CloseSocket(INTERNAL_ERROR, f"Internal error ({request_id}).")
     log.warning("subscription refused", extra={"error": code})
     return CloseSocket(TRY_AGAIN_LATER, "The service is unavailable; try again shortly.")
+
+
+async def _body(request: Request) -> bytes:
+    """`request.body()`, read straight off `receive` (Starlette's goes through an async
+    generator per request), and kept on the request as Starlette keeps it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._stream_consumed = True
+    request._body = body
+    return body
 
 
 def _json(content_type: bytes | None) -> bool:

@@ -187,6 +187,7 @@ class FlowsApp(Starlette):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
+        scope.setdefault("router", self.router)
         started = False
 
         async def tracking(message: Message) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 
 import httpx
@@ -219,12 +220,19 @@ def test_workers_report_one_set_on_the_metrics_port(settings, database_url, engi
                 )
                 assert response.status_code == 200, response.text
             assert http.get("/metrics").status_code == 404  # not on the API's port
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        # Two workers, each with its pool: the capacities add up. A worker reports its
+        # pool when it has started, and /healthz answering says one has: the other may
+        # still be starting on a busy machine, so wait for it (the bound is generous).
+        deadline = time.monotonic() + 30
+        while True:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            if value(text, "flows_db_pool_capacity") == 2 * 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert value(text, "flows_db_pool_capacity") == 2 * 20
         ok = {"operation": "Regions", "type": "query", "status": "200", "code": "none"}
         assert value(text, "flows_graphql_requests_total", **ok) == 20
         assert value(text, "flows_graphql_sql_statements_sum", operation="Regions") == 40
-        # Two workers, each with its pool: the capacities add up.
-        assert value(text, "flows_db_pool_capacity") == 2 * 20
 
 
 async def test_the_graphiql_page_is_no_operation(settings, make_client):

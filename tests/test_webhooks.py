@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -482,7 +481,10 @@ async def test_a_worker_killed_mid_send_loses_nothing(
     """`flows-graphql webhooks work` gets SIGKILL while the receiver holds its request;
     started again, it sends the delivery once more after the lease runs out."""
     fast = quick(settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWS_")}
+    # live.environment(): behind PgBouncer the worker must know it (no prepared
+    # statements), or the killed worker's statements, left on the server connection,
+    # clash with the new one's.
+    env = live.environment()
     env.update(
         DATABASE_URL=database_url,
         FLOWS_DATA_DIR=str(tmp_path),

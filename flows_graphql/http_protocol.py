@@ -20,17 +20,22 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 class _Held:
     """Takes what uvicorn writes for the head, instead of the socket."""
 
-    __slots__ = ("chunks",)
+    __slots__ = ("chunks", "transport")
 
-    def __init__(self) -> None:
+    def __init__(self, transport: Any) -> None:
         self.chunks: list[bytes] = []
+        self.transport = transport
 
     def write(self, data: bytes) -> None:
         self.chunks.append(data)
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
 
 class _Joined:
-    """The socket, with the held head in front of the first write."""
+    """The socket, with the held head in front of the first write (and written before
+    the socket is closed, when nothing was: a HEAD answer on a closing connection)."""
 
     __slots__ = ("head", "transport")
 
@@ -41,6 +46,15 @@ class _Joined:
         head, self.head = self.head, b""
         self.transport.write(head + data if head else data)
 
+    def close(self) -> None:
+        head, self.head = self.head, b""
+        if head:
+            self.transport.write(head)
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
 
 class OneWriteCycle(RequestResponseCycle):
     _head: bytes | None = None
@@ -48,7 +62,7 @@ class OneWriteCycle(RequestResponseCycle):
     async def send(self, message: Any) -> None:
         if message["type"] == "http.response.start" and not self.response_started:
             transport = self.transport
-            held = _Held()
+            held = _Held(transport)
             self.transport = held  # type: ignore[assignment]
             try:
                 await super().send(message)

@@ -33,7 +33,7 @@ class Transport:
     def resume_reading(self) -> None: ...
 
 
-def cycle(method: str = "GET") -> tuple[RequestResponseCycle, Transport]:
+def cycle(method: str = "GET", keep_alive: bool = True) -> tuple[RequestResponseCycle, Transport]:
     transport = Transport()
     made = RequestResponseCycle(
         scope={"method": method, "type": "http", "http_version": "1.1"},
@@ -45,7 +45,7 @@ def cycle(method: str = "GET") -> tuple[RequestResponseCycle, Transport]:
         default_headers=[],
         message_event=asyncio.Event(),
         expect_100_continue=False,
-        keep_alive=True,
+        keep_alive=keep_alive,
         on_response=lambda: None,
     )
     made.__class__ = OneWriteCycle
@@ -80,6 +80,16 @@ async def test_a_head_request_gets_its_head():
     await made.send(HEAD)
     await made.send({"type": "http.response.body", "body": b""})
     assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"]
+
+
+async def test_a_closing_connection_gets_the_whole_answer_first():
+    for method, body in (("GET", b"ok"), ("HEAD", b"")):
+        made, transport = cycle(method, keep_alive=False)
+        await made.send(HEAD)
+        await made.send({"type": "http.response.body", "body": body})
+        head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
+        assert transport.writes == [head + body]
+        assert transport.closed
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -124,6 +134,13 @@ async def test_a_server_on_it_answers_whole_responses_on_one_connection():
         third = await reader.readuntil(b"\r\n\r\n")
         assert b"content-length: 100000" in third
         assert await reader.readexactly(100_000) == b"x" * 100_000
+        writer.close()
+        # A client that asks to close: its answer, then the end of the connection.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nhello")
         writer.close()
     finally:
         server.should_exit = True

@@ -351,7 +351,9 @@ async def serve(
                 print(report.result_row(results[-1]), flush=True)
             if "d" in scenarios:
                 timed.append(
-                    await billing(client, data, tokens, ours.url, ours.pid, args.billing_runs)
+                    await billing(
+                        client, settings, data, tokens, ours.url, ours.pid, args.billing_runs
+                    )
                 )
                 print(report.timed_row(timed[-1]), *timed[-1].notes, sep="\n  ", flush=True)
             if "e" in scenarios:

@@ -365,14 +365,19 @@ class _Walk:
     # -- mutations' input rows ------------------------------------------------------------
 
     def input_rows(self, selection_set: SelectionSetNode) -> int:
-        """Rows the root fields of a mutation carry: each field one, plus every element
-        of the lists in its arguments (20 aliased imports count 20 times)."""
+        """Rows the root fields of a mutation carry: each field the elements of the
+        lists in its arguments, and at least one (20 aliased imports count 20 times; one
+        import of the maximum, 10,000 rows, is 10,000, as docs/limits.md says)."""
         rows = 0
         for selection in selection_set.selections:
             self.tick()
             if isinstance(selection, FieldNode):
-                rows += 1 + sum(
-                    _elements(self.value(argument.value)) for argument in selection.arguments or ()
+                rows += max(
+                    1,
+                    sum(
+                        _elements(self.value(argument.value))
+                        for argument in selection.arguments or ()
+                    ),
                 )
             elif isinstance(selection, InlineFragmentNode):
                 rows += self.input_rows(selection.selection_set)

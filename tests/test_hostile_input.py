@@ -863,6 +863,26 @@ async def test_an_unknown_key_is_401_json_every_time(world: World):
             assert refused(response, 401, "UNAUTHENTICATED") == "The API key is not valid."
 
 
+def test_one_import_of_the_maximum_rows_is_within_the_row_cap():
+    """docs/limits.md: one full import (10,000 rows) passes; one row more, or a second
+    aliased import, is refused (the bench's (e) was refused at exactly 10,000)."""
+    row = {"meterSerial": "S", "month": "2024-01-01", "powerKwh": "1", "heatKwh": "1"}
+    mutation = f"mutation($input: ImportMonthlyUsageInput!) {{ {IMPORT.format(alias='a')} }}"
+    limits = Limits(max_input_rows=10_000)
+
+    def verdict(rows: int, query: str = mutation) -> Any:
+        variables = {"input": {"escoId": "x", "rows": [row] * rows}}
+        return check(query, variables, None, limits, schema._schema)
+
+    assert verdict(10_000).operation == "mutation"
+    with pytest.raises(TooComplex, match="at most 10000 input rows"):
+        verdict(10_001)
+    two = mutation.replace("{ a:", "{ " + IMPORT.format(alias="b") + " a:")
+    with pytest.raises(TooComplex, match="input rows"):
+        verdict(10_000, two)
+    assert verdict(5_000, two).operation == "mutation"
+
+
 def test_the_analysis_has_a_hard_time_budget():
     """Whatever the document, the walk gives up at its deadline (0.25 s by default)."""
     query = "{ customers { nodes { " + " ".join(f"a{i}: email" for i in range(40)) + " } } }"

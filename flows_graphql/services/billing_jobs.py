@@ -62,12 +62,13 @@ QUERY_CANCELED = "57014"
 # The run's transaction: the viewer's ESCOs (row-level security), the run's own
 # statement timeout (and idle bound: it prices between statements), and a server that
 # looks for its client every second — else a statement of a process that died goes on
-# to its end, holding the month's lock.
+# to its end, holding the month's lock. Its work_mem: billing.WORK_MEM says why.
 RUN_SETTINGS = text(
     "SELECT set_config('flows.esco_ids', :esco_ids, true),"
     " set_config('statement_timeout', :timeout_ms, true),"
     " set_config('idle_in_transaction_session_timeout', :timeout_ms, true),"
-    " set_config('client_connection_check_interval', '1000', true)"
+    " set_config('client_connection_check_interval', '1000', true),"
+    f" set_config('work_mem', '{billing.WORK_MEM}', true)"
 )
 
 

@@ -38,6 +38,9 @@ APP_ROLES = frozenset({"customer", "unlinked"})
 # a handful in practice); refilled from scratch when reached.
 VERDICTS_PER_DOCUMENT = 64
 APOLLO_FORMAT = "apollo-persisted-query-manifest"
+# The largest cost-relevant variable values (as JSON) a verdict is kept by: page sizes
+# and id lists fit; a whole import does not, and would be kept 64 times a document.
+MAX_VERDICT_KEY = 1024
 
 T = TypeVar("T")
 
@@ -141,6 +144,9 @@ def _verdict_key(
     try:
         frozen = orjson.dumps([[n in values, values.get(n)] for n in sorted(reads)])
     except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits: not cached
+        return None
+    if len(frozen) > MAX_VERDICT_KEY:
+        # A mutation's input rows (an import of 10,000): worked out afresh, not kept.
         return None
     return (operation_name, frozen)
 

@@ -130,3 +130,19 @@ async def test_free_text_over_a_limit_is_refused_every_time(http: httpx.AsyncCli
     assert {a.status_code for a in answers} == {400}
     assert len({a.json()["errors"][0]["message"] for a in answers}) == 1
     assert answers[0].json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+def test_a_verdict_is_kept_only_by_small_variable_values():
+    from flows_graphql.limits import Limits
+    from flows_graphql.schema import schema
+    from flows_graphql.trusted import MAX_VERDICT_KEY, Trusted
+
+    query = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
+    record = Trusted("", query)
+    limits = Limits()
+    small = {"ids": ["a", "b"]}
+    large = {"ids": ["x" * 40] * (MAX_VERDICT_KEY // 40 + 1)}
+    for variables in (small, small, large, large):
+        assert record.verdict(variables, None, limits, schema._schema) is not None
+    assert record._reads[None] == frozenset({"ids"})  # the cost depends on them
+    assert len(record._verdicts) == 1  # the small one's

@@ -309,6 +309,9 @@ class Settings:
     shutdown_grace_s: float = 10.0
     # Queries walk breadth-first (breadth_first.py); off = graphql-core's walk only.
     breadth_first: bool = True
+    # Queries whose every field compiles run as one SQL statement (compiled.py); only
+    # with breadth_first (off = graphql-core's walk only).
+    compiled: bool = True
     # Live updates (docs/live-updates.md).
     event_retention_days: int = 30
     ws_max_subscriptions: int = 20
@@ -461,6 +464,7 @@ class Settings:
             readyz_timeout_s=_seconds("FLOWS_READYZ_TIMEOUT_S", 2.0),
             shutdown_grace_s=_seconds("FLOWS_SHUTDOWN_GRACE_S", 10.0),
             breadth_first=_flag("FLOWS_BREADTH_FIRST", default=True),
+            compiled=_flag("FLOWS_COMPILED", default=True),
             event_retention_days=_int("FLOWS_EVENT_RETENTION_DAYS", 30),
             ws_max_subscriptions=_int("FLOWS_WS_MAX_SUBSCRIPTIONS", 20),
             ws_max_connections=_int("FLOWS_WS_MAX_CONNECTIONS", 10),

@@ -37,7 +37,7 @@ from graphql import ExecutionResult, GraphQLError, GraphQLObjectType, GraphQLRes
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from . import breadth_first, faults
+from . import breadth_first, compiled, faults
 from .fields import DECLARED, PLAN, ROW_TYPE, Declared, DeclaredRow, LevelResolve, Plan
 from .types.node import RowType
 
@@ -140,7 +140,7 @@ def _plan(field: Any, declared: Declared | None) -> Plan:
         return Plan(frozenset({field.python_name}))
     if declared is None:
         return Plan(None)
-    return Plan(declared.columns, declared.prefix, join=declared.join)
+    return Plan(declared.columns, declared.prefix, join=declared.join, source=declared.source)
 
 
 def _strict(resolve: Resolve, declared: Declared, where: str, seen: set[str]) -> Resolve:
@@ -209,16 +209,50 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self.is_awaitable = is_awaitable
 
     def execute_operation(self, serially: bool | None = None) -> Any:
-        """Queries walk breadth-first (breadth_first.py); what that walk cannot
-        answer, and every other operation, goes graphql-core's way."""
+        """Queries compiled into one statement run so (compiled.py), the others walk
+        breadth-first (breadth_first.py); what that walk cannot answer, and every
+        other operation, goes graphql-core's way."""
         context = self.context_value
         if hasattr(context, "executing"):
             context.executing = True
         settings = getattr(context, "settings", None)
-        grouped = breadth_first.applies(self) if getattr(settings, "breadth_first", False) else None
+        if not getattr(settings, "breadth_first", False):
+            return super().execute_operation(serially)
+        if (
+            getattr(settings, "compiled", False)
+            and self.abort_signal is None
+            and not self._has_middleware()
+        ):
+            document = compiled.document_for(self)
+            if document is not None:
+                return self._execute_compiled(document, serially)
+        return self._walk(serially)
+
+    def _has_middleware(self) -> bool:
+        middleware = self.middleware_manager
+        return bool(middleware and middleware.middlewares)
+
+    def _walk(self, serially: bool | None) -> Any:
+        grouped = breadth_first.applies(self)
         if grouped is None:
             return super().execute_operation(serially)
         return self._execute_breadth_first(grouped, serially)
+
+    async def _execute_compiled(self, document: compiled.Document, serially: bool | None) -> Any:
+        try:
+            data = await compiled.execute(self, document)
+        except compiled.Fallback as fallback:
+            log.debug("compiled query falls back: %s", fallback)
+        except Exception as error:
+            if faults.classify(error) is not None:
+                # The database failed (faults.py): the walk would meet the same fault.
+                return ExecutionResult(None, [GraphQLError(str(error), original_error=error)])
+            # A bug of the compiler must cost speed, not the answer.
+            log.warning("compiled query failed, walking it instead", exc_info=True)
+        else:
+            return self.build_response(data)
+        result = self._walk(serially)
+        return await result if self.is_awaitable(result) else result
 
     async def _execute_breadth_first(
         self, grouped: breadth_first.GroupedFieldSet, serially: bool | None

@@ -83,6 +83,34 @@ Argument = tuple[str, str, Any]
 Join = tuple[str, type[RowLoader], str]
 
 
+class Source:
+    """Where a factory's field finds its rows, for compiled.py (one SQL statement per
+    query): `loader` by the `key` column of this row, made with `params(info, args)`
+    (`loaded`), or for `paged`, the page loader (`pages`) by `key`, `paged` set (its
+    filter and order are compiled only when not given); for `carried`, the `prefix`
+    of its columns in the parent row. For a root field, `key` names the argument the
+    loader finds its row by. A field with `each` (a value made from the rows in
+    Python) is not compiled."""
+
+    __slots__ = ("each", "key", "loader", "paged", "params", "prefix")
+
+    def __init__(
+        self,
+        loader: type[BaseLoader],
+        key: str,
+        params: Callable[[Any, dict[str, Any]], tuple[Any, ...]] | None = None,
+        each: Callable[..., Any] | None = None,
+        paged: bool = False,
+        prefix: str | None = None,
+    ) -> None:
+        self.loader = loader
+        self.key = key
+        self.params = params
+        self.each = each
+        self.paged = paged
+        self.prefix = prefix
+
+
 class Declared:
     """What a field declares: the `columns` its resolver reads off its row (with
     `prefix`, also the columns its own object selection reads, under that prefix: the
@@ -90,7 +118,7 @@ class Declared:
     `hand_written`: its resolver is a type's own code (`computed`), not a factory's
     (which reads only the key column it was given)."""
 
-    __slots__ = ("columns", "hand_written", "join", "level", "prefix")
+    __slots__ = ("columns", "hand_written", "join", "level", "prefix", "source")
 
     def __init__(
         self,
@@ -99,12 +127,14 @@ class Declared:
         level: LevelResolve | None = None,
         hand_written: bool = True,
         join: Join | None = None,
+        source: Source | None = None,
     ) -> None:
         self.columns = frozenset(columns)
         self.prefix = prefix
         self.level = level
         self.hand_written = hand_written
         self.join = join
+        self.source = source
 
 
 def declare(
@@ -113,18 +143,20 @@ def declare(
     level: LevelResolve | None = None,
     hand_written: bool = True,
     join: Join | None = None,
+    source: Source | None = None,
 ) -> dict[str, Any]:
     """Field metadata: the declaration of a resolver's columns (and level resolver)."""
-    return {DECLARED: Declared(columns, prefix, level, hand_written, join)}
+    return {DECLARED: Declared(columns, prefix, level, hand_written, join, source)}
 
 
 class Plan:
     """What the fast paths know of a GraphQL field (in its `extensions`, under PLAN):
     the columns it reads (None: every column), the prefix of those its selection reads,
-    its level resolver, for a plain column its getter, and for a to-one relation how
-    its parent's statement may join it."""
+    its level resolver, for a plain column its getter, for a to-one relation how
+    its parent's statement may join it, and where a factory's field finds its rows
+    (`source`, compiled.py)."""
 
-    __slots__ = ("attribute", "columns", "join", "level", "prefix")
+    __slots__ = ("attribute", "columns", "join", "level", "prefix", "source")
 
     def __init__(
         self,
@@ -133,12 +165,14 @@ class Plan:
         level: LevelResolve | None = None,
         attribute: Callable[[Any], Any] | None = None,
         join: Join | None = None,
+        source: Source | None = None,
     ) -> None:
         self.columns = columns
         self.prefix = prefix
         self.level = level
         self.attribute = attribute
         self.join = join
+        self.source = source
 
 
 class UndeclaredColumn(Exception):
@@ -352,7 +386,9 @@ def loaded(
     return strawberry.field(
         resolver=_with_signature(resolve, arguments, returns),
         description=description,
-        metadata=declare(key, level=whole, hand_written=False),
+        metadata=declare(
+            key, level=whole, hand_written=False, source=Source(loader, key, params, each)
+        ),
     )
 
 
@@ -369,7 +405,13 @@ def relation(returns: Any, loader: type[BaseLoader], key: str, description: str)
     return strawberry.field(
         resolver=_with_signature(resolve, (), returns),
         description=description,
-        metadata=declare(key, level=whole, hand_written=False, join=(prefix, loader, key)),
+        metadata=declare(
+            key,
+            level=whole,
+            hand_written=False,
+            join=(prefix, loader, key),
+            source=Source(loader, key),
+        ),
     )
 
 
@@ -472,7 +514,14 @@ def carried(
     return strawberry.field(
         resolver=_with_signature(resolve, (), returns),
         description=description,
-        metadata=declare(key, marker, prefix=prefix, level=whole, hand_written=False),
+        metadata=declare(
+            key,
+            marker,
+            prefix=prefix,
+            level=whole,
+            hand_written=False,
+            source=Source(loader, key, prefix=prefix),
+        ),
     )
 
 
@@ -586,7 +635,13 @@ def paged(
     )
     resolve.__annotations__["return"] = Connection[node]
     return strawberry.field(
-        resolver=resolve, description=description, metadata=declare(parent_key, hand_written=False)
+        resolver=resolve,
+        description=description,
+        metadata=declare(
+            parent_key,
+            hand_written=False,
+            source=Source(pages, parent_key, paged=True),
+        ),
     )
 
 

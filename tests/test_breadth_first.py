@@ -1,6 +1,7 @@
 """The breadth-first walk (flows_graphql/breadth_first.py) answers exactly as graphql-core.
 
-Two apps over one database: the default settings, where queries walk breadth-first, and
+Two apps over one database: queries walk breadth-first (with the compiler off,
+`compiled=False`: tests/test_compiled.py compares it with graphql-core's walk), and
 `breadth_first=False`, where graphql-core walks every operation. Every query here is
 sent to both and must get the same HTTP status and the same JSON body, keys in the same
 order, but for what legitimately differs per request (an error's `requestId`, and
@@ -57,7 +58,7 @@ from tests.support.factories import EscoData, Extras, add_extras, empty_tables
 
 @dataclass
 class Walks:
-    fast: httpx.AsyncClient  # default settings: queries walk breadth-first
+    fast: httpx.AsyncClient  # compiled=False: queries walk breadth-first
     standard: httpx.AsyncClient  # breadth_first=False: graphql-core's walk only
     headers: dict[str, dict[str, str]]  # admin, operator (of alpha), customer (alpha 0)
     conn: asyncpg.Connection
@@ -133,7 +134,10 @@ async def add_more(conn: asyncpg.Connection, alpha: EscoData, bravo: EscoData) -
 @pytest.fixture(scope="module")
 async def walks(settings: Settings, database_url: str) -> AsyncIterator[Walks]:
     await empty_tables(settings, database_url)
-    fast_app = create_app(settings, database_url, today=lambda: TODAY)
+    # The breadth-first walk itself: the compiler (tests/test_compiled.py) off.
+    fast_app = create_app(
+        dataclasses.replace(settings, compiled=False), database_url, today=lambda: TODAY
+    )
     standard_app = create_app(
         dataclasses.replace(settings, breadth_first=False), database_url, today=lambda: TODAY
     )

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ..context import Context
 from ..db.models.enums import ContractTermsType, TariffGeneration
-from ..fields import projection, root_connection
+from ..fields import Source, declare, projection, root_connection
 from ..loaders import community as community_loaders
 from ..loaders.community import ESCO_SPEC, REGIONS, TERMS
 from ..services import community as service
@@ -43,7 +43,11 @@ class CommunityQuery:
         )
         return page
 
-    @strawberry.field(description="One ESCO by its code; null when missing or out of scope.")
+    @strawberry.field(
+        description="One ESCO by its code; null when missing or out of scope.",
+        # What compiled.py reads: the row EscoByCode finds by the `code` argument.
+        metadata=declare(source=Source(community_loaders.EscoByCode, "code")),
+    )
     async def esco(
         self, info: Info, code: Annotated[str, strawberry.argument(description="ESCO code.")]
     ) -> Esco | None:

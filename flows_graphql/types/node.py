@@ -134,6 +134,8 @@ Fetch = Callable[[Loaders, str], Awaitable[Any]]
 @dataclass(frozen=True)
 class NodeSource:
     fetch: Fetch
+    # The loader finding the type by its uuid (by_uuid), which compiled.py reads too.
+    loader: type[RowLoader] | None = None
 
 
 NODE_SOURCES: dict[str, NodeSource] = {}
@@ -147,7 +149,7 @@ def by_uuid(loader: type[RowLoader]) -> NodeSource:
             return None
         return await loaders.get(loader).load(key_uuid)
 
-    return NodeSource(fetch)
+    return NodeSource(fetch, loader)
 
 
 def register_node(type_name: str, source: NodeSource) -> None:

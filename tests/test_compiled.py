@@ -1,0 +1,398 @@
+"""Queries compiled into one SQL statement (flows_graphql/compiled.py) answer exactly as
+graphql-core's walk.
+
+The world is the privacy matrix's (tests/test_privacy_matrix.py: one ESCO over 18
+months, homes whose occupiers change, an earlier occupant who paid after she left,
+meters swapped between homes). Two more apps run on it: one where graphql-core walks
+every operation (`breadth_first=False`), and one with the compiler off (the
+breadth-first walk), for statement counts. Every document is sent by every kind of
+viewer (admin, the ESCO's operator, another ESCO's operator, each customer — current
+and earlier occupants — and partner keys with and without `read`) about every
+customer, and must get the same status and body, keys in the same order. A spy on
+compiled.execute tells whether the compiled path answered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from flows_graphql import compiled
+from flows_graphql.app import create_app
+from flows_graphql.auth.apikeys import create_key
+from flows_graphql.config import Settings
+from flows_graphql.db.engine import create_engine
+from tests.support.api import TENANT, bearer, gid
+from tests.support.documents import DASHBOARD, OUR_DASHBOARD
+from tests.test_breadth_first import comparable
+from tests.test_privacy_matrix import PEOPLE, TODAY, World, build_world
+
+OUR_APP = """
+query App($id: ID!, $from: Date!, $to: Date!) {
+  node(id: $id) {
+    ... on Customer {
+      email
+      fullName
+      currentTariff { periodStart discountPercent unitRate standingCharge }
+      monthlyCosts(from: $from, to: $to) {
+        month
+        power
+        heat
+        standingCharge
+        total
+        savings
+      }
+      payments(first: 10) {
+        nodes { amountPence currency status description createdAt }
+      }
+    }
+  }
+}
+"""
+
+# Every compilable kind of field: ids, uuids, enums, datetimes, nulls, aliases, merged
+# selections, __typename, to-one and to-many relations, ranges, a day argument, a page.
+EVERYTHING = """
+query Everything($id: ID!, $on: Date) {
+  __typename
+  found: node(id: $id) {
+    __typename
+    id
+    ... on Customer {
+      id uuid email fullName status updatedAt
+      esco { __typename code name }
+      accounts { id role startDate endDate account { accountNumber status openedOn closedOn } }
+      tariffs { id periodStart unitRate }
+      currentTariff(on: $on) { id unitRate customer { email } }
+      costs: monthlyCosts { month total savings customer { fullName } }
+      monthlyCosts { id month }
+      payments(first: 3) {
+        __typename
+        nodes { id uuid amountPence status scheduledAt createdAt providerReference }
+      }
+      invites { id }
+      identities { id }
+    }
+    ... on Customer { email esco { id } }
+  }
+}
+"""
+
+# Not compiled (a field whose value is made in Python): the walk answers.
+WITH_BALANCE = """
+query Balance($id: ID!) {
+  node(id: $id) { ... on Customer { email balance monthlyCosts { total } } }
+}
+"""
+
+
+@dataclass
+class Apps:
+    world: World
+    walk: httpx.AsyncClient  # graphql-core's walk only
+    uncompiled: httpx.AsyncClient  # the breadth-first walk
+    viewers: dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+async def apps(settings: Settings, database_url: str) -> AsyncIterator[Apps]:
+    async for world in build_world(settings, database_url):
+        walk_app = create_app(
+            dataclasses.replace(settings, breadth_first=False), database_url, today=lambda: TODAY
+        )
+        uncompiled_app = create_app(
+            dataclasses.replace(settings, compiled=False), database_url, today=lambda: TODAY
+        )
+        engine = create_engine(settings, database_url)
+        try:
+            async with engine.begin() as conn:
+                read = (await create_key(conn, world.esco, ["read"], "compiled-read")).key
+                write = (await create_key(conn, world.esco, ["usage:write"], "compiled-w")).key
+        finally:
+            await engine.dispose()
+        viewers = {
+            "admin": bearer(settings, "admin"),
+            "operator": bearer(settings, "operator", sub="op", escos=[str(world.esco)]),
+            "other operator": bearer(settings, "operator", sub="op2", escos=[str(uuid.uuid4())]),
+            "partner read": {"X-API-Key": read},
+            "partner without read": {"X-API-Key": write},
+            **{f"customer {p}": world.headers[p] for p in PEOPLE},
+        }
+        try:
+            async with (
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=walk_app), base_url="http://t"
+                ) as walk,
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=uncompiled_app), base_url="http://t"
+                ) as uncompiled,
+            ):
+                yield Apps(world, walk, uncompiled, viewers)
+        finally:
+            await walk_app.state.engine.dispose()
+            await uncompiled_app.state.engine.dispose()
+
+
+@dataclass
+class Spy:
+    answered: int = 0
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    """Counts the operations the compiled path answered (no fallback)."""
+    counter = Spy()
+    original = compiled.execute
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        data = await original(*args, **kwargs)
+        counter.answered += 1
+        return data
+
+    monkeypatch.setattr(compiled, "execute", counting)
+    return counter
+
+
+async def post(
+    client: httpx.AsyncClient, text: str, variables: dict[str, Any], headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    response = await client.post(
+        "/graphql", json={"query": text, "variables": variables}, headers=headers
+    )
+    return response.status_code, response.json()
+
+
+async def same(
+    apps: Apps, spy: Spy, text: str, variables: dict[str, Any], viewer: str
+) -> tuple[dict[str, Any], bool]:
+    """The compiled app's answer, the same as graphql-core's walk's (keys in the same
+    order); and whether the compiled path gave it."""
+    headers = apps.viewers[viewer]
+    before = spy.answered
+    status, body = await post(apps.world.client, text, variables, headers)
+    answered = spy.answered > before
+    walk_status, walk_body = await post(apps.walk, text, variables, headers)
+    assert spy.answered == before + answered, "the walk's app must not compile"
+    assert status == walk_status, (viewer, body, walk_body)
+    ours, theirs = comparable(body), comparable(walk_body)
+    assert ours == theirs, (viewer, variables, first_difference(ours, theirs))
+    assert json.dumps(ours) == json.dumps(theirs), "the same keys in another order"
+    return body, answered
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if a.get(key) != b.get(key):
+                return first_difference(a.get(key), b.get(key), f"{path}.{key}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} != {b!r}"
+
+
+RANGE = {"from": "2024-01-01", "to": "2025-06-30"}
+
+
+@pytest.mark.parametrize("viewer", ["admin", "operator", "other operator", "partner read"])
+async def test_app_screen_of_every_customer_for_staff_and_partners(
+    apps: Apps, spy: Spy, viewer: str
+) -> None:
+    found = 0
+    for person in PEOPLE:
+        variables = {"id": gid("Customer", apps.world.people[person]), **RANGE}
+        body, answered = await same(apps, spy, OUR_APP, variables, viewer)
+        assert answered, (viewer, person, body)
+        node = body["data"]["node"]
+        if viewer == "other operator":
+            assert node is None
+            continue
+        found += 1
+        assert node["email"] == apps.world.emails[person]
+    if viewer != "other operator":
+        assert found == len(PEOPLE)
+
+
+async def test_app_screen_for_every_customer_about_everyone(apps: Apps, spy: Spy) -> None:
+    """Each customer sees their own screen (their months alone, the payments they
+    made, an earlier occupant's and a later one's apart) and nobody else's."""
+    costs_seen = 0
+    for viewer in PEOPLE:
+        for person in PEOPLE:
+            variables = {"id": gid("Customer", apps.world.people[person]), **RANGE}
+            body, answered = await same(apps, spy, OUR_APP, variables, f"customer {viewer}")
+            assert answered
+            node = body["data"]["node"]
+            if viewer != person:
+                assert node is None
+                continue
+            assert node["email"] == apps.world.emails[person]
+            costs_seen += len(node["monthlyCosts"])
+    assert costs_seen > len(PEOPLE), "the customers' own months must be there to compare"
+
+
+async def test_partner_without_read_is_refused_the_same_way(apps: Apps, spy: Spy) -> None:
+    variables = {"id": gid("Customer", apps.world.people[PEOPLE[0]]), **RANGE}
+    body, answered = await same(apps, spy, OUR_APP, variables, "partner without read")
+    assert not answered
+    assert "errors" in body
+
+
+@pytest.mark.parametrize(
+    "viewer",
+    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
+)
+async def test_every_compilable_field_answers_as_the_walk(
+    apps: Apps, spy: Spy, viewer: str
+) -> None:
+    for person in PEOPLE:
+        for on in (None, "2024-02-15"):
+            variables = {"id": gid("Customer", apps.world.people[person]), "on": on}
+            body, answered = await same(apps, spy, EVERYTHING, variables, viewer)
+            assert answered, body
+            assert "errors" not in body
+
+
+async def test_the_app_screen_is_one_statement(apps: Apps, spy: Spy) -> None:
+    """The data in one statement after the transaction's opening; the breadth-first walk
+    takes one per level."""
+    person = PEOPLE[0]
+    variables = {"id": gid("Customer", apps.world.people[person]), **RANGE}
+    headers = apps.viewers["operator"]
+    _, body = await post(apps.world.client, OUR_APP, variables, headers)
+    _, walked = await post(apps.uncompiled, OUR_APP, variables, headers)
+    assert body["extensions"]["sqlStatements"] == TENANT + 1
+    assert walked["extensions"]["sqlStatements"] == TENANT + 4
+    assert comparable(body) == comparable(walked)
+    # The same with a customer's conditions.
+    _, body = await post(apps.world.client, OUR_APP, variables, apps.world.headers[person])
+    assert body["extensions"]["sqlStatements"] == TENANT + 1
+    assert body["data"]["node"]["email"] == apps.world.emails[person]
+
+
+async def test_one_field_not_compilable_makes_the_whole_document_walk(apps: Apps, spy: Spy) -> None:
+    for viewer in ("operator", f"customer {PEOPLE[0]}"):
+        variables = {"id": gid("Customer", apps.world.people[PEOPLE[0]])}
+        body, answered = await same(apps, spy, WITH_BALANCE, variables, viewer)
+        assert not answered
+        assert body["data"]["node"]["balance"] is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "variables"),
+    [
+        (OUR_APP.replace("payments(first: 10)", "payments(first: 10, after: $cursor)")
+         .replace("$to: Date!)", "$to: Date!, $cursor: String)"), {"cursor": None}),
+        (OUR_APP.replace("payments(first: 10)", "payments(first: 1000)"), {}),
+        (OUR_APP.replace("payments(first: 10)", "payments(last: 2)"), {}),
+        (OUR_APP.replace("nodes {", "pageInfo { hasNextPage } nodes {"), {}),
+        (OUR_APP.replace("email", "email @include(if: true)"), {}),
+    ],
+)  # fmt: skip
+async def test_what_is_not_compiled_answers_as_the_walk(
+    apps: Apps, spy: Spy, text: str, variables: dict[str, Any]
+) -> None:
+    """A cursor that is null compiles; a page too large is the walk's error; `last`,
+    `pageInfo` and directives are the walk's."""
+    variables = {"id": gid("Customer", apps.world.people[PEOPLE[0]]), **RANGE, **variables}
+    await same(apps, spy, text, variables, "operator")
+
+
+@pytest.mark.parametrize(
+    "id_of",
+    [
+        lambda w: "bm90IGFuIGlk",  # not one of our ids
+        lambda w: gid("Customer", "not-a-uuid"),
+        lambda w: gid("Customer", uuid.uuid4()),  # nobody
+        lambda w: gid("Meter", w.meters["M1"]),  # another type: the fragment selects nothing
+        lambda w: gid("Nonsense", uuid.uuid4()),
+    ],
+)
+async def test_ids_naming_nothing_or_another_type(apps: Apps, spy: Spy, id_of: Any) -> None:
+    variables = {"id": id_of(apps.world), **RANGE}
+    for viewer in ("admin", f"customer {PEOPLE[0]}"):
+        await same(apps, spy, OUR_APP, variables, viewer)
+
+
+async def test_the_suite_dashboard_is_the_walks(apps: Apps, spy: Spy) -> None:
+    """A computed field giving an object (`microgrid { total }`) is not compiled."""
+    variables = {"code": "privy", "n": 5, **RANGE}
+    body, answered = await same(apps, spy, DASHBOARD, variables, "operator")
+    assert not answered
+    assert body["data"]["esco"]["customers"]["nodes"]
+
+
+@pytest.mark.parametrize(
+    "viewer",
+    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
+)
+async def test_the_bench_dashboard_is_one_statement_for_everyone(
+    apps: Apps, spy: Spy, viewer: str
+) -> None:
+    """The operators' dashboard (bench scenario a): accounts, their to-one chains, the
+    meters' circuits and months with the costs their rows carry, in one statement —
+    and for a customer, only what they may see."""
+    for code, variables in (("privy", RANGE), ("privy", {"from": "2025-01-01", "to": "2025-03-31"}),
+                            ("nobody", RANGE)):  # fmt: skip
+        body, answered = await same(apps, spy, OUR_DASHBOARD, {"code": code, **variables}, viewer)
+        assert answered, body
+        esco = body["data"]["esco"]
+        if code == "nobody" or viewer == "other operator":
+            assert esco is None
+            continue
+        assert esco["code"] == "privy"
+        assert body["extensions"]["sqlStatements"] == TENANT + 1
+        if viewer in ("admin", "operator", "partner read"):
+            nodes = esco["customers"]["nodes"]
+            assert len(nodes) == len(PEOPLE)
+            months = [
+                usage
+                for customer in nodes
+                for link in customer["accounts"]
+                for usage in link["account"]["property"]["supplyMeter"]["monthlyUsage"]
+            ]
+            assert any(usage["costs"] for usage in months) and months
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, True), ("1", True), ("0", False), ("off", False)]
+)
+def test_flows_compiled_switches_the_compiler(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: bool
+) -> None:
+    if value is None:
+        monkeypatch.delenv("FLOWS_COMPILED", raising=False)
+    else:
+        monkeypatch.setenv("FLOWS_COMPILED", value)
+    assert Settings.from_env().compiled is expected
+
+
+NUMERIC_TEXTS = [
+    "0", "0.0", "0.000000", "0.0000000", "0.00000000", "0.0000001", "0.000001", "0.00001234",
+    "-0.0000001", "-0.5", "1", "10", "100.00", "12.3400", "-12.3400", "123456789012.12345678",
+    "0.1", "0.0000012345", "NaN", "Infinity", "-Infinity", "1000000", "9.99999999",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", NUMERIC_TEXTS)
+def test_a_numeric_text_is_what_decimal_serializes(text: str) -> None:
+    """The shortcut for numerics gives exactly str(Decimal(text)), exponents included."""
+    assert compiled._decimal_text(text) == str(Decimal(text))
+
+
+@pytest.mark.parametrize(
+    "day", [date(1, 1, 1), date(999, 12, 31), date(2024, 2, 29), date(9999, 12, 31)]
+)
+def test_a_date_text_is_what_isoformat_serializes(day: date) -> None:
+    text = day.isoformat()  # PostgreSQL's JSON of a date, years 1 to 9999
+    assert compiled._date_text(text) == date.fromisoformat(text).isoformat() == text

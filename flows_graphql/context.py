@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,8 @@ class Context:
     # is a failure of the execution itself, not of the document or its variables.
     executing: bool = False
     loaders: Loaders = field(init=False)
+    # While an event's shared reads are lent (`lend`): the context's own, given back after.
+    _own: tuple[RequestDb, Loaders] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Every loader reads within the viewer's limits (ESCOs; a customer's own rows).
@@ -61,8 +65,23 @@ class Context:
         self.loaders = Loaders(self.db, viewer.esco_scope, viewer.customer_id)
 
     async def close(self) -> None:
-        await self.db.close()
-        self.loaders.release()
+        # Shared reads lent to this context are their owner's to close (live/sharing.py).
+        db, loaders = self._own if self._own is not None else (self.db, self.loaders)
+        await db.close()
+        loaders.release()
+
+    @contextlib.contextmanager
+    def lend(self, db: RequestDb, loaders: Loaders) -> Iterator[None]:
+        """Resolve with `db` and `loaders` (an event's reads shared by every subscriber
+        of the same reads) instead of the context's own, until the block ends."""
+        assert self._own is None, "one event at a time per connection (delivery)"
+        self._own = (self.db, self.loaders)
+        self.db, self.loaders = db, loaders
+        try:
+            yield
+        finally:
+            self.db, self.loaders = self._own
+            self._own = None
 
     async def renew(self, viewer: Viewer | None = None) -> None:
         """A fresh snapshot and loaders, for the next event of a long-lived connection

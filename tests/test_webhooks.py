@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.db.urls import asyncpg_dsn
+from flows_graphql.live import webhooks as webhooks_module
 from flows_graphql.live.targets import TargetRefused, parse_target
 from flows_graphql.live.webhooks import WebhookWorker, send
 from flows_graphql.types.node import to_global_id
@@ -473,6 +475,49 @@ async def test_two_workers_never_send_one_delivery_twice(
         # One at a time per endpoint (the order), whatever the number of workers.
         assert receiver.most_at_once == 1
     assert await raw.fetchval("SELECT count(*) FROM webhook_attempts") == 12
+
+
+async def test_a_slot_sends_an_endpoints_deliveries_in_a_row_and_gives_it_back(
+    settings: Settings,
+    database_url: str,
+    raw: asyncpg.Connection,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slot claims its endpoint's next delivery itself (live/webhooks.py, CHAIN), and
+    after CHAIN of them gives the slot back: nothing it claimed is left to a lease."""
+    monkeypatch.setattr(webhooks_module, "CHAIN", 3)
+    fast = quick(settings, webhooks_concurrency=1)
+    async with (
+        api_of(fast, database_url) as api,
+        receiving() as a,
+        receiving() as b,
+    ):
+        for receiver in (a, b):
+            await create(api, operator(fast, world.esco), world.esco, receiver.url)
+        for _ in range(8):
+            await seed_payment(raw, world.ann, world.home)
+        async with working(fast, database_url):
+            await a.wait_for(8, within=5)
+            await b.wait_for(8, within=5)
+
+            async def recorded() -> bool:
+                sql = "SELECT count(*) FROM webhook_attempts WHERE outcome <> 'sending'"
+                return bool(await raw.fetchval(sql) >= 16)
+
+            await until(recorded, within=5)
+    for receiver in (a, b):
+        ids = [int(g.headers["webhook-id"].removeprefix("evt_")) for g in receiver.got]
+        assert len(ids) == 8 and ids == sorted(set(ids)), ids
+    # One attempt each, every one answered: none waited for a lease to run out.
+    outcomes = await raw.fetch("SELECT outcome, count(*) FROM webhook_attempts GROUP BY 1")
+    assert [tuple(r) for r in outcomes] == [("succeeded", 16)]
+    # With one slot the endpoints took turns by the chain's length (3), not 8 in a row:
+    # after a chain, the other endpoint's head is the older one.
+    order = [("a", g.at) for g in a.got] + [("b", g.at) for g in b.got]
+    sequence = [name for name, _ in sorted(order, key=lambda o: o[1])]
+    runs = [len(list(run)) for _, run in itertools.groupby(sequence)]
+    assert runs == [3, 3, 3, 3, 2, 2], sequence
 
 
 async def test_a_worker_killed_mid_send_loses_nothing(

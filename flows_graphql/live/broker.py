@@ -11,7 +11,9 @@ stopped; a poll every few seconds covers a notification lost with it.
 
 The broker reads as the database owner (it serves every ESCO of the process); what a
 subscriber may see is decided by each feed's filter and then again, at delivery, by
-loading the object through the subscriber's own row-level-secured reads.
+loading the object through the subscriber's own row-level-secured reads — shared by
+every feed of the same reads (`group`, live/sharing.py): the broker tells `shares` how
+many feeds of each group queued an event, and each feed tells it when it drops one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 import asyncpg
 
 from ..db.models.events import EVENTS_CHANNEL
+from .sharing import Shares
 
 log = logging.getLogger("flows_graphql.live")
 
@@ -106,26 +109,49 @@ class Filter:
 
 
 class Feed:
-    """One subscription's events, in id order, from its cursor on."""
+    """One subscription's events, in id order, from its cursor on, each with whether it
+    came from the queue (the broker counted it as expected by the feed's `group`) or
+    from the table."""
 
-    def __init__(self, broker: Broker, filter: Filter, after: int | None, size: int) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        filter: Filter,
+        after: int | None,
+        size: int,
+        group: Hashable | None = None,
+    ) -> None:
         self.broker = broker
         self.filter = filter
+        self.group = group
         self.queue: asyncio.Queue[LoggedEvent] = asyncio.Queue(maxsize=size)
         self.behind = after is not None  # read the table before the queue
         self.last = after if after is not None else broker.last_id
         self.closed = asyncio.Event()
 
-    def offer(self, event: LoggedEvent) -> None:
+    def offer(self, event: LoggedEvent) -> bool:
+        """Queue the event if the feed takes it; whether it did."""
         if self.behind or event.id <= self.last or not self.filter.takes(event):
-            return
+            return False
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             # Too slow a reader: drop the queue, catch up from the table.
             self.behind = True
+            self.discard()
+            return False
+        return True
 
-    async def __aiter__(self) -> AsyncGenerator[LoggedEvent, None]:
+    def discard(self) -> None:
+        """Drop what is queued (its shares stop waiting for this feed)."""
+        while not self.queue.empty():
+            self._left(self.queue.get_nowait())
+
+    def _left(self, event: LoggedEvent) -> None:
+        if self.group is not None:
+            self.broker.shares.leave((event.id, self.group))
+
+    async def __aiter__(self) -> AsyncGenerator[tuple[LoggedEvent, bool], None]:
         while not self.closed.is_set():
             if self.behind:
                 self.behind = False
@@ -133,14 +159,25 @@ class Feed:
                 for event in await self.broker.read_after(self.last, self.filter):
                     if event.id > self.last:
                         self.last = event.id
-                        yield event
+                        yield event, False
                 continue
             queued = await self._next()
-            if queued is not None and queued.id > self.last:
+            if queued is None:
+                continue
+            if queued.id > self.last:
                 self.last = queued.id
-                yield queued
+                yield queued, True
+            else:  # read from the table already
+                self._left(queued)
 
     async def _next(self) -> LoggedEvent | None:
+        if not self.queue.empty():
+            # A feed with events waiting (every feed, under load) needs no waiters: two
+            # futures and a wait per event were a fifth of a delivery's CPU. It still
+            # lets the others run first, or one backlog would hold the loop.
+            await asyncio.sleep(0)
+            if not self.queue.empty():
+                return self.queue.get_nowait()
         getter = asyncio.ensure_future(self.queue.get())
         closer = asyncio.ensure_future(self.closed.wait())
         try:
@@ -166,6 +203,8 @@ class Broker:
         self.feed_size = feed_size
         self.last_id = 0
         self.feeds: set[Feed] = set()
+        # The reads of each event, shared by the feeds of one group (live/sharing.py).
+        self.shares = Shares()
         # Other channels this connection listens on, for whoever asked (API key changes).
         self.channels: dict[str, list[Callable[[str], None]]] = {}
         # Told when the connection comes up (True) and goes down (False).
@@ -197,14 +236,15 @@ class Broker:
         """Call `callback(payload)` for each notification on `channel` (before start)."""
         self.channels.setdefault(channel, []).append(callback)
 
-    def open(self, filter: Filter, after: int | None = None) -> Feed:
-        feed = Feed(self, filter, after, self.feed_size)
+    def open(self, filter: Filter, after: int | None = None, group: Hashable | None = None) -> Feed:
+        feed = Feed(self, filter, after, self.feed_size, group)
         self.feeds.add(feed)
         return feed
 
     def close(self, feed: Feed) -> None:
         feed.closed.set()
         self.feeds.discard(feed)
+        feed.discard()
 
     async def read_after(self, after: int, filter: Filter) -> list[LoggedEvent]:
         """The events after `after` that `filter` takes, up to what the broker has seen
@@ -295,8 +335,13 @@ class Broker:
             for record in records:
                 event = LoggedEvent.from_record(record)
                 self.last_id = event.id
+                groups: dict[Hashable, int] = {}
                 for feed in list(self.feeds):
-                    feed.offer(event)
+                    if feed.offer(event) and feed.group is not None:
+                        groups[feed.group] = groups.get(feed.group, 0) + 1
+                # Before any feed can come to it: no await since the offers.
+                for group, feeds in groups.items():
+                    self.shares.expect((event.id, group), feeds)
             if len(records) < PAGE:
                 return
 

@@ -3,16 +3,20 @@
 Each reads the process's event log through a feed (live/broker.py) filtered by what
 the viewer may see; at delivery the event's object is loaded again through the
 viewer's own reads — the same rules, row-level security included, as a query made at
-that moment — and an event whose object the viewer cannot see is not delivered.
+that moment — and an event whose object the viewer cannot see is not delivered. Those
+reads are shared by every subscriber of the process whose reads are made of the same
+inputs (live/sharing.py): an event costs a statement per kind of viewer, not per
+subscriber.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Hashable
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -21,8 +25,9 @@ from .. import faults
 from ..context import Context
 from ..live.broker import Filter, LoggedEvent
 from ..live.kinds import BILLING_RUN_KINDS, KINDS, PAYMENT_KINDS
+from ..loaders import Loaders
 from ..types.events import BillReady, Event
-from ..types.node import NODE_SOURCES, TypedRow, parse_id
+from ..types.node import NODE_SOURCES, NodeSource, TypedRow, parse_id
 
 if TYPE_CHECKING:
     from ..types.billing import BillingRun, Payment
@@ -103,40 +108,90 @@ def _masked(exc: Exception) -> GraphQLError:
     )
 
 
+class _Reads:
+    """One event's reads for every subscriber of the same reads (live/sharing.py): its
+    object, read once through these loaders (the viewer's rules and row-level security,
+    as a query's), and the loaders the selections resolve on, so what they load beyond
+    the object is one batched statement for them all."""
+
+    def __init__(self, context: Context) -> None:
+        viewer = context.viewer
+        self.db = context.db.fresh(viewer.esco_scope)
+        self.loaders = Loaders(self.db, viewer.esco_scope, viewer.customer_id)
+        self.loaders.today = context.today
+        self.failed = False
+        self._subject: asyncio.Future[Any] | None = None
+
+    def subject(self, source: NodeSource, key: str) -> Awaitable[Any]:
+        if self._subject is None:
+            self._subject = asyncio.ensure_future(self._fetch(source, key))
+        # Shielded: a subscriber that goes away does not cancel the others' read.
+        return asyncio.shield(self._subject)
+
+    async def _fetch(self, source: NodeSource, key: str) -> Any:
+        try:
+            return await source.fetch(self.loaders, key)
+        except BaseException:
+            self.failed = True  # the next subscriber to come reads again
+            raise
+        finally:
+            # The connection goes back at once: a selection that loads more takes one
+            # for its batch, and most load nothing beyond the object.
+            await self.db.end_snapshot()
+
+    async def idle(self) -> None:
+        await self.db.end_snapshot()
+
+    def drop(self) -> None:
+        self.loaders.release()
+
+
+def _group(context: Context) -> Hashable:
+    """What a subscriber's reads are made of (Loaders, RequestDb): equal groups read
+    the same rows, so they share each event's reads."""
+    viewer = context.viewer
+    return (viewer.esco_scope, viewer.customer_id, context.today)
+
+
 async def _deliver(
     context: Context, filter: Filter, after: int | None
 ) -> AsyncIterator[tuple[LoggedEvent, TypedRow]]:
     """The feed's events whose object the viewer can see now, each with that object."""
-    assert context.broker is not None
-    feed = context.broker.open(filter, after)
+    broker = context.broker
+    assert broker is not None
+    group = _group(context)
+    feed = broker.open(filter, after, group)
     events = feed.__aiter__()
     try:
         while True:
             try:
-                event = await events.__anext__()
+                event, expected = await events.__anext__()
             except StopAsyncIteration:
                 return
             except Exception as exc:
                 raise _masked(exc) from exc
-            source = NODE_SOURCES.get(event.entity)
-            if source is None:
-                continue
-            # One event at a time per connection: its fields resolve on this snapshot,
-            # which ends before the next event (no transaction idles between events).
-            async with context.delivery:
-                await context.renew()
-                try:
+            # In the step the feed handed the event over: the share cannot go meanwhile.
+            key = (event.id, group)
+            share = broker.shares.acquire(key, expected, lambda: _Reads(context))
+            try:
+                source = NODE_SOURCES.get(event.entity)
+                if source is None:
+                    continue
+                # One event at a time per connection: its fields resolve on the shared
+                # reads, which end before the next event (no transaction idles between).
+                async with context.delivery:
                     try:
-                        row = await source.fetch(context.loaders, event.entity_key)
+                        row = await share.value.subject(source, event.entity_key)
                     except Exception as exc:
                         raise _masked(exc) from exc
                     if row is not None:
-                        yield event, TypedRow(event.entity, row)
-                finally:
-                    await context.close()
+                        with context.lend(share.value.db, share.value.loaders):
+                            yield event, TypedRow(event.entity, row)
+            finally:
+                await broker.shares.release(key, share)
     finally:
         await events.aclose()
-        context.broker.close(feed)
+        broker.close(feed)
 
 
 @strawberry.type(description="Live updates; see docs/live-updates.md.")

@@ -34,7 +34,7 @@ from .queries import OUR_APP
 from .run import RESULTS_DIR
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
-from .single import EMPTY
+from .single import EMPTY, post_scope
 
 WARMUP = 400
 
@@ -61,25 +61,8 @@ async def main(scenario: str, requests: int, repeat: int, trusted: bool) -> list
         else:
             variables = {"id": to_global_id("Customer", customer.id), **months}
             body = graphql_body(OUR_APP, variables, trusted)
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/graphql",
-            "raw_path": b"/graphql",
-            "query_string": b"",
-            "root_path": "",
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 80),
-            "headers": [
-                (b"host", b"bench"),
-                (b"content-length", str(len(body)).encode()),
-                (b"authorization", f"Bearer {token}".encode()),
-                (b"content-type", b"application/json"),
-            ],
-        }
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        scope = post_scope(body, headers)
         requests_made.append((scope, body))
     never = asyncio.Event()
     statuses: set[int] = set()

@@ -9,9 +9,9 @@ figures `savings` is made of.
 
 from __future__ import annotations
 
-# Our dashboard lives with the tests' documents: tests/test_breadth_first.py checks the
-# breadth-first walk on exactly the read this bench measures.
-from tests.support.documents import OUR_DASHBOARD  # noqa: F401
+# Our documents live with the tests' documents: tests/test_breadth_first.py and
+# tests/test_compiled.py check the walks on exactly the reads this bench measures.
+from tests.support.documents import OUR_APP, OUR_DASHBOARD  # noqa: F401
 
 POSTGRAPHILE_DASHBOARD = """
 query Dashboard($code: String!, $from: Date!, $to: Date!) {
@@ -50,28 +50,6 @@ query Dashboard($code: String!, $from: Date!, $to: Date!) {
 """
 
 # (b) One customer's app screen: current tariff, 12 months of costs, last 10 payments.
-OUR_APP = """
-query App($id: ID!, $from: Date!, $to: Date!) {
-  node(id: $id) {
-    ... on Customer {
-      email
-      fullName
-      currentTariff { periodStart discountPercent unitRate standingCharge }
-      monthlyCosts(from: $from, to: $to) {
-        month
-        power
-        heat
-        standingCharge
-        total
-        savings
-      }
-      payments(first: 10) {
-        nodes { amountPence currency status description createdAt }
-      }
-    }
-  }
-}
-"""
 
 POSTGRAPHILE_APP = """
 query App($id: UUID!, $from: Date!, $to: Date!, $today: Date!) {

@@ -370,6 +370,7 @@ async def serve(
 
 def write_manifest() -> Path:
     """Our two read documents as a trusted-documents manifest (docs/trusted-documents.md)."""
+    RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / "trusted-documents.json"
     path.write_text(json.dumps({sha256_hex(q): q for q in (OUR_DASHBOARD, OUR_APP)}))
     return path

@@ -1,13 +1,14 @@
 """One request at a time, in process, no load: where a request's time goes.
 
-    python -m bench.single [--scenario a|b] [--requests 30] [--concurrency 1] [--direct]
+    python -m bench.single [--scenario a|b|empty] [--requests 30] [--concurrency 1] [--direct]
                            [--profile [tottime|cumulative]] [--trace | --trace-ab]
 
 Serves the bench database (`bench.load`, same settings as `bench.run`) through the ASGI
 app in this process and times (a)'s or (b)'s request end to end (auth, parse, validate, execute,
-JSON); `--profile [tottime|cumulative]` prints a cProfile of the timed requests
-(`--dump FILE` keeps it). `--direct` calls the ASGI app without httpx, logging as a server
-process does: the CPU is the server's alone. `--trusted` sends the document's id
+JSON); `empty` is `{ __typename }` with (b)'s customer token: the fixed cost of a
+request, without a statement. `--profile [tottime|cumulative]` prints a cProfile of the
+timed requests (`--dump FILE` keeps it). `--direct` calls the ASGI app without httpx,
+logging as a server process does: the CPU is the server's alone. `--trusted` sends the document's id
 (docs/trusted-documents.md) instead of its text.
 `--trace` times it with tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT turns it on: the
 OTLP/HTTP exporter behind a batch processor, sending to a receiver in another process
@@ -23,6 +24,7 @@ import asyncio
 import cProfile
 import dataclasses
 import gc
+import json
 import pstats
 import statistics
 import subprocess
@@ -38,13 +40,17 @@ from flows_graphql import logs
 from flows_graphql.app import create_app
 from flows_graphql.config import RateLimits, Settings
 from flows_graphql.ratelimit import TIERS
+from flows_graphql.trusted import sha256_hex
 from flows_graphql.types.node import to_global_id
 
 from .dataset import describe
 from .queries import OUR_APP, OUR_DASHBOARD
-from .run import write_manifest
+from .run import RESULTS_DIR, write_manifest
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
+
+# The least a client can ask: what every request costs before its fields do.
+EMPTY = "query Empty { __typename }"
 
 # An OTLP/HTTP receiver that only says yes, in a process of its own.
 RECEIVER = """
@@ -116,7 +122,11 @@ async def _main(
     budgets = RateLimits(**{tier: 2_000_000_000 for tier in TIERS})
     settings = dataclasses.replace(settings, jwt_secret=bench.jwt_secret, rate_limits=budgets)
     if trusted:
-        settings = dataclasses.replace(settings, trusted_documents=write_manifest())
+        manifest = write_manifest()
+        if scenario == "empty":
+            manifest = RESULTS_DIR / "trusted-documents-empty.json"
+            manifest.write_text(json.dumps({sha256_hex(EMPTY): EMPTY}))
+        settings = dataclasses.replace(settings, trusted_documents=manifest)
     if direct:
         logs.configure()  # as a server process logs (JSON lines on stderr)
     app = create_app(settings, bench.database_url)
@@ -125,6 +135,9 @@ async def _main(
     if scenario == "a":
         body = graphql_body(OUR_DASHBOARD, {"code": data.esco_code, **months}, trusted)
         token = tokens.operator
+    elif scenario == "empty":
+        body = graphql_body(EMPTY, {}, trusted)
+        token = tokens.customers[0]
     else:  # (b): the first app customer's screen, with their own token
         customer = data.app_customers[0]
         body = graphql_body(
@@ -188,7 +201,7 @@ async def _main(
             profiler.disable()
     wall = sorted(t[0] * 1000 for t in times)
     cpu = sorted(t[1] * 1000 for t in times)
-    name = "dashboard" if scenario == "a" else "app screen"
+    name = {"a": "dashboard", "b": "app screen", "empty": "{ __typename }"}[scenario]
     name += ", straight into the ASGI app" if direct else ""
     name += ", as a trusted document" if trusted else ""
     who = "" if direct else ": server and client"
@@ -196,7 +209,8 @@ async def _main(
     print(
         f"{name}, in process: {requests} requests; wall median {statistics.median(wall):.1f}"
         f" ms, min {wall[0]:.1f} ms; CPU (this process{who}) median"
-        f" {statistics.median(cpu):.1f} ms, min {cpu[0]:.1f} ms"
+        f" {statistics.median(cpu):.2f} ms, min {cpu[0]:.2f} ms,"
+        f" mean {statistics.fmean(cpu):.3f} ms"
     )
     if profiler:
         if dump:
@@ -204,10 +218,9 @@ async def _main(
         pstats.Stats(profiler).sort_stats(profile).print_stats(45)
 
 
-async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[float, float]:
-    """One POST straight into the ASGI app (no HTTP client): what is timed is the
-    server's work alone, as a server process spends it once the request is read."""
-    scope = {
+def post_scope(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """The ASGI scope of a JSON POST to /graphql with `headers`, as uvicorn makes it."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -225,6 +238,12 @@ async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[flo
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }
+
+
+async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[float, float]:
+    """One POST straight into the ASGI app (no HTTP client): what is timed is the
+    server's work alone, as a server process spends it once the request is read."""
+    scope = post_scope(body, headers)
     sent: list[dict[str, Any]] = []
     received = False
     never = asyncio.Event()
@@ -253,7 +272,9 @@ async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[flo
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
-    parser.add_argument("--scenario", choices=["a", "b"], default="a", help="(a) or (b)")
+    parser.add_argument(
+        "--scenario", choices=["a", "b", "empty"], default="a", help="(a), (b) or `{ __typename }`"
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once")
     parser.add_argument(
         "--profile", nargs="?", const="tottime", choices=["tottime", "cumulative"], default=None

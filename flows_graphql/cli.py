@@ -155,6 +155,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .db.embedded import database_url
+    from .http_protocol import OneWriteProtocol
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -188,6 +189,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_config=None,
         server_header=False,  # no "server: uvicorn" (docs/limits.md)
+        # A response's head and body in one write (http_protocol.py).
+        http=OneWriteProtocol,
         # In-flight requests may finish within it; the app answers those that do not
         # just before it ends (app._drain_on_exit_signals).
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),

@@ -17,29 +17,34 @@ from typing import Any, cast
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLError, GraphQLSchema
+from graphql import GraphQLError, GraphQLSchema, execute, specified_rules
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.execution import optimized_is_awaitable
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
+from strawberry.utils.operation import get_first_operation, get_operation_type
 
 from . import faults, graphiql, logs, metrics, negotiation
 from .auth.authenticate import Authenticator, ProviderUnavailable, Unauthenticated
 from .auth.scopes import needs_read, read_refusal
 from .auth.unlinked import allowed_for_unlinked
 from .auth.viewer import ANONYMOUS, Viewer
+from .caches import Bounded
 from .config import Settings
 from .context import Context
 from .cutoff import BACKSTOP_S, Cutoff
@@ -51,7 +56,17 @@ from .live.broker import Broker
 from .observe import Admission, OverBudget, operation_of
 from .rules.clock import Today, london_today
 from .services.billing_jobs import BillingJobs
-from .trusted import APP_ROLES, REQUIRED, DocumentRefused, TrustedDocuments, requested_id
+from .trusted import (
+    APP_ROLES,
+    REQUIRED,
+    DocumentRefused,
+    Documents,
+    Trusted,
+    TrustedDocuments,
+    parsed,
+    requested_id,
+    validated,
+)
 from .trusted import current as current_trusted
 
 log = logging.getLogger("flows_graphql.errors")
@@ -74,6 +89,21 @@ SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
 # Request JSON deeper than this is refused; our variables need a handful of levels.
 MAX_JSON_DEPTH = 64
+# Distinct free texts whose verdicts a view keeps (as many as the parse cache).
+FREE_TEXTS = 512
+# graphql-core's default rules: the schema adds none (Strawberry's default too).
+VALIDATION_RULES = tuple(specified_rules)
+ALLOWED_OPERATIONS = {method: OperationType.from_http(method) for method in ("GET", "POST")}
+
+
+class _Post:
+    """The request adapter of a POST on the view's own path: the method is all that
+    the hooks read of it."""
+
+    method = "POST"
+
+
+_POST = _Post()
 
 
 def _not_json(constant: str) -> None:
@@ -286,6 +316,19 @@ class FlowsGraphQL(GraphQL[Context, None]):
         self.admission = admission or Admission(settings)
         # Operations registered by their sha256 (trusted.py); a bad manifest stops start-up.
         self.trusted = trusted or TrustedDocuments.from_manifest(settings.trusted_documents)
+        # Free text's verdicts and checks by role, by its text (`_free_text`).
+        self._texts: Bounded[str, Trusted] = Bounded(FREE_TEXTS)
+        # Whether Strawberry's per-request pipeline may be left out (`_post`,
+        # `_execute`): it is, as long as the schema uses none of what it is there for
+        # (extensions but our Documents, directives, incremental delivery, streaming
+        # transports, uploads). A schema that does takes Strawberry's way throughout.
+        self.lean = (
+            tuple(schema.extensions) == (Documents,)
+            and not schema.directives
+            and not schema.config.enable_experimental_incremental_execution
+            and not self._stream_transport_map
+            and not self.multipart_uploads_enabled
+        )
 
     def encode_json(self, data: object) -> bytes:
         # orjson writes a dashboard's ~4,600 values in a fifth of json.dumps's time; text
@@ -315,7 +358,10 @@ class FlowsGraphQL(GraphQL[Context, None]):
         try:
             if length > self.limits.max_body_bytes:
                 raise Refused(400, "QUERY_TOO_COMPLEX", "The request body is too large.")
-            await super().__call__(scope, self._bounded(receive), send)
+            if self.lean and scope["method"] == "POST" and _json(headers.get(b"content-type")):
+                await self._post(scope, self._bounded(receive), send)
+            else:
+                await super().__call__(scope, self._bounded(receive), send)
         except Refused as refused:
             await self._refuse(refused, scope, receive, send)
         except TooComplex as exc:
@@ -335,6 +381,65 @@ class FlowsGraphQL(GraphQL[Context, None]):
         except HTTPException as exc:
             code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
             raise Refused(exc.status_code, code, exc.reason) from exc
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A JSON POST, answered as Strawberry's view (`GraphQL.__call__` and `run`)
+        answers it, in its order — sub-response, context, body, execution, result,
+        response — without its request adapters, content-type parsing and page checks,
+        which cost a small request a tenth of its CPU."""
+        request = Request(scope, receive)
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, response=sub_response)
+        try:
+            data = self._request_data(self.parse_json(await _body(request)))
+            result = await self.execute_operation(
+                request=request,
+                request_adapter=_POST,
+                request_data=data,
+                context=context,
+                root_value=None,
+                sub_response=sub_response,
+            )
+        except HTTPException as exc:
+            code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
+            raise Refused(exc.status_code, code, exc.reason) from exc
+        response_data = await self.process_result(request, result)
+        await self.create_response(response_data, sub_response)(scope, receive, send)
+
+    def _request_data(self, data: Any) -> GraphQLRequestData:
+        """A decoded JSON body as the request's operation: Strawberry's checks and
+        messages (`parse_http_body`), then ours (`_named`)."""
+        if isinstance(data, list):
+            raise Refused(400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted.")
+        query = data.get("query")
+        if not isinstance(query, str | None):
+            raise Refused(
+                400,
+                "BAD_REQUEST",
+                "The GraphQL operation's `query` must be a string or null, if provided.",
+            )
+        variables = data.get("variables")
+        if not isinstance(variables, dict | None):
+            raise Refused(
+                400,
+                "BAD_REQUEST",
+                "The GraphQL operation's `variables` must be an object or null, if provided.",
+            )
+        extensions = data.get("extensions")
+        if not isinstance(extensions, dict | None):
+            raise Refused(
+                400,
+                "BAD_REQUEST",
+                "The GraphQL operation's `extensions` must be an object or null, if provided.",
+            )
+        request_data = GraphQLRequestData(
+            query=query,
+            variables=variables,
+            operation_name=data.get("operationName"),
+            extensions=extensions,
+            protocol="http",
+        )
+        return self._named(request_data, data)
 
     def _bounded(self, receive: Receive) -> Receive:
         """A body without Content-Length is counted as it arrives."""
@@ -434,9 +539,16 @@ class FlowsGraphQL(GraphQL[Context, None]):
             raise Refused(exc.status_code, "BAD_REQUEST", exc.reason) from exc
         finally:
             _fields.reset(token)
-        if box and isinstance(box[0], Mapping) and not isinstance(data, list):
-            self._name_document(data, box[0])
-        name = getattr(data, "operation_name", None)
+        if isinstance(data, list):
+            return data
+        return self._named(data, box[0] if box else None)
+
+    def _named(self, data: Any, fields: Any) -> Any:
+        """The request's operation with the text of the trusted document it names, if
+        any, and its `operationName` checked."""
+        if isinstance(fields, Mapping):
+            self._name_document(data, fields)
+        name = data.operation_name
         if name is not None and (not isinstance(name, str) or unstorable(name)):
             raise Refused(400, "BAD_REQUEST", "`operationName` must be a name (a string).")
         return data
@@ -638,18 +750,11 @@ class FlowsGraphQL(GraphQL[Context, None]):
                     raise Refused(REQUIRED.status, REQUIRED.code, REQUIRED.message)
                 data.query = trusted.text
                 current_trusted.set(trusted)
-            if trusted is not None:
-                verdict = trusted.verdict(
-                    data.variables, data.operation_name, self.limits, self.graphql_schema
-                )
-            else:
-                verdict = check(
-                    data.query,
-                    data.variables,
-                    data.operation_name,
-                    self.limits,
-                    self.graphql_schema,
-                )
+            # Free text is worked out once per text too, like a trusted document.
+            record = trusted if trusted is not None else self._free_text(data.query)
+            verdict = record.verdict(
+                data.variables, data.operation_name, self.limits, self.graphql_schema
+            )
             # Queries have no userErrors: such text is refused here. Mutations answer it
             # with a user error (their services check it, resolvers/mutation.py backs
             # them up).
@@ -665,13 +770,11 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 )
             parsed = document(data.query, self.limits) if verdict is not None else None
             refusal = None
-            if parsed is not None and trusted is not None:
-                refusal = trusted.memo(
+            if parsed is not None:
+                refusal = record.memo(
                     ("read", needs_read(viewer)),
                     lambda: read_refusal(viewer, self.graphql_schema, parsed),
                 )
-            elif parsed is not None:
-                refusal = read_refusal(viewer, self.graphql_schema, parsed)
             if refusal is not None:
                 raise Refused(403, "FORBIDDEN", refusal)
             if (
@@ -724,9 +827,21 @@ class FlowsGraphQL(GraphQL[Context, None]):
             if watcher is not None:
                 watcher.cancel()
 
+    def _free_text(self, query: str) -> Trusted:
+        """The record of a text sent as text: its verdicts and checks, kept with this
+        view (its limits and schema), bounded like the parse cache."""
+        found = self._texts.get(query)
+        if found is None:
+            found = self._texts[query] = Trusted("", query)
+        return found
+
     async def _execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         try:
-            result = await super().execute_single(*args, **kwargs)
+            if self.lean:
+                method = kwargs["request_adapter"].method
+                result = await self._execute(kwargs["request_data"], kwargs["context"], method)
+            else:
+                result = await super().execute_single(*args, **kwargs)
         except HTTPException as exc:
             # No query, no operation to pick, or one the method does not allow:
             # Strawberry answers these in plain text; ours are JSON like every refusal.
@@ -744,8 +859,14 @@ class FlowsGraphQL(GraphQL[Context, None]):
             raise Refused(400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted.")
         counter = StatementCounter()
         token = current_counter.set(counter)
+        result: Any
         try:
-            result = await super().execute_operation(*args, **kwargs)
+            if self.lean and not args:
+                # Strawberry's dispatch: a batch (refused above) or a streaming
+                # transport (none) aside, it is execute_single.
+                result = await self.execute_single(**kwargs)
+            else:
+                result = await super().execute_operation(*args, **kwargs)
         finally:
             await context.close()
             current_counter.reset(token)
@@ -757,6 +878,75 @@ class FlowsGraphQL(GraphQL[Context, None]):
             result.extensions = {**(result.extensions or {}), "sqlStatements": counter.count}
         if isinstance(result, ExecutionResult):
             _fault_status(result, context, kwargs["sub_response"])
+        return result
+
+    async def _execute(
+        self, data: GraphQLRequestData, context: Context, method: str
+    ) -> ExecutionResult:
+        """What Strawberry's `execute_single` and `Schema.execute` do for this schema,
+        step for step and with their answers — no query, the operation and its type,
+        parse and validation (once per document, trusted.py), graphql-core's
+        execution with the schema's execution context, errors through the schema's
+        `process_errors` — without the per-request extension runner, middleware
+        manager and execution-context objects, a fifth of an empty query's CPU."""
+        schema: Any = self.schema
+        query = data.query
+        if not query:
+            raise HTTPException(400, "No GraphQL query found in the request") from (
+                MissingQueryError()
+            )
+        try:
+            try:
+                found = parsed(query)
+            except GraphQLError as syntax:
+                return self._errors(PreExecutionError(data=None, errors=[syntax]))
+            except Exception as exc:
+                failed = GraphQLError(str(exc), original_error=exc)
+                return self._errors(PreExecutionError(data=None, errors=[failed]))
+            operation_name = data.operation_name
+            if operation_name is None:
+                first = get_first_operation(found.document)
+                operation_name = first.name.value if first and first.name else None
+            try:
+                operation_type = get_operation_type(found.document, operation_name)
+            except RuntimeError as error:
+                cannot = CannotGetOperationTypeError(operation_name)
+                raise HTTPException(400, cannot.as_http_error_reason()) from error
+            if operation_type not in ALLOWED_OPERATIONS[method]:
+                invalid = InvalidOperationTypeError(operation_type)
+                raise HTTPException(400, invalid.as_http_error_reason(method)) from invalid
+            errors = validated(found, schema._schema, VALIDATION_RULES)
+            if errors:
+                return self._errors(PreExecutionError(data=None, errors=errors))
+            outcome: Any = execute(
+                schema._schema,
+                found.document,
+                variable_values=data.variables,
+                # Strawberry's: the first operation's, when the request names none.
+                operation_name=operation_name,
+                context_value=context,
+                is_awaitable=cast(Any, optimized_is_awaitable),
+                executor_class=schema.execution_context_class,
+                operation_extensions=data.extensions,
+            )
+            if optimized_is_awaitable(outcome):
+                outcome = await outcome
+        except HTTPException:
+            raise
+        except Exception as exc:
+            coerced = exc if isinstance(exc, GraphQLError) else None
+            if coerced is None:
+                coerced = GraphQLError(str(exc), original_error=exc)
+            return self._errors(PreExecutionError(data=None, errors=[coerced]))
+        if outcome.errors:
+            schema._process_errors(outcome.errors, None)
+        return ExecutionResult(data=outcome.data, errors=outcome.errors, extensions={})
+
+    def _errors(self, result: PreExecutionError) -> ExecutionResult:
+        """A result without execution, its errors through the schema's `process_errors`."""
+        if result.errors:
+            self.schema._process_errors(result.errors, None)
+        result.extensions = {}
         return result
 
     async def process_result(
@@ -831,6 +1021,33 @@ def _init_failed(exc: Exception) -> CloseSocket:
         return CloseSocket(INTERNAL_ERROR, f"Internal error ({request_id}).")
     log.warning("subscription refused", extra={"error": code})
     return CloseSocket(TRY_AGAIN_LATER, "The service is unavailable; try again shortly.")
+
+
+async def _body(request: Request) -> bytes:
+    """`request.body()`, read straight off `receive` (Starlette's goes through an async
+    generator per request), and kept on the request as Starlette keeps it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._stream_consumed = True
+    request._body = body
+    return body
+
+
+def _json(content_type: bytes | None) -> bool:
+    """A JSON body by its Content-Type, as Strawberry reads it when it is exactly that
+    (with parameters or not); anything else takes Strawberry's own reading."""
+    if content_type is None:
+        return False
+    return content_type == b"application/json" or content_type.startswith(b"application/json;")
 
 
 def _content_type() -> str:

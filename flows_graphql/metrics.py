@@ -124,25 +124,45 @@ _seen_names: set[str] = set()
 def operation_label(name: str | None) -> str:
     if not name:
         return "anonymous"
+    if name in _seen_names:
+        return name
     if not _NAME.fullmatch(name):
         return "other"
-    if name not in _seen_names:
-        if len(_seen_names) >= MAX_OPERATION_NAMES:
-            return "other"
-        _seen_names.add(name)
+    if len(_seen_names) >= MAX_OPERATION_NAMES:
+        return "other"
+    _seen_names.add(name)
     return name
+
+
+# Each request's series, by their label values: `labels()` checks and converts its
+# values and takes the metric's lock on every call. The label values are bounded
+# (operation names by MAX_OPERATION_NAMES, statuses, codes), so are these.
+_request_series: dict[tuple[str, str, int, str | None], Any] = {}
+_latency_series: dict[str, Any] = {}
+_statement_series: dict[str, Any] = {}
 
 
 def observe_request(
     operation: str | None, type_: str, status: int, code: str | None, seconds: float
 ) -> None:
     name = operation_label(operation)
-    REQUESTS.labels(name, type_, str(status), code or "none").inc()
-    LATENCY.labels(name).observe(seconds)
+    key = (name, type_, status, code)
+    series = _request_series.get(key)
+    if series is None:
+        series = _request_series[key] = REQUESTS.labels(name, type_, str(status), code or "none")
+    series.inc()
+    latency = _latency_series.get(name)
+    if latency is None:
+        latency = _latency_series[name] = LATENCY.labels(name)
+    latency.observe(seconds)
 
 
 def observe_statements(operation: str | None, count: int) -> None:
-    STATEMENTS.labels(operation_label(operation)).observe(count)
+    name = operation_label(operation)
+    series = _statement_series.get(name)
+    if series is None:
+        series = _statement_series[name] = STATEMENTS.labels(name)
+    series.observe(count)
 
 
 def refused_by_rate_limit(tier: str) -> None:

@@ -16,6 +16,7 @@ a limit that holds per process is better than an API that is down with its cache
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -47,7 +48,7 @@ class Spend:
 
     @property
     def reset_at_iso(self) -> str:
-        return datetime.fromtimestamp(self.reset_at, UTC).isoformat(timespec="seconds")
+        return _iso(self.reset_at)
 
     def retry_after(self, now: float | None = None) -> int:
         return max(math.ceil(self.reset_at - (time.time() if now is None else now)), 1)
@@ -67,6 +68,12 @@ class Spend:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(int(self.reset_at)),
         }
+
+
+@functools.lru_cache(maxsize=16)
+def _iso(epoch: float) -> str:
+    # Every request of a window shares its end: formatted once.
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 class Store(Protocol):

@@ -38,6 +38,9 @@ APP_ROLES = frozenset({"customer", "unlinked"})
 # a handful in practice); refilled from scratch when reached.
 VERDICTS_PER_DOCUMENT = 64
 APOLLO_FORMAT = "apollo-persisted-query-manifest"
+# The largest cost-relevant variable values (as JSON) a verdict is kept by: page sizes
+# and id lists fit; a whole import does not, and would be kept 64 times a document.
+MAX_VERDICT_KEY = 1024
 
 T = TypeVar("T")
 
@@ -104,7 +107,8 @@ class Trusted:
             key = _verdict_key(operation_name, variables, reads)  # type: ignore[arg-type]
             found = self._verdicts.get(key) if key is not None else None
             if isinstance(found, TooComplex):
-                raise found
+                # A fresh one: raising the kept one again would lengthen its traceback.
+                raise TooComplex(found.message)
             if found is not None:
                 return found
         try:
@@ -140,6 +144,9 @@ def _verdict_key(
     try:
         frozen = orjson.dumps([[n in values, values.get(n)] for n in sorted(reads)])
     except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits: not cached
+        return None
+    if len(frozen) > MAX_VERDICT_KEY:
+        # A mutation's input rows (an import of 10,000): worked out afresh, not kept.
         return None
     return (operation_name, frozen)
 
@@ -264,35 +271,44 @@ _BY_TEXT: Bounded[str, Parsed] = Bounded(512)
 _DEFAULT_LIMITS = Limits()
 
 
-class Documents(SchemaExtension):
-    """Parsing and validation, once per document: a trusted document keeps its own
-    (never evicted by free text), free text is cached by its text (bounded)."""
+def parsed(query: str) -> Parsed:
+    """The document of `query`: a trusted document keeps its own (never evicted by
+    free text), free text is cached by its text (bounded). A syntax error raises."""
+    trusted = current.get()
+    if trusted is not None and trusted.text == query:
+        if trusted.parsed is None:
+            trusted.parsed = Parsed(_parse(query))
+        return trusted.parsed
+    found = _BY_TEXT.get(query)
+    if found is None:
+        found = _BY_TEXT[query] = Parsed(_parse(query))
+    return found
 
-    def _parsed(self) -> Parsed:
-        query = self.execution_context.query or ""
-        trusted = current.get()
-        if trusted is not None and trusted.text == query:
-            if trusted.parsed is None:
-                trusted.parsed = Parsed(_parse(query))
-            return trusted.parsed
-        found = _BY_TEXT.get(query)
-        if found is None:
-            found = _BY_TEXT[query] = Parsed(_parse(query))
-        return found
+
+def validated(found: Parsed, schema: GraphQLSchema, rules: Any) -> list[GraphQLError]:
+    """The document's validation errors, worked out on its first use."""
+    if found.errors is None:
+        # The schema adds no validation rules of its own: the default ones, always.
+        found.errors = validate_document(schema, found.document, rules)
+    return found.errors
+
+
+class Documents(SchemaExtension):
+    """Parsing and validation, once per document (`parsed`), where Strawberry runs an
+    operation (the HTTP view's own path runs it without Strawberry: graphql_view.py)."""
 
     def on_parse(self) -> Iterator[None]:
-        self.execution_context.graphql_document = self._parsed().document
+        self.execution_context.graphql_document = parsed(
+            self.execution_context.query or ""
+        ).document
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        parsed = self._parsed()
-        if parsed.errors is None:
-            # The schema adds no validation rules of its own: the default ones, always.
-            parsed.errors = validate_document(
-                context.schema._schema, parsed.document, context.validation_rules
-            )
-        context.pre_execution_errors = parsed.errors
+        found = parsed(context.query or "")
+        context.pre_execution_errors = validated(
+            found, context.schema._schema, context.validation_rules
+        )
         yield
 
 

@@ -24,7 +24,6 @@ payments), ESCO "bravo" (3 customers, 3 months, a running billing run), and
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import json
 import uuid
@@ -48,7 +47,7 @@ from flows_graphql.fields import DECLARED, ROW_TYPE, computed
 from flows_graphql.schema import build_schema, schema
 from flows_graphql.types.node import RowType
 from tests.support import factories as f
-from tests.support.api import TENANT, TODAY, asgi_client, bearer, gid
+from tests.support.api import TENANT, TODAY, asgi_client, bearer, comparable, gid
 from tests.support.db import direct_dsn
 from tests.support.documents import DASHBOARD, DASHBOARD_STATEMENTS, OUR_DASHBOARD
 from tests.support.factories import EscoData, Extras, add_extras, empty_tables
@@ -220,25 +219,6 @@ async def ask(
     payload = {"query": text, "variables": variables, "operationName": operation_name}
     response = await client.post("/graphql", json=payload, headers=headers)
     return Answer(response.status_code, response.json(), spy.calls - before)
-
-
-def comparable(body: dict[str, Any]) -> dict[str, Any]:
-    """The body without what differs per request: the statement count (a fallback runs
-    the operation twice), an error's request id, and the rate-limit budget's state (the
-    two apps spend one budget in Redis, and a minute can turn between their answers);
-    the cost each request asked for stays compared."""
-    body = copy.deepcopy(body)
-    extensions = body.pop("extensions", None) or {}
-    extensions.pop("sqlStatements", None)
-    cost = extensions.get("cost")
-    if isinstance(cost, dict):
-        cost.pop("remaining", None)
-        cost.pop("resetAt", None)
-    if extensions:
-        body["extensions"] = extensions
-    for error in body.get("errors") or []:
-        (error.get("extensions") or {}).pop("requestId", None)
-    return body
 
 
 async def both(

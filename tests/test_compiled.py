@@ -32,33 +32,9 @@ from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.schema import schema
-from tests.support.api import TENANT, bearer, gid
-from tests.support.documents import DASHBOARD, OUR_DASHBOARD
-from tests.test_breadth_first import comparable
+from tests.support.api import TENANT, bearer, comparable, gid
+from tests.support.documents import DASHBOARD, OUR_APP, OUR_DASHBOARD
 from tests.test_privacy_matrix import PEOPLE, TODAY, World, build_world
-
-OUR_APP = """
-query App($id: ID!, $from: Date!, $to: Date!) {
-  node(id: $id) {
-    ... on Customer {
-      email
-      fullName
-      currentTariff { periodStart discountPercent unitRate standingCharge }
-      monthlyCosts(from: $from, to: $to) {
-        month
-        power
-        heat
-        standingCharge
-        total
-        savings
-      }
-      payments(first: 10) {
-        nodes { amountPence currency status description createdAt }
-      }
-    }
-  }
-}
-"""
 
 # Every compilable kind of field: ids, uuids, enums, datetimes, nulls, aliases, merged
 # selections, __typename, to-one and to-many relations, ranges, a day argument, a page.

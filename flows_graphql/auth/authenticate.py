@@ -93,6 +93,10 @@ class Authenticator:
         # request. Only the check is remembered: who a provider's token is comes from
         # the database on every request (auth/identities.py).
         self.tokens = _Cache(size=10_000, ttl=60)
+        # And who the server's own tokens are, looked up only while their checked
+        # claims are: a viewer follows from the claims alone (and a customer's ESCO,
+        # cached above), so this spares every request building it again.
+        self.viewers = _Cache(size=10_000, ttl=60)
 
     async def viewer(self, headers: Mapping[str, str]) -> Viewer:
         authorization = headers.get("authorization")
@@ -114,7 +118,12 @@ class Authenticator:
             if checked.expires > time.time():
                 return await identity_viewer(self.engine, checked)
         elif isinstance(checked, dict) and checked["exp"] > time.time():
-            return await self._viewer(checked)
+            known = self.viewers.get(token)
+            if isinstance(known, Viewer):
+                return known
+            viewer = await self._viewer(checked)
+            self.viewers.put(token, viewer)
+            return viewer
         header, issuer = self._unverified(token)
         if self.oidc.trusts(issuer):
             verified = await self.oidc.verify(token, header, str(issuer))

@@ -6,6 +6,7 @@ one place; row-level security in PostgreSQL applies the same scope again.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 
@@ -26,8 +27,8 @@ class Viewer:
     issuer: str | None = None
     email: str | None = None
 
-    @property
-    def actor(self) -> str:
+    @functools.cached_property
+    def actor(self) -> str:  # asked for several times a request (rate limit, audit)
         if self.system:
             return "system"
         if self.role == "customer" and self.customer_id is not None:

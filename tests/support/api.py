@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import re
 import uuid
@@ -190,3 +191,22 @@ async def unchanged(state: Callable[[], Awaitable[Any]]) -> AsyncIterator[None]:
     before = await state()
     yield
     assert await state() == before
+
+
+def comparable(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without what differs per request: the statement count (a fallback runs
+    the operation twice), an error's request id, and the rate-limit budget's state (the
+    two apps spend one budget in Redis, and a minute can turn between their answers);
+    the cost each request asked for stays compared."""
+    body = copy.deepcopy(body)
+    extensions = body.pop("extensions", None) or {}
+    extensions.pop("sqlStatements", None)
+    cost = extensions.get("cost")
+    if isinstance(cost, dict):
+        cost.pop("remaining", None)
+        cost.pop("resetAt", None)
+    if extensions:
+        body["extensions"] = extensions
+    for error in body.get("errors") or []:
+        (error.get("extensions") or {}).pop("requestId", None)
+    return body

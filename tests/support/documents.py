@@ -111,3 +111,27 @@ query Dashboard($code: String!, $from: Date!, $to: Date!) {
   }
 }
 """
+
+# (b) The customer's app screen: their tariff, a year of costs, their last payments.
+OUR_APP = """
+query App($id: ID!, $from: Date!, $to: Date!) {
+  node(id: $id) {
+    ... on Customer {
+      email
+      fullName
+      currentTariff { periodStart discountPercent unitRate standingCharge }
+      monthlyCosts(from: $from, to: $to) {
+        month
+        power
+        heat
+        standingCharge
+        total
+        savings
+      }
+      payments(first: 10) {
+        nodes { amountPence currency status description createdAt }
+      }
+    }
+  }
+}
+"""

@@ -1,0 +1,120 @@
+"""The fixed cost of a request: CPU per request through the whole ASGI app, in process.
+
+    python -m bench.fixed [--scenario empty|b] [--requests 2000] [--repeat 3] [--trusted]
+
+POSTs straight into the application (no HTTP client, no server), cycling over the
+bench's 200 app customers and their tokens (each token checked once, in the warm-up),
+and times each run of `--requests` requests as a whole: process CPU ÷ requests, no
+clock read per request. `empty` is `{ __typename }` (no statement: what every request
+pays before its fields do), `b` the app screen. Logging as a server process logs (JSON
+lines on stderr: send them to /dev/null). An A/B of two commits runs this on each
+checkout in turn (`git worktree add`), alternating, several times: bench/README.md,
+"Session 5".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import gc
+import json
+import time
+from typing import Any
+
+from flows_graphql import logs
+from flows_graphql.app import create_app
+from flows_graphql.config import RateLimits, Settings
+from flows_graphql.ratelimit import TIERS
+from flows_graphql.trusted import sha256_hex
+from flows_graphql.types.node import to_global_id
+
+from .dataset import describe
+from .queries import OUR_APP
+from .run import RESULTS_DIR
+from .scenarios import Tokens, graphql_body
+from .settings import BenchSettings
+from .single import EMPTY, post_scope
+
+WARMUP = 400
+
+
+async def main(scenario: str, requests: int, repeat: int, trusted: bool) -> list[float]:
+    bench = BenchSettings.from_env()
+    data = await describe(bench, "fixed")
+    settings = Settings.from_env()
+    budgets = RateLimits(**{tier: 2_000_000_000 for tier in TIERS})
+    settings = dataclasses.replace(settings, jwt_secret=bench.jwt_secret, rate_limits=budgets)
+    if trusted:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        manifest = RESULTS_DIR / "trusted-documents-fixed.json"
+        manifest.write_text(json.dumps({sha256_hex(q): q for q in (EMPTY, OUR_APP)}))
+        settings = dataclasses.replace(settings, trusted_documents=manifest)
+    logs.configure()
+    app = create_app(settings, bench.database_url)
+    tokens = Tokens(bench, data)
+    months = {"from": str(data.first_month), "to": str(data.last_month)}
+    requests_made: list[tuple[dict[str, Any], bytes]] = []
+    for customer, token in zip(data.app_customers, tokens.customers, strict=True):
+        if scenario == "empty":
+            body = graphql_body(EMPTY, {}, trusted)
+        else:
+            variables = {"id": to_global_id("Customer", customer.id), **months}
+            body = graphql_body(OUR_APP, variables, trusted)
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        scope = post_scope(body, headers)
+        requests_made.append((scope, body))
+    never = asyncio.Event()
+    statuses: set[int] = set()
+
+    async def one(i: int) -> None:
+        template, body = requests_made[i % len(requests_made)]
+        received = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal received
+            if not received:
+                received = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await never.wait()  # the client stays connected
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.add(message["status"])
+
+        await app(dict(template), receive, send)
+
+    results = []
+    async with app.router.lifespan_context(app):
+        for i in range(WARMUP):
+            await one(i)
+        for _ in range(repeat):
+            gc.collect()
+            started = time.process_time()
+            for i in range(requests):
+                await one(i)
+            results.append(1000 * (time.process_time() - started) / requests)
+    if statuses != {200}:
+        raise SystemExit(f"answers other than 200: {sorted(statuses)}")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=["empty", "b"], default="empty")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--trusted", action="store_true", help="by documentId")
+    args = parser.parse_args()
+    run = main(args.scenario, args.requests, args.repeat, args.trusted)
+    try:
+        import uvloop
+
+        measured = uvloop.run(run)
+    except ImportError:
+        measured = asyncio.run(run)
+    print(
+        f"{args.scenario}{', trusted' if args.trusted else ''}: CPU ms/request per run of "
+        f"{args.requests}: " + " ".join(f"{m:.3f}" for m in measured)
+    )

@@ -720,15 +720,38 @@ def _date_text(text: str) -> str:
     return datetime.date.fromisoformat(text).isoformat()
 
 
-def _same_text(leaf: Any, convert: Convert) -> Callable[[str], str] | None:
-    """For a Decimal or Date leaf read as text, the serialized value straight from the
-    text (the same string the decode-and-serialize gives, without making the value)."""
+def _same_text(leaf: Any, convert: Convert) -> str | None:
+    """For a Decimal or Date leaf read as text, an expression of the serialized value
+    straight from the text `{x}` (the same string the decode-and-serialize gives,
+    without making the value): the text itself in the common case, tested inline (a
+    Python call per value is most of what it saves), the function otherwise."""
     serialize = getattr(leaf, "serialize", None)
+    # `==` for the date: each read of a classmethod (date.fromisoformat) is a new object.
     if convert is Decimal and serialize is str:
-        return _decimal_text
-    if convert is datetime.date.fromisoformat and serialize is datetime.date.isoformat:
-        return _date_text
+        # _decimal_text's own test, inlined: a numeric's text starts with a digit, `-`
+        # or a letter (NaN, Infinity), never empty.
+        return "({x} if {x}[0] not in '0-' else %s({x}))"
+    if convert == datetime.date.fromisoformat and serialize == datetime.date.isoformat:
+        return "({x} if len({x}) == 10 else %s({x}))"
     return None
+
+
+def _leaf(leaf: Any, convert: Convert, column_type: Any, name: Callable[[Any], str]) -> str:
+    """The expression serializing one column's JSON value `{x}` (not null) as the
+    leaf's GraphQL type does."""
+    if isinstance(leaf, GraphQLEnumType):
+        return f"{name(_enum(convert, _serializer(leaf)))}({{x}})"
+    if _as_it_is(leaf, column_type):
+        return "{x}"
+    shortcut = _same_text(leaf, convert)
+    if shortcut is not None:
+        helper = _decimal_text if convert is Decimal else _date_text
+        return shortcut % name(helper)
+    prepare = f"{name(convert)}({{x}})" if convert is not None else "{x}"
+    return f"{name(_serializer(leaf))}({prepare})"
+
+
+NULL = "raise Fallback('null in a non-null field')"
 
 
 def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
@@ -736,96 +759,139 @@ def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
     column decoded and serialized by the schema's own serializers, computed fields by
     their resolvers on a row of the decoded values, children by their own finishers
     (written out as Python source once: a generic loop over fields cost more than the
-    walk it replaces)."""
+    walk it replaces). Objects of one row (to-one children, carried objects) are
+    written inline, each object one dict display: a call and a store per field were
+    most of a dashboard's finishing."""
     names: dict[str, Any] = {"Fallback": Fallback}
-    lines = ["def finish(v, run):"]
-    columns = len(obj.columns)
 
     def name(value: Any) -> str:
         label = f"n{len(names)}"
         names[label] = value
         return label
 
-    def convert(index: int) -> str:
-        converter = obj.converts[index]
-        if converter is None:
-            return f"v[{index}]"
-        return f"({name(converter)}(v[{index}]) if v[{index}] is not None else None)"
-
-    def null(target: str, non_null: bool) -> str:
-        if non_null:
-            return "raise Fallback('null in a non-null field')"
-        return f"{target} = None"
-
-    # The computed fields' row: the columns they declare (only those: they read no
-    # others, tests/test_breadth_first.py), decoded.
-    read = sorted({c for _, kind, d in obj.outputs if kind == "resolved" for c in d[3]})
-    if read:
-        _, make = row_shape(tuple(read))
-        decoded = ", ".join(convert(obj.columns.index(c)) for c in read)
-        lines.append(f"    r = {name(make)}(({decoded},))")
-    lines.append("    o = {}")
-    for key, kind, detail in obj.outputs:
-        target = f"o[{key!r}]"
-        if kind == "typename":
-            lines.append(f"    {target} = {detail!r}")
-            continue
-        if kind == "child":
-            lines.extend(_child_lines(obj.children[detail], columns + detail, target, name))
-            continue
-        if kind == "column":
-            index, leaf, non_null = detail
-            converter = obj.converts[index]
-            value = f"v[{index}]"
-            if isinstance(leaf, GraphQLEnumType):
-                done = f"{name(_enum(converter, _serializer(leaf)))}(x)"
-            elif _as_it_is(leaf, obj.types[index]):
-                done = "x"
-            elif (shortcut := _same_text(leaf, converter)) is not None:
-                done = f"{name(shortcut)}(x)"
-            else:
-                prepare = f"{name(converter)}(x)" if converter is not None else "x"
-                done = f"{name(_serializer(leaf))}({prepare})"
-        else:
-            resolve, leaf, non_null, _ = detail
-            value = f"{name(resolve)}(r)"
-            done = f"{name(_serializer(leaf))}(x)"
-        lines.append(f"    x = {value}")
-        lines.append(f"    if x is None: {null(target, non_null)}")
-        lines.append(f"    else: {target} = {done}")
-    lines.append("    return o")
+    lines = ["def finish(v, run):"]
+    made = _object_code(obj, "v", "    ", name, [0], lines)
+    lines.append(f"    return {made}")
     scope: dict[str, Any] = {}
-    exec("\n".join(lines), names, scope)  # our own source, made above
+    try:
+        exec("\n".join(lines), names, scope)  # our own source, made above
+    except (SyntaxError, RecursionError, MemoryError) as error:
+        # Nested past what CPython compiles (20 loops in one another, 100 indents):
+        # a deployment's depth limit may allow it.
+        raise NotCompiled("nested too deep for one finisher") from error
     return scope["finish"]  # type: ignore[no-any-return]
 
 
-def _child_lines(
-    child: ChildPlan, position: int, target: str, name: Callable[[Any], str]
-) -> list[str]:
-    """The source finishing one child, from the JSON at `position` of the row."""
-    finish = name(child.object.finish)
-    fail = "raise Fallback('null in a non-null field')"
-    lines = [f"    c = v[{position}]"]
-    if child.source.prefix is not None or child.single:  # one object, or null
-        lines.append(f"    if c is None: {fail if child.non_null else target + ' = None'}")
-        lines.append(f"    else: {target} = {finish}(c, run)")
-        return lines
-    if not child.many:
-        lines.append(f"    if not c: {fail if child.non_null else target + ' = None'}")
-        # As RowLoader.arrange: a key's last row.
-        lines.append(f"    else: {target} = {finish}(c[-1], run)")
-        return lines
+def _object_code(
+    obj: ObjectPlan,
+    v: str,
+    indent: str,
+    name: Callable[[Any], str],
+    counter: list[int],
+    lines: list[str],
+) -> str:
+    """Appends to `lines` the statements finishing the object of the JSON array `v`
+    (null checks, computed fields, inline children); returns the dict display."""
+
+    def local(prefix: str) -> str:
+        counter[0] += 1
+        return f"{prefix}{counter[0]}"
+
+    # The non-null columns, checked before anything reads them.
+    checked = sorted({d[0] for _, kind, d in obj.outputs if kind == "column" and d[2]})
+    if checked:
+        tests = " or ".join(f"{v}[{index}] is None" for index in checked)
+        lines.append(f"{indent}if {tests}: {NULL}")
+
+    def convert(index: int) -> str:
+        converter = obj.converts[index]
+        item = f"{v}[{index}]"
+        if converter is None:
+            return item
+        if index in checked:
+            return f"{name(converter)}({item})"
+        return f"({name(converter)}({item}) if {item} is not None else None)"
+
+    columns = len(obj.columns)
+    # The computed fields' row: the columns they declare (only those: they read no
+    # others, tests/test_breadth_first.py), decoded.
+    read = sorted({c for _, kind, d in obj.outputs if kind == "resolved" for c in d[3]})
+    row = local("r")
+    if read:
+        _, make = row_shape(tuple(read))
+        decoded = ", ".join(convert(obj.columns.index(c)) for c in read)
+        lines.append(f"{indent}{row} = {name(make)}(({decoded},))")
+    entries: list[str] = []
+    for key, kind, detail in obj.outputs:
+        if kind == "typename":
+            entries.append(f"{key!r}: {detail!r}")
+        elif kind == "child":
+            child = obj.children[detail]
+            made = _child_code(child, f"{v}[{columns + detail}]", indent, name, counter, lines)
+            entries.append(f"{key!r}: {made}")
+        elif kind == "column":
+            index, leaf, non_null = detail
+            item = f"{v}[{index}]"
+            done = _leaf(leaf, obj.converts[index], obj.types[index], name).format(x=item)
+            if not non_null and done != item:
+                done = f"({done} if {item} is not None else None)"
+            entries.append(f"{key!r}: {done}")
+        else:
+            resolve, leaf, non_null, _ = detail
+            x = local("x")
+            lines.append(f"{indent}{x} = {name(resolve)}({row})")
+            done = f"{name(_serializer(leaf))}({x})"
+            if non_null:
+                lines.append(f"{indent}if {x} is None: {NULL}")
+            else:
+                done = f"({done} if {x} is not None else None)"
+            entries.append(f"{key!r}: {done}")
+    return "{" + ", ".join(entries) + "}"
+
+
+def _child_code(
+    child: ChildPlan,
+    value: str,
+    indent: str,
+    name: Callable[[Any], str],
+    counter: list[int],
+    lines: list[str],
+) -> str:
+    """Appends to `lines` the statements finishing one child from the JSON `value` of
+    its parent's row; returns the expression of its answer."""
+    c = f"c{counter[0] + 1}"
+    counter[0] += 1
+    lines.append(f"{indent}{c} = {value}")
+    if child.source.prefix is not None or child.single or not child.many:
+        out = f"o{counter[0]}"
+        # One object or null; a key's rows, of which RowLoader.arrange keeps the last.
+        empty = f"{c} is None" if child.source.prefix is not None or child.single else f"not {c}"
+        lines.append(f"{indent}if {empty}: {NULL if child.non_null else out + ' = None'}")
+        lines.append(f"{indent}else:")
+        inner = indent + "    "
+        if not (child.source.prefix is not None or child.single):
+            lines.append(f"{inner}{c} = {c}[-1]")
+        made = _object_code(child.object, c, inner, name, counter, lines)
+        lines.append(f"{inner}{out} = {made}")
+        return out
     if child.source.paged:
-        lines.append(f"    c = c[: run.limits[{child.index}]] if c else ()")
-    lines.append(f"    c = [{finish}(x, run) for x in c] if c else []")
+        lines.append(f"{indent}{c} = {c}[: run.limits[{child.index}]] if {c} else ()")
+    # A loop written out here rather than a call of the item's finisher per row.
+    number = counter[0]
+    each, out, add = f"i{number}", f"l{number}", f"a{number}"
+    lines.append(f"{indent}{out} = []")
+    lines.append(f"{indent}if {c}:")
+    lines.append(f"{indent}    {add} = {out}.append")
+    lines.append(f"{indent}    for {each} in {c}:")
+    made = _object_code(child.object, each, indent + "        ", name, counter, lines)
+    lines.append(f"{indent}        {add}({made})")
+    c = out
     if child.outputs is None:
-        lines.append(f"    {target} = c")
-        return lines
+        return c
     parts = ", ".join(
-        f"{key!r}: {'c' if kind == 'nodes' else repr(field)}" for key, kind, field in child.outputs
+        f"{key!r}: {c if kind == 'nodes' else repr(field)}" for key, kind, field in child.outputs
     )
-    lines.append(f"    {target} = {{{parts}}}")
-    return lines
+    return "{" + parts + "}"
 
 
 # --- running ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
+from flows_graphql.schema import schema
 from tests.support.api import TENANT, bearer, comparable, gid
 from tests.support.documents import DASHBOARD, OUR_APP, OUR_DASHBOARD
 from tests.test_privacy_matrix import PEOPLE, TODAY, World, build_world
@@ -372,3 +373,75 @@ def test_a_numeric_text_is_what_decimal_serializes(text: str) -> None:
 def test_a_date_text_is_what_isoformat_serializes(day: date) -> None:
     text = day.isoformat()  # PostgreSQL's JSON of a date, years 1 to 9999
     assert compiled._date_text(text) == date.fromisoformat(text).isoformat() == text
+
+
+def _shortcut(type_name: str, convert: Any) -> Any:
+    """The compiled finisher's expression for a column of the schema's `type_name` read
+    as text and decoded with `convert`, as a function of that text."""
+    leaf = schema._schema.get_type(type_name)
+    helpers = {"h": compiled._decimal_text, "d": compiled._date_text}
+    expression = compiled._same_text(leaf, convert)
+    assert expression is not None, f"no shortcut for the schema's {type_name}"
+    helper = "h" if convert is Decimal else "d"
+    return eval(f"lambda t: {expression.format(x='t') % helper}", helpers)
+
+
+@pytest.mark.parametrize("text", NUMERIC_TEXTS)
+def test_the_inline_numeric_shortcut_is_what_decimal_serializes(text: str) -> None:
+    """The schema's Decimal leaves take the shortcut, and it writes str(Decimal(text))."""
+    assert _shortcut("Decimal", Decimal)(text) == str(Decimal(text))
+
+
+@pytest.mark.parametrize(
+    "day", [date(1, 1, 1), date(999, 12, 31), date(2024, 2, 29), date(9999, 12, 31)]
+)
+def test_the_inline_date_shortcut_is_what_isoformat_serializes(day: date) -> None:
+    """The schema's Date leaves take the shortcut (a classmethod read twice is two
+    objects: compared by `is`, it never did), and it writes the date's isoformat."""
+    text = day.isoformat()
+    assert _shortcut("Date", date.fromisoformat)(text) == date.fromisoformat(text).isoformat()
+    with pytest.raises(ValueError):  # BC or past 9999: the long way, which fails
+        _shortcut("Date", date.fromisoformat)("10000-01-01")
+
+
+def test_a_selection_nested_past_what_python_compiles_is_not_compiled() -> None:
+    """Lists in lists are loops in loops of one finisher; CPython compiles at most 20
+    of those in one another. Deeper (a raised depth limit allows it) is not compiled,
+    so the walk answers; shallower compiles."""
+
+    def nested(levels: int) -> compiled.ObjectPlan:
+        inner = compiled.ObjectPlan()
+        inner.outputs.append(("t", "typename", "T"))
+        inner.finish = compiled._finisher(inner)
+        for _ in range(levels):
+            outer = compiled.ObjectPlan()
+            source: Any = type("Source", (), {"prefix": None, "paged": False})()
+            child = compiled.ChildPlan(None, [], source, inner)
+            child.many = True
+            outer.outputs.append(("c", "child", 0))
+            outer.children.append(child)
+            outer.finish = compiled._finisher(outer)
+            inner = outer
+        return inner
+
+    row: Any = []  # the innermost row: no columns
+    for _ in range(3):
+        row = [[row]]  # a row whose one value is the list of its child's rows
+    finish = nested(3).finish
+    assert finish is not None
+    assert finish(row, compiled.Run()) == {"c": [{"c": [{"c": [{"t": "T"}]}]}]}
+    with pytest.raises(compiled.NotCompiled):
+        nested(25)
+
+
+@pytest.mark.parametrize("viewer", ["admin", "operator", "partner read"])
+async def test_a_page_shorter_than_its_rows_is_cut_as_the_walk_cuts_it(
+    apps: Apps, spy: Spy, viewer: str
+) -> None:
+    """A page's statement reads one row past its size (for `hasNextPage`): the
+    finishing cuts it, in the loop it writes for the page."""
+    assert len(PEOPLE) > 2
+    text = OUR_DASHBOARD.replace("customers(first: 50)", "customers(first: 2)")
+    body, answered = await same(apps, spy, text, {"code": "privy", **RANGE}, viewer)
+    assert answered, body
+    assert len(body["data"]["esco"]["customers"]["nodes"]) == 2

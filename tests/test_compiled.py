@@ -34,7 +34,7 @@ from flows_graphql.db.engine import create_engine
 from flows_graphql.schema import schema
 from tests.support.api import TENANT, bearer, comparable, gid
 from tests.support.documents import DASHBOARD, OUR_APP, OUR_DASHBOARD
-from tests.test_privacy_matrix import PEOPLE, TODAY, World, build_world
+from tests.support.privacy_world import PEOPLE, TODAY, World, build_world
 
 # Every compilable kind of field: ids, uuids, enums, datetimes, nulls, aliases, merged
 # selections, __typename, to-one and to-many relations, ranges, a day argument, a page.

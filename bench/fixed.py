@@ -34,7 +34,7 @@ from .queries import OUR_APP
 from .run import RESULTS_DIR
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
-from .single import EMPTY, post_scope
+from .single import EMPTY, post_scope, receive_once
 
 WARMUP = 400
 
@@ -64,26 +64,16 @@ async def main(scenario: str, requests: int, repeat: int, trusted: bool) -> list
         headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
         scope = post_scope(body, headers)
         requests_made.append((scope, body))
-    never = asyncio.Event()
     statuses: set[int] = set()
 
     async def one(i: int) -> None:
         template, body = requests_made[i % len(requests_made)]
-        received = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal received
-            if not received:
-                received = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await never.wait()  # the client stays connected
-            return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 statuses.add(message["status"])
 
-        await app(dict(template), receive, send)
+        await app(dict(template), receive_once(body), send)
 
     results = []
     async with app.router.lifespan_context(app):

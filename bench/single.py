@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -240,11 +240,9 @@ def post_scope(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[float, float]:
-    """One POST straight into the ASGI app (no HTTP client): what is timed is the
-    server's work alone, as a server process spends it once the request is read."""
-    scope = post_scope(body, headers)
-    sent: list[dict[str, Any]] = []
+def receive_once(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI `receive` that gives `body` once, then waits: a client that stays
+    connected (a disconnect would make the app's watcher cancel the request)."""
     received = False
     never = asyncio.Event()
 
@@ -253,12 +251,22 @@ async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[flo
         if not received:
             received = True
             return {"type": "http.request", "body": body, "more_body": False}
-        await never.wait()  # the client stays connected
+        await never.wait()
         return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def asgi_post(app: Any, body: bytes, headers: dict[str, str]) -> tuple[float, float]:
+    """One POST straight into the ASGI app (no HTTP client): what is timed is the
+    server's work alone, as a server process spends it once the request is read."""
+    scope = post_scope(body, headers)
+    sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
+    receive = receive_once(body)
     start, cpu = time.perf_counter(), time.process_time()
     await app(scope, receive, send)
     elapsed = time.perf_counter() - start, time.process_time() - cpu

@@ -81,6 +81,7 @@ from sqlalchemy import Uuid as SqlUuid
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.sql.elements import BindParameter, ColumnClause
+from sqlalchemy.sql.selectable import _OffsetLimitParam
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from .breadth_first import ALWAYS_SERIALIZE
@@ -529,13 +530,27 @@ _STATEMENTS: Bounded[tuple[Any, ...], tuple[Any, list[Any], Select[Any]]] = Boun
 
 
 def _renamed(statement: Select[Any], index: int, keys: Any) -> Select[Any]:
-    """The loader's statement with its `keys` replaced (by the parent row's key, or the
-    root's own parameter) and its named parameters made this field's own."""
+    """The loader's statement with its `keys` replaced (by the parent row's key, or for
+    the root (`keys` None) an array of its one key's parameter), its named parameters
+    made this field's own, and its page size written into the text.
+
+    Why the last two: PostgreSQL plans a prepared statement for each run's values
+    (a custom plan) until a generic plan, made once, is estimated to cost no more;
+    planning this statement was a seventh of its time in PostgreSQL. A generic plan
+    estimates `LIMIT $n` at a tenth of the rows and `= ANY($n)` at ten keys, so it was
+    estimated at twice the custom plans and never chosen. The page size is constant
+    per statement anyway (the loaders' page statements are made per size), and the
+    root always has one key."""
 
     def replace(element: Any) -> Any:
+        if isinstance(element, _OffsetLimitParam) and type(element.value) is int:
+            return literal_column(str(element.value), Integer)
         if isinstance(element, BindParameter) and not element.unique:
-            if element.key == "keys" and keys is not None:
-                return keys
+            if element.key == "keys":
+                if keys is not None:
+                    return keys
+                keys_type: Any = element.type  # an ARRAY: `= ANY(:keys)`
+                return array([bindparam(f"f{index}_key", type_=keys_type.item_type)])
             if element.key not in SHARED:
                 return bindparam(f"f{index}_{element.key}", type_=element.type)
         return None
@@ -933,7 +948,9 @@ async def execute(executor: Executor[Any], document: Document) -> dict[str, Any]
     run = Run()
     run.statements.append(root_loader.full_statement())
     run.limits.append(0)
-    _bind(run, 0, root_loader.bind([key]))
+    params = root_loader.bind([key])
+    (params["key"],) = params.pop("keys")
+    _bind(run, 0, params)
     _prepare(executor, plan, run, _Info(context))
     try:
         statement = _statement(plan, run)

@@ -36,8 +36,10 @@ objects it is made of (they differ by viewer kind and page size).
 from __future__ import annotations
 
 import datetime
+import decimal
 import inspect
 import logging
+import operator
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -86,7 +88,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 
 from .breadth_first import ALWAYS_SERIALIZE
 from .caches import Bounded
-from .fields import DECLARED, PLAN, Plan, Source, _page_args
+from .fields import DECLARED, PLAN, Formula, Plan, Source, _page_args
 from .loaders.base import PageLoader, RowLoader, joinable
 from .rows import row_shape
 
@@ -102,6 +104,15 @@ SHARED = frozenset({"scope", "viewer_customer"})
 MOST_VALUES = 100
 # Plans and statements kept: documents and page sizes are the clients' choice.
 KEPT = 512
+
+# The rules of formulas (fields.Formula) PostgreSQL computes exactly, as Decimal does
+# while the exact value has at most the context's precision in digits: a sum or a
+# difference of numerics has the larger scale of the two in both, and no rounding.
+EXACT_RULES = frozenset({operator.add, operator.sub})
+# The precision the finishing checks a formula's text against (at most this many
+# characters: digits, sign and point), the Decimal context's default: a request
+# running under less is the walk's.
+PRECISION = 28
 
 _DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
 _UTC: Any = literal_column("'UTC'")
@@ -130,17 +141,18 @@ class ObjectPlan:
     __slots__ = ("children", "columns", "converts", "finish", "outputs", "types")
 
     def __init__(self) -> None:
-        self.columns: list[str] = []
+        # A column's name, or a formula computed from columns in SQL.
+        self.columns: list[str | Formula] = []
         self.converts: list[Convert] = []
         self.types: list[Any] = []
         self.children: list[ChildPlan] = []
         # (response key, kind, detail): kind "typename" (detail: the name), "column"
-        # (detail: (column index, leaf, non-null)), "resolved" (detail: (resolve, leaf,
-        # non-null)), "child" (detail: child index).
+        # and "formula" (detail: (column index, leaf, non-null)), "resolved" (detail:
+        # (resolve, leaf, non-null)), "child" (detail: child index).
         self.outputs: list[tuple[str, str, Any]] = []
         self.finish: Callable[[list[Any], Run], dict[str, Any]] | None = None
 
-    def column(self, name: str) -> int:
+    def column(self, name: str | Formula) -> int:
         if name not in self.columns:
             self.columns.append(name)
         return self.columns.index(name)
@@ -355,6 +367,10 @@ def _object(
             plan.outputs.append((key, "column", (index, inner, non_null)))
             continue
         declared = (definition.metadata or {}).get(DECLARED)
+        made = declared.formula if declared is not None else None
+        if made is not None and made.rule in EXACT_RULES:
+            plan.outputs.append((key, "formula", (plan.column(made), inner, non_null)))
+            continue
         resolver = definition.base_resolver
         if (
             declared is None
@@ -598,17 +614,34 @@ class _Prefixed:
         }
 
 
+def _column(alias: Any, name: str) -> Any:
+    if name not in alias.c:
+        raise NotCompiled(f"no column {name}")
+    return alias.c[name]
+
+
+def _formula(alias: Any, made: Formula) -> Any:
+    """The formula's rule applied to the columns in SQL: numerics only (an integer
+    overflows in PostgreSQL, never in Python)."""
+    columns = [_column(alias, name) for name in made.columns]
+    for column in columns:
+        if not isinstance(column.type, Numeric) or isinstance(column.type, Integer):
+            raise NotCompiled(f"a formula of {column.type!r}")
+    return made.rule(*columns)
+
+
 def _row_json(alias: Any, obj: ObjectPlan, statements: list[Any]) -> Any:
     values: list[Any] = []
     converts: list[Convert] = []
+    types: list[Any] = []
     for name in obj.columns:
-        if name not in alias.c:
-            raise NotCompiled(f"no column {name}")
-        value, convert = _value(alias.c[name])
+        column = _formula(alias, name) if isinstance(name, Formula) else _column(alias, name)
+        value, convert = _value(column)
         values.append(value)
         converts.append(convert)
+        types.append(column.type)
     obj.converts = converts
-    obj.types = [alias.c[name].type for name in obj.columns]
+    obj.types = types
     for child in obj.children:
         values.append(_child_json(alias, child, statements))
     obj.finish = _finisher(obj)
@@ -767,6 +800,12 @@ def _leaf(leaf: Any, convert: Convert, column_type: Any, name: Callable[[Any], s
 
 
 NULL = "raise Fallback('null in a non-null field')"
+# A formula's text that Decimal would give too: not null (Python would raise), at most
+# PRECISION characters, ending in a digit (not NaN or Infinity, where Decimal raises).
+FORMULA = (
+    "if {x} is None or len({x}) > " + str(PRECISION) + " or {x}[-1] not in '0123456789':"
+    " raise Fallback('a formula Decimal may compute otherwise')"
+)
 
 
 def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
@@ -844,6 +883,12 @@ def _object_code(
             child = obj.children[detail]
             made = _child_code(child, f"{v}[{columns + detail}]", indent, name, counter, lines)
             entries.append(f"{key!r}: {made}")
+        elif kind == "formula":
+            index, leaf, _ = detail
+            item = f"{v}[{index}]"
+            lines.append(indent + FORMULA.format(x=item))
+            done = _leaf(leaf, obj.converts[index], obj.types[index], name).format(x=item)
+            entries.append(f"{key!r}: {done}")
         elif kind == "column":
             index, leaf, non_null = detail
             item = f"{v}[{index}]"
@@ -944,6 +989,8 @@ async def execute(executor: Executor[Any], document: Document) -> dict[str, Any]
     plan = root_plan(executor, document, type_name)
     if plan is None:
         raise Fallback("type not compiled")
+    if decimal.getcontext().prec < PRECISION:
+        raise Fallback("formulas are checked against the default precision")
     root_loader: Any = loaders.get(loader_class)
     run = Run()
     run.statements.append(root_loader.full_statement())

@@ -15,18 +15,22 @@ compiled.execute tells whether the compiled path answered.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
+import random
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import sub
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import Numeric
 
 from flows_graphql import compiled
 from flows_graphql.app import create_app
@@ -541,3 +545,111 @@ async def test_the_dashboard_statement_runs_on_a_generic_plan(
         await owner.execute("ANALYZE")
         await owner.close()
     assert tuple(plans) == (3, 5)
+
+
+def _exact_differences() -> list[tuple[Decimal, Decimal]]:
+    """Pairs of numerics as the tables hold them (any scale, full precision): short
+    money, long quotients, tiny and negative values, and exact differences longer than
+    Decimal's 28 digits."""
+    draw = random.Random(14)
+    pairs = [
+        (Decimal("1.00"), Decimal("1.00")),
+        (Decimal("0.50"), Decimal("1.5")),
+        (Decimal("0.0000001"), Decimal("0")),
+        (Decimal("1000.5"), Decimal("0.1234567890123456789012345678")),
+        (Decimal("12345678901234567890.12"), Decimal("-0.000000001")),
+    ]
+    for _ in range(200):  # money and energy: a few decimals
+        a, b = (
+            Decimal(draw.randrange(-(10**10), 10**10)).scaleb(-draw.randrange(2, 9)) for _ in "ab"
+        )
+        pairs.append((a, b))
+    for _ in range(200):  # anything up to 30 digits
+        a, b = (
+            Decimal(
+                draw.randrange(-(10 ** draw.randrange(1, 31)), 10 ** draw.randrange(1, 31))
+            ).scaleb(-draw.randrange(0, 31))
+            for _ in "ab"
+        )
+        pairs.append((a, b))
+    return pairs
+
+
+async def test_a_formula_computed_in_sql_is_decimals_where_the_finishing_takes_it(
+    apps: Apps,
+) -> None:
+    """`savings` (fields.formula: sub of benchmark total and total) is computed in the
+    statement. PostgreSQL's difference is exact; Decimal's is rounded to the context's
+    28 digits. Every text the finishing takes as it is (at most 28 characters, ending
+    in a digit) is what Decimal gives, serialized; the longer ones it refuses include
+    some that differ, so the check is needed."""
+    pairs = _exact_differences()
+    texts = await apps.world.conn.fetch(
+        "SELECT (a - b)::text FROM unnest($1::numeric[], $2::numeric[]) AS t(a, b)",
+        [a for a, _ in pairs],
+        [b for _, b in pairs],
+    )
+    leaf = schema._schema.get_type("Decimal")
+    take = compiled._leaf(leaf, Decimal, Numeric(), lambda f: "h")
+    serialize = eval(f"lambda x: {take.format(x='x')}", {"h": compiled._decimal_text})
+    guard = compiled.FORMULA.format(x="x")
+    refused = differ = 0
+    for (a, b), (text,) in zip(pairs, texts, strict=True):
+        python = str(sub(a, b))
+        try:
+            exec(guard, {"x": text, "Fallback": compiled.Fallback})
+        except compiled.Fallback:
+            refused += 1
+            differ += serialize(text) != python
+            continue
+        assert serialize(text) == python, (a, b, text)
+    assert differ and len(pairs) - refused > 200, (differ, refused)
+
+
+async def test_a_formula_decimal_would_round_is_the_walks(apps: Apps, spy: Spy) -> None:
+    """A month whose exact savings has more digits than Decimal keeps: the walk answers
+    (its rounded value), not PostgreSQL's exact one."""
+    person = PEOPLE[0]
+    conn = apps.world.conn
+    row = await conn.fetchrow(
+        "SELECT id, total, benchmark_total FROM monthly_costs WHERE customer_id = $1"
+        " AND month BETWEEN $2 AND $3 ORDER BY month LIMIT 1",
+        apps.world.people[person],
+        date.fromisoformat(RANGE["from"]),
+        date.fromisoformat(RANGE["to"]),
+    )
+    assert row is not None
+    variables = {"id": gid("Customer", apps.world.people[person]), **RANGE}
+    long_total = Decimal("0.1234567890123456789012345678")
+    await conn.execute(
+        "UPDATE monthly_costs SET total = $2, benchmark_total = 1000.5 WHERE id = $1",
+        row["id"],
+        long_total,
+    )
+    try:
+        body, answered = await same(apps, spy, OUR_APP, variables, "operator")
+        assert not answered
+        saved = [m["savings"] for m in body["data"]["node"]["monthlyCosts"]]
+        assert str(Decimal("1000.5") - long_total) in saved
+    finally:
+        await conn.execute(
+            "UPDATE monthly_costs SET total = $2, benchmark_total = $3 WHERE id = $1",
+            row["id"],
+            row["total"],
+            row["benchmark_total"],
+        )
+    body, answered = await same(apps, spy, OUR_APP, variables, "operator")
+    assert answered
+
+
+async def test_under_less_precision_formulas_are_the_walks(apps: Apps, spy: Spy) -> None:
+    """The finishing's check is for Decimal's default precision: a request under less
+    (a context the server was given) is answered by the walk."""
+    variables = {"id": gid("Customer", apps.world.people[PEOPLE[0]]), **RANGE}
+    context = decimal.getcontext()
+    context.prec = 12
+    try:
+        _, answered = await same(apps, spy, OUR_APP, variables, "operator")
+    finally:
+        context.prec = 28
+    assert not answered

@@ -676,6 +676,11 @@ def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
     keys = array([parent.c[source.key]])
     statement = statements[index]
     inner = _renamed(statement, index, keys).correlate(parent)
+    if not (child.single or source.paged) and _orders_only(statement):
+        # The aggregate below puts the rows in this order itself, and PostgreSQL (15)
+        # sorts an ordered aggregate's rows whatever order they come in: the
+        # subquery's own sort was a second one, per parent row.
+        inner = inner.order_by(None)
     sub = inner.subquery(f"c{index}")
     row = _row_json(sub, child.object, statements)
     if child.single:
@@ -690,6 +695,20 @@ def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
         order = [_in(sub, clause) for clause in statement._order_by_clauses]
     aggregated = func.json_agg(aggregate_order_by(row, *order) if order else row)
     return select(aggregated).select_from(sub).scalar_subquery()
+
+
+def _orders_only(statement: Select[Any]) -> bool:
+    """Whether the statement's ORDER BY only orders its rows: no LIMIT, OFFSET, FETCH,
+    DISTINCT (ON) or syntax extension (PostgreSQL's `distinct_on` is one) that might
+    depend on it."""
+    return (
+        statement._limit_clause is None
+        and statement._offset_clause is None
+        and statement._fetch_clause is None
+        and not statement._distinct
+        and not statement._distinct_on
+        and not getattr(statement, "_syntax_extensions", None)
+    )
 
 
 def _statement(plan: RootPlan, run: Run) -> Select[Any]:

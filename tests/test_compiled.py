@@ -14,6 +14,7 @@ compiled.execute tells whether the compiled path answered.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import decimal
 import json
@@ -490,6 +491,33 @@ async def test_the_page_size_and_the_root_key_are_not_parameters(
     assert "privy" in arguments and ["privy"] not in arguments
 
 
+@contextlib.asynccontextmanager
+async def statistics(conn: asyncpg.Connection, tables: list[str]) -> AsyncIterator[None]:
+    """`tables` analyzed for the block, then their statistics as they were before it
+    (none: the planner's guesses from their size), so that later tests plan as if the
+    block had not run (tests/test_filters.py's choices of index are that close)."""
+    before = await conn.fetch(
+        "SELECT oid, reltuples, relpages, relallvisible,"
+        " EXISTS (SELECT FROM pg_statistic WHERE starelid = c.oid) AS analyzed"
+        " FROM pg_class c WHERE oid = ANY($1::regclass[])",
+        tables,
+    )
+    await conn.execute(f"ANALYZE {', '.join(tables)}")
+    try:
+        yield
+    finally:
+        for row in before:
+            if row["analyzed"]:
+                await conn.execute(f"ANALYZE {row['oid']}::regclass")
+                continue
+            await conn.execute("DELETE FROM pg_statistic WHERE starelid = $1", row["oid"])
+            await conn.execute(
+                "UPDATE pg_class SET reltuples = $2, relpages = $3, relallvisible = $4"
+                " WHERE oid = $1",
+                *row[:4],
+            )
+
+
 async def test_the_dashboard_statement_runs_on_a_generic_plan(
     apps: Apps, monkeypatch: pytest.MonkeyPatch, settings: Settings, database_url: str
 ) -> None:
@@ -499,19 +527,18 @@ async def test_the_dashboard_statement_runs_on_a_generic_plan(
     was a seventh of its time in PostgreSQL). With the page size a parameter, the
     generic plan was estimated at a tenth of the customers a page and never chosen."""
     url = database_url.replace("+asyncpg", "")
-    owner = await asyncpg.connect(url)
+    owner = apps.world.conn
+    crowd = await owner.fetchval(
+        "INSERT INTO escos (code, name, region_code) SELECT 'crowd', 'Crowd', region_code"
+        " FROM escos WHERE id = $1 RETURNING id",
+        apps.world.esco,
+    )
     try:
-        crowd = await owner.fetchval(
-            "INSERT INTO escos (code, name, region_code) SELECT 'crowd', 'Crowd', region_code"
-            " FROM escos WHERE id = $1 RETURNING id",
-            apps.world.esco,
-        )
         await owner.execute(
             "INSERT INTO customers (esco_id, email) SELECT $1, 'c' || n || '@crowd.test'"
             " FROM generate_series(1, 400) n",
             crowd,
         )
-        await owner.execute("ANALYZE")
         monkeypatch.setitem(
             apps.viewers, "operator", bearer(settings, "operator", sub="op", escos=[str(crowd)])
         )
@@ -521,29 +548,26 @@ async def test_the_dashboard_statement_runs_on_a_generic_plan(
         )
         connection = await asyncpg.connect(url)
         try:
-            statement = await connection.prepare(sql)
-            for _ in range(8):
-                async with connection.transaction(readonly=True):
-                    await connection.execute(
-                        "SET LOCAL ROLE flows_api;"
-                        f" SELECT set_config('flows.esco_ids', '{crowd}', true)"
-                    )
-                    answer = json.loads(await statement.fetchval(*arguments))
-                    assert len(answer[2]) == 6  # the page and one more
-            plans = await connection.fetchrow(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-                " WHERE statement = $1",
-                sql,
-            )
+            async with statistics(owner, ["escos", "customers"]):
+                statement = await connection.prepare(sql)
+                for _ in range(8):
+                    async with connection.transaction(readonly=True):
+                        await connection.execute(
+                            "SET LOCAL ROLE flows_api;"
+                            f" SELECT set_config('flows.esco_ids', '{crowd}', true)"
+                        )
+                        answer = json.loads(await statement.fetchval(*arguments))
+                        assert len(answer[2]) == 6  # the page and one more
+                plans = await connection.fetchrow(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                    " WHERE statement = $1",
+                    sql,
+                )
         finally:
             await connection.close()
     finally:
-        await owner.execute(
-            "DELETE FROM customers WHERE esco_id = (SELECT id FROM escos WHERE code = 'crowd')"
-        )
-        await owner.execute("DELETE FROM escos WHERE code = 'crowd'")
-        await owner.execute("ANALYZE")
-        await owner.close()
+        await owner.execute("DELETE FROM customers WHERE esco_id = $1", crowd)
+        await owner.execute("DELETE FROM escos WHERE id = $1", crowd)
     assert tuple(plans) == (3, 5)
 
 
@@ -653,3 +677,35 @@ async def test_under_less_precision_formulas_are_the_walks(apps: Apps, spy: Spy)
     finally:
         context.prec = 28
     assert not answered
+
+
+async def test_the_tariff_in_force_among_several_is_the_walks(apps: Apps, spy: Spy) -> None:
+    """A customer with three tariffs: the one in force on the day (the latest begun,
+    DISTINCT ON in its loader's statement, whose ORDER BY picks it) is the walk's, as
+    are the list of them and the app screen's."""
+    person = PEOPLE[0]
+    customer = apps.world.people[person]
+    conn = apps.world.conn
+    starts = [date(2024, 1, 1), date(2024, 6, 1), date(2025, 1, 1)]
+    await conn.executemany(
+        "INSERT INTO customer_tariffs (customer_id, period_start, esco_id, discount_percent,"
+        " unit_rate, standing_charge) VALUES ($1, $2, $3, $4, $5, 0.5)",
+        [
+            (customer, start, apps.world.esco, n, Decimal(f"0.2{n}"))
+            for n, start in enumerate(starts)
+        ],
+    )
+    try:
+        for on, expected in (("2024-07-01", "2024-06-01"), ("2025-02-01", "2025-01-01")):
+            variables = {"id": gid("Customer", customer), "on": on}
+            body, answered = await same(apps, spy, EVERYTHING, variables, "operator")
+            assert answered
+            assert (
+                body["data"]["found"]["currentTariff"]["unitRate"]
+                == f"0.2{starts.index(date.fromisoformat(expected))}000"
+            )
+        variables = {"id": gid("Customer", customer), **RANGE}
+        body, answered = await same(apps, spy, OUR_APP, variables, f"customer {person}")
+        assert answered and body["data"]["node"]["currentTariff"] is not None
+    finally:
+        await conn.execute("DELETE FROM customer_tariffs WHERE customer_id = $1", customer)

@@ -16,9 +16,13 @@ single statement. So do we, for documents whose every field can be compiled:
   renamed per field (two `from`s may differ).
 - The answer is finished in Python by the schema itself: each column decoded into the
   value asyncpg would have given (Decimal, date, datetime with zone, enum, UUID), the
-  computed fields' own resolvers run on a row of those values (`savings`, global ids),
-  every leaf serialized by its GraphQL type. Identical to the walk by construction,
-  which the differential tests check (tests/test_compiled.py).
+  computed fields' own resolvers run on a row of those values (global ids), every leaf
+  serialized by its GraphQL type. Identical to the walk by construction, which the
+  differential tests check (tests/test_compiled.py). A formula (fields.Formula:
+  `savings`, a difference of two numerics) is computed in the statement, and its text
+  taken only where Decimal would give the same (FORMULA); else the walk answers.
+- The page sizes are written into the statement and the root found by one key, so
+  that PostgreSQL plans it once (a generic plan) rather than for each request (_renamed).
 - Anything else goes the walk's way: a field without a compilable source (a value made
   in Python from its rows, a resolver with arguments of its own, an interface), any
   directive, a cursor or filter argument, a page's `edges`/`pageInfo`/`totalCount`, a

@@ -34,7 +34,7 @@ from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
 from flows_graphql.fields import utc_today
 from flows_graphql.schema import schema
-from tests.support.api import TENANT, bearer, comparable, gid
+from tests.support.api import TENANT, asgi_client, bearer, comparable, gid
 from tests.support.documents import DASHBOARD, OUR_APP, OUR_DASHBOARD
 from tests.support.privacy_world import (
     ACCOUNTS,
@@ -158,14 +158,7 @@ async def apps(settings: Settings, database_url: str) -> AsyncIterator[Apps]:
             **{f"customer {p}": world.headers[p] for p in PEOPLE},
         }
         try:
-            async with (
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=walk_app), base_url="http://t"
-                ) as walk,
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=uncompiled_app), base_url="http://t"
-                ) as uncompiled,
-            ):
+            async with asgi_client(walk_app) as walk, asgi_client(uncompiled_app) as uncompiled:
                 yield Apps(world, walk, uncompiled, viewers)
         finally:
             await walk_app.state.engine.dispose()
@@ -232,6 +225,14 @@ def first_difference(a: Any, b: Any, path: str = "") -> str:
 
 
 RANGE = {"from": "2024-01-01", "to": "2025-06-30"}
+# Every viewer but the partner without `read` (refused before reading).
+EVERY_READER = [
+    "admin",
+    "operator",
+    "other operator",
+    "partner read",
+    *(f"customer {p}" for p in PEOPLE),
+]
 
 
 @pytest.mark.parametrize("viewer", ["admin", "operator", "other operator", "partner read"])
@@ -278,10 +279,7 @@ async def test_partner_without_read_is_refused_the_same_way(apps: Apps, spy: Spy
     assert "errors" in body
 
 
-@pytest.mark.parametrize(
-    "viewer",
-    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
-)
+@pytest.mark.parametrize("viewer", EVERY_READER)
 async def test_every_compilable_field_answers_as_the_walk(
     apps: Apps, spy: Spy, viewer: str
 ) -> None:
@@ -362,10 +360,7 @@ async def test_the_suite_dashboard_is_the_walks(apps: Apps, spy: Spy) -> None:
     assert body["data"]["esco"]["customers"]["nodes"]
 
 
-@pytest.mark.parametrize(
-    "viewer",
-    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
-)
+@pytest.mark.parametrize("viewer", EVERY_READER)
 async def test_the_bench_dashboard_is_one_statement_for_everyone(
     apps: Apps, spy: Spy, viewer: str
 ) -> None:

@@ -44,6 +44,7 @@ from flows_graphql.db.request import RequestDb
 from flows_graphql.fields import utc_today
 from flows_graphql.schema import schema
 from tests.support.api import TENANT, asgi_client, bearer, comparable, gid
+from tests.support.db import connect
 from tests.support.documents import DASHBOARD, OUR_APP, OUR_DASHBOARD
 from tests.support.privacy_world import (
     ACCOUNTS,
@@ -574,7 +575,6 @@ async def test_the_dashboard_statement_runs_on_a_generic_plan(
     is planned once after its fifth run instead of for every run's values (planning
     was a seventh of its time in PostgreSQL). With the page size a parameter, the
     generic plan was estimated at a tenth of the customers a page and never chosen."""
-    url = database_url.replace("+asyncpg", "")
     owner = apps.world.conn
     crowd = await owner.fetchval(
         "INSERT INTO escos (code, name, region_code) SELECT 'crowd', 'Crowd', region_code"
@@ -594,25 +594,22 @@ async def test_the_dashboard_statement_runs_on_a_generic_plan(
         sql, arguments = await _compiled_statement(
             apps, monkeypatch, text, {"code": "crowd", **RANGE}
         )
-        connection = await asyncpg.connect(url)
-        try:
-            async with statistics(owner, ["escos", "customers"]):
-                statement = await connection.prepare(sql)
-                for _ in range(8):
-                    async with connection.transaction(readonly=True):
-                        await connection.execute(
-                            "SET LOCAL ROLE flows_api;"
-                            f" SELECT set_config('flows.esco_ids', '{crowd}', true)"
-                        )
-                        answer = json.loads(await statement.fetchval(*arguments))
-                        assert len(answer[2]) == 6  # the page and one more
-                plans = await connection.fetchrow(
-                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-                    " WHERE statement = $1",
-                    sql,
-                )
-        finally:
-            await connection.close()
+        # Past any pooler: the statement stays prepared on one server connection.
+        async with connect(database_url) as connection, statistics(owner, ["escos", "customers"]):
+            statement = await connection.prepare(sql)
+            for _ in range(8):
+                async with connection.transaction(readonly=True):
+                    await connection.execute(
+                        "SET LOCAL ROLE flows_api;"
+                        f" SELECT set_config('flows.esco_ids', '{crowd}', true)"
+                    )
+                    answer = json.loads(await statement.fetchval(*arguments))
+                    assert len(answer[2]) == 6  # the page and one more
+            plans = await connection.fetchrow(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement = $1",
+                sql,
+            )
     finally:
         await owner.execute("DELETE FROM customers WHERE esco_id = $1", crowd)
         await owner.execute("DELETE FROM escos WHERE id = $1", crowd)

@@ -279,9 +279,7 @@ async def test_a_compiled_answer_leaves_its_request_to_reference_counting(
     gc.collect()
     gc.disable()
     try:
-        status, body = await post(
-            apps.world.client, OUR_APP, variables, apps.world.headers[person]
-        )
+        status, body = await post(apps.world.client, OUR_APP, variables, apps.world.headers[person])
         assert status == 200 and body["data"]["node"]["email"] == apps.world.emails[person]
         assert len(executors) == 1
         assert executors[0]() is None, gc.get_referrers(executors[0]())

@@ -390,21 +390,30 @@ class FlowsGraphQL(GraphQL[Context, None]):
         request = Request(scope, receive)
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, response=sub_response)
+        # The read transaction is ended (its ROLLBACK, the connection's return to the
+        # pool) once the answer is sent rather than before it is built: the client
+        # does not wait for a round trip that changes nothing it sees. Whatever
+        # happens on the way — a refusal, a failure, the client gone, cancellation —
+        # the `finally` ends it, and db/request.py drops a connection it could not end.
+        context.close_after_answer = True
         try:
-            data = self._request_data(self.parse_json(await _body(request)))
-            result = await self.execute_operation(
-                request=request,
-                request_adapter=_POST,
-                request_data=data,
-                context=context,
-                root_value=None,
-                sub_response=sub_response,
-            )
-        except HTTPException as exc:
-            code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
-            raise Refused(exc.status_code, code, exc.reason) from exc
-        response_data = await self.process_result(request, result)
-        await self.create_response(response_data, sub_response)(scope, receive, send)
+            try:
+                data = self._request_data(self.parse_json(await _body(request)))
+                result = await self.execute_operation(
+                    request=request,
+                    request_adapter=_POST,
+                    request_data=data,
+                    context=context,
+                    root_value=None,
+                    sub_response=sub_response,
+                )
+            except HTTPException as exc:
+                code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
+                raise Refused(exc.status_code, code, exc.reason) from exc
+            response_data = await self.process_result(request, result)
+            await self.create_response(response_data, sub_response)(scope, receive, send)
+        finally:
+            await context.close()
 
     def _request_data(self, data: Any) -> GraphQLRequestData:
         """A decoded JSON body as the request's operation: Strawberry's checks and
@@ -868,7 +877,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             else:
                 result = await super().execute_operation(*args, **kwargs)
         finally:
-            await context.close()
+            if not context.close_after_answer:
+                await context.close()
             current_counter.reset(token)
             if context.request is not None:
                 operation_of(context.request.scope).statements = counter.count

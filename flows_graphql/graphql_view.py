@@ -89,6 +89,8 @@ SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
 # Request JSON deeper than this is refused; our variables need a handful of levels.
 MAX_JSON_DEPTH = 64
+# How long a read runs before its client's hang-up is watched for (_hang_up).
+HANG_UP_WATCH_S = 0.05
 # Distinct free texts whose verdicts a view keeps (as many as the parse cache).
 FREE_TEXTS = 512
 # graphql-core's default rules: the schema adds none (Strawberry's default too).
@@ -822,19 +824,27 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 # request's scope (app.Bounded) only stops what would not stop under them.
                 context.cutoff.relax(BACKSTOP_S)
                 return await self._execute_single(*args, **kwargs)
-        # Reads are stopped at the cutoff (app.Bounded answers them), or as soon as
-        # their client hangs up.
+        # Reads are stopped at the cutoff (app.Bounded answers them), or soon after
+        # their client hangs up: watched from HANG_UP_WATCH_S on, since a task of its
+        # own for each request cost more than the reads it would save (most are
+        # answered in a few milliseconds, long before a hang-up could be noticed).
         request = context.request
-        watcher = (
-            asyncio.ensure_future(_hang_up(request, context.cutoff))
+        watcher: list[asyncio.Future[None]] = []
+        timer = (
+            asyncio.get_running_loop().call_later(
+                HANG_UP_WATCH_S,
+                lambda: watcher.append(asyncio.ensure_future(_hang_up(request, context.cutoff))),
+            )
             if request is not None
             else None
         )
         try:
             return await self._execute_single(*args, **kwargs)
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            if timer is not None:
+                timer.cancel()
+            for watching in watcher:
+                watching.cancel()
 
     def _free_text(self, query: str) -> Trusted:
         """The record of a text sent as text: its verdicts and checks, kept with this

@@ -113,18 +113,16 @@ def _answered(message: dict[str, Any]) -> bool:
     return message["type"] == "http.response.body" and not message.get("more_body", False)
 
 
-async def _pooled_state(engine: AsyncEngine) -> tuple[int, bool, str | None]:
-    """The pooled connection's backend, whether it is inside a transaction, and the
-    tenant setting a new transaction on it starts with."""
+async def _pooled_state(engine: AsyncEngine) -> tuple[Any, bool, str | None]:
+    """The pooled connection (its driver's), whether it is inside a transaction, and
+    the tenant setting a new transaction on it starts with."""
     async with engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         in_transaction = driver.is_in_transaction()
-        pid, tenant = (
-            await conn.execute(
-                text("SELECT pg_backend_pid(), current_setting('flows.esco_ids', true)")
-            )
-        ).one()
-    return pid, in_transaction, tenant
+        tenant = (
+            await conn.execute(text("SELECT current_setting('flows.esco_ids', true)"))
+        ).scalar()
+    return driver, in_transaction, tenant
 
 
 async def test_the_answer_goes_out_before_the_read_ends_and_its_connection_comes_back_clean(
@@ -135,7 +133,7 @@ async def test_the_answer_goes_out_before_the_read_ends_and_its_connection_comes
     ours = app.state.engine
     pool = ours.sync_engine.pool
     try:
-        pid, _, _ = await _pooled_state(ours)
+        pooled, _, _ = await _pooled_state(ours)
         held_when_answered: list[int] = []
         bodies: list[bytes] = []
 
@@ -151,7 +149,7 @@ async def test_the_answer_goes_out_before_the_read_ends_and_its_connection_comes
         assert held_when_answered == [1]
         assert pool.checkedout() == 0
         # The same connection, out of the read's transaction and without its tenant.
-        assert await _pooled_state(ours) == (pid, False, "")
+        assert await _pooled_state(ours) == (pooled, False, "")
     finally:
         await ours.dispose()
 
@@ -167,7 +165,7 @@ async def test_a_client_gone_at_the_answer_still_ends_the_read(
     app = create_app(one, database_url, today=lambda: TODAY)
     ours = app.state.engine
     try:
-        pid, _, _ = await _pooled_state(ours)
+        pooled, _, _ = await _pooled_state(ours)
 
         async def send(message: dict[str, Any]) -> None:
             if _answered(message):
@@ -176,7 +174,7 @@ async def test_a_client_gone_at_the_answer_still_ends_the_read(
         with pytest.raises(Gone):
             await _post(app, bearer(one, "admin"), send)
         assert ours.sync_engine.pool.checkedout() == 0
-        assert await _pooled_state(ours) == (pid, False, "")
+        assert await _pooled_state(ours) == (pooled, False, "")
     finally:
         await ours.dispose()
 
@@ -188,7 +186,7 @@ async def test_a_request_cancelled_in_its_closing_rollback_drops_its_connection(
     app = create_app(one, database_url, today=lambda: TODAY)
     ours = app.state.engine
     try:
-        pid, _, _ = await _pooled_state(ours)
+        pooled, _, _ = await _pooled_state(ours)
         task: asyncio.Task[None] | None = None
         answered = False
 
@@ -206,8 +204,8 @@ async def test_a_request_cancelled_in_its_closing_rollback_drops_its_connection(
         assert answered
         assert ours.sync_engine.pool.checkedout() == 0
         # Its state unknown, the connection was dropped: the pool has a new one, clean.
-        new_pid, in_transaction, tenant = await _pooled_state(ours)
-        assert new_pid != pid
-        assert (in_transaction, tenant) == (False, None)
+        new, in_transaction, tenant = await _pooled_state(ours)
+        assert new is not pooled and pooled.is_closed()
+        assert not in_transaction and tenant in (None, "")
     finally:
         await ours.dispose()

@@ -202,7 +202,8 @@ class Shape:
 
     @property
     def label(self) -> str:
-        return f"bench scale={self.scale} seed={self.seed} anchor={self.anchor:%Y-%m}"
+        # `layout=month`: month-keyed tables are loaded a month at a time (bench/load.py).
+        return f"bench scale={self.scale} seed={self.seed} anchor={self.anchor:%Y-%m} layout=month"
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,6 @@ from typing import Any
 
 from flows_graphql import logs
 from flows_graphql.app import create_app
-from flows_graphql.config import RateLimits, Settings
-from flows_graphql.ratelimit import TIERS
 from flows_graphql.trusted import sha256_hex
 from flows_graphql.types.node import to_global_id
 
@@ -37,7 +35,7 @@ from .queries import OUR_APP
 from .run import RESULTS_DIR
 from .scenarios import Tokens, graphql_body
 from .settings import BenchSettings
-from .single import EMPTY, post_scope, receive_once
+from .single import EMPTY, in_process_settings, post_scope, receive_once
 
 WARMUP = 400
 
@@ -48,9 +46,7 @@ async def main(
     """(server CPU, PostgreSQL CPU) in ms per request, for each run."""
     bench = BenchSettings.from_env()
     data = await describe(bench, "fixed")
-    settings = Settings.from_env()
-    budgets = RateLimits(**{tier: 2_000_000_000 for tier in TIERS})
-    settings = dataclasses.replace(settings, jwt_secret=bench.jwt_secret, rate_limits=budgets)
+    settings = in_process_settings(bench)
     if trusted:
         RESULTS_DIR.mkdir(exist_ok=True)
         manifest = RESULTS_DIR / "trusted-documents-fixed.json"

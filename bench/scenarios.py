@@ -314,6 +314,23 @@ async def vacuum_billed(settings: BenchSettings) -> None:
         await conn.close()
 
 
+async def _timed_mutation(
+    client: httpx.AsyncClient, url: str, body: bytes, tokens: Tokens, timed: Timed, name: str
+) -> dict[str, Any]:
+    """One timed run of the operator's mutation `name`, its time and statement count
+    recorded in `timed`: its payload, or RequestFailed with its first userErrors."""
+    started = time.perf_counter()
+    payload = await post(client, url, body, tokens.operator)
+    timed.seconds.append(time.perf_counter() - started)
+    outcome: dict[str, Any] = payload["data"][name]
+    if outcome["userErrors"]:
+        raise RequestFailed(f"{name}: {outcome['userErrors'][:3]}")
+    count = statements(payload)
+    if count is not None:
+        timed.statements.append(count)
+    return outcome
+
+
 async def billing(
     client: httpx.AsyncClient,
     settings: BenchSettings,
@@ -334,12 +351,7 @@ async def billing(
     )
     with RssMonitor(pid) as monitor:
         for _ in range(runs):
-            started = time.perf_counter()
-            payload = await post(client, our_url, body, tokens.operator)
-            timed.seconds.append(time.perf_counter() - started)
-            outcome = payload["data"]["runBilling"]
-            if outcome["userErrors"]:
-                raise RequestFailed(f"runBilling: {outcome['userErrors']}")
+            outcome = await _timed_mutation(client, our_url, body, tokens, timed, "runBilling")
             run = outcome["billingRun"]
             if run["status"] != "COMPLETED":
                 raise RequestFailed(f"runBilling: {run['status']}: {run['error']}")
@@ -347,9 +359,6 @@ async def billing(
                 f"{run['status']}: {run['customersBilled']} customers, "
                 f"{len(run['skipped'])} meters skipped, total {Decimal(run['total']):.2f}"
             )
-            count = statements(payload)
-            if count is not None:
-                timed.statements.append(count)
         timed.notes.append(await _background_billing(client, data, tokens, our_url))
     timed.peak_rss_bytes = monitor.peak
     return timed
@@ -449,19 +458,12 @@ async def import_usage(
                 queries.IMPORT_USAGE,
                 {"input": {"escoId": str(data.esco_id), "rows": import_rows(data, extra)}},
             )
-            started = time.perf_counter()
-            payload = await post(client, our_url, body, tokens.operator)
-            timed.seconds.append(time.perf_counter() - started)
-            outcome = payload["data"]["importMonthlyUsage"]
-            if outcome["userErrors"]:
-                raise RequestFailed(f"importMonthlyUsage: {outcome['userErrors'][:3]}")
+            name = "importMonthlyUsage"
+            outcome = await _timed_mutation(client, our_url, body, tokens, timed, name)
             timed.notes.append(
                 f"{outcome['importedCount']} imported: {outcome['createdCount']} created, "
                 f"{outcome['updatedCount']} updated, {outcome['unchangedCount']} unchanged"
             )
-            n = statements(payload)
-            if n is not None:
-                timed.statements.append(n)
     timed.peak_rss_bytes = monitor.peak
     return timed
 

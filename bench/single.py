@@ -47,6 +47,7 @@ from .dataset import describe
 from .queries import OUR_APP, OUR_DASHBOARD
 from .run import RESULTS_DIR, write_manifest
 from .scenarios import Tokens, graphql_body
+from .servers import UNREACHED_BUDGET
 from .settings import BenchSettings
 
 # The least a client can ask: what every request costs before its fields do.
@@ -87,6 +88,16 @@ def traced(enabled: bool) -> Iterator[None]:
         receiver.wait()
 
 
+def in_process_settings(bench: BenchSettings) -> Settings:
+    """The server's settings (from the environment) for an app in this process, with the
+    bench's secret and budgets no run reaches, as bench.servers sets them: the
+    accounting is measured, not the refusals."""
+    budgets = RateLimits(**{tier: UNREACHED_BUDGET for tier in TIERS})
+    return dataclasses.replace(
+        Settings.from_env(), jwt_secret=bench.jwt_secret, rate_limits=budgets
+    )
+
+
 async def main(
     requests: int,
     profile: str | None,
@@ -117,10 +128,7 @@ async def _main(
 ) -> None:
     bench = BenchSettings.from_env()
     data = await describe(bench, "single")
-    settings = Settings.from_env()
-    # Budgets no run reaches (as bench.servers sets them): the accounting is measured.
-    budgets = RateLimits(**{tier: 2_000_000_000 for tier in TIERS})
-    settings = dataclasses.replace(settings, jwt_secret=bench.jwt_secret, rate_limits=budgets)
+    settings = in_process_settings(bench)
     if trusted:
         manifest = write_manifest()
         if scenario == "empty":

@@ -154,6 +154,19 @@ class Refused(Exception):
         self.headers = dict(headers or {})
 
 
+def _optional(data: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    """A request body's member `name`, of `kind` or null; else refused with Strawberry's
+    own message (`parse_http_body`)."""
+    value = data.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise Refused(
+            400,
+            "BAD_REQUEST",
+            f"The GraphQL operation's `{name}` must be {what} or null, if provided.",
+        )
+    return value
+
+
 class CloseSocket(Exception):
     """`connection_init` answered by closing the socket with this code (docs/live-updates.md):
     1013 (try again later) for an outage, 4429 over the rate limit, 1011 for a bug.
@@ -422,27 +435,9 @@ class FlowsGraphQL(GraphQL[Context, None]):
         messages (`parse_http_body`), then ours (`_named`)."""
         if isinstance(data, list):
             raise Refused(400, "QUERY_TOO_COMPLEX", "Batched operations are not accepted.")
-        query = data.get("query")
-        if not isinstance(query, str | None):
-            raise Refused(
-                400,
-                "BAD_REQUEST",
-                "The GraphQL operation's `query` must be a string or null, if provided.",
-            )
-        variables = data.get("variables")
-        if not isinstance(variables, dict | None):
-            raise Refused(
-                400,
-                "BAD_REQUEST",
-                "The GraphQL operation's `variables` must be an object or null, if provided.",
-            )
-        extensions = data.get("extensions")
-        if not isinstance(extensions, dict | None):
-            raise Refused(
-                400,
-                "BAD_REQUEST",
-                "The GraphQL operation's `extensions` must be an object or null, if provided.",
-            )
+        query = _optional(data, "query", str, "a string")
+        variables = _optional(data, "variables", dict, "an object")
+        extensions = _optional(data, "extensions", dict, "an object")
         request_data = GraphQLRequestData(
             query=query,
             variables=variables,

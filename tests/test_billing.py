@@ -153,6 +153,95 @@ async def test_rerun_replaces_the_month_and_finalize_freezes_it(april, raw):
     assert again["data"]["finalizeBillingRun"]["userErrors"][0]["code"] == "MONTH_FINALIZED"
 
 
+UPDATES = """
+SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+ WHERE relname IN ('monthly_costs', 'monthly_solar_credits')"""
+
+
+async def _updates(raw) -> dict[str, tuple[int, int]]:
+    await raw.execute("SELECT pg_stat_clear_snapshot()")
+    return {r["relname"]: (r["n_tup_upd"], r["n_tup_hot_upd"]) for r in await raw.fetch(UPDATES)}
+
+
+async def test_a_rerun_updates_the_months_rows_in_place(april, raw):
+    """No index on billing_run_id and half of each page free (docs/billing-runs.md): a
+    re-run's updates are HOT, writing no index entry."""
+    community = await priced_example(april, raw)
+    await run_billing(april, community)
+    before = await _updates(raw)
+    await run_billing(april, community)
+    # The server's backend reports its counts when it goes idle (at most once a second).
+    for _ in range(150):
+        after = await _updates(raw)
+        if all(after[t][0] > before[t][0] for t in after):
+            break
+        await asyncio.sleep(0.1)
+    assert {t: (after[t][0] - before[t][0], after[t][1] - before[t][1]) for t in after} == {
+        "monthly_costs": (1, 1),
+        "monthly_solar_credits": (1, 1),
+    }
+    fillfactors = await raw.fetch(
+        "SELECT relname, reloptions FROM pg_class"
+        " WHERE relname IN ('monthly_costs', 'monthly_solar_credits') ORDER BY relname"
+    )
+    assert [(r["relname"], r["reloptions"]) for r in fillfactors] == [
+        ("monthly_costs", ["fillfactor=50"]),
+        ("monthly_solar_credits", ["fillfactor=50"]),
+    ]
+
+
+RUN_COSTS = """
+query Q($id: ID!, $after: String) {
+  node(id: $id) { ... on BillingRun {
+    month
+    costs(first: 2, after: $after) {
+      totalCount pageInfo { hasNextPage endCursor } nodes { usage { month } customer { email } }
+    }
+    solarCredits(first: 5) { totalCount nodes { creditPence } }
+  } }
+}"""
+
+
+async def test_a_runs_costs_are_those_of_its_month_and_its_own(april, raw):
+    """A run's costs and credits are found by its month (billing_run_id has no index):
+    another month's run keeps its own, and a run billed again has none left."""
+    community = await homes(april, raw, 3)
+    for meter in community.meters:
+        await raw.execute(
+            "INSERT INTO monthly_usage (esco_id, meter_id, month, power_kwh, heat_kwh, solar_kwh)"
+            " VALUES ($1, $2, '2025-02-01', 100, 40, 10)",
+            community.esco_id,
+            meter,
+        )
+    february = (await run_billing(april, community, "2025-02-01"))["billingRun"]
+    first = (await run_billing(april, community))["billingRun"]
+    second = (await run_billing(april, community))["billingRun"]
+
+    async def costs(run: dict, after: str | None = None) -> dict:
+        body = await gql(april, RUN_COSTS, {"id": run["id"], "after": after})
+        return body["data"]["node"]
+
+    emails = ["home001@example.org", "home002@example.org", "home003@example.org"]
+    for run, month in ((february, "2025-02-01"), (second, "2025-03-01")):
+        page = await costs(run)
+        assert page["month"] == month
+        assert page["costs"]["totalCount"] == 3
+        assert page["costs"]["pageInfo"]["hasNextPage"] is True
+        rest = await costs(run, page["costs"]["pageInfo"]["endCursor"])
+        assert rest["costs"]["pageInfo"]["hasNextPage"] is False
+        nodes = page["costs"]["nodes"] + rest["costs"]["nodes"]
+        assert [n["usage"]["month"] for n in nodes] == [month] * 3
+        assert sorted(n["customer"]["email"] for n in nodes) == emails
+        assert page["solarCredits"]["totalCount"] == 1
+    replaced = await costs(first)
+    assert replaced["costs"] == {
+        "totalCount": 0,
+        "pageInfo": {"hasNextPage": False, "endCursor": None},
+        "nodes": [],
+    }
+    assert replaced["solarCredits"] == {"totalCount": 0, "nodes": []}
+
+
 async def test_skipped_meters_are_reported_with_their_reason(april, raw):
     community = await priced_example(april, raw)
     await community.home(2, occupied=False)

@@ -3,9 +3,10 @@ graphql-core's walk.
 
 The world is the privacy matrix's (tests/test_privacy_matrix.py: one ESCO over 18
 months, homes whose occupiers change, an earlier occupant who paid after she left,
-meters swapped between homes). Two more apps run on it: one where graphql-core walks
-every operation (`breadth_first=False`), and one with the compiler off (the
-breadth-first walk), for statement counts. Every document is sent by every kind of
+meters swapped between homes), with a history of tariffs for a few customers (their
+tariff in force on a day one of several rows). Two more apps run on it: one where
+graphql-core walks every operation (`breadth_first=False`), and one with the compiler
+off (the breadth-first walk), for statement counts. Every document is sent by every kind of
 viewer (admin, the ESCO's operator, another ESCO's operator, each customer — current
 and earlier occupants — and partner keys with and without `read`) about every
 customer, and must get the same status and body, keys in the same order. A spy on
@@ -33,10 +34,22 @@ from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
+from flows_graphql.fields import utc_today
 from flows_graphql.schema import schema
-from tests.support.api import TENANT, bearer, comparable, gid
+from tests.support.api import TENANT, asgi_client, bearer, comparable, gid
 from tests.support.documents import DASHBOARD, OUR_APP, OUR_DASHBOARD
-from tests.support.privacy_world import PEOPLE, TODAY, World, build_world
+from tests.support.privacy_world import (
+    ACCOUNTS,
+    LINKS,
+    METERS,
+    PEOPLE,
+    SUPPLY,
+    TODAY,
+    World,
+    build_world,
+    call,
+    link_end,
+)
 
 # Every compilable kind of field: ids, uuids, enums, datetimes, nulls, aliases, merged
 # selections, __typename, to-one and to-many relations, ranges, a day argument, a page.
@@ -74,6 +87,39 @@ query Balance($id: ID!) {
 """
 
 
+# Tariffs added to the world's one per customer (from 2023-10-01 at 10%), so that a
+# customer's tariff in force on a day is one of several rows: person -> (start, %).
+# Two starts in one month, one on TODAY, one after it (and before the wall clock's
+# today, the default `on`).
+TARIFF_HISTORY: dict[str, list[tuple[str, int]]] = {
+    "A": [("2024-02-01", 15), ("2024-02-15", 17), ("2024-03-01", 20), ("2025-09-01", 25)],
+    "C": [("2024-02-15", 30)],
+    "G": [("2025-07-10", 5), ("2026-01-01", 40)],
+}
+FIRST_TARIFF = ("2023-10-01", 10)
+
+
+def tariff_on(person: str, on: date) -> tuple[str, int] | None:
+    """The oracle: the person's tariff with the latest start on or before `on`."""
+    starts = [FIRST_TARIFF, *TARIFF_HISTORY.get(person, [])]
+    candidates = [t for t in starts if date.fromisoformat(t[0]) <= on]
+    return max(candidates) if candidates else None
+
+
+def occupier_of(account: str, on: date) -> str | None:
+    """The oracle: who occupies `account` on `on`, straight from the world's links."""
+    found = [
+        link[0]
+        for link in LINKS
+        if link[1] == account
+        and link[2] == "OCCUPIER"
+        and link[3] <= on
+        and ((end := link_end(link)) is None or end >= on)
+    ]
+    assert len(found) <= 1, (account, on, found)
+    return found[0] if found else None
+
+
 @dataclass
 class Apps:
     world: World
@@ -91,6 +137,13 @@ async def apps(settings: Settings, database_url: str) -> AsyncIterator[Apps]:
         uncompiled_app = create_app(
             dataclasses.replace(settings, compiled=False), database_url, today=lambda: TODAY
         )
+        admin = bearer(settings, "admin")
+        for person, history in TARIFF_HISTORY.items():
+            for start, percent in history:
+                customer = gid("Customer", world.people[person])
+                await call(world.client, admin, "setCustomerDiscount",
+                           {"customerId": customer, "periodStart": start,
+                            "discountPercent": percent}, "customerTariff { id }")  # fmt: skip
         engine = create_engine(settings, database_url)
         try:
             async with engine.begin() as conn:
@@ -107,14 +160,7 @@ async def apps(settings: Settings, database_url: str) -> AsyncIterator[Apps]:
             **{f"customer {p}": world.headers[p] for p in PEOPLE},
         }
         try:
-            async with (
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=walk_app), base_url="http://t"
-                ) as walk,
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=uncompiled_app), base_url="http://t"
-                ) as uncompiled,
-            ):
+            async with asgi_client(walk_app) as walk, asgi_client(uncompiled_app) as uncompiled:
                 yield Apps(world, walk, uncompiled, viewers)
         finally:
             await walk_app.state.engine.dispose()
@@ -181,6 +227,14 @@ def first_difference(a: Any, b: Any, path: str = "") -> str:
 
 
 RANGE = {"from": "2024-01-01", "to": "2025-06-30"}
+# Every viewer but the partner without `read` (refused before reading).
+EVERY_READER = [
+    "admin",
+    "operator",
+    "other operator",
+    "partner read",
+    *(f"customer {p}" for p in PEOPLE),
+]
 
 
 @pytest.mark.parametrize("viewer", ["admin", "operator", "other operator", "partner read"])
@@ -227,10 +281,7 @@ async def test_partner_without_read_is_refused_the_same_way(apps: Apps, spy: Spy
     assert "errors" in body
 
 
-@pytest.mark.parametrize(
-    "viewer",
-    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
-)
+@pytest.mark.parametrize("viewer", EVERY_READER)
 async def test_every_compilable_field_answers_as_the_walk(
     apps: Apps, spy: Spy, viewer: str
 ) -> None:
@@ -339,10 +390,7 @@ async def test_the_suite_dashboard_is_the_walks(apps: Apps, spy: Spy) -> None:
     assert body["data"]["esco"]["customers"]["nodes"]
 
 
-@pytest.mark.parametrize(
-    "viewer",
-    ["admin", "operator", "other operator", "partner read", *(f"customer {p}" for p in PEOPLE)],
-)
+@pytest.mark.parametrize("viewer", EVERY_READER)
 async def test_the_bench_dashboard_is_one_statement_for_everyone(
     apps: Apps, spy: Spy, viewer: str
 ) -> None:
@@ -475,3 +523,191 @@ async def test_a_page_shorter_than_its_rows_is_cut_as_the_walk_cuts_it(
     body, answered = await same(apps, spy, text, {"code": "privy", **RANGE}, viewer)
     assert answered, body
     assert len(body["data"]["esco"]["customers"]["nodes"]) == 2
+
+
+# --- to-one fields whose loader picks one of several rows per key -----------------------
+# The tariff in force picks the latest start on or before the day (DISTINCT ON among a
+# customer's tariffs); the occupier, the link covering the day among an account's
+# links; a property's account, the active one among its accounts. Each is a to-one
+# child whose statement ranges over several rows per parent key: the compiled
+# statement must keep the row the loader keeps (RowLoader.arrange: the last in the
+# statement's order).
+
+TARIFF_ON = """
+query TariffOn($id: ID!, $on: Date) {
+  node(id: $id) {
+    ... on Customer {
+      email
+      currentTariff(on: $on) {
+        id periodStart discountPercent unitRate standingCharge customer { email }
+      }
+      february: currentTariff(on: "2024-02-20") { periodStart discountPercent }
+      tariffs(from: "2023-01-01") { periodStart discountPercent }
+    }
+  }
+}
+"""
+
+TARIFF_DAYS = [
+    None, "2023-09-30", "2023-10-01", "2024-01-31", "2024-02-01", "2024-02-14", "2024-02-15",
+    "2024-02-29", "2024-03-01", "2025-07-09", "2025-07-10", "2025-08-31", "2025-09-01",
+    "2025-12-31", "2026-01-01",
+]  # fmt: skip
+
+
+async def test_the_tariff_in_force_is_the_walks_among_several(apps: Apps, spy: Spy) -> None:
+    """Each day picks the latest of several tariffs (two starting in one month, one on
+    the world's today, later ones), none before the first; the same under an alias with
+    another day, for staff, partners, the customer and another customer."""
+    several = 0
+    for person in [*TARIFF_HISTORY, "B"]:
+        variables_id = gid("Customer", apps.world.people[person])
+        for on in TARIFF_DAYS:
+            day = date.fromisoformat(on) if on else utc_today()
+            starts = [FIRST_TARIFF, *TARIFF_HISTORY.get(person, [])]
+            several += sum(date.fromisoformat(s) <= day for s, _ in starts) > 1
+            expected = tariff_on(person, day)
+            for viewer in ("operator", "partner read", f"customer {person}", "customer K"):
+                variables = {"id": variables_id, "on": on}
+                body, answered = await same(apps, spy, TARIFF_ON, variables, viewer)
+                assert answered, body
+                node = body["data"]["node"]
+                if viewer == "customer K" and person != "K":
+                    assert node is None
+                    continue
+                tariff = node["currentTariff"]
+                found = (
+                    None if tariff is None else (tariff["periodStart"], tariff["discountPercent"])
+                )
+                assert found == expected, (person, on, viewer)
+                february = node["february"]
+                found = (february["periodStart"], february["discountPercent"])
+                assert found == tariff_on(person, date(2024, 2, 20)), (person, viewer)
+    assert several > 20, "the days must fall where several tariffs are candidates"
+
+
+TARIFFS_OF_EVERYONE = """
+query TariffsOfEveryone($code: String!, $on: Date) {
+  esco(code: $code) {
+    customers(first: 50) {
+      nodes {
+        email
+        currentTariff(on: $on) { periodStart unitRate }
+        accounts {
+          account {
+            accountNumber
+            occupier(on: $on) { email currentTariff(on: $on) { periodStart } }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("on", ["2024-02-15", "2024-02-29", "2025-09-01", None])
+async def test_to_one_picks_under_a_list_are_the_walks(
+    apps: Apps, spy: Spy, on: str | None
+) -> None:
+    """The same picks once per parent of a page (each parent's key its own subquery),
+    and nested: an account's occupier's tariff on the day."""
+    for viewer in ("operator", "customer A", "customer G"):
+        variables = {"code": "privy", "on": on}
+        body, answered = await same(apps, spy, TARIFFS_OF_EVERYONE, variables, viewer)
+        assert answered, body
+    day = date.fromisoformat(on) if on else utc_today()
+    _, operator = await post(
+        apps.world.client, TARIFFS_OF_EVERYONE, {"code": "privy", "on": on},
+        apps.viewers["operator"],
+    )  # fmt: skip
+    by_email = {c["email"]: c for c in operator["data"]["esco"]["customers"]["nodes"]}
+    for person in PEOPLE:
+        tariff = by_email[apps.world.emails[person]]["currentTariff"]
+        expected = tariff_on(person, day)
+        assert expected is not None and tariff["periodStart"] == expected[0], (person, on)
+
+
+ACCOUNT_ON = """
+query AccountOn($id: ID!, $on: Date) {
+  node(id: $id) {
+    ... on Account {
+      accountNumber
+      status
+      occupier(on: $on) { email fullName }
+      customers { role startDate endDate customer { email } }
+      property {
+        plot
+        account { accountNumber status occupier(on: $on) { email } }
+        accounts { accountNumber status }
+      }
+    }
+  }
+}
+"""
+
+
+def occupancy_days() -> list[date]:
+    """Each link's first and last day, and the days either side of them."""
+    one = date.resolution
+    days = set()
+    for link in LINKS:
+        days |= {link[3] - one, link[3]}
+        end = link_end(link)
+        if end is not None:
+            days |= {end, end + one}
+    return sorted(days)
+
+
+async def test_the_occupier_on_a_day_is_the_walks_among_several(apps: Apps, spy: Spy) -> None:
+    """An account's occupier on each day a link starts or ends (and either side):
+    one of the account's several links, or nobody; a property's active account among
+    its accounts (H2's closed one and its successor)."""
+    accounts_of = {name: {link[0] for link in LINKS if link[1] == name} for name in ACCOUNTS}
+    several = 0
+    for name, account_id in apps.world.accounts.items():
+        several += len(accounts_of[name]) > 1
+        for day in [None, *occupancy_days()]:
+            on = day.isoformat() if day else None
+            expected = occupier_of(name, day or utc_today())
+            variables = {"id": gid("Account", account_id), "on": on}
+            for viewer in ("operator", *(f"customer {p}" for p in sorted(accounts_of[name]))):
+                body, answered = await same(apps, spy, ACCOUNT_ON, variables, viewer)
+                assert answered, body
+                node = body["data"]["node"]
+                if viewer != "operator":
+                    person = viewer.removeprefix("customer ")
+                    mine = node is not None and node["occupier"] is not None
+                    assert not mine or expected == person, (name, on, viewer)
+                    continue
+                occupier = node["occupier"]
+                found = occupier and occupier["email"]
+                assert found == (expected and apps.world.emails[expected]), (name, on)
+                home, _, closed = ACCOUNTS[name]
+                accounts = node["property"]["accounts"]
+                assert len(accounts) == sum(h == home for h, _, _ in ACCOUNTS.values())
+                active = node["property"]["account"]
+                assert active["status"] == "ACTIVE"
+                assert (active["accountNumber"] == node["accountNumber"]) == (closed is None)
+    assert several >= 5, "most accounts must have several links to pick among"
+
+
+METER_PROPERTY = """
+query MeterProperty($id: ID!) {
+  node(id: $id) { ... on Meter { serial property { plot account { accountNumber } } } }
+}
+"""
+
+
+async def test_a_meters_property_is_the_walks(apps: Apps, spy: Spy) -> None:
+    """A meter's property now (M1 moved from H1 to H6; M6 supplies nothing now)."""
+    now = {periods[-1][0]: home for home, periods in SUPPLY.items()}
+    for meter in METERS:
+        variables = {"id": gid("Meter", apps.world.meters[meter])}
+        for viewer in ("operator", "customer C", "customer P"):
+            body, answered = await same(apps, spy, METER_PROPERTY, variables, viewer)
+            assert answered, body
+            if viewer == "operator":
+                found = body["data"]["node"]["property"]
+                expected = f"PRIVY-{now[meter]}" if meter in now else None
+                assert (found and found["plot"]) == expected, meter

@@ -7,11 +7,11 @@ import asyncio
 import logging
 from typing import Any
 
-import uvicorn
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from flows_graphql.http_protocol import OneWriteCycle, OneWriteProtocol
+from tests.support.live import serving
 
 
 class Transport:
@@ -107,17 +107,7 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
 
 
 async def test_a_server_on_it_answers_whole_responses_on_one_connection():
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", http=OneWriteProtocol
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with serving(app, lifespan="off", http=OneWriteProtocol) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         # Pipelined: three requests at once, answered in order.
         writer.write(
@@ -142,6 +132,3 @@ async def test_a_server_on_it_answers_whole_responses_on_one_connection():
         answer = await asyncio.wait_for(reader.read(), 5)
         assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nhello")
         writer.close()
-    finally:
-        server.should_exit = True
-        await task

@@ -382,6 +382,31 @@ class Where:
         return hash(self.key)
 
 
+@dataclass(frozen=True)
+class Narrowed:
+    """Children found through their parent's row: `table` is the parent's, `shared`
+    the columns a child has equal to its parent's (an index on them finds a parent's
+    children). A billing run's costs have no index on `billing_run_id`, so that a
+    re-run's updates are HOT (docs/billing-runs.md): they are found by the run's
+    `(esco_id, month)`."""
+
+    table: Any
+    shared: tuple[str, ...]
+
+    def parents(self, keys: Any) -> Any:
+        """The parents' rows of the keys, as `parents` (id and the shared columns)."""
+        table = self.table
+        return (
+            select(table.c.id, *(table.c[name] for name in self.shared))
+            .select_from(keys)
+            .join(table, table.c.id == keys.c.id)
+            .subquery("parents")
+        )
+
+    def conditions(self, child: Any, parent: Any) -> list[Any]:
+        return [child.c[name] == parent.c[name] for name in self.shared]
+
+
 class PageLoader(BaseLoader):
     """One page of a connection for each parent id, all parents in one statement.
 
@@ -391,6 +416,10 @@ class PageLoader(BaseLoader):
 
     spec: ClassVar[ConnectionSpec]
     parent: ClassVar[str]
+    # The parent's table and the columns its rows share with their children, for a
+    # parent column with no index of its own: the parent's row is joined to its key,
+    # and the children are found by the shared columns' index (see `Narrowed`).
+    narrowed: ClassVar[Narrowed | None] = None
     _pages: ClassVar[dict[tuple[Any, ...], Select[Any]]] = Bounded(PROJECTIONS_KEPT)
 
     def __init__(
@@ -426,12 +455,16 @@ class PageLoader(BaseLoader):
         # For each parent, an index-ordered LIMIT (a LATERAL join) rather than numbering
         # every child row: a page of a large ESCO's customers reads 51 rows, not all.
         table = self.spec.table
-        parents = (
+        keys = (
             func.unnest(bindparam("keys", type_=UUID_ARRAY))
             .table_valued(column("id", UUID(as_uuid=True)))
             .render_derived(name="parents")
         )
+        parents: Any = keys
         conditions, order = window(self.sort, table.c.id, self.args)
+        if self.narrowed is not None:
+            parents = self.narrowed.parents(keys)
+            conditions = [*conditions, *self.narrowed.conditions(table, parents)]
         if self.where is not None:
             conditions = [*conditions, *self.where.conditions]
         columns: list[Any] = [table]
@@ -475,12 +508,22 @@ class CountLoader(BaseLoader):
 
     spec: ClassVar[ConnectionSpec]
     parent: ClassVar[str]
+    narrowed: ClassVar[Narrowed | None] = None
 
     async def batch_load_fn(self, keys: list[Any]) -> list[int]:
         table = self.spec.table
         parent_col = table.c[self.parent]
         where: Where | None = self.params[0] if self.params else None
-        stmt = select(parent_col, func.count()).where(any_key(parent_col)).group_by(parent_col)
+        stmt = select(parent_col, func.count()).group_by(parent_col)
+        if self.narrowed is None:
+            stmt = stmt.where(any_key(parent_col))
+        else:
+            parent = self.narrowed.table
+            stmt = stmt.join_from(
+                table,
+                parent,
+                and_(parent.c.id == parent_col, *self.narrowed.conditions(table, parent)),
+            ).where(any_key(parent.c.id))
         if where is not None:
             stmt = stmt.where(*where.conditions)
         stmt = self.loaders.restrict(stmt, table, self.spec.scope_column)

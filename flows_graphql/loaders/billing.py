@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_
 
 from ..db.models import BillingRun, MonthlyCosts, MonthlySolarCredit, MonthlyUsage, Payment
 from ..pagination import SortKey, parse_date, parse_datetime
-from .base import ConnectionSpec, CountLoader, PageLoader, RangeLoader, RowLoader
+from .base import ConnectionSpec, CountLoader, Narrowed, PageLoader, RangeLoader, RowLoader
 
 USAGE = MonthlyUsage.__table__
 COSTS = MonthlyCosts.__table__
@@ -112,24 +112,32 @@ class BillingRunCountByEscoId(CountLoader):
     parent = "esco_id"
 
 
+# A run's costs and credits are its month's (billing_run_id has no index: HOT re-runs).
+BY_RUNS_MONTH = Narrowed(RUNS, ("esco_id", "month"))
+
+
 class CostsByBillingRunId(PageLoader):
     spec = COSTS_SPEC
     parent = "billing_run_id"
+    narrowed = BY_RUNS_MONTH
 
 
 class CostCountByBillingRunId(CountLoader):
     spec = COSTS_SPEC
     parent = "billing_run_id"
+    narrowed = BY_RUNS_MONTH
 
 
 class SolarCreditsByBillingRunId(PageLoader):
     spec = CREDITS_SPEC
     parent = "billing_run_id"
+    narrowed = BY_RUNS_MONTH
 
 
 class SolarCreditCountByBillingRunId(CountLoader):
     spec = CREDITS_SPEC
     parent = "billing_run_id"
+    narrowed = BY_RUNS_MONTH
 
 
 class PaymentsByCustomerId(PageLoader):

@@ -241,13 +241,17 @@ _SUMMARY_KEYS = {
 }
 
 # The billed rows of each key: (key, month, customer, power, heat, solar, total, microgrid,
-# benchmark), from the costs of the month's run in force.
+# benchmark), from the costs of the month's run in force, found by its (esco_id, month) or
+# (customer_id, month): billing_run_id has no index, so re-runs are HOT (docs/billing-runs.md).
 _SUMMARY_COSTS = {
-    "esco": "JOIN monthly_costs c ON c.billing_run_id = r.id",
-    "site": "JOIN monthly_costs c ON c.billing_run_id = r.id"
+    "esco": "JOIN monthly_costs c ON c.esco_id = r.esco_id AND c.month = r.month"
+    " AND c.billing_run_id = r.id",
+    "site": "JOIN monthly_costs c ON c.esco_id = r.esco_id AND c.month = r.month"
+    " AND c.billing_run_id = r.id"
     " JOIN monthly_usage u0 ON u0.id = c.monthly_usage_id"
     " {supplied_cost} JOIN properties p ON p.id = sp.property_id AND p.site_id = k.key",
-    "customer": "JOIN monthly_costs c ON c.billing_run_id = r.id AND c.customer_id = k.key",
+    "customer": "JOIN monthly_costs c ON c.customer_id = k.key AND c.month = r.month"
+    " AND c.billing_run_id = r.id",
 }
 # Skipped meters of each key's month: the run's list (an ESCO), those supplying the
 # site's properties, or the one supplying a home the customer occupied on day 1.
@@ -311,7 +315,8 @@ skipped AS ({skipped}),
 credited AS (
   SELECT k.key, s.month, sum(s.credit_pence) AS pence
     FROM keys k JOIN runs r ON r.esco_id = k.esco_id
-    JOIN monthly_solar_credits s ON s.billing_run_id = r.id
+    JOIN monthly_solar_credits s
+      ON s.esco_id = r.esco_id AND s.month = r.month AND s.billing_run_id = r.id
     {credits}
    GROUP BY 1, 2
 ),

@@ -172,10 +172,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[int]:
+async def serving(app: Any, lifespan: str = "on", **options: Any) -> AsyncIterator[int]:
     """An app served by uvicorn in this event loop on a free loopback port (lifespan on:
-    the event-log reader and the webhook worker run); yields the port."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    the event-log reader and the webhook worker run), with uvicorn's other `options`;
+    yields the port."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan=lifespan, log_level="warning", **options
+    )
     served = uvicorn.Server(config)
     task = asyncio.create_task(served.serve())
     for _ in range(500):

@@ -7,7 +7,7 @@ compiled query's differential tests (tests/test_compiled.py)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -270,36 +270,29 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
                     "customerTariff { id }",
                 )  # fmt: skip
                 await m("inviteCustomer", {"customerId": people[person]}, "customerInvite { id }")
+
+            async def open_accounts(names: Collection[str]) -> None:
+                for name in names:
+                    home, opened, _ = ACCOUNTS[name]
+                    accounts[name] = (
+                        await m(
+                            "openAccount",
+                            {"propertyId": homes[home], "openedOn": opened.isoformat()},
+                            "account { id }",
+                        )
+                    )["account"]["id"]
+                for person, account, role, start, end in LINKS:
+                    if account in names:
+                        await _link(m, people[person], accounts[account], role, start, end)
+
             # Accounts and links in time order: closing AC2 precedes opening AC2B.
-            for name in ("AC1", "AC2", "AC3", "AC4", "AC5", "AC6"):
-                home, opened, _ = ACCOUNTS[name]
-                accounts[name] = (
-                    await m(
-                        "openAccount",
-                        {"propertyId": homes[home], "openedOn": opened.isoformat()},
-                        "account { id }",
-                    )
-                )["account"]["id"]
-            for person, account, role, start, end in LINKS:
-                if account == "AC2B":
-                    continue
-                await _link(m, people[person], accounts[account], role, start, end)
+            await open_accounts(("AC1", "AC2", "AC3", "AC4", "AC5", "AC6"))
             await m(
                 "closeAccount",
                 {"accountId": accounts["AC2"], "closedOn": "2024-06-30"},
                 "account { id }",
             )
-            home, opened, _ = ACCOUNTS["AC2B"]
-            accounts["AC2B"] = (
-                await m(
-                    "openAccount",
-                    {"propertyId": homes[home], "openedOn": opened.isoformat()},
-                    "account { id }",
-                )
-            )["account"]["id"]
-            for person, account, role, start, end in LINKS:
-                if account == "AC2B":
-                    await _link(m, people[person], accounts[account], role, start, end)
+            await open_accounts(("AC2B",))
             # The swap, on 2025-04-15 by the billing clock: M1B into H1, M1 into H6.
             for home, meter in (("H1", "M1B"), ("H6", "M1")):
                 await call(
@@ -412,16 +405,9 @@ async def build_world(settings: Settings, database_url: str) -> AsyncIterator[Wo
 
 async def _link(m: Any, customer: str, account: str, role: str, start: date,
                 end: date | None) -> None:  # fmt: skip
-    await m(
-        "addCustomerToAccount",
-        {"customerId": customer, "accountId": account, "role": role,
-         "startDate": start.isoformat()},
-        "customerAccount { id }",
-    )  # fmt: skip
+    link = {"customerId": customer, "accountId": account, "role": role}
+    await m("addCustomerToAccount", {**link, "startDate": start.isoformat()},
+            "customerAccount { id }")  # fmt: skip
     if end is not None:
-        await m(
-            "endCustomerAccount",
-            {"customerId": customer, "accountId": account, "role": role,
-             "endDate": end.isoformat()},
-            "customerAccount { id }",
-        )  # fmt: skip
+        await m("endCustomerAccount", {**link, "endDate": end.isoformat()},
+                "customerAccount { id }")  # fmt: skip

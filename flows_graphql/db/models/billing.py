@@ -116,6 +116,11 @@ class BillingRun(Timestamps, Base):
     progress_total: Mapped[int | None] = mapped_column(Integer)
 
 
+# Half of each page left free: a re-run writes a second version of every one of the
+# month's rows (a month's rows lie together, written by one run), beside the first.
+COSTS_FILLFACTOR = 50
+
+
 class MonthlyCosts(Timestamps, Base):
     """What one month of one meter's usage cost its occupier, at full precision,
     beside what the microgrid tariff and the benchmark would have charged."""
@@ -128,7 +133,10 @@ class MonthlyCosts(Timestamps, Base):
         CheckConstraint(FIRST_OF_MONTH, name="month_first_day"),
         Index("ix_monthly_costs_customer_id_month", "customer_id", "month"),
         Index("ix_monthly_costs_esco_id_month", "esco_id", "month"),
-        Index("ix_monthly_costs_billing_run_id", "billing_run_id"),
+        # No index on billing_run_id, and room on every page: a re-run rewrites each of
+        # the month's costs with its own run's id, and so updates it in place (HOT),
+        # writing no index entry (docs/billing-runs.md). A run's costs are its month's.
+        {"postgresql_with": {"fillfactor": COSTS_FILLFACTOR}},
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -162,7 +170,8 @@ class MonthlySolarCredit(Timestamps, Base):
         CheckConstraint(FIRST_OF_MONTH, name="month_first_day"),
         CheckConstraint("credit_pence >= 0", name="credit_non_negative"),
         Index("ix_monthly_solar_credits_esco_id_month", "esco_id", "month"),
-        Index("ix_monthly_solar_credits_billing_run_id", "billing_run_id"),
+        # As monthly_costs: re-runs update in place.
+        {"postgresql_with": {"fillfactor": COSTS_FILLFACTOR}},
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -90,7 +90,7 @@ BEGIN
         SELECT NEW.esco_id, 'monthly_costs.ready', 'Customer', c.customer_id::text,
                c.customer_id, jsonb_build_object('month', NEW.month, 'billingRun', NEW.id)
         FROM monthly_costs c
-        WHERE c.billing_run_id = NEW.id
+        WHERE c.esco_id = NEW.esco_id AND c.month = NEW.month AND c.billing_run_id = NEW.id
         GROUP BY c.customer_id
         ORDER BY c.customer_id;
     END IF;

@@ -5,11 +5,13 @@
 POSTs straight into the application (no HTTP client, no server), cycling over the
 bench's 200 app customers and their tokens (each token checked once, in the warm-up),
 and times each run of `--requests` requests as a whole: process CPU ÷ requests, no
-clock read per request. `empty` is `{ __typename }` (no statement: what every request
-pays before its fields do), `b` the app screen. Logging as a server process logs (JSON
+clock read per request, with the CPU of the bench database's PostgreSQL backends over
+the same run beside it (bench.driver.DatabaseCpu, as `bench.run` reads it). `empty` is
+`{ __typename }` (no statement: what every request pays before its fields do), `b` the
+app screen. Logging as a server process logs (JSON
 lines on stderr: send them to /dev/null). An A/B of two commits runs this on each
 checkout in turn (`git worktree add`), alternating, several times: bench/README.md,
-"Session 5".
+"Session 5" and "Session 6".
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from flows_graphql.trusted import sha256_hex
 from flows_graphql.types.node import to_global_id
 
 from .dataset import describe
+from .driver import DatabaseCpu
 from .queries import OUR_APP
 from .run import RESULTS_DIR
 from .scenarios import Tokens, graphql_body
@@ -37,7 +40,10 @@ from .single import EMPTY, in_process_settings, post_scope, receive_once
 WARMUP = 400
 
 
-async def main(scenario: str, requests: int, repeat: int, trusted: bool) -> list[float]:
+async def main(
+    scenario: str, requests: int, repeat: int, trusted: bool
+) -> list[tuple[float, float]]:
+    """(server CPU, PostgreSQL CPU) in ms per request, for each run."""
     bench = BenchSettings.from_env()
     data = await describe(bench, "fixed")
     settings = in_process_settings(bench)
@@ -77,10 +83,12 @@ async def main(scenario: str, requests: int, repeat: int, trusted: bool) -> list
             await one(i)
         for _ in range(repeat):
             gc.collect()
-            started = time.process_time()
-            for i in range(requests):
-                await one(i)
-            results.append(1000 * (time.process_time() - started) / requests)
+            async with DatabaseCpu(bench.database_url, bench.database_name) as database:
+                started = time.process_time()
+                for i in range(requests):
+                    await one(i)
+                cpu = time.process_time() - started
+            results.append((1000 * cpu / requests, 1000 * database.seconds / requests))
     if statuses != {200}:
         raise SystemExit(f"answers other than 200: {sorted(statuses)}")
     return results
@@ -102,5 +110,8 @@ if __name__ == "__main__":
         measured = asyncio.run(run)
     print(
         f"{args.scenario}{', trusted' if args.trusted else ''}: CPU ms/request per run of "
-        f"{args.requests}: " + " ".join(f"{m:.3f}" for m in measured)
+        f"{args.requests}: "
+        + " ".join(f"{m:.3f}" for m, _ in measured)
+        + "; PostgreSQL backends: "
+        + " ".join(f"{d:.3f}" for _, d in measured)
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,6 +52,18 @@ class Server:
         raise NotImplementedError
 
     def start(self) -> None:
+        # A server already on the port (another bench run) would answer `ready` while
+        # ours exits: every figure would then be that server's.
+        with socket.socket() as probe:
+            # As the servers bind: a closed run's connections in TIME_WAIT do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((LOOPBACK, self.port))
+            except OSError:
+                raise SystemExit(
+                    f"{self.name}: port {self.port} is in use (another bench run?); "
+                    "stop it or choose another port (bench/settings.py)"
+                ) from None
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command(),

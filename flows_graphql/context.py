@@ -47,6 +47,9 @@ class Context:
     # Set once the operation runs (execution.py): an error without a path after that
     # is a failure of the execution itself, not of the document or its variables.
     executing: bool = False
+    # The view closes the database access itself, once the answer is sent
+    # (graphql_view._post): the read's ROLLBACK is then off the answer's path.
+    close_after_answer: bool = False
     loaders: Loaders = field(init=False)
     # While an event's shared reads are lent (`lend`): the context's own, given back after.
     _own: tuple[RequestDb, Loaders] | None = field(default=None, init=False, repr=False)

@@ -89,6 +89,8 @@ SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 PYTHON_DETAIL = re.compile(r"\s*\[<class [^\]]*\]")
 # Request JSON deeper than this is refused; our variables need a handful of levels.
 MAX_JSON_DEPTH = 64
+# How long a read runs before its client's hang-up is watched for (_hang_up).
+HANG_UP_WATCH_S = 0.05
 # Distinct free texts whose verdicts a view keeps (as many as the parse cache).
 FREE_TEXTS = 512
 # graphql-core's default rules: the schema adds none (Strawberry's default too).
@@ -403,21 +405,30 @@ class FlowsGraphQL(GraphQL[Context, None]):
         request = Request(scope, receive)
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, response=sub_response)
+        # The read transaction is ended (its ROLLBACK, the connection's return to the
+        # pool) once the answer is sent rather than before it is built: the client
+        # does not wait for a round trip that changes nothing it sees. Whatever
+        # happens on the way — a refusal, a failure, the client gone, cancellation —
+        # the `finally` ends it, and db/request.py drops a connection it could not end.
+        context.close_after_answer = True
         try:
-            data = self._request_data(self.parse_json(await _body(request)))
-            result = await self.execute_operation(
-                request=request,
-                request_adapter=_POST,
-                request_data=data,
-                context=context,
-                root_value=None,
-                sub_response=sub_response,
-            )
-        except HTTPException as exc:
-            code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
-            raise Refused(exc.status_code, code, exc.reason) from exc
-        response_data = await self.process_result(request, result)
-        await self.create_response(response_data, sub_response)(scope, receive, send)
+            try:
+                data = self._request_data(self.parse_json(await _body(request)))
+                result = await self.execute_operation(
+                    request=request,
+                    request_adapter=_POST,
+                    request_data=data,
+                    context=context,
+                    root_value=None,
+                    sub_response=sub_response,
+                )
+            except HTTPException as exc:
+                code = "NOT_FOUND" if exc.status_code == 404 else "BAD_REQUEST"
+                raise Refused(exc.status_code, code, exc.reason) from exc
+            response_data = await self.process_result(request, result)
+            await self.create_response(response_data, sub_response)(scope, receive, send)
+        finally:
+            await context.close()
 
     def _request_data(self, data: Any) -> GraphQLRequestData:
         """A decoded JSON body as the request's operation: Strawberry's checks and
@@ -808,19 +819,27 @@ class FlowsGraphQL(GraphQL[Context, None]):
                 # request's scope (app.Bounded) only stops what would not stop under them.
                 context.cutoff.relax(BACKSTOP_S)
                 return await self._execute_single(*args, **kwargs)
-        # Reads are stopped at the cutoff (app.Bounded answers them), or as soon as
-        # their client hangs up.
+        # Reads are stopped at the cutoff (app.Bounded answers them), or soon after
+        # their client hangs up: watched from HANG_UP_WATCH_S on, since a task of its
+        # own for each request cost more than the reads it would save (most are
+        # answered in a few milliseconds, long before a hang-up could be noticed).
         request = context.request
-        watcher = (
-            asyncio.ensure_future(_hang_up(request, context.cutoff))
+        watcher: list[asyncio.Future[None]] = []
+        timer = (
+            asyncio.get_running_loop().call_later(
+                HANG_UP_WATCH_S,
+                lambda: watcher.append(asyncio.ensure_future(_hang_up(request, context.cutoff))),
+            )
             if request is not None
             else None
         )
         try:
             return await self._execute_single(*args, **kwargs)
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            if timer is not None:
+                timer.cancel()
+            for watching in watcher:
+                watching.cancel()
 
     def _free_text(self, query: str) -> Trusted:
         """The record of a text sent as text: its verdicts and checks, kept with this
@@ -863,7 +882,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
             else:
                 result = await super().execute_operation(*args, **kwargs)
         finally:
-            await context.close()
+            if not context.close_after_answer:
+                await context.close()
             current_counter.reset(token)
             if context.request is not None:
                 operation_of(context.request.scope).statements = counter.count

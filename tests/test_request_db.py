@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
@@ -66,3 +68,144 @@ async def test_a_dead_connection_leaves_the_pool(settings: Settings, database_ur
         assert answers[1:] == [[(1,)], [(1,)]], answers
     finally:
         await engine.dispose()
+
+
+# A read, as admin (the tenant setting `*`).
+ESCOS = b'{"query": "{ viewer { escos { code } } }"}'
+
+
+async def _post(app: Any, headers: dict[str, str], send: Any) -> None:
+    """ESCOS POSTed straight into the ASGI app, from no browser origin (the short
+    way: FlowsApp to graphql_view._post), by a client that stays connected."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(ESCOS)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": ESCOS, "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    await app(scope, receive, send)
+
+
+def _answered(message: dict[str, Any]) -> bool:
+    return message["type"] == "http.response.body" and not message.get("more_body", False)
+
+
+async def _pooled_state(engine: AsyncEngine) -> tuple[Any, bool, str | None]:
+    """The pooled connection (its driver's), whether it is inside a transaction, and
+    the tenant setting a new transaction on it starts with."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        in_transaction = driver.is_in_transaction()
+        tenant = (
+            await conn.execute(text("SELECT current_setting('flows.esco_ids', true)"))
+        ).scalar()
+    return driver, in_transaction, tenant
+
+
+async def test_the_answer_goes_out_before_the_read_ends_and_its_connection_comes_back_clean(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> None:
+    one = dataclasses.replace(settings, db_pool_size=1)
+    app = create_app(one, database_url, today=lambda: TODAY)
+    ours = app.state.engine
+    pool = ours.sync_engine.pool
+    try:
+        pooled, _, _ = await _pooled_state(ours)
+        held_when_answered: list[int] = []
+        bodies: list[bytes] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                bodies.append(message.get("body", b""))
+            if _answered(message):
+                held_when_answered.append(pool.checkedout())
+
+        await _post(app, bearer(one, "admin"), send)
+        assert b'"escos"' in b"".join(bodies) and b'"errors"' not in b"".join(bodies)
+        # The read still held its connection when the answer went out; then gave it back.
+        assert held_when_answered == [1]
+        assert pool.checkedout() == 0
+        # The same connection, out of the read's transaction and without its tenant.
+        assert await _pooled_state(ours) == (pooled, False, "")
+    finally:
+        await ours.dispose()
+
+
+class Gone(Exception):
+    """A client that went away as its answer was sent (the server's send fails)."""
+
+
+async def test_a_client_gone_at_the_answer_still_ends_the_read(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> None:
+    one = dataclasses.replace(settings, db_pool_size=1)
+    app = create_app(one, database_url, today=lambda: TODAY)
+    ours = app.state.engine
+    try:
+        pooled, _, _ = await _pooled_state(ours)
+
+        async def send(message: dict[str, Any]) -> None:
+            if _answered(message):
+                raise Gone
+
+        with pytest.raises(Gone):
+            await _post(app, bearer(one, "admin"), send)
+        assert ours.sync_engine.pool.checkedout() == 0
+        assert await _pooled_state(ours) == (pooled, False, "")
+    finally:
+        await ours.dispose()
+
+
+async def test_a_request_cancelled_in_its_closing_rollback_drops_its_connection(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> None:
+    one = dataclasses.replace(settings, db_pool_size=1)
+    app = create_app(one, database_url, today=lambda: TODAY)
+    ours = app.state.engine
+    try:
+        pooled, _, _ = await _pooled_state(ours)
+        task: asyncio.Task[None] | None = None
+        answered = False
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal answered
+            if _answered(message):
+                answered = True
+                # Lands at the request's next wait: the ROLLBACK after the answer.
+                assert task is not None
+                asyncio.get_running_loop().call_soon(task.cancel)
+
+        task = asyncio.ensure_future(_post(app, bearer(one, "admin"), send))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert answered
+        assert ours.sync_engine.pool.checkedout() == 0
+        # Its state unknown, the connection was dropped: the pool has a new one, clean.
+        new, in_transaction, tenant = await _pooled_state(ours)
+        assert new is not pooled and pooled.is_closed()
+        assert not in_transaction and tenant in (None, "")
+    finally:
+        await ours.dispose()

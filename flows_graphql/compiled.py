@@ -16,9 +16,13 @@ single statement. So do we, for documents whose every field can be compiled:
   renamed per field (two `from`s may differ).
 - The answer is finished in Python by the schema itself: each column decoded into the
   value asyncpg would have given (Decimal, date, datetime with zone, enum, UUID), the
-  computed fields' own resolvers run on a row of those values (`savings`, global ids),
-  every leaf serialized by its GraphQL type. Identical to the walk by construction,
-  which the differential tests check (tests/test_compiled.py).
+  computed fields' own resolvers run on a row of those values (global ids), every leaf
+  serialized by its GraphQL type. Identical to the walk by construction, which the
+  differential tests check (tests/test_compiled.py). A formula (fields.Formula:
+  `savings`, a difference of two numerics) is computed in the statement, and its text
+  taken only where Decimal would give the same (FORMULA); else the walk answers.
+- The page sizes are written into the statement and the root found by one key, so
+  that PostgreSQL plans it once (a generic plan) rather than for each request (_renamed).
 - Anything else goes the walk's way: a field without a compilable source (a value made
   in Python from its rows, a resolver with arguments of its own, an interface), any
   directive, a cursor or filter argument, a page's `edges`/`pageInfo`/`totalCount`, a
@@ -36,8 +40,10 @@ objects it is made of (they differ by viewer kind and page size).
 from __future__ import annotations
 
 import datetime
+import decimal
 import inspect
 import logging
+import operator
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -81,11 +87,12 @@ from sqlalchemy import Uuid as SqlUuid
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.sql.elements import BindParameter, ColumnClause
+from sqlalchemy.sql.selectable import _OffsetLimitParam
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from .breadth_first import ALWAYS_SERIALIZE
 from .caches import Bounded
-from .fields import DECLARED, PLAN, Plan, Source, _page_args
+from .fields import DECLARED, PLAN, Formula, Plan, Source, _page_args
 from .loaders.base import PageLoader, RowLoader, joinable
 from .rows import row_shape
 
@@ -101,6 +108,15 @@ SHARED = frozenset({"scope", "viewer_customer"})
 MOST_VALUES = 100
 # Plans and statements kept: documents and page sizes are the clients' choice.
 KEPT = 512
+
+# The rules of formulas (fields.Formula) PostgreSQL computes exactly, as Decimal does
+# while the exact value has at most the context's precision in digits: a sum or a
+# difference of numerics has the larger scale of the two in both, and no rounding.
+EXACT_RULES = frozenset({operator.add, operator.sub})
+# The precision the finishing checks a formula's text against (at most this many
+# characters: digits, sign and point), the Decimal context's default: a request
+# running under less is the walk's.
+PRECISION = 28
 
 _DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
 _UTC: Any = literal_column("'UTC'")
@@ -129,17 +145,18 @@ class ObjectPlan:
     __slots__ = ("children", "columns", "converts", "finish", "outputs", "types")
 
     def __init__(self) -> None:
-        self.columns: list[str] = []
+        # A column's name, or a formula computed from columns in SQL.
+        self.columns: list[str | Formula] = []
         self.converts: list[Convert] = []
         self.types: list[Any] = []
         self.children: list[ChildPlan] = []
         # (response key, kind, detail): kind "typename" (detail: the name), "column"
-        # (detail: (column index, leaf, non-null)), "resolved" (detail: (resolve, leaf,
-        # non-null)), "child" (detail: child index).
+        # and "formula" (detail: (column index, leaf, non-null)), "resolved" (detail:
+        # (resolve, leaf, non-null)), "child" (detail: child index).
         self.outputs: list[tuple[str, str, Any]] = []
         self.finish: Callable[[list[Any], Run], dict[str, Any]] | None = None
 
-    def column(self, name: str) -> int:
+    def column(self, name: str | Formula) -> int:
         if name not in self.columns:
             self.columns.append(name)
         return self.columns.index(name)
@@ -354,6 +371,10 @@ def _object(
             plan.outputs.append((key, "column", (index, inner, non_null)))
             continue
         declared = (definition.metadata or {}).get(DECLARED)
+        made = declared.formula if declared is not None else None
+        if made is not None and made.rule in EXACT_RULES:
+            plan.outputs.append((key, "formula", (plan.column(made), inner, non_null)))
+            continue
         resolver = definition.base_resolver
         if (
             declared is None
@@ -529,13 +550,27 @@ _STATEMENTS: Bounded[tuple[Any, ...], tuple[Any, list[Any], Select[Any]]] = Boun
 
 
 def _renamed(statement: Select[Any], index: int, keys: Any) -> Select[Any]:
-    """The loader's statement with its `keys` replaced (by the parent row's key, or the
-    root's own parameter) and its named parameters made this field's own."""
+    """The loader's statement with its `keys` replaced (by the parent row's key, or for
+    the root (`keys` None) an array of its one key's parameter), its named parameters
+    made this field's own, and its page size written into the text.
+
+    Why the last two: PostgreSQL plans a prepared statement for each run's values
+    (a custom plan) until a generic plan, made once, is estimated to cost no more;
+    planning this statement was a seventh of its time in PostgreSQL. A generic plan
+    estimates `LIMIT $n` at a tenth of the rows and `= ANY($n)` at ten keys, so it was
+    estimated at twice the custom plans and never chosen. The page size is constant
+    per statement anyway (the loaders' page statements are made per size), and the
+    root always has one key."""
 
     def replace(element: Any) -> Any:
+        if isinstance(element, _OffsetLimitParam) and type(element.value) is int:
+            return literal_column(str(element.value), Integer)
         if isinstance(element, BindParameter) and not element.unique:
-            if element.key == "keys" and keys is not None:
-                return keys
+            if element.key == "keys":
+                if keys is not None:
+                    return keys
+                keys_type: Any = element.type  # an ARRAY: `= ANY(:keys)`
+                return array([bindparam(f"f{index}_key", type_=keys_type.item_type)])
             if element.key not in SHARED:
                 return bindparam(f"f{index}_{element.key}", type_=element.type)
         return None
@@ -583,17 +618,34 @@ class _Prefixed:
         }
 
 
+def _column(alias: Any, name: str) -> Any:
+    if name not in alias.c:
+        raise NotCompiled(f"no column {name}")
+    return alias.c[name]
+
+
+def _formula(alias: Any, made: Formula) -> Any:
+    """The formula's rule applied to the columns in SQL: numerics only (an integer
+    overflows in PostgreSQL, never in Python)."""
+    columns = [_column(alias, name) for name in made.columns]
+    for column in columns:
+        if not isinstance(column.type, Numeric) or isinstance(column.type, Integer):
+            raise NotCompiled(f"a formula of {column.type!r}")
+    return made.rule(*columns)
+
+
 def _row_json(alias: Any, obj: ObjectPlan, statements: list[Any]) -> Any:
     values: list[Any] = []
     converts: list[Convert] = []
+    types: list[Any] = []
     for name in obj.columns:
-        if name not in alias.c:
-            raise NotCompiled(f"no column {name}")
-        value, convert = _value(alias.c[name])
+        column = _formula(alias, name) if isinstance(name, Formula) else _column(alias, name)
+        value, convert = _value(column)
         values.append(value)
         converts.append(convert)
+        types.append(column.type)
     obj.converts = converts
-    obj.types = [alias.c[name].type for name in obj.columns]
+    obj.types = types
     for child in obj.children:
         values.append(_child_json(alias, child, statements))
     obj.finish = _finisher(obj)
@@ -628,6 +680,11 @@ def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
     keys = array([parent.c[source.key]])
     statement = statements[index]
     inner = _renamed(statement, index, keys).correlate(parent)
+    if not (child.single or source.paged) and _orders_only(statement):
+        # The aggregate below puts the rows in this order itself, and PostgreSQL (15)
+        # sorts an ordered aggregate's rows whatever order they come in: the
+        # subquery's own sort was a second one, per parent row.
+        inner = inner.order_by(None)
     sub = inner.subquery(f"c{index}")
     row = _row_json(sub, child.object, statements)
     if child.single:
@@ -642,6 +699,20 @@ def _child_json(parent: Any, child: ChildPlan, statements: list[Any]) -> Any:
         order = [_in(sub, clause) for clause in statement._order_by_clauses]
     aggregated = func.json_agg(aggregate_order_by(row, *order) if order else row)
     return select(aggregated).select_from(sub).scalar_subquery()
+
+
+def _orders_only(statement: Select[Any]) -> bool:
+    """Whether the statement's ORDER BY only orders its rows: no LIMIT, OFFSET, FETCH,
+    DISTINCT (ON) or syntax extension (PostgreSQL's `distinct_on` is one) that might
+    depend on it."""
+    return (
+        statement._limit_clause is None
+        and statement._offset_clause is None
+        and statement._fetch_clause is None
+        and not statement._distinct
+        and not statement._distinct_on
+        and not getattr(statement, "_syntax_extensions", None)
+    )
 
 
 def _statement(plan: RootPlan, run: Run) -> Select[Any]:
@@ -752,6 +823,12 @@ def _leaf(leaf: Any, convert: Convert, column_type: Any, name: Callable[[Any], s
 
 
 NULL = "raise Fallback('null in a non-null field')"
+# A formula's text that Decimal would give too: not null (Python would raise), at most
+# PRECISION characters, ending in a digit (not NaN or Infinity, where Decimal raises).
+FORMULA = (
+    "if {x} is None or len({x}) > " + str(PRECISION) + " or {x}[-1] not in '0123456789':"
+    " raise Fallback('a formula Decimal may compute otherwise')"
+)
 
 
 def _finisher(obj: ObjectPlan) -> Callable[[list[Any], Run], dict[str, Any]]:
@@ -829,6 +906,12 @@ def _object_code(
             child = obj.children[detail]
             made = _child_code(child, f"{v}[{columns + detail}]", indent, name, counter, lines)
             entries.append(f"{key!r}: {made}")
+        elif kind == "formula":
+            index, leaf, _ = detail
+            item = f"{v}[{index}]"
+            lines.append(indent + FORMULA.format(x=item))
+            done = _leaf(leaf, obj.converts[index], obj.types[index], name).format(x=item)
+            entries.append(f"{key!r}: {done}")
         elif kind == "column":
             index, leaf, non_null = detail
             item = f"{v}[{index}]"
@@ -929,11 +1012,15 @@ async def execute(executor: Executor[Any], document: Document) -> dict[str, Any]
     plan = root_plan(executor, document, type_name)
     if plan is None:
         raise Fallback("type not compiled")
+    if decimal.getcontext().prec < PRECISION:
+        raise Fallback("formulas are checked against the default precision")
     root_loader: Any = loaders.get(loader_class)
     run = Run()
     run.statements.append(root_loader.full_statement())
     run.limits.append(0)
-    _bind(run, 0, root_loader.bind([key]))
+    params = root_loader.bind([key])
+    (params["key"],) = params.pop("keys")
+    _bind(run, 0, params)
     _prepare(executor, plan, run, _Info(context))
     try:
         statement = _statement(plan, run)

@@ -111,6 +111,30 @@ class Source:
         self.prefix = prefix
 
 
+class Formula:
+    """A value that is `rule` of a row's `columns`, in order: `rule(row.a, row.b)`.
+
+    The one definition of a field's value wherever it is computed: the walk applies
+    the rule to each row's values (and to a whole level's at once), and a compiled
+    statement (compiled.py) to the columns themselves, in SQL — only for a rule
+    PostgreSQL computes exactly as Decimal does (compiled.EXACT_RULES), and only where
+    the finishing can tell the two agree (compiled.py: at most the context's precision
+    in digits)."""
+
+    __slots__ = ("columns", "rule")
+
+    def __init__(self, rule: Callable[..., Any], columns: Sequence[str]) -> None:
+        self.rule = rule
+        self.columns = tuple(columns)
+
+    def of_row(self, row: Any) -> Any:
+        rule = self.rule
+        return rule(*[getattr(row, column) for column in self.columns])
+
+    def of_level(self, sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
+        return list(map(self.rule, *(list(map(attrgetter(c), sources)) for c in self.columns)))
+
+
 class Declared:
     """What a field declares: the `columns` its resolver reads off its row (with
     `prefix`, also the columns its own object selection reads, under that prefix: the
@@ -118,7 +142,7 @@ class Declared:
     `hand_written`: its resolver is a type's own code (`computed`), not a factory's
     (which reads only the key column it was given)."""
 
-    __slots__ = ("columns", "hand_written", "join", "level", "prefix", "source")
+    __slots__ = ("columns", "formula", "hand_written", "join", "level", "prefix", "source")
 
     def __init__(
         self,
@@ -128,6 +152,7 @@ class Declared:
         hand_written: bool = True,
         join: Join | None = None,
         source: Source | None = None,
+        formula: Formula | None = None,
     ) -> None:
         self.columns = frozenset(columns)
         self.prefix = prefix
@@ -135,6 +160,7 @@ class Declared:
         self.hand_written = hand_written
         self.join = join
         self.source = source
+        self.formula = formula
 
 
 def declare(
@@ -144,9 +170,31 @@ def declare(
     hand_written: bool = True,
     join: Join | None = None,
     source: Source | None = None,
+    formula: Formula | None = None,
 ) -> dict[str, Any]:
     """Field metadata: the declaration of a resolver's columns (and level resolver)."""
-    return {DECLARED: Declared(columns, prefix, level, hand_written, join, source)}
+    return {DECLARED: Declared(columns, prefix, level, hand_written, join, source, formula)}
+
+
+def formula(rule: Callable[..., Any], *columns: str, returns: Any, description: str) -> Any:
+    """A field whose value is `rule` of the row's `columns` (Formula): what `computed`
+    gives for a resolver that is one operation on its columns, said once so that SQL
+    can compute it too."""
+    made = Formula(rule, columns)
+
+    def resolve(root: Any) -> Any:
+        return made.of_row(root)
+
+    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Any)],
+        return_annotation=returns,
+    )
+    resolve.__annotations__ = {"root": Any, "return": returns}
+    return strawberry.field(
+        resolver=resolve,
+        description=description,
+        metadata=declare(*columns, level=made.of_level, formula=made),
+    )
 
 
 class Plan:

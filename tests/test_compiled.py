@@ -15,28 +15,38 @@ compiled.execute tells whether the compiled path answered.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import decimal
 import gc
 import json
+import random
+import re
 import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import sub
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy import Numeric
 
 from flows_graphql import compiled
 from flows_graphql.app import create_app
 from flows_graphql.auth.apikeys import create_key
 from flows_graphql.config import Settings
+from flows_graphql.db.direct import compiled_for
 from flows_graphql.db.engine import create_engine
+from flows_graphql.db.request import RequestDb
 from flows_graphql.fields import utc_today
 from flows_graphql.schema import schema
 from tests.support.api import TENANT, asgi_client, bearer, comparable, gid
+from tests.support.db import connect
 from tests.support.documents import DASHBOARD, OUR_APP, OUR_DASHBOARD
 from tests.support.privacy_world import (
     ACCOUNTS,
@@ -523,6 +533,225 @@ async def test_a_page_shorter_than_its_rows_is_cut_as_the_walk_cuts_it(
     body, answered = await same(apps, spy, text, {"code": "privy", **RANGE}, viewer)
     assert answered, body
     assert len(body["data"]["esco"]["customers"]["nodes"]) == 2
+
+
+async def _compiled_statement(
+    apps: Apps, monkeypatch: pytest.MonkeyPatch, text: str, variables: dict[str, Any]
+) -> tuple[str, list[Any]]:
+    """The SQL and arguments of the statement a compiled answer runs (as the operator)."""
+    seen: list[tuple[str, list[Any]]] = []
+    original = RequestDb.prepared_rows
+
+    async def capture(self: RequestDb, statement: Any, params: dict[str, Any]) -> Any:
+        found = compiled_for(statement, self._engine.dialect)
+        assert found is not None
+        seen.append((found.sql, found.arguments(params)))
+        return await original(self, statement, params)
+
+    monkeypatch.setattr(RequestDb, "prepared_rows", capture)
+    status, body = await post(apps.world.client, text, variables, apps.viewers["operator"])
+    assert status == 200 and "errors" not in body, body
+    monkeypatch.undo()
+    (only,) = seen
+    return only
+
+
+@pytest.mark.parametrize("size", [2, 50])
+async def test_the_page_size_and_the_root_key_are_not_parameters(
+    apps: Apps, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The page size is written into the statement (one statement per size, as the
+    loaders' pages are) and the root looked up by one key: what PostgreSQL's generic
+    plan needs to be estimated at what it costs (the next test)."""
+    text = OUR_DASHBOARD.replace("customers(first: 50)", f"customers(first: {size})")
+    sql, arguments = await _compiled_statement(apps, monkeypatch, text, {"code": "privy", **RANGE})
+    assert re.findall(r"LIMIT ([^ )]+)", sql) == [str(size + 1)]
+    assert size + 1 not in arguments
+    assert "privy" in arguments and ["privy"] not in arguments
+
+
+@contextlib.asynccontextmanager
+async def statistics(conn: asyncpg.Connection, tables: list[str]) -> AsyncIterator[None]:
+    """`tables` analyzed for the block, then their statistics as they were before it
+    (none: the planner's guesses from their size), so that later tests plan as if the
+    block had not run (tests/test_filters.py's choices of index are that close)."""
+    before = await conn.fetch(
+        "SELECT oid, reltuples, relpages, relallvisible,"
+        " EXISTS (SELECT FROM pg_statistic WHERE starelid = c.oid) AS analyzed"
+        " FROM pg_class c WHERE oid = ANY($1::regclass[])",
+        tables,
+    )
+    await conn.execute(f"ANALYZE {', '.join(tables)}")
+    try:
+        yield
+    finally:
+        for row in before:
+            if row["analyzed"]:
+                await conn.execute(f"ANALYZE {row['oid']}::regclass")
+                continue
+            await conn.execute("DELETE FROM pg_statistic WHERE starelid = $1", row["oid"])
+            await conn.execute(
+                "UPDATE pg_class SET reltuples = $2, relpages = $3, relallvisible = $4"
+                " WHERE oid = $1",
+                *row[:4],
+            )
+
+
+async def test_the_dashboard_statement_runs_on_a_generic_plan(
+    apps: Apps, monkeypatch: pytest.MonkeyPatch, settings: Settings, database_url: str
+) -> None:
+    """Prepared and run as the API runs it (its role, its tenant setting, one
+    transaction a run), the dashboard of an ESCO with many more customers than a page
+    is planned once after its fifth run instead of for every run's values (planning
+    was a seventh of its time in PostgreSQL). With the page size a parameter, the
+    generic plan was estimated at a tenth of the customers a page and never chosen."""
+    owner = apps.world.conn
+    crowd = await owner.fetchval(
+        "INSERT INTO escos (code, name, region_code) SELECT 'crowd', 'Crowd', region_code"
+        " FROM escos WHERE id = $1 RETURNING id",
+        apps.world.esco,
+    )
+    try:
+        await owner.execute(
+            "INSERT INTO customers (esco_id, email) SELECT $1, 'c' || n || '@crowd.test'"
+            " FROM generate_series(1, 400) n",
+            crowd,
+        )
+        monkeypatch.setitem(
+            apps.viewers, "operator", bearer(settings, "operator", sub="op", escos=[str(crowd)])
+        )
+        text = OUR_DASHBOARD.replace("customers(first: 50)", "customers(first: 5)")
+        sql, arguments = await _compiled_statement(
+            apps, monkeypatch, text, {"code": "crowd", **RANGE}
+        )
+        # Past any pooler: the statement stays prepared on one server connection.
+        async with connect(database_url) as connection, statistics(owner, ["escos", "customers"]):
+            statement = await connection.prepare(sql)
+            for _ in range(8):
+                async with connection.transaction(readonly=True):
+                    await connection.execute(
+                        "SET LOCAL ROLE flows_api;"
+                        f" SELECT set_config('flows.esco_ids', '{crowd}', true)"
+                    )
+                    answer = json.loads(await statement.fetchval(*arguments))
+                    assert len(answer[2]) == 6  # the page and one more
+            plans = await connection.fetchrow(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement = $1",
+                sql,
+            )
+    finally:
+        await owner.execute("DELETE FROM customers WHERE esco_id = $1", crowd)
+        await owner.execute("DELETE FROM escos WHERE id = $1", crowd)
+    assert tuple(plans) == (3, 5)
+
+
+def _exact_differences() -> list[tuple[Decimal, Decimal]]:
+    """Pairs of numerics as the tables hold them (any scale, full precision): short
+    money, long quotients, tiny and negative values, and exact differences longer than
+    Decimal's 28 digits."""
+    draw = random.Random(14)
+    pairs = [
+        (Decimal("1.00"), Decimal("1.00")),
+        (Decimal("0.50"), Decimal("1.5")),
+        (Decimal("0.0000001"), Decimal("0")),
+        (Decimal("1000.5"), Decimal("0.1234567890123456789012345678")),
+        (Decimal("12345678901234567890.12"), Decimal("-0.000000001")),
+    ]
+    for _ in range(200):  # money and energy: a few decimals
+        a, b = (
+            Decimal(draw.randrange(-(10**10), 10**10)).scaleb(-draw.randrange(2, 9)) for _ in "ab"
+        )
+        pairs.append((a, b))
+    for _ in range(200):  # anything up to 30 digits
+        a, b = (
+            Decimal(
+                draw.randrange(-(10 ** draw.randrange(1, 31)), 10 ** draw.randrange(1, 31))
+            ).scaleb(-draw.randrange(0, 31))
+            for _ in "ab"
+        )
+        pairs.append((a, b))
+    return pairs
+
+
+async def test_a_formula_computed_in_sql_is_decimals_where_the_finishing_takes_it(
+    apps: Apps,
+) -> None:
+    """`savings` (fields.formula: sub of benchmark total and total) is computed in the
+    statement. PostgreSQL's difference is exact; Decimal's is rounded to the context's
+    28 digits. Every text the finishing takes as it is (at most 28 characters, ending
+    in a digit) is what Decimal gives, serialized; the longer ones it refuses include
+    some that differ, so the check is needed."""
+    pairs = _exact_differences()
+    texts = await apps.world.conn.fetch(
+        "SELECT (a - b)::text FROM unnest($1::numeric[], $2::numeric[]) AS t(a, b)",
+        [a for a, _ in pairs],
+        [b for _, b in pairs],
+    )
+    leaf = schema._schema.get_type("Decimal")
+    take = compiled._leaf(leaf, Decimal, Numeric(), lambda f: "h")
+    serialize = eval(f"lambda x: {take.format(x='x')}", {"h": compiled._decimal_text})
+    guard = compiled.FORMULA.format(x="x")
+    refused = differ = 0
+    for (a, b), (text,) in zip(pairs, texts, strict=True):
+        python = str(sub(a, b))
+        try:
+            exec(guard, {"x": text, "Fallback": compiled.Fallback})
+        except compiled.Fallback:
+            refused += 1
+            differ += serialize(text) != python
+            continue
+        assert serialize(text) == python, (a, b, text)
+    assert differ and len(pairs) - refused > 200, (differ, refused)
+
+
+async def test_a_formula_decimal_would_round_is_the_walks(apps: Apps, spy: Spy) -> None:
+    """A month whose exact savings has more digits than Decimal keeps: the walk answers
+    (its rounded value), not PostgreSQL's exact one."""
+    person = PEOPLE[0]
+    conn = apps.world.conn
+    row = await conn.fetchrow(
+        "SELECT id, total, benchmark_total FROM monthly_costs WHERE customer_id = $1"
+        " AND month BETWEEN $2 AND $3 ORDER BY month LIMIT 1",
+        apps.world.people[person],
+        date.fromisoformat(RANGE["from"]),
+        date.fromisoformat(RANGE["to"]),
+    )
+    assert row is not None
+    variables = {"id": gid("Customer", apps.world.people[person]), **RANGE}
+    long_total = Decimal("0.1234567890123456789012345678")
+    await conn.execute(
+        "UPDATE monthly_costs SET total = $2, benchmark_total = 1000.5 WHERE id = $1",
+        row["id"],
+        long_total,
+    )
+    try:
+        body, answered = await same(apps, spy, OUR_APP, variables, "operator")
+        assert not answered
+        saved = [m["savings"] for m in body["data"]["node"]["monthlyCosts"]]
+        assert str(Decimal("1000.5") - long_total) in saved
+    finally:
+        await conn.execute(
+            "UPDATE monthly_costs SET total = $2, benchmark_total = $3 WHERE id = $1",
+            row["id"],
+            row["total"],
+            row["benchmark_total"],
+        )
+    body, answered = await same(apps, spy, OUR_APP, variables, "operator")
+    assert answered
+
+
+async def test_under_less_precision_formulas_are_the_walks(apps: Apps, spy: Spy) -> None:
+    """The finishing's check is for Decimal's default precision: a request under less
+    (a context the server was given) is answered by the walk."""
+    variables = {"id": gid("Customer", apps.world.people[PEOPLE[0]]), **RANGE}
+    context = decimal.getcontext()
+    context.prec = 12
+    try:
+        _, answered = await same(apps, spy, OUR_APP, variables, "operator")
+    finally:
+        context.prec = 28
+    assert not answered
 
 
 # --- to-one fields whose loader picks one of several rows per key -----------------------

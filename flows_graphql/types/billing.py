@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from operator import attrgetter, sub
+from operator import sub
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
@@ -13,7 +13,7 @@ import strawberry
 
 from ..context import Context
 from ..db.models.enums import BillingRunStatus, PaymentStatus, UsageSource
-from ..fields import carried, computed, loaded, paged, relation
+from ..fields import carried, computed, formula, loaded, paged, relation
 from ..loaders import audit as audit_loaders
 from ..loaders import billing as loaders
 from ..loaders import community as community_loaders
@@ -28,13 +28,6 @@ if TYPE_CHECKING:
 
 Info = strawberry.Info[Context, None]
 Lazy = strawberry.lazy
-
-
-_BENCHMARK_TOTAL, _TOTAL = attrgetter("benchmark_total"), attrgetter("total")
-
-
-def _savings_level(sources: list[Any], info: Any, args: dict[str, Any]) -> list[Any]:
-    return list(map(sub, map(_BENCHMARK_TOTAL, sources), map(_TOTAL, sources)))
 
 
 @strawberry.type(description="One month of a meter's readings.")
@@ -129,14 +122,13 @@ class MonthlyCosts(RowType, Node):
             total=self.benchmark_total,
         )
 
-    @computed(
+    savings = formula(
+        sub,
         "benchmark_total",
         "total",
+        returns=Decimal,
         description="Benchmark total minus total: what the community saved.",
-        level=_savings_level,
     )
-    def savings(self) -> Decimal:
-        return self.benchmark_total - self.total
 
     customer = relation(
         Annotated["Customer", Lazy("flows_graphql.types.customers")],

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.single import post_scope, receive_once
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
 from flows_graphql.db.engine import create_engine
@@ -77,36 +78,8 @@ ESCOS = b'{"query": "{ viewer { escos { code } } }"}'
 async def _post(app: Any, headers: dict[str, str], send: Any) -> None:
     """ESCOS POSTed straight into the ASGI app, from no browser origin (the short
     way: FlowsApp to graphql_view._post), by a client that stays connected."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"test"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(ESCOS)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    received = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": ESCOS, "more_body": False}
-        await asyncio.Event().wait()
-        return {"type": "http.disconnect"}
-
-    await app(scope, receive, send)
+    lowered = {"content-type": "application/json", **{k.lower(): v for k, v in headers.items()}}
+    await app(post_scope(ESCOS, lowered), receive_once(ESCOS), send)
 
 
 def _answered(message: dict[str, Any]) -> bool:

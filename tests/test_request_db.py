@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -98,33 +99,45 @@ async def _pooled_state(engine: AsyncEngine) -> tuple[Any, bool, str | None]:
     return driver, in_transaction, tenant
 
 
-async def test_the_answer_goes_out_before_the_read_ends_and_its_connection_comes_back_clean(
+OneConnection = tuple[Settings, Any, AsyncEngine]
+
+
+@pytest.fixture
+async def one_connection(
     settings: Settings, database_url: str, engine: AsyncEngine
-) -> None:
+) -> AsyncIterator[OneConnection]:
+    """The app with a pool of one connection (what a request left on it is what the
+    next one gets), and that pool's engine."""
     one = dataclasses.replace(settings, db_pool_size=1)
     app = create_app(one, database_url, today=lambda: TODAY)
-    ours = app.state.engine
-    pool = ours.sync_engine.pool
     try:
-        pooled, _, _ = await _pooled_state(ours)
-        held_when_answered: list[int] = []
-        bodies: list[bytes] = []
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                bodies.append(message.get("body", b""))
-            if _answered(message):
-                held_when_answered.append(pool.checkedout())
-
-        await _post(app, bearer(one, "admin"), send)
-        assert b'"escos"' in b"".join(bodies) and b'"errors"' not in b"".join(bodies)
-        # The read still held its connection when the answer went out; then gave it back.
-        assert held_when_answered == [1]
-        assert pool.checkedout() == 0
-        # The same connection, out of the read's transaction and without its tenant.
-        assert await _pooled_state(ours) == (pooled, False, "")
+        yield one, app, app.state.engine
     finally:
-        await ours.dispose()
+        await app.state.engine.dispose()
+
+
+async def test_the_answer_goes_out_before_the_read_ends_and_its_connection_comes_back_clean(
+    one_connection: OneConnection,
+) -> None:
+    one, app, ours = one_connection
+    pool = ours.sync_engine.pool
+    pooled, _, _ = await _pooled_state(ours)
+    held_when_answered: list[int] = []
+    bodies: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message.get("body", b""))
+        if _answered(message):
+            held_when_answered.append(pool.checkedout())
+
+    await _post(app, bearer(one, "admin"), send)
+    assert b'"escos"' in b"".join(bodies) and b'"errors"' not in b"".join(bodies)
+    # The read still held its connection when the answer went out; then gave it back.
+    assert held_when_answered == [1]
+    assert pool.checkedout() == 0
+    # The same connection, out of the read's transaction and without its tenant.
+    assert await _pooled_state(ours) == (pooled, False, "")
 
 
 class Gone(Exception):
@@ -132,53 +145,43 @@ class Gone(Exception):
 
 
 async def test_a_client_gone_at_the_answer_still_ends_the_read(
-    settings: Settings, database_url: str, engine: AsyncEngine
+    one_connection: OneConnection,
 ) -> None:
-    one = dataclasses.replace(settings, db_pool_size=1)
-    app = create_app(one, database_url, today=lambda: TODAY)
-    ours = app.state.engine
-    try:
-        pooled, _, _ = await _pooled_state(ours)
+    one, app, ours = one_connection
+    pooled, _, _ = await _pooled_state(ours)
 
-        async def send(message: dict[str, Any]) -> None:
-            if _answered(message):
-                raise Gone
+    async def send(message: dict[str, Any]) -> None:
+        if _answered(message):
+            raise Gone
 
-        with pytest.raises(Gone):
-            await _post(app, bearer(one, "admin"), send)
-        assert ours.sync_engine.pool.checkedout() == 0
-        assert await _pooled_state(ours) == (pooled, False, "")
-    finally:
-        await ours.dispose()
+    with pytest.raises(Gone):
+        await _post(app, bearer(one, "admin"), send)
+    assert ours.sync_engine.pool.checkedout() == 0
+    assert await _pooled_state(ours) == (pooled, False, "")
 
 
 async def test_a_request_cancelled_in_its_closing_rollback_drops_its_connection(
-    settings: Settings, database_url: str, engine: AsyncEngine
+    one_connection: OneConnection,
 ) -> None:
-    one = dataclasses.replace(settings, db_pool_size=1)
-    app = create_app(one, database_url, today=lambda: TODAY)
-    ours = app.state.engine
-    try:
-        pooled, _, _ = await _pooled_state(ours)
-        task: asyncio.Task[None] | None = None
-        answered = False
+    one, app, ours = one_connection
+    pooled, _, _ = await _pooled_state(ours)
+    task: asyncio.Task[None] | None = None
+    answered = False
 
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal answered
-            if _answered(message):
-                answered = True
-                # Lands at the request's next wait: the ROLLBACK after the answer.
-                assert task is not None
-                asyncio.get_running_loop().call_soon(task.cancel)
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal answered
+        if _answered(message):
+            answered = True
+            # Lands at the request's next wait: the ROLLBACK after the answer.
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)
 
-        task = asyncio.ensure_future(_post(app, bearer(one, "admin"), send))
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert answered
-        assert ours.sync_engine.pool.checkedout() == 0
-        # Its state unknown, the connection was dropped: the pool has a new one, clean.
-        new, in_transaction, tenant = await _pooled_state(ours)
-        assert new is not pooled and pooled.is_closed()
-        assert not in_transaction and tenant in (None, "")
-    finally:
-        await ours.dispose()
+    task = asyncio.ensure_future(_post(app, bearer(one, "admin"), send))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert answered
+    assert ours.sync_engine.pool.checkedout() == 0
+    # Its state unknown, the connection was dropped: the pool has a new one, clean.
+    new, in_transaction, tenant = await _pooled_state(ours)
+    assert new is not pooled and pooled.is_closed()
+    assert not in_transaction and tenant in (None, "")

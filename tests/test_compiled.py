@@ -576,7 +576,7 @@ async def statistics(conn: asyncpg.Connection, tables: list[str]) -> AsyncIterat
     (none: the planner's guesses from their size), so that later tests plan as if the
     block had not run (tests/test_filters.py's choices of index are that close)."""
     before = await conn.fetch(
-        "SELECT oid, reltuples, relpages, relallvisible,"
+        "SELECT oid, reltuples, relpages, relallvisible, oid::regclass::text AS name,"
         " EXISTS (SELECT FROM pg_statistic WHERE starelid = c.oid) AS analyzed"
         " FROM pg_class c WHERE oid = ANY($1::regclass[])",
         tables,
@@ -587,7 +587,8 @@ async def statistics(conn: asyncpg.Connection, tables: list[str]) -> AsyncIterat
     finally:
         for row in before:
             if row["analyzed"]:
-                await conn.execute(f"ANALYZE {row['oid']}::regclass")
+                # By name: ANALYZE takes no expression (an oid cast to regclass).
+                await conn.execute(f"ANALYZE {row['name']}")
                 continue
             await conn.execute("DELETE FROM pg_statistic WHERE starelid = $1", row["oid"])
             await conn.execute(

@@ -185,3 +185,76 @@ async def test_a_request_cancelled_in_its_closing_rollback_drops_its_connection(
     new, in_transaction, tenant = await _pooled_state(ours)
     assert new is not pooled and pooled.is_closed()
     assert not in_transaction and tenant in (None, "")
+
+
+async def _backend_pid(db: RequestDb) -> int:
+    return (await db.rows(text("SELECT pg_backend_pid() AS pid")))[0].pid
+
+
+async def test_a_warm_read_takes_and_gives_its_connection_without_a_greenlet(
+    settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """db/engine.checkout and checkin: an idle pooled connection is taken and given
+    back by SQLAlchemy's pool directly (no greenlet, no I/O), and it is the same one."""
+    from flows_graphql.db import engine as engine_module
+
+    engine = create_engine(dataclasses.replace(settings, db_pool_size=1), database_url)
+    try:
+        first = RequestDb(engine, None)
+        pid = await _backend_pid(first)  # the pool's first connection: made in a greenlet
+        await first.close()
+        spawned: list[object] = []
+        real_spawn = engine_module.greenlet_spawn
+
+        async def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            spawned.append(fn)
+            return await real_spawn(fn, *args, **kwargs)
+
+        monkeypatch.setattr(engine_module, "greenlet_spawn", counting)
+        monkeypatch.setattr(
+            AsyncEngine, "raw_connection", lambda self: pytest.fail("took the greenlet's way")
+        )
+        for _ in range(3):
+            db = RequestDb(engine, None)
+            assert await _backend_pid(db) == pid
+            await db.close()
+        assert spawned == []
+        assert engine.sync_engine.pool.checkedin() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_reads_beyond_the_pool_close_their_overflow_connection(
+    settings: Settings, database_url: str
+) -> None:
+    """Two reads at once on a pool of one: the second connection is an overflow one,
+    closed (a round trip, so by the greenlet's way) when it comes back; the kept one
+    serves the next read."""
+    engine = create_engine(dataclasses.replace(settings, db_pool_size=1), database_url)
+    admin = await asyncpg.connect(direct_dsn(database_url))
+    try:
+        warm = RequestDb(engine, None)
+        kept = await _backend_pid(warm)
+        await warm.close()
+        one, two = RequestDb(engine, None), RequestDb(engine, None)
+        pids = {await _backend_pid(one), await _backend_pid(two)}
+        assert kept in pids and len(pids) == 2
+        (overflow,) = pids - {kept}
+        await one.close()
+        await two.close()
+        pool = engine.sync_engine.pool
+        assert (pool.checkedin(), pool.checkedout()) == (1, 0)
+        for _ in range(50):
+            alive = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", overflow
+            )
+            if alive == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert alive == 0
+        after = RequestDb(engine, None)
+        assert await _backend_pid(after) == kept
+        await after.close()
+    finally:
+        await admin.close()
+        await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from .. import faults
 from ..config import Settings
@@ -177,6 +180,47 @@ def _refuse_closed(dbapi_connection: Any, connection_record: Any, proxy: Any) ->
     a connection on checkout)."""
     if dbapi_connection.driver_connection.is_closed():
         raise exc.DisconnectionError("the database closed this connection")
+
+
+# checkout's way without the greenlet meets a connection to replace (the database
+# closed it) as a connect that cannot await: SQLAlchemy closes the driver's connect()
+# unstarted, which Python reports as never awaited. That one is meant.
+warnings.filterwarnings(
+    "ignore",
+    message="coroutine 'connect' was never awaited",
+    category=RuntimeWarning,
+    module=r"sqlalchemy\.util\.concurrency",
+)
+
+
+async def checkout(engine: AsyncEngine) -> Any:
+    """A pooled connection, as AsyncEngine.raw_connection gives it, taken without
+    SQLAlchemy's greenlet while an idle one is queued: the greenlet's switches were a
+    tenth of the app screen's CPU (bench/README.md, session 7). Whatever would await on
+    that way (a connection made or replaced, a wait for one) raises MissingGreenlet
+    before it acts, which the pool takes as a failed connect and undoes; the greenlet's
+    way then does it."""
+    sync = engine.sync_engine
+    pool = sync.pool
+    if isinstance(pool, QueuePool) and pool.checkedin():
+        with contextlib.suppress(exc.MissingGreenlet):
+            return sync.raw_connection()
+    return await engine.raw_connection()
+
+
+async def checkin(engine: AsyncEngine, raw: Any) -> None:
+    """Give a connection that `checkout` took back to the pool; without the greenlet
+    when that cannot await: outside a transaction (nothing for the reset to roll back)
+    and with room in the pool's queue (an overflow connection is closed, a round trip)."""
+    pool = engine.sync_engine.pool
+    if (
+        isinstance(pool, QueuePool)
+        and pool.checkedin() < pool.size()
+        and not raw.driver_connection.is_in_transaction()
+    ):
+        raw.close()
+    else:
+        await greenlet_spawn(raw.close)
 
 
 async def discard(conn: AsyncConnection) -> None:

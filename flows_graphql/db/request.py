@@ -26,12 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from .. import faults
 from ..rows import from_sqlalchemy
 from .direct import compiled_for
-from .engine import count_statement, discard, needs_discard, tenant_setting, transaction
+from .engine import (
+    checkin,
+    checkout,
+    count_statement,
+    discard,
+    needs_discard,
+    tenant_setting,
+    transaction,
+)
 
 if TYPE_CHECKING:
     from .replica import Replicas
@@ -121,7 +128,7 @@ class RequestDb:
     async def _begin(self) -> tuple[Any, Any]:
         if self._replicas is not None and self._on_replica:
             return await self._begin_routed(self._replicas)
-        raw = await self._engine.raw_connection()
+        raw = await checkout(self._engine)
         try:
             # The transaction is ours, not SQLAlchemy's: opened with the tenant
             # setting in one round trip, ended by _end_read.
@@ -238,8 +245,7 @@ class RequestDb:
                 if conn is not None:
                     await conn.close()
                 else:
-                    # Back to the pool (its reset and overflow handling may need the loop).
-                    await greenlet_spawn(raw.close)
+                    await checkin(self._engine, raw)
 
 
 def _wrap(engine: AsyncEngine, raw: Any) -> AsyncConnection:

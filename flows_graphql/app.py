@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
@@ -70,7 +69,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             incoming = value.decode("latin-1")  # the last one, as a dict of them keeps
-    return incoming[:64] if incoming and incoming.isprintable() else uuid.uuid4().hex
+    return incoming[:64] if incoming and incoming.isprintable() else logs.new_request_id()
 
 
 def _stamped(headers: list[tuple[bytes, bytes]], rid: bytes) -> list[tuple[bytes, bytes]]:
@@ -553,6 +552,7 @@ def create_app(
                 await engine.dispose()
                 metrics.process_exited(os.getpid())  # its pool gauges leave the sums
                 log.info("stopped")
+                logs.flush()
 
     # Observed (metrics, traces) outside: refusals of every kind are counted.
     graphql_http = Observed(

@@ -10,7 +10,6 @@ import contextvars
 import json
 import logging
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
@@ -1031,7 +1030,7 @@ def _init_failed(exc: Exception) -> CloseSocket:
     credentials are refused); anything else is a bug, with a request id in the log."""
     code = faults.classify(exc)
     if code is None:
-        request_id = uuid.uuid4().hex
+        request_id = logs.new_request_id()
         log.error("connection_init failed", exc_info=exc, extra={"requestId": request_id})
         return CloseSocket(INTERNAL_ERROR, f"Internal error ({request_id}).")
     log.warning("subscription refused", extra={"error": code})

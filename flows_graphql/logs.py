@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -15,6 +18,16 @@ import orjson
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "flows_request_id", default=None
 )
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 hex digits, random (what uuid4().hex looks like, at a
+    fifth of its cost on every request)."""
+    return os.urandom(16).hex()
+
+
+# How long an info line may wait to be written with those after it (Batched).
+FLUSH_S = 0.05
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
@@ -42,6 +55,59 @@ class JsonFormatter(logging.Formatter):
             return orjson.dumps(entry, default=str).decode()
         except TypeError:  # orjson.JSONEncodeError is one
             return json.dumps(entry, default=str)
+
+
+class Batched(logging.StreamHandler):  # type: ignore[type-arg]
+    """Info lines written together, at most FLUSH_S after the first of them: a write
+    of its own for each request's access line was ~2 % of the app screen's CPU
+    (bench/README.md, session 7). A warning or an error goes out at once, with what
+    waits before it, and so does a line logged where no event loop runs. What waits
+    at exit is written by logging's own shutdown (it flushes every handler) and by the
+    app's (app.lifespan); a process killed outright loses at most FLUSH_S of lines."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.pending: list[str] = []
+        self.due: asyncio.TimerHandle | None = None
+        self.due_loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.pending.append(line)
+        if record.levelno >= logging.WARNING:
+            self.flush()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        # A loop that ended (a test's, a CLI command's) never runs its timer.
+        if self.due is None or self.due_loop is not loop:
+            self.due, self.due_loop = loop.call_later(FLUSH_S, self.flush), loop
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self.due = None
+            if self.pending:
+                text = "\n".join(self.pending) + "\n"
+                self.pending.clear()
+                try:
+                    self.stream.write(text)
+                except Exception:
+                    return
+            with contextlib.suppress(Exception):
+                self.stream.flush()
+
+
+def flush() -> None:
+    """Write the lines that wait (Batched), now."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 class Throttle:
@@ -99,7 +165,7 @@ def failure(
 
 
 def configure(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = Batched(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

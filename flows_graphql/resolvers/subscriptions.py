@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Hashable
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from graphql import GraphQLError
 
-from .. import faults
+from .. import faults, logs
 from ..context import Context
 from ..live.broker import Filter, LoggedEvent
 from ..live.kinds import BILLING_RUN_KINDS, KINDS, PAYMENT_KINDS
@@ -92,7 +91,7 @@ def _masked(exc: Exception) -> GraphQLError:
     `UNAVAILABLE` (resubscribe with `after:`), anything else `INTERNAL`; never the
     driver's text (hosts, SQL). The detail goes to the log with the request id."""
     code = faults.classify(exc)
-    request_id = uuid.uuid4().hex
+    request_id = logs.new_request_id()
     if code is None:
         log.error("subscription failed", exc_info=exc, extra={"requestId": request_id})
         return GraphQLError(

@@ -8,6 +8,7 @@ reaches a resolver."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -497,9 +498,12 @@ def check(
     return Verdict(cost, walk.introspects, operation.operation.value, reads)
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def unstorable(text: str) -> bool:
     """PostgreSQL text holds no NUL character, and UTF-8 has no unpaired surrogate."""
-    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
+    return _UNSTORABLE.search(text) is not None
 
 
 def _strings(value: Any) -> Any:

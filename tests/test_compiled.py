@@ -941,3 +941,36 @@ async def test_a_meters_property_is_the_walks(apps: Apps, spy: Spy) -> None:
                 found = body["data"]["node"]["property"]
                 expected = f"PRIVY-{now[meter]}" if meter in now else None
                 assert (found and found["plot"]) == expected, meter
+
+
+PAYMENT_TIMES = """
+query PaymentTimes($id: ID!) {
+  node(id: $id) { ... on Customer { payments(first: 20) { nodes { amountPence createdAt } } } }
+}
+"""
+
+
+async def test_times_with_and_without_microseconds_answer_as_the_walk_does(
+    apps: Apps, spy: Spy
+) -> None:
+    """Payments' createdAt, compiled and walked, when PostgreSQL's time has no
+    microseconds (isoformat leaves them out) and when it has."""
+    owner = apps.world.conn
+    kept = await owner.fetch("SELECT id, created_at FROM payments")
+    await owner.execute(
+        "UPDATE payments SET created_at = CASE WHEN get_byte(uuid_send(id), 15) % 2 = 0"
+        " THEN '2026-03-04 05:06:07+00'::timestamptz"
+        " ELSE '2026-03-04 05:06:07.00025+00'::timestamptz END"
+    )
+    try:
+        times = set()
+        for person in PEOPLE:
+            variables = {"id": gid("Customer", apps.world.people[person])}
+            body, answered = await same(apps, spy, PAYMENT_TIMES, variables, "operator")
+            assert answered, body
+            times |= {n["createdAt"] for n in body["data"]["node"]["payments"]["nodes"]}
+        assert times == {"2026-03-04T05:06:07+00:00", "2026-03-04T05:06:07.000250+00:00"}
+    finally:
+        await owner.executemany(
+            "UPDATE payments SET created_at = $2 WHERE id = $1", [tuple(r) for r in kept]
+        )

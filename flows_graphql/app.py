@@ -35,6 +35,7 @@ from .db.engine import create_engine, discard
 from .db.migrate import head_revision
 from .db.models.events import EVENTS_CHANNEL
 from .db.replica import Replicas
+from .db.request import Parking
 from .db.urls import asyncpg_dsn
 from .exports import ExportRefused, export_csv
 from .graphql_view import FlowsGraphQL
@@ -387,6 +388,8 @@ def create_app(
         asyncpg_dsn(settings.direct_url(database_url)),
         retention=timedelta(days=settings.event_retention_days),
     )
+    # A waiting transaction would pin a transaction pooler's server connection.
+    parking = None if settings.behind_pooler else Parking(engine, most=settings.db_pool_size)
     graphql = FlowsGraphQL(
         graphql_schema,
         settings=settings,
@@ -396,6 +399,7 @@ def create_app(
         broker=broker,
         billing_jobs=billing_jobs,
         replicas=replicas,
+        parking=parking,
     )
 
     def key_changed(key_id: str) -> None:
@@ -549,6 +553,8 @@ def create_app(
                 if replicas is not None:
                     await replicas.stop()
                 await billing_engine.dispose()
+                if parking is not None:
+                    await parking.close()
                 await engine.dispose()
                 metrics.process_exited(os.getpid())  # its pool gauges leave the sums
                 log.info("stopped")
@@ -594,6 +600,7 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.billing_jobs = billing_jobs
     app.state.replicas = replicas
+    app.state.parking = parking
     return app
 
 

@@ -49,7 +49,7 @@ from .context import Context
 from .cutoff import BACKSTOP_S, Cutoff
 from .db.engine import StatementCounter, current_counter
 from .db.replica import Replicas
-from .db.request import RequestDb
+from .db.request import Parking, RequestDb
 from .limits import Limits, TooComplex, check, document, has_unstorable_text, unstorable
 from .live.broker import Broker
 from .observe import Admission, OverBudget, operation_of
@@ -298,6 +298,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
         billing_jobs: BillingJobs | None = None,
         trusted: TrustedDocuments | None = None,
         replicas: Replicas | None = None,
+        parking: Parking | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -321,6 +322,8 @@ class FlowsGraphQL(GraphQL[Context, None]):
         self.billing_jobs = billing_jobs
         # A standby for queries (db/replica.py); None: everything on the primary.
         self.replicas = replicas
+        # Finished reads' connections for the next reads (db/request.py); None: none.
+        self.parking = parking
         self.limits = Limits(
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
@@ -587,7 +590,7 @@ class FlowsGraphQL(GraphQL[Context, None]):
             request=request if isinstance(request, Request) else None,
             settings=self.settings,
             viewer=viewer,
-            db=RequestDb(self.engine, viewer.esco_scope),
+            db=RequestDb(self.engine, viewer.esco_scope, self.parking),
             today=self.today,
             broker=self.broker,
             socket=request if isinstance(request, WebSocket) else None,

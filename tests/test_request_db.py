@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import String, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.single import post_scope, receive_once
 from flows_graphql.app import create_app
 from flows_graphql.config import Settings
-from flows_graphql.db.engine import create_engine
-from flows_graphql.db.request import RequestDb
+from flows_graphql.db.engine import StatementCounter, create_engine, current_counter
+from flows_graphql.db.models.base import API_ROLE
+from flows_graphql.db.request import PARK_S, Parking, RequestDb
 from tests.support.api import TODAY, asgi_client, bearer, gql
 from tests.support.db import direct_dsn
 
@@ -258,3 +260,127 @@ async def test_reads_beyond_the_pool_close_their_overflow_connection(
     finally:
         await admin.close()
         await engine.dispose()
+
+
+# What a read sees of its transaction: its server connection, tenant, role and start.
+READ = select(
+    func.pg_backend_pid().label("pid"),
+    func.current_setting("flows.esco_ids", True).label("tenant"),
+    func.current_user().label("role"),
+    cast(func.now(), String).label("began"),
+)
+ONE_ESCO, OTHER_ESCO = uuid.uuid4(), uuid.uuid4()
+
+
+async def _read(db: RequestDb) -> Any:
+    (row,) = await db.prepared_rows(READ, {})
+    return row
+
+
+@pytest.fixture
+async def parked(
+    settings: Settings, database_url: str
+) -> AsyncIterator[tuple[AsyncEngine, Parking]]:
+    """An engine as the app's (its role) with a pool of two, and a parking for one."""
+    engine = create_engine(
+        dataclasses.replace(settings, db_pool_size=2), database_url, api_role=True
+    )
+    parking = Parking(engine, most=1)
+    try:
+        yield engine, parking
+    finally:
+        await parking.close()
+        await engine.dispose()
+
+
+async def test_the_next_read_ends_a_parked_transaction_with_its_own_begin(parked) -> None:
+    engine, parking = parked
+    pool = engine.sync_engine.pool
+    first = RequestDb(engine, frozenset({ONE_ESCO}), parking)
+    one = await _read(first)
+    await first.close()
+    # Parked: still checked out, inside the finished read's transaction.
+    assert pool.checkedout() == 1
+    counter = StatementCounter()
+    token = current_counter.set(counter)
+    try:
+        second = RequestDb(engine, frozenset({OTHER_ESCO}), parking)
+        other = await _read(second)
+    finally:
+        current_counter.reset(token)
+    # The same connection, one round trip before the read (ROLLBACK and BEGIN), and a
+    # transaction of its own: the new viewer's tenant, the API's role, a new start.
+    assert other.pid == one.pid
+    assert counter.count == 2
+    assert (one.tenant, other.tenant) == (str(ONE_ESCO), str(OTHER_ESCO))
+    assert other.role == one.role == API_ROLE
+    assert other.began != one.began
+    await second.close()
+    await parking.close()
+    assert pool.checkedout() == 0
+    _, in_transaction, tenant = await _pooled_state(engine)
+    assert not in_transaction and tenant in (None, "")
+
+
+async def test_a_parked_connection_no_read_takes_goes_back_to_the_pool(parked) -> None:
+    engine, parking = parked
+    pool = engine.sync_engine.pool
+    db = RequestDb(engine, frozenset({ONE_ESCO}), parking)
+    pid = (await _read(db)).pid
+    await db.close()
+    assert pool.checkedout() == 1
+    for _ in range(100):
+        await asyncio.sleep(PARK_S)
+        if pool.checkedout() == 0:
+            break
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert not driver.is_in_transaction()
+        assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar() == pid
+
+
+async def test_at_most_the_parking_s_size_waits(parked) -> None:
+    engine, parking = parked
+    pool = engine.sync_engine.pool
+    one, two = RequestDb(engine, None, parking), RequestDb(engine, None, parking)
+    await _read(one)
+    await _read(two)
+    await one.close()
+    await two.close()
+    # One parked; the other rolled back and pooled at once.
+    assert (pool.checkedout(), pool.checkedin()) == (1, 1)
+
+
+async def test_a_parked_connection_the_server_closed_is_not_reused(
+    parked, database_url: str
+) -> None:
+    engine, parking = parked
+    db = RequestDb(engine, None, parking)
+    pid = (await _read(db)).pid
+    await db.close()
+    admin = await asyncpg.connect(direct_dsn(database_url))
+    try:
+        await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)
+    again = RequestDb(engine, None, parking)
+    assert (await _read(again)).pid != pid
+    await again.close()
+    await parking.close()
+    assert engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_behind_a_transaction_pooler_no_read_is_parked(
+    settings: Settings, database_url: str
+) -> None:
+    pooled = dataclasses.replace(settings, database_pooler="pgbouncer")
+    direct = create_app(settings, database_url, today=lambda: TODAY)
+    behind = create_app(pooled, database_url, today=lambda: TODAY)
+    try:
+        assert isinstance(direct.state.parking, Parking)
+        assert behind.state.parking is None
+    finally:
+        await direct.state.engine.dispose()
+        await behind.state.engine.dispose()

@@ -48,6 +48,9 @@ def count_statement(*_: Any) -> None:
         counter.count += 1
 
 
+ROLLBACK_THEN_BEGIN = "ROLLBACK; BEGIN"
+
+
 class _Connection(asyncpg.Connection):
     """A connection whose every transaction starts with the engine's settings for it
     (`prelude`), sent with its BEGIN in one simple query: the role row-level security
@@ -62,7 +65,8 @@ class _Connection(asyncpg.Connection):
 
     # asyncpg's own signature, `timeout` included.
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
-        if not args and query.startswith("BEGIN"):
+        # A parked read's ROLLBACK travels with the next read's BEGIN (db/request.py).
+        if not args and (query.startswith("BEGIN") or query.startswith(ROLLBACK_THEN_BEGIN)):
             # client_connection_check_interval is PostgreSQL 14's.
             new = self.get_server_version().major >= 14
             query = (

@@ -12,15 +12,21 @@ connection of their own. Why:
 - the per-transaction tenant setting (row-level security) is set once per request.
 Dataloaders already batch each relation into one statement per nesting level, so
 running those few statements one after another costs little.
+
+A read's transaction changes nothing, so ending it is a round trip that only makes the
+connection usable again: a finished read's connection is parked for a few milliseconds
+(`Parking`), and the next read takes it and sends that ROLLBACK with its own BEGIN.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import sys
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +37,7 @@ from .. import faults
 from ..rows import from_sqlalchemy
 from .direct import compiled_for
 from .engine import (
+    ROLLBACK_THEN_BEGIN,
     checkin,
     checkout,
     count_statement,
@@ -51,21 +58,139 @@ class RequestFinished(RuntimeError):
 _TENANT_VALUE = re.compile(r"\*|[0-9a-f,-]*")
 
 
-def begin_read(esco_ids: str) -> str:
+def begin_read(esco_ids: str, *, after_rollback: bool = False) -> str:
     """BEGIN of a request's read snapshot and its tenant setting, as one simple query
-    (parameters would take a second round trip). The value is `*` or uuids joined by
-    commas (engine.tenant_setting); anything else is refused, never quoted into SQL."""
+    (parameters would take a second round trip), after the ROLLBACK of a parked read's
+    transaction if asked. The value is `*` or uuids joined by commas
+    (engine.tenant_setting); anything else is refused, never quoted into SQL."""
     if not _TENANT_VALUE.fullmatch(esco_ids):
         raise ValueError("not a tenant setting")
     return (
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+        f"{ROLLBACK_THEN_BEGIN if after_rollback else 'BEGIN'}"
+        " ISOLATION LEVEL REPEATABLE READ READ ONLY;"
         f" SELECT set_config('flows.esco_ids', '{esco_ids}', true)"
     )
 
 
+# How long a finished read's connection waits, its transaction open, for the next read.
+PARK_S = 0.005
+
+
+class _Parked:
+    __slots__ = ("driver", "raw", "timer")
+
+    def __init__(self, raw: Any, driver: Any) -> None:
+        self.raw, self.driver = raw, driver
+        self.timer: asyncio.TimerHandle
+
+
+class Parking:
+    """Finished reads' connections, their transactions still open, for the next reads
+    of this process to take (newest first) and end with their own BEGIN: one round trip
+    fewer a read, a seventh of the app screen's CPU (docs/decisions.md, session 7). One
+    that no read takes within PARK_S is rolled back and given back to the pool, so a
+    parked snapshot holds back vacuum, and its locks a migration, for milliseconds. At
+    most `most` wait (the pool's size: the overflow stays free for everyone else).
+    Never behind a transaction pooler (a waiting transaction pins its server
+    connection), never for a standby's reads (db/replica.py chooses their connection)."""
+
+    def __init__(self, engine: AsyncEngine, most: int) -> None:
+        self.engine = engine
+        self.most = most
+        self._parked: list[_Parked] = []
+        self._ending: set[asyncio.Task[None]] = set()
+        # Of those, the ones not given back yet (a task is done a little after that).
+        self._returning = 0
+        _PARKINGS[engine] = self
+
+    @property
+    def waiting(self) -> int:
+        """Connections parked, or being rolled back and given back after waiting."""
+        return len(self._parked) + self._returning
+
+    def park(self, raw: Any, driver: Any) -> bool:
+        if len(self._parked) >= self.most or not driver.is_in_transaction():
+            return False
+        parked = _Parked(raw, driver)
+        # In a context of its own: the ROLLBACK is no request's (its trace, its log lines).
+        parked.timer = asyncio.get_running_loop().call_later(
+            PARK_S, self._expire, parked, context=contextvars.Context()
+        )
+        self._parked.append(parked)
+        return True
+
+    def take(self) -> tuple[Any, Any] | None:
+        """The newest parked connection that is still the pool's and open."""
+        while self._parked:
+            parked = self._parked.pop()
+            parked.timer.cancel()
+            if parked.driver.is_closed() or parked.raw._pool is not self.engine.sync_engine.pool:
+                # Closed by the server since, or of a pool disposed since: not reused.
+                self._end_later(parked)
+                continue
+            return parked.raw, parked.driver
+        return None
+
+    def _expire(self, parked: _Parked) -> None:
+        if parked in self._parked:
+            self._parked.remove(parked)
+            self._end_later(parked)
+
+    def _end_later(self, parked: _Parked) -> None:
+        self._returning += 1
+        task = asyncio.ensure_future(self._end(parked))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _end(self, parked: _Parked) -> None:
+        try:
+            await end_transaction(self.engine, parked.raw, parked.driver)
+        finally:
+            self._returning -= 1
+
+    async def close(self) -> None:
+        """End every parked transaction now (before the engine is disposed)."""
+        while self._parked:
+            parked = self._parked.pop()
+            parked.timer.cancel()
+            self._end_later(parked)
+        if self._ending:
+            await asyncio.gather(*self._ending, return_exceptions=True)
+
+
+_PARKINGS: weakref.WeakKeyDictionary[AsyncEngine, Parking] = weakref.WeakKeyDictionary()
+
+
+def parked(engine: AsyncEngine) -> int:
+    """How many of the engine's checked-out connections are parked (or on their way back
+    to the pool from there), not held by a request."""
+    parking = _PARKINGS.get(engine)
+    return parking.waiting if parking is not None else 0
+
+
+async def end_transaction(engine: AsyncEngine, raw: Any, driver: Any) -> None:
+    """ROLLBACK a read's transaction on the driver and give its connection back to the
+    pool; dropped instead if that fails (closed, a dead server) or is cancelled: in an
+    unknown state, the pool must not hand it out again."""
+    try:
+        await driver.execute("ROLLBACK")
+    except BaseException:
+        await discard(_wrap(engine, raw))
+        if not isinstance(sys.exc_info()[1], Exception):
+            raise
+    else:
+        await checkin(engine, raw)
+
+
 class RequestDb:
-    def __init__(self, engine: AsyncEngine, esco_ids: frozenset[uuid.UUID] | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        esco_ids: frozenset[uuid.UUID] | None,
+        parking: Parking | None = None,
+    ) -> None:
         self._engine = engine
+        self._parking = parking
         # Row-level security's view of the viewer, set in every transaction.
         self._tenant = {"esco_ids": tenant_setting(esco_ids)}
         # The pool's connection, checked out without SQLAlchemy's Connection around it
@@ -91,7 +216,7 @@ class RequestDb:
 
     def fresh(self, esco_ids: frozenset[uuid.UUID] | None) -> RequestDb:
         """A new request's access on the same engine (subscriptions: one per event)."""
-        return RequestDb(self._engine, esco_ids)
+        return RequestDb(self._engine, esco_ids, self._parking)
 
     async def _connection(self) -> Any:
         """The driver's connection, inside the request's read transaction."""
@@ -128,6 +253,17 @@ class RequestDb:
     async def _begin(self) -> tuple[Any, Any]:
         if self._replicas is not None and self._on_replica:
             return await self._begin_routed(self._replicas)
+        parked = self._parking.take() if self._parking is not None else None
+        if parked is not None:
+            raw, connection = parked
+            try:
+                count_statement()
+                await connection.execute(begin_read(self._tenant["esco_ids"], after_rollback=True))
+            except BaseException:
+                # As below: in an unknown state, it must not go back to the pool.
+                await discard(_wrap(self._engine, raw))
+                raise
+            return raw, connection
         raw = await checkout(self._engine)
         try:
             # The transaction is ours, not SQLAlchemy's: opened with the tenant
@@ -232,20 +368,22 @@ class RequestDb:
             if broken:
                 await discard(conn or _wrap(self._engine, raw))
                 return
+            if conn is None:
+                # Read-only work: ending the transaction is all that is needed, and the
+                # next read may do it (Parking).
+                if self._parking is None or not self._parking.park(raw, driver):
+                    await end_transaction(self._engine, raw, driver)
+                return
             try:
-                # Read-only work: ending the transaction is all that is needed.
                 await driver.execute("ROLLBACK")
             except BaseException:
                 # Closed (a cancelled statement, a dead server) or cancelled itself: in
                 # an unknown state, so the pool must not hand it out again.
-                await discard(conn or _wrap(self._engine, raw))
+                await discard(conn)
                 if not isinstance(sys.exc_info()[1], Exception):
                     raise
             else:
-                if conn is not None:
-                    await conn.close()
-                else:
-                    await checkin(self._engine, raw)
+                await conn.close()
 
 
 def _wrap(engine: AsyncEngine, raw: Any) -> AsyncConnection:

@@ -70,7 +70,7 @@ POOL_OPEN = Gauge(
 )
 POOL_IN_USE = Gauge(
     "flows_db_pool_in_use",
-    "Database connections checked out by a request or job",
+    "Database connections checked out by a request or job, or parked for the next read",
     multiprocess_mode="livesum",
 )
 POOL_WAITING = Gauge(

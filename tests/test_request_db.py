@@ -48,17 +48,22 @@ async def test_a_cancelled_read_leaves_no_transaction_in_the_pool(
         await engine.dispose()
 
 
+async def _terminate(database_url: str, pid: int) -> None:
+    """The server ends backend `pid`; its client notices within a moment."""
+    admin = await asyncpg.connect(direct_dsn(database_url))
+    try:
+        await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)
+
+
 async def test_a_dead_connection_leaves_the_pool(settings: Settings, database_url: str) -> None:
     engine = create_engine(dataclasses.replace(settings, db_pool_size=1), database_url)
     try:
         async with engine.connect() as conn:
             pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
-        admin = await asyncpg.connect(direct_dsn(database_url))
-        try:
-            await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.2)
+        await _terminate(database_url, pid)
         answers = []
         for _ in range(3):
             db = RequestDb(engine, None)
@@ -363,12 +368,7 @@ async def test_a_parked_connection_the_server_closed_is_not_reused(
     db = RequestDb(engine, None, parking)
     pid = (await _read(db)).pid
     await db.close()
-    admin = await asyncpg.connect(direct_dsn(database_url))
-    try:
-        await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
-    await asyncio.sleep(0.2)
+    await _terminate(database_url, pid)
     again = RequestDb(engine, None, parking)
     assert (await _read(again)).pid != pid
     await again.close()

@@ -99,14 +99,12 @@ class Parking:
         self.most = most
         self._parked: list[_Parked] = []
         self._ending: set[asyncio.Task[None]] = set()
-        # Of those, the ones not given back yet (a task is done a little after that).
-        self._returning = 0
         _PARKINGS[engine] = self
 
     @property
     def waiting(self) -> int:
         """Connections parked, or being rolled back and given back after waiting."""
-        return len(self._parked) + self._returning
+        return len(self._parked) + sum(not task.done() for task in self._ending)
 
     def park(self, raw: Any, driver: Any) -> bool:
         if len(self._parked) >= self.most or not driver.is_in_transaction():
@@ -137,16 +135,9 @@ class Parking:
             self._end_later(parked)
 
     def _end_later(self, parked: _Parked) -> None:
-        self._returning += 1
-        task = asyncio.ensure_future(self._end(parked))
+        task = asyncio.ensure_future(end_transaction(self.engine, parked.raw, parked.driver))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
-
-    async def _end(self, parked: _Parked) -> None:
-        try:
-            await end_transaction(self.engine, parked.raw, parked.driver)
-        finally:
-            self._returning -= 1
 
     async def close(self) -> None:
         """End every parked transaction now (before the engine is disposed)."""
@@ -168,18 +159,24 @@ def parked(engine: AsyncEngine) -> int:
     return parking.waiting if parking is not None else 0
 
 
-async def end_transaction(engine: AsyncEngine, raw: Any, driver: Any) -> None:
+async def end_transaction(
+    engine: AsyncEngine, raw: Any, driver: Any, conn: AsyncConnection | None = None
+) -> None:
     """ROLLBACK a read's transaction on the driver and give its connection back to the
-    pool; dropped instead if that fails (closed, a dead server) or is cancelled: in an
-    unknown state, the pool must not hand it out again."""
+    pool (closing SQLAlchemy's `conn` over it, if one was made); dropped instead if that
+    fails (closed, a dead server) or is cancelled: in an unknown state, the pool must
+    not hand it out again."""
     try:
         await driver.execute("ROLLBACK")
     except BaseException:
-        await discard(_wrap(engine, raw))
+        await discard(conn or _wrap(engine, raw))
         if not isinstance(sys.exc_info()[1], Exception):
             raise
     else:
-        await checkin(engine, raw)
+        if conn is not None:
+            await conn.close()
+        else:
+            await checkin(engine, raw)
 
 
 class RequestDb:
@@ -253,24 +250,17 @@ class RequestDb:
     async def _begin(self) -> tuple[Any, Any]:
         if self._replicas is not None and self._on_replica:
             return await self._begin_routed(self._replicas)
+        # A parked read's connection (its ROLLBACK sent with this BEGIN), else the pool's.
         parked = self._parking.take() if self._parking is not None else None
-        if parked is not None:
-            raw, connection = parked
-            try:
-                count_statement()
-                await connection.execute(begin_read(self._tenant["esco_ids"], after_rollback=True))
-            except BaseException:
-                # As below: in an unknown state, it must not go back to the pool.
-                await discard(_wrap(self._engine, raw))
-                raise
-            return raw, connection
-        raw = await checkout(self._engine)
+        raw = parked[0] if parked is not None else await checkout(self._engine)
         try:
             # The transaction is ours, not SQLAlchemy's: opened with the tenant
             # setting in one round trip, ended by _end_read.
             driver: Any = raw.driver_connection
             count_statement()
-            await driver.execute(begin_read(self._tenant["esco_ids"]))
+            await driver.execute(
+                begin_read(self._tenant["esco_ids"], after_rollback=parked is not None)
+            )
         except BaseException:
             # Cancelled or failed with our BEGIN perhaps run: SQLAlchemy knows of no
             # transaction to end, so this connection must not go back to the pool.
@@ -368,22 +358,11 @@ class RequestDb:
             if broken:
                 await discard(conn or _wrap(self._engine, raw))
                 return
-            if conn is None:
-                # Read-only work: ending the transaction is all that is needed, and the
-                # next read may do it (Parking).
-                if self._parking is None or not self._parking.park(raw, driver):
-                    await end_transaction(self._engine, raw, driver)
+            # Read-only work: ending the transaction is all that is needed, and the next
+            # read may do it (Parking).
+            if conn is None and self._parking is not None and self._parking.park(raw, driver):
                 return
-            try:
-                await driver.execute("ROLLBACK")
-            except BaseException:
-                # Closed (a cancelled statement, a dead server) or cancelled itself: in
-                # an unknown state, so the pool must not hand it out again.
-                await discard(conn)
-                if not isinstance(sys.exc_info()[1], Exception):
-                    raise
-            else:
-                await conn.close()
+            await end_transaction(self._engine, raw, driver, conn)
 
 
 def _wrap(engine: AsyncEngine, raw: Any) -> AsyncConnection:
